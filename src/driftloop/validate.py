@@ -1,0 +1,229 @@
+"""Check a batch against the contract: which rows are valid, which break which rule, and why.
+
+:func:`check_batch` returns a :class:`CheckResult` and decides nothing: the ingest policy reads
+it and refuses the batch when it has batch-level problems. Every input row ends up in exactly
+one of ``valid`` and ``rejected``; rejected rows keep their original values as text.
+All checks are Polars expressions: one pass for the verdict of every row, then the reasons
+are spelled out only for the (few) rejected rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from driftloop.contract import Column, ColumnType, Contract
+from driftloop.errors import BatchProblem
+from driftloop.parse import cast_typed, clean_text, parse_text
+
+ROW = "_row"
+RULES = "_rules"
+COLUMNS = "_columns"
+EXAMPLES_PER_RULE = 3
+_TYPE_FLAG = "__unparsed__"
+
+
+@dataclass(frozen=True)
+class RuleCount:
+    """How many rows broke one rule of one column, with a few of the offending values."""
+
+    column: str
+    rule: str
+    rows: int
+    examples: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What the contract says about one batch. Plain data: the policy acts on it elsewhere."""
+
+    valid: pl.DataFrame
+    rejected: pl.DataFrame
+    rule_counts: list[RuleCount] = field(default_factory=list)
+    problems: list[BatchProblem] = field(default_factory=list)
+    ignored_columns: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when no batch-level rule was broken (rows may still be rejected)."""
+        return not self.problems
+
+
+def check_batch(frame: pl.DataFrame, contract: Contract, *, seen_keys: pl.LazyFrame | None = None) -> CheckResult:
+    """Check ``frame`` against ``contract``.
+
+    ``seen_keys`` scans the key columns of rows already stored; a row whose key is among them
+    is a duplicate under the ``reject`` policy (only the batch's own time range is read).
+    ``valid`` has the stored contract columns, typed, plus ``_row`` (1-based position in the
+    input); ``rejected`` has the same columns as text plus ``_rules`` (``"column:rule"``)
+    and ``_columns``.
+    """
+    stored = contract.stored_columns
+    ignored = [c for c in frame.columns if c not in contract.columns]
+    missing = [c for c in stored if c not in frame.columns]
+    problems = [
+        BatchProblem(c, "required", "the column is missing from the batch")
+        for c in missing
+        if contract.columns[c].required
+    ]
+    if frame.height == 0:
+        problems.append(BatchProblem(None, "no rows", "the batch holds no rows"))
+    if problems:
+        return CheckResult(_empty(contract), _empty_rejected(contract), [], problems, ignored)
+
+    source = frame.with_columns(pl.lit(None, pl.String).alias(c) for c in missing)
+    source = source.select(stored).with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
+    typed = source.select(pl.col(ROW), *_typed_columns(source, contract))
+    violations = _violations(typed, contract, seen_keys)
+    problems = _batch_problems(source, typed, contract)
+
+    bad = typed.select(pl.any_horizontal(list(violations.values())).fill_null(False)).to_series()
+    valid = typed.filter(~bad).select(ROW, *stored)
+    flagged = typed.filter(bad)
+    text = source.filter(bad).select(pl.col(ROW), *(pl.col(c).cast(pl.String) for c in stored))
+    reasons = flagged.select(
+        pl.concat_list([pl.when(v).then(pl.lit(name)) for name, v in violations.items()]).list.drop_nulls().alias(RULES)
+    ).to_series()
+    rejected = text.with_columns(
+        reasons,
+        reasons.list.eval(pl.element().str.split(":").list.first()).list.unique(maintain_order=True).alias(COLUMNS),
+    )
+    counts = _rule_counts(flagged, text, violations, contract.key)
+    return CheckResult(valid, rejected, counts, problems, ignored)
+
+
+def _typed_columns(source: pl.DataFrame, contract: Contract) -> list[pl.Expr]:
+    """Each stored column converted to its contract type, plus a flag where text did not parse."""
+    exprs = []
+    for name in contract.stored_columns:
+        column = contract.columns[name]
+        value = cast_typed(pl.col(name), source.schema[name], column.type)
+        if value is None:  # no lossless cast: parse the text, and remember what failed
+            text = clean_text(pl.col(name), column.type)
+            value = parse_text(text, column.type, column.parse_formats if column.type.is_temporal else ())
+            exprs.append((text.is_not_null() & value.is_null()).alias(_TYPE_FLAG + name))
+        if column.type is ColumnType.FLOAT:
+            value = value.fill_nan(None)  # NaN means missing, as an empty cell does
+        exprs.append(value.alias(name))
+    return exprs
+
+
+def _violations(typed: pl.DataFrame, contract: Contract, seen_keys: pl.LazyFrame | None) -> dict[str, pl.Expr]:
+    """One boolean expression per ``column:rule``: true where a row breaks it."""
+    rules: dict[str, pl.Expr] = {}
+    for name in contract.stored_columns:
+        for rule, expr in _column_rules(name, contract.columns[name], typed.columns).items():
+            rules[f"{name}:{rule}"] = expr
+    key = contract.key
+    if key:
+        usable = pl.all_horizontal(pl.col(k).is_not_null() for k in key)
+        row_key = pl.struct(key)
+        if contract.duplicates == "reject":
+            rules["key:duplicate"] = usable & ~row_key.is_first_distinct()
+            if seen_keys is not None:
+                stored = _stored_rows(typed, contract, seen_keys)
+                rules["key:already_stored"] = pl.col(ROW).is_in(stored.implode())
+        else:
+            rules["key:superseded"] = usable & ~row_key.is_last_distinct()
+    return rules
+
+
+def _stored_rows(typed: pl.DataFrame, contract: Contract, seen_keys: pl.LazyFrame) -> pl.Series:
+    """Positions of the rows whose key is already stored."""
+    key = contract.key
+    candidates = seen_keys.select(key)
+    clock = contract.event_time_column
+    if clock is not None:  # keys carry the event time: read only the batch's own span
+        low, high = typed.get_column(clock).min(), typed.get_column(clock).max()
+        if low is None:
+            return pl.Series(ROW, [], pl.Int64)
+        candidates = candidates.filter(pl.col(clock).is_between(low, high))
+    return typed.lazy().join(candidates.unique(), on=key, how="semi").select(ROW).collect().to_series()
+
+
+def _column_rules(name: str, column: Column, present: list[str]) -> dict[str, pl.Expr]:
+    value = pl.col(name)
+    rules: dict[str, pl.Expr] = {}
+    unparsed = pl.col(_TYPE_FLAG + name) if _TYPE_FLAG + name in present else pl.lit(False)
+    if _TYPE_FLAG + name in present:
+        rules["type"] = unparsed
+    if not column.nullable:
+        rules["not_null"] = value.is_null() & ~unparsed
+    if column.type is ColumnType.FLOAT:
+        rules["finite"] = value.is_infinite()
+    if column.min is not None:
+        rules["min"] = value < column.min
+    if column.max is not None:
+        rules["max"] = value > column.max
+    if column.allowed is not None:
+        rules["allowed"] = value.is_not_null() & ~value.is_in(column.allowed)
+    return {rule: expr.fill_null(False) for rule, expr in rules.items()}
+
+
+def _batch_problems(source: pl.DataFrame, typed: pl.DataFrame, contract: Contract) -> list[BatchProblem]:
+    problems = []
+    height = typed.height
+    for name in contract.stored_columns:
+        column = contract.columns[name]
+        flag = _TYPE_FLAG + name
+        if flag in typed.columns:
+            failed = typed.get_column(flag)
+            present = height - source.get_column(name).null_count()
+            rate = failed.sum() / present if present else 0.0
+            if rate > contract.max_unparseable_rate:
+                examples = _distinct_text(source.filter(failed).get_column(name))
+                problems.append(
+                    BatchProblem(
+                        name,
+                        "unparseable",
+                        f"{rate:.0%} of its values are not {column.type.value} "
+                        f"(limit {contract.max_unparseable_rate:.0%})",
+                        examples,
+                    )
+                )
+        if column.max_null_rate is not None:
+            rate = typed.get_column(name).null_count() / height
+            if rate > column.max_null_rate:
+                problems.append(
+                    BatchProblem(name, "null rate", f"{rate:.1%} missing, limit {column.max_null_rate:.1%}")
+                )
+    return problems
+
+
+def _rule_counts(
+    flagged: pl.DataFrame, text: pl.DataFrame, violations: dict[str, pl.Expr], key: list[str]
+) -> list[RuleCount]:
+    if flagged.height == 0:
+        return []
+    hits = flagged.select(v.alias(name) for name, v in violations.items())
+    counts = []
+    for name in hits.columns:
+        mask = hits.get_column(name)
+        rows = int(mask.sum())
+        if not rows:
+            continue
+        column, rule = name.split(":", 1)
+        shown = text.filter(mask)
+        if column == "key":  # show the key itself, e.g. "sensor-7|2016-01-11 17:00:00"
+            values = shown.select(pl.concat_str(key, separator="|", ignore_nulls=True)).to_series()
+        else:
+            values = shown.get_column(column)
+        counts.append(RuleCount(column, rule, rows, _distinct_text(values)))
+    return sorted(counts, key=lambda c: -c.rows)
+
+
+def _distinct_text(values: pl.Series) -> tuple[str, ...]:
+    shown = values.cast(pl.String).fill_null("<null>").unique(maintain_order=True).head(EXAMPLES_PER_RULE)
+    return tuple(shown.to_list())
+
+
+def _empty(contract: Contract) -> pl.DataFrame:
+    return pl.DataFrame(schema={ROW: pl.Int64, **contract.polars_schema()})
+
+
+def _empty_rejected(contract: Contract) -> pl.DataFrame:
+    schema: dict[str, pl.DataType] = {ROW: pl.Int64()}
+    schema.update({c: pl.String() for c in contract.stored_columns})
+    schema.update({RULES: pl.List(pl.String), COLUMNS: pl.List(pl.String)})
+    return pl.DataFrame(schema=schema)
