@@ -123,7 +123,10 @@ def parse_settings(raw: dict[str, Any], where: Path | str = PROJECT_FILE) -> Set
 
 
 def _describe(error: Any) -> str:
-    key = ".".join(str(part) for part in error["loc"] if not str(part).startswith(("function-", "tagged-")))
+    loc = [str(part) for part in error["loc"]]
+    if loc[:1] == ["features"] and len(loc) > 2 and loc[2] in ("expression", "datetime"):
+        del loc[2]  # the kind of feature pydantic picked, not a key the user wrote
+    key = ".".join(loc)
     if error["type"] == "extra_forbidden":
         return f"{key}: unknown key (check its spelling; see the section's keys in the docs)"
     value = error.get("input")

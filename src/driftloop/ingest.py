@@ -169,6 +169,7 @@ def ingest_batch(
         quarantine_version=quarantine_version,
         seconds=time.perf_counter() - started,
     )
+    step("recording batch")
     _log_batch(lake, summary, now)  # written last: its presence means the batch is complete
     return summary
 

@@ -75,22 +75,33 @@ def check_batch(frame: pl.DataFrame, contract: Contract, *, seen_keys: pl.LazyFr
     source = frame.with_columns(pl.lit(None, pl.String).alias(c) for c in missing)
     source = source.select(stored).with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
     typed = source.select(pl.col(ROW), *_typed_columns(source, contract))
-    violations = _violations(typed, contract, seen_keys)
     problems = _batch_problems(source, typed, contract)
+    if problems:
+        return CheckResult(_empty(contract), _empty_rejected(contract), [], problems, ignored)
 
-    bad = typed.select(pl.any_horizontal(list(violations.values())).fill_null(False)).to_series()
+    # Every rule becomes a boolean column over the whole batch first: rules such as key
+    # duplicates look at other rows, so they must not be evaluated after filtering.
+    flags = typed.select(expr.alias(name) for name, expr in _violations(typed, contract, seen_keys).items())
+    bad = (
+        flags.select(pl.any_horizontal(pl.all())).to_series()
+        if flags.width
+        else pl.repeat(False, typed.height, eager=True)
+    )
     valid = typed.filter(~bad).select(ROW, *stored)
-    flagged = typed.filter(bad)
+    hits = flags.filter(bad)
     text = source.filter(bad).select(pl.col(ROW), *(pl.col(c).cast(pl.String) for c in stored))
-    reasons = flagged.select(
-        pl.concat_list([pl.when(v).then(pl.lit(name)) for name, v in violations.items()]).list.drop_nulls().alias(RULES)
-    ).to_series()
+    reasons = (
+        hits.select(
+            pl.concat_list([pl.when(pl.col(n)).then(pl.lit(n)) for n in hits.columns]).list.drop_nulls().alias(RULES)
+        ).to_series()
+        if hits.width
+        else pl.Series(RULES, [[]] * 0, pl.List(pl.String))
+    )
     rejected = text.with_columns(
         reasons,
         reasons.list.eval(pl.element().str.split(":").list.first()).list.unique(maintain_order=True).alias(COLUMNS),
     )
-    counts = _rule_counts(flagged, text, violations, contract.key)
-    return CheckResult(valid, rejected, counts, problems, ignored)
+    return CheckResult(valid, rejected, _rule_counts(hits, text, contract.key), problems, ignored)
 
 
 def _typed_columns(source: pl.DataFrame, contract: Contract) -> list[pl.Expr]:
@@ -191,12 +202,7 @@ def _batch_problems(source: pl.DataFrame, typed: pl.DataFrame, contract: Contrac
     return problems
 
 
-def _rule_counts(
-    flagged: pl.DataFrame, text: pl.DataFrame, violations: dict[str, pl.Expr], key: list[str]
-) -> list[RuleCount]:
-    if flagged.height == 0:
-        return []
-    hits = flagged.select(v.alias(name) for name, v in violations.items())
+def _rule_counts(hits: pl.DataFrame, text: pl.DataFrame, key: list[str]) -> list[RuleCount]:
     counts = []
     for name in hits.columns:
         mask = hits.get_column(name)

@@ -1,0 +1,65 @@
+"""Shared fixtures: the real demo data, small contracts, and projects in temporary folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from driftloop.config import Project, init_project
+from driftloop.contract import Column, ColumnType, Contract, Role
+from driftloop.demo.data import TARGETS, TIME, load_energy
+from driftloop.features import DatetimeFeature
+
+
+@pytest.fixture(scope="session")
+def energy() -> pl.DataFrame:
+    """The demo data as text, as a CSV arrives."""
+    return load_energy()
+
+
+@pytest.fixture
+def energy_project(tmp_path: Path, energy: pl.DataFrame) -> Project:
+    """A project whose contract was drafted from the first week of the demo data."""
+    return init_project(tmp_path / "energy", sample=energy.head(1008), time_column=TIME, targets=TARGETS)
+
+
+@pytest.fixture
+def small_contract() -> Contract:
+    """A contract with one column of each kind of rule, keyed by id and event time."""
+    return Contract(
+        columns={
+            "id": Column(type=ColumnType.STRING, role=Role.ID),
+            "ts": Column(type=ColumnType.DATETIME, role=Role.EVENT_TIME),
+            "x": Column(type=ColumnType.FLOAT, nullable=False, min=0, max=100),
+            "n": Column(type=ColumnType.INT, min=0),
+            "colour": Column(type=ColumnType.STRING, allowed=["red", "green"]),
+            "flag": Column(type=ColumnType.BOOL),
+            "y": Column(type=ColumnType.FLOAT, role=Role.TARGET, required=False),
+        }
+    )
+
+
+def small_frame(rows: int = 6, *, start: int = 0) -> pl.DataFrame:
+    """Valid text rows for ``small_contract``: ids ``e{start}``..., one minute apart."""
+    return pl.DataFrame(
+        {
+            "id": [f"e{i}" for i in range(start, start + rows)],
+            "ts": [f"2024-03-01 10:{i % 60:02d}:00" for i in range(start, start + rows)],
+            "x": [str(1.5 * i % 100) for i in range(start, start + rows)],
+            "n": [str(i) for i in range(start, start + rows)],
+            "colour": ["red" if i % 2 else "green" for i in range(start, start + rows)],
+            "flag": ["true" if i % 3 else "no" for i in range(start, start + rows)],
+            "y": [str(i * 0.5) for i in range(start, start + rows)],
+        }
+    )
+
+
+@pytest.fixture
+def small_project(tmp_path: Path, small_contract: Contract) -> Project:
+    """A project over ``small_contract`` with the hour of ``ts`` as a feature, read back from its file."""
+    empty = init_project(tmp_path / "small")
+    hour = DatetimeFeature(column="ts", parts=["hour"])
+    Project(empty.root, empty.settings.model_copy(update={"contract": small_contract, "features": [hour]})).save()
+    return Project.load(empty.root)

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+from typer.testing import CliRunner
+
+from driftloop.cli import app
+from tests.conftest import small_frame
+
+runner = CliRunner()
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_a_new_user_goes_from_csv_to_features(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.csv"
+    small_frame(6).write_csv(sample)
+    project = str(tmp_path / "proj")
+    code, out, _ = run("init", project, "--data", str(sample), "--id", "id", "--target", "y")
+    assert code == 0 and "Drafted contract" in out
+    day = tmp_path / "day.csv"
+    small_frame(4, start=6).with_columns(pl.Series("x", ["1", "2", "x", "3"])).write_csv(day)
+    code, out, _ = run("ingest", str(sample), str(day), "--project", project)
+    assert code == 0 and "Quarantined rows by rule" in out
+    code, out, _ = run("features", "--project", project, "--json")
+    assert code == 0 and json.loads(out)["rows"] == 9
+    code, out, _ = run("tables", "--project", project, "--json")
+    listing = {t["table"]: t["rows"] for t in json.loads(out)}
+    assert (listing["raw"], listing["quarantine"], listing["features"]) == (9, 1, 9)
+    code, out, _ = run("tables", "raw", "--project", project)
+    assert code == 0 and "History of raw" in out
+
+
+def test_ingest_json_summary_and_refusal_exit_code(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.csv"
+    small_frame().write_csv(sample)
+    project = str(tmp_path / "proj")
+    run("init", project, "--data", str(sample), "--id", "id")
+    bad = tmp_path / "bad.csv"
+    small_frame().drop("x").write_csv(bad)
+    code, out, _ = run("ingest", str(sample), str(bad), "--project", project, "--json")
+    assert code == 1
+    statuses = [s["status"] for s in json.loads(out)]
+    assert statuses == ["ingested", "refused"]
+
+
+def test_user_errors_exit_1_with_a_message_and_no_traceback(tmp_path: Path) -> None:
+    code, _, err = run("ingest", "nothing.csv", "--project", str(tmp_path))
+    assert code == 1
+    assert "no driftloop.toml" in err and "Traceback" not in err
+
+
+def test_usage_errors_exit_2() -> None:
+    assert run("ingest")[0] == 2
+    assert run("no-such-command")[0] == 2
+
+
+def test_every_command_has_help() -> None:
+    for command in ("init", "ingest", "features", "tables", "demo"):
+        code, out, _ = run(command, "--help")
+        assert code == 0 and "Usage" in out
+
+
+def test_the_installed_script_runs() -> None:
+    done = subprocess.run(
+        [Path(sys.executable).with_name("driftloop"), "--help"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0 and "ingest" in done.stdout

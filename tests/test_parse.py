@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import polars as pl
+import pytest
+
+from driftloop.contract import ColumnType
+from driftloop.parse import cast_typed, clean_text, parse_text
+
+
+def parse(values: list[str | None], ctype: ColumnType, formats: tuple[str, ...] = ()) -> list[object]:
+    text = clean_text(pl.col("v"), ctype)
+    return (
+        pl.DataFrame({"v": values}, schema={"v": pl.String})
+        .select(parse_text(text, ctype, formats))
+        .to_series()
+        .to_list()
+    )
+
+
+def test_numbers_tolerate_padding_and_reject_words() -> None:
+    assert parse(["  60", "60.0", "6e1", "60.5", "warm", ""], ColumnType.INT) == [60, 60, 60, None, None, None]
+    assert parse([" 1.5 ", "5.29999999e+00", "x", "inf"], ColumnType.FLOAT)[:3] == [1.5, 5.29999999, None]
+
+
+def test_null_words_are_missing_outside_strings_only() -> None:
+    assert parse(["NA", "null", "NaN"], ColumnType.FLOAT) == [None, None, None]
+    assert parse(["NA", "null"], ColumnType.STRING) == ["NA", "null"]
+
+
+def test_booleans_accept_common_spellings() -> None:
+    assert parse(["true", "No", "Y", "0", "maybe"], ColumnType.BOOL) == [True, False, True, False, None]
+
+
+def test_datetimes_try_formats_in_order() -> None:
+    got = parse(["2016-01-11 17:00:00", "2016-01-11T17:10", "2016-13-45 25:61:00"], ColumnType.DATETIME,
+                ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M"))  # fmt: skip
+    assert got == [datetime(2016, 1, 11, 17, 0), datetime(2016, 1, 11, 17, 10), None]
+    assert parse(["11/01/2016"], ColumnType.DATE, ("%d/%m/%Y",)) == [date(2016, 1, 11)]
+
+
+@pytest.mark.parametrize(
+    ("source", "ctype", "lossless"),
+    [
+        (pl.Int32, ColumnType.INT, True),
+        (pl.Int16, ColumnType.FLOAT, True),
+        (pl.Float64, ColumnType.INT, False),  # 1.5 cannot become an int without loss: parse as text
+        (pl.String, ColumnType.FLOAT, False),
+        (pl.Datetime("ms", "Europe/Brussels"), ColumnType.DATETIME, True),
+    ],
+)
+def test_typed_sources_cast_only_when_lossless(source: pl.DataType, ctype: ColumnType, lossless: bool) -> None:
+    assert (cast_typed(pl.col("v"), source, ctype) is not None) is lossless
+
+
+def test_aware_datetimes_are_stored_as_utc() -> None:
+    frame = pl.DataFrame({"v": [datetime(2024, 7, 1, 12, 0)]}).with_columns(
+        pl.col("v").dt.replace_time_zone("Europe/Brussels")
+    )
+    expr = cast_typed(pl.col("v"), frame.schema["v"], ColumnType.DATETIME)
+    assert expr is not None
+    assert frame.select(expr).item() == datetime(2024, 7, 1, 10, 0)
