@@ -6,17 +6,12 @@ import polars as pl
 import pytest
 
 from driftloop.contract import ColumnType
-from driftloop.parse import cast_typed, clean_text, parse_text
+from driftloop.parse import cast_typed, clean_text, parse_column, unparsed
 
 
 def parse(values: list[str | None], ctype: ColumnType, formats: tuple[str, ...] = ()) -> list[object]:
-    text = clean_text(pl.col("v"), ctype)
-    return (
-        pl.DataFrame({"v": values}, schema={"v": pl.String})
-        .select(parse_text(text, ctype, formats))
-        .to_series()
-        .to_list()
-    )
+    text = clean_text(pl.Series("v", values, pl.String))
+    return parse_column(text, ctype, formats).to_list()
 
 
 def test_numbers_tolerate_padding_and_reject_words() -> None:
@@ -25,12 +20,23 @@ def test_numbers_tolerate_padding_and_reject_words() -> None:
 
 
 def test_null_words_are_missing_outside_strings_only() -> None:
-    assert parse(["NA", "null", "NaN"], ColumnType.FLOAT) == [None, None, None]
+    text = clean_text(pl.Series(["NA", "null", " ", "warm"]))
+    values = parse_column(text, ColumnType.FLOAT)
+    assert values.to_list() == [None, None, None, None]
+    assert unparsed(text, values, ColumnType.FLOAT).to_list() == [False, False, False, True]
     assert parse(["NA", "null"], ColumnType.STRING) == ["NA", "null"]
 
 
 def test_booleans_accept_common_spellings() -> None:
     assert parse(["true", "No", "Y", "0", "maybe"], ColumnType.BOOL) == [True, False, True, False, None]
+
+
+def test_a_batch_in_a_later_format_still_parses_every_row() -> None:
+    # The sample fits the second format best; the one row in the first format is fixed up after.
+    values = ["2016-01-11T17:10"] * 300 + ["2016-01-11 17:00:00"]
+    got = parse(values, ColumnType.DATETIME, ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M"))
+    assert got[0] == datetime(2016, 1, 11, 17, 10) and got[-1] == datetime(2016, 1, 11, 17, 0)
+    assert parse(["7", "7.0", "x"] * 100, ColumnType.INT)[:3] == [7, 7, None]
 
 
 def test_datetimes_try_formats_in_order() -> None:

@@ -13,7 +13,7 @@ import polars as pl
 
 from driftloop.contract import Column, ColumnType, Contract, Role
 from driftloop.errors import ContractError
-from driftloop.parse import clean_text, parse_text
+from driftloop.parse import clean_text, parse_column, unparsed
 
 # A sample column with at most this many distinct strings is drafted as a category with allowed values.
 MAX_DRAFTED_CATEGORIES = 50
@@ -108,18 +108,12 @@ def _infer(values: pl.Series) -> tuple[pl.Series, ColumnType]:
         return values, ColumnType.DATE
     if isinstance(values.dtype, pl.Datetime):
         return values.cast(pl.Datetime("us")).dt.replace_time_zone(None), ColumnType.DATETIME
-    text = pl.select(clean_text(pl.lit(values), ColumnType.FLOAT)).to_series().alias(values.name)
+    text = clean_text(values)
     if text.null_count() < text.len():
-        for ctype in (
-            ColumnType.INT,
-            ColumnType.FLOAT,
-            ColumnType.BOOL,
-            ColumnType.DATE,
-            ColumnType.DATETIME,
-        ):
+        for ctype in (ColumnType.INT, ColumnType.FLOAT, ColumnType.BOOL, ColumnType.DATE, ColumnType.DATETIME):
             formats = Column(type=ctype).parse_formats if ctype.is_temporal else ()
-            parsed = pl.select(parse_text(pl.lit(text), ctype, formats)).to_series()
-            if parsed.null_count() == text.null_count():
+            parsed = parse_column(text, ctype, formats)
+            if not unparsed(text, parsed, ctype).any():
                 return parsed.fill_nan(None) if ctype is ColumnType.FLOAT else parsed, ctype
     # A string column keeps words like "NA" as values: only empty cells are missing.
-    return pl.select(clean_text(pl.lit(values))).to_series().alias(values.name), ColumnType.STRING
+    return text, ColumnType.STRING

@@ -338,9 +338,7 @@ def materialize(lake: Lake, features: FeatureSet) -> FeatureRun:
     if not table.height:
         return FeatureRun(lake.version("features"), raw_version, new, 0)
     if key:
-        low, high = table.get_column(EVENT_DATE).min(), table.get_column(EVENT_DATE).max()
-        span = f"t.{EVENT_DATE} >= '{low}' AND t.{EVENT_DATE} <= '{high}'"  # prunes untouched days
-        version = lake.merge("features", table, key=key, target_filter=span, metadata=metadata)
+        version = lake.merge("features", table, key=key, metadata=metadata)
     else:
         quoted = ", ".join(f"'{b}'" for b in new)
         version = lake.replace("features", table, where=f"{BATCH_ID} IN ({quoted})", metadata=metadata)

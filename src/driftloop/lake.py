@@ -20,6 +20,7 @@ import polars as pl
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
+from driftloop import delta_files
 from driftloop.errors import LakeError, TableNotFound
 
 # A write that loses a commit race is retried this many times (with growing pauses).
@@ -30,6 +31,10 @@ SOURCE = "_source"
 INGESTED_AT = "_ingested_at"
 EVENT_DATE = "_event_date"
 INGEST_DATE = "_ingest_date"
+# Data tables are partitioned by event month, derived here from _event_date. Daily partitions
+# were measured at 1.7x the write time and 2x the memory of monthly ones (1M rows over two
+# years), and a day of ten-minute readings is a 20 kB file: too small to be worth a partition.
+EVENT_MONTH = "_event_month"
 
 
 @dataclass(frozen=True)
@@ -44,12 +49,12 @@ class TableSpec:
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (
-        TableSpec("raw", "accepted input row, with its ingest batch id and time", (EVENT_DATE,)),
+        TableSpec("raw", "accepted input row, with its ingest batch id and time", (EVENT_MONTH,)),
         TableSpec("quarantine", "rejected row as text, with the rules and columns it broke", (INGEST_DATE,)),
         TableSpec("batches", "ingest batch: source, digest, counts per rule, outcome"),
-        TableSpec("features", "feature row, keyed by entity id and event time", (EVENT_DATE,)),
-        TableSpec("labels", "ground-truth value arriving after the fact", (EVENT_DATE,)),
-        TableSpec("predictions", "prediction with its model version and job", (EVENT_DATE,)),
+        TableSpec("features", "feature row, keyed by entity id and event time", (EVENT_MONTH,)),
+        TableSpec("labels", "ground-truth value arriving after the fact", (EVENT_MONTH,)),
+        TableSpec("predictions", "prediction with its model version and job", (EVENT_MONTH,)),
         TableSpec("monitoring", "metric of one monitoring window"),
         TableSpec("events", "lifecycle decision: promotion, rejection, rollback, retrain, alert"),
     )
@@ -112,19 +117,23 @@ class Lake:
         frame: pl.DataFrame,
         *,
         key: list[str],
-        target_filter: str | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> int:
         """Upsert ``frame`` into ``table`` by ``key``: matching rows are replaced, new rows added.
 
-        ``target_filter`` (SQL over the target, alias ``t``) narrows which stored rows can
-        match, so files outside it are not read; it must hold for every row that could match.
+        The key must determine the partition (it holds the event time), so only the
+        partitions the new rows fall in are read.
         """
         if not key:
             raise LakeError(f"merge into {table!r} needs at least one key column")
+        frame = self._partitioned(table, frame)
         if not self.exists(table):
             return self.append(table, frame, metadata=metadata)
-        on = " AND ".join([f't."{k}" = s."{k}"' for k in key] + ([f"({target_filter})"] if target_filter else []))
+        conditions = [f't."{k}" = s."{k}"' for k in key]
+        for column in TABLES[table].partition_by:
+            values = ", ".join(f"'{v}'" for v in frame.get_column(column).unique().sort().to_list())
+            conditions.append(f't."{column}" IN ({values})')
+        on = " AND ".join(conditions)
 
         def run() -> None:
             (
@@ -160,11 +169,17 @@ class Lake:
         metadata: Mapping[str, str] | None,
     ) -> int:
         spec = TABLES[table]
-        missing = [c for c in spec.partition_by if c not in frame.columns]
-        if missing:
-            raise LakeError(f"rows for table {table!r} lack its partition column(s) {missing}")
+        frame = self._partitioned(table, frame)
+        uri = self.uri(table)
+        schema = delta_files.delta_schema(frame)
+        # The common case, new rows for an unchanged schema, is written by Polars (delta_files
+        # says why); replacing rows or changing the schema goes through write_deltalake.
+        if delta_files.matches_table(uri, schema) and (predicate is None or not self._any(table, predicate)):
+            actions = delta_files.write_files(uri, frame, list(spec.partition_by))
+            return self._retry(
+                table, lambda: delta_files.commit(uri, actions, schema, list(spec.partition_by), metadata)
+            )
         data = frame.to_arrow()
-
         options: dict[str, Any] = {
             "partition_by": list(spec.partition_by) or None,
             "commit_properties": _commit_properties(metadata),
@@ -178,6 +193,20 @@ class Lake:
                 write_deltalake(self.uri(table), data, mode="overwrite", predicate=predicate, **options)
 
         return self._retry(table, run)
+
+    def _any(self, table: str, where: str) -> bool:
+        """Whether any row of ``table`` matches the SQL predicate ``where``."""
+        return self.scan(table).filter(pl.sql_expr(where)).head(1).collect().height > 0
+
+    def _partitioned(self, table: str, frame: pl.DataFrame) -> pl.DataFrame:
+        """``frame`` with the table's partition columns, deriving the event month from the event date."""
+        spec = TABLES[table]
+        if EVENT_MONTH in spec.partition_by and EVENT_MONTH not in frame.columns and EVENT_DATE in frame.columns:
+            frame = frame.with_columns(pl.col(EVENT_DATE).dt.strftime("%Y-%m").alias(EVENT_MONTH))
+        missing = [c for c in spec.partition_by if c not in frame.columns]
+        if missing:
+            raise LakeError(f"rows for table {table!r} lack its partition column(s) {missing}")
+        return frame
 
     def _retry(self, table: str, run: Any) -> int:
         """Run one commit, retrying when another writer won the race for the same version."""
@@ -255,7 +284,7 @@ class Lake:
                     version=number,
                     timestamp=datetime.fromtimestamp(entry["timestamp"] / 1000, tz=UTC),
                     operation=str(entry.get("operation", "")),
-                    rows_added=metrics.get("num_added_rows") or metrics.get("num_inserted_rows"),
+                    rows_added=_rows_added(metrics, extra),
                     rows=self._row_count(table, number) if counts else -1,
                     metadata=extra,
                 )
@@ -278,6 +307,18 @@ class Lake:
             raise TableNotFound(f"table {table!r} has not been written yet ({self.uri(table)})") from exc
 
 
+def _rows_added(metrics: Mapping[str, Any], metadata: Mapping[str, str]) -> int | None:
+    """Rows a commit added: delta-rs's own metric, or what driftloop's fast append recorded."""
+    for value in (
+        metrics.get("num_added_rows"),
+        metrics.get("num_inserted_rows"),
+        metadata.get(delta_files.ROWS_ADDED),
+    ):
+        if value is not None:
+            return int(value)
+    return None
+
+
 def _commit_properties(metadata: Mapping[str, str] | None) -> CommitProperties | None:
     return CommitProperties(custom_metadata=dict(metadata)) if metadata else None
 
@@ -293,14 +334,10 @@ def _window(frame: pl.LazyFrame, column: str, since: datetime | date | None, unt
     conditions = []
     if since is not None:
         conditions.append(pl.col(column) >= since)
-        if EVENT_DATE in names:
-            conditions.append(pl.col(EVENT_DATE) >= _as_date(since))
+        if EVENT_MONTH in names:  # lets the scan skip whole partitions
+            conditions.append(pl.col(EVENT_MONTH) >= f"{since:%Y-%m}")
     if until is not None:
         conditions.append(pl.col(column) < until)
-        if EVENT_DATE in names:
-            conditions.append(pl.col(EVENT_DATE) <= _as_date(until))
+        if EVENT_MONTH in names:
+            conditions.append(pl.col(EVENT_MONTH) <= f"{until:%Y-%m}")
     return pl.all_horizontal(conditions)
-
-
-def _as_date(value: datetime | date) -> date:
-    return value.date() if isinstance(value, datetime) else value

@@ -15,7 +15,7 @@ import polars as pl
 
 from driftloop.contract import Column, ColumnType, Contract
 from driftloop.errors import BatchProblem
-from driftloop.parse import cast_typed, clean_text, parse_text
+from driftloop.parse import cast_typed, clean_text, parse_column, unparsed
 
 ROW = "_row"
 RULES = "_rules"
@@ -74,7 +74,7 @@ def check_batch(frame: pl.DataFrame, contract: Contract, *, seen_keys: pl.LazyFr
 
     source = frame.with_columns(pl.lit(None, pl.String).alias(c) for c in missing)
     source = source.select(stored).with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
-    typed = source.select(pl.col(ROW), *_typed_columns(source, contract))
+    typed = pl.DataFrame([source.get_column(ROW), *_typed_columns(source, contract)])
     problems = _batch_problems(source, typed, contract)
     if problems:
         return CheckResult(_empty(contract), _empty_rejected(contract), [], problems, ignored)
@@ -104,20 +104,23 @@ def check_batch(frame: pl.DataFrame, contract: Contract, *, seen_keys: pl.LazyFr
     return CheckResult(valid, rejected, _rule_counts(hits, text, contract.key), problems, ignored)
 
 
-def _typed_columns(source: pl.DataFrame, contract: Contract) -> list[pl.Expr]:
+def _typed_columns(source: pl.DataFrame, contract: Contract) -> list[pl.Series]:
     """Each stored column converted to its contract type, plus a flag where text did not parse."""
-    exprs = []
+    columns = []
     for name in contract.stored_columns:
         column = contract.columns[name]
-        value = cast_typed(pl.col(name), source.schema[name], column.type)
-        if value is None:  # no lossless cast: parse the text, and remember what failed
-            text = clean_text(pl.col(name), column.type)
-            value = parse_text(text, column.type, column.parse_formats if column.type.is_temporal else ())
-            exprs.append((text.is_not_null() & value.is_null()).alias(_TYPE_FLAG + name))
-        if column.type is ColumnType.FLOAT:
-            value = value.fill_nan(None)  # NaN means missing, as an empty cell does
-        exprs.append(value.alias(name))
-    return exprs
+        values = source.get_column(name)
+        cast = cast_typed(pl.col(name), values.dtype, column.type)
+        if cast is not None:
+            typed = source.select(cast).to_series()
+        else:  # no lossless cast: parse the text, and remember where it failed
+            text = clean_text(values)
+            typed = parse_column(text, column.type, column.parse_formats if column.type.is_temporal else ())
+            columns.append(unparsed(text, typed, column.type).alias(_TYPE_FLAG + name))
+        if column.type is ColumnType.FLOAT and typed.is_nan().any():
+            typed = typed.fill_nan(None)  # NaN means missing, as an empty cell does
+        columns.append(typed.alias(name))
+    return columns
 
 
 def _violations(typed: pl.DataFrame, contract: Contract, seen_keys: pl.LazyFrame | None) -> dict[str, pl.Expr]:

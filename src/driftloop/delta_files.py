@@ -1,0 +1,147 @@
+"""Append to a Delta table by writing Parquet with Polars and committing the files ourselves.
+
+Why not ``write_deltalake``: on 1M rows x 25 columns its Parquet writer took 1.2 s where
+Polars' took 0.46 s (same machine, same rows), and ingest is mostly this write. The Delta
+part is small and standard: one add action per file, with the file-level statistics
+(row count, null counts, min/max) readers use to skip files, committed through delta-rs's
+transaction API, which handles the log, the protocol and concurrent commits.
+
+Only plain appends take this path; :class:`~driftloop.lake.Lake` falls back to
+``write_deltalake`` for anything else (a schema change, an overwrite).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import polars as pl
+from deltalake import CommitProperties, DeltaTable, Schema
+from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
+
+# Delta's convention (and delta-rs's): string statistics are kept only up to this length.
+MAX_STAT_STRING = 32
+# Commit metadata key holding the rows an append added (delta-rs records its own writes' counts).
+ROWS_ADDED = "driftloop.rows_added"
+
+
+def write_files(root: str, frame: pl.DataFrame, partition_by: list[str]) -> list[AddAction]:
+    """Write ``frame`` as one Parquet file per partition under ``root``; return their add actions."""
+    actions = []
+    for values, group in _partitions(frame, partition_by):
+        partition = {name: _partition_text(value) for name, value in zip(partition_by, values, strict=True)}
+        folder = "/".join(f"{name}={quote(value or '__HIVE_DEFAULT_PARTITION__')}" for name, value in partition.items())
+        relative = f"{folder}/part-{uuid.uuid4()}.parquet" if folder else f"part-{uuid.uuid4()}.parquet"
+        path = Path(root) / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = group.drop(partition_by)
+        data.write_parquet(path, compression="snappy", statistics=True)
+        actions.append(
+            AddAction(
+                relative,
+                path.stat().st_size,
+                partition,
+                int(time.time() * 1000),
+                True,
+                json.dumps(file_stats(data)),
+            )
+        )
+    return actions
+
+
+def delta_schema(frame: pl.DataFrame) -> Schema:
+    """The Delta schema ``frame`` is stored with."""
+    return Schema.from_arrow(frame.head(0).to_arrow().schema)
+
+
+def matches_table(root: str, schema: Schema) -> bool:
+    """True when the table does not exist yet or already has exactly this schema."""
+    return not DeltaTable.is_deltatable(root) or DeltaTable(root).schema().to_json() == schema.to_json()
+
+
+def commit(
+    root: str,
+    actions: list[AddAction],
+    schema: Schema,
+    partition_by: list[str],
+    metadata: Mapping[str, str] | None,
+) -> None:
+    """Commit ``actions`` as one append, creating the table on its first write."""
+    rows = sum(json.loads(action.stats)["numRecords"] for action in actions)
+    properties = CommitProperties(custom_metadata={**(metadata or {}), ROWS_ADDED: str(rows)})
+    if DeltaTable.is_deltatable(root):
+        changes: list[AddAction | RemoveAction] = list(actions)
+        DeltaTable(root).create_write_transaction(
+            changes, mode="append", schema=schema, partition_by=partition_by or None, commit_properties=properties
+        )
+    else:
+        create_table_with_add_actions(
+            root, schema, actions, mode="error", partition_by=partition_by or None, commit_properties=properties
+        )
+
+
+def _partitions(frame: pl.DataFrame, partition_by: list[str]) -> Iterator[tuple[tuple[Any, ...], pl.DataFrame]]:
+    """Each partition's values and rows, as zero-copy slices when its rows are contiguous.
+
+    A batch in time order has each month's rows together, so no copy of the batch is made;
+    otherwise it is sorted once (``partition_by`` would copy it anyway).
+    """
+    if not partition_by:
+        yield (), frame
+        return
+    runs = frame.select(pl.struct(partition_by).rle_id()).to_series()
+    if runs.n_unique() != frame.select(pl.struct(partition_by).n_unique()).item():
+        frame = frame.sort(partition_by, maintain_order=True)
+        runs = frame.select(pl.struct(partition_by).rle_id()).to_series()
+    offset = 0
+    for length in runs.value_counts(sort=False).sort(runs.name).get_column("count"):
+        group = frame.slice(offset, length)
+        yield tuple(group.row(0, named=True)[c] for c in partition_by), group
+        offset += length
+
+
+def file_stats(frame: pl.DataFrame) -> dict[str, Any]:
+    """Delta file statistics: row count, null counts, and min/max where they can be exact."""
+    ordered = [
+        n for n, t in frame.schema.items() if t.is_numeric() or t.is_temporal() or t == pl.String or t == pl.Boolean
+    ]
+    nulls = frame.null_count().row(0, named=True)
+    # Spark orders NaN above every number, so a float column holding NaN has no exact bounds.
+    with_nan = {n for n, t in frame.schema.items() if t.is_float() and frame.get_column(n).is_nan().any()}
+    ranged = [n for n in ordered if frame.schema[n] != pl.Boolean and n not in with_nan]
+    lows = frame.select(pl.col(ranged).min()).row(0, named=True) if ranged else {}
+    highs = frame.select(pl.col(ranged).max()).row(0, named=True) if ranged else {}
+    minimum, maximum = {}, {}
+    for name in ranged:
+        low, high = _stat_value(lows[name]), _stat_value(highs[name])
+        if low is not None and high is not None:
+            minimum[name], maximum[name] = low, high
+    return {
+        "numRecords": frame.height,
+        "minValues": minimum,
+        "maxValues": maximum,
+        "nullCount": {n: nulls[n] for n in frame.columns if not isinstance(frame.schema[n], pl.List | pl.Struct)},
+    }
+
+
+def _stat_value(value: Any) -> Any:
+    """A statistic as Delta writes it, or None when it cannot be exact (a long string)."""
+    if isinstance(value, str):
+        return value if len(value) <= MAX_STAT_STRING else None
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if value.tzinfo else "%Y-%m-%dT%H:%M:%S.%f")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def _partition_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat() if isinstance(value, date) else str(value)
