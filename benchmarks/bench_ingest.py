@@ -217,7 +217,7 @@ def main() -> None:
         print(f"{args.rows:,} rows x {frame.width} columns, {size_mib:,.0f} MiB in memory, median of {args.repeats}")
         results = {
             kind: measure(kind, data, args.repeats)
-            for kind in ("driftloop", "driftloop-csv", "check", "pandera", "ceiling")
+            for kind in ("driftloop", "driftloop-csv", "check", "pandera", "pandera-pandas", "ceiling")
         }
     rows = args.rows
     labels = {

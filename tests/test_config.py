@@ -20,6 +20,13 @@ def test_init_drafts_then_load_reads_the_same_settings(tmp_path: Path) -> None:
     assert loaded.tracking_uri == f"sqlite:///{(tmp_path / 'p' / 'mlflow.db').resolve()}"
 
 
+def test_features_can_be_appended_to_a_project_without_any(tmp_path: Path) -> None:
+    init_project(tmp_path, sample=small_frame().drop("ts"))
+    with (tmp_path / PROJECT_FILE).open("a") as handle:
+        handle.write('\n[[features]]\nname = "double"\nexpr = "x * 2"\n')
+    assert Project.load(tmp_path).feature_set().derived == ["double"]
+
+
 def test_init_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
     init_project(tmp_path)
     with pytest.raises(ConfigError, match="already exists; pass --force"):

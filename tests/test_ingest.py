@@ -85,6 +85,10 @@ def test_malformed_inputs_are_clear_errors(small_project: Project, tmp_path: Pat
     (tmp_path / "broken.parquet").write_bytes(b"not parquet at all")
     with pytest.raises(SourceError, match="cannot be read as parquet"):
         ingest(small_project, tmp_path / "broken.parquet")
+    (tmp_path / "ragged.csv").write_text("id,x\n1,2,3\n")
+    with pytest.raises(SourceError, match="more fields than") as caught:
+        ingest(small_project, tmp_path / "ragged.csv")
+    assert "truncate_ragged_lines" not in str(caught.value)  # never advise dropping data
     with pytest.raises(SourceError, match="no such file or folder"):
         ingest(small_project, tmp_path / "missing.csv")
     with pytest.raises(SourceError, match="cannot ingest a dict"):

@@ -32,6 +32,15 @@ HEADER = """\
 #   [[features]] derived columns ("expr") and calendar parts of a datetime column ("column", "parts")
 # Ranges and categories below were drafted from a sample: widen them to what the domain allows.
 """
+FEATURES_EXAMPLE = """
+# Derived features, computed the same way in training and serving, e.g.:
+# [[features]]
+# name = "ratio"
+# expr = "a / b"                 # + - * / **, abs sqrt log log1p exp sin cos clip min max
+# [[features]]
+# column = "event_time_column"
+# parts = ["hour", "day_of_week", "month"]
+"""
 
 
 class ProjectSection(BaseModel):
@@ -107,7 +116,9 @@ class Project:
     def save(self) -> None:
         """Write the settings back to ``driftloop.toml``."""
         data = self.settings.model_dump(mode="json", exclude_none=True)
-        text = HEADER + "\n" + tomli_w.dumps(data)
+        if not data["features"]:  # an empty `features = []` would clash with [[features]] added later
+            del data["features"]
+        text = HEADER + "\n" + tomli_w.dumps(data) + ("" if self.settings.features else FEATURES_EXAMPLE)
         (self.root / PROJECT_FILE).write_text(text, encoding="utf-8")
 
 

@@ -78,7 +78,10 @@ def read_file(path: Path) -> Batch:
         else:
             frame = pl.read_ndjson(path, infer_schema_length=None)
     except (OSError, pl.exceptions.PolarsError) as exc:
-        raise SourceError(f"{path}: cannot be read as {kind}: {exc}") from exc
+        # Polars' first line says what is wrong; its hints (e.g. to truncate ragged lines) would
+        # drop data, which driftloop never does, so they are left out.
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SourceError(f"{path}: cannot be read as {kind}: {reason}; fix the file and ingest it again") from exc
     return Batch(source=str(path), frame=frame, batch_id=digest[:20])
 
 
