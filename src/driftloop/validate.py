@@ -50,14 +50,16 @@ class CheckResult:
         return not self.problems
 
 
-def check_batch(frame: pl.DataFrame, contract: Contract, *, seen_keys: pl.LazyFrame | None = None) -> CheckResult:
+def check_batch(
+    frame: pl.DataFrame, contract: Contract, *, seen_keys: pl.LazyFrame | None = None, check_keys: bool = True
+) -> CheckResult:
     """Check ``frame`` against ``contract``.
 
     ``seen_keys`` scans the key columns of rows already stored; a row whose key is among them
     is a duplicate under the ``reject`` policy (only the batch's own time range is read).
     ``valid`` has the stored contract columns, typed, plus ``_row`` (1-based position in the
     input); ``rejected`` has the same columns as text plus ``_rules`` (``"column:rule"``)
-    and ``_columns``.
+    and ``_columns``. ``check_keys=False`` skips key uniqueness (rows to score, not to store).
     """
     stored = contract.stored_columns
     ignored = [c for c in frame.columns if c not in contract.columns]
@@ -81,7 +83,8 @@ def check_batch(frame: pl.DataFrame, contract: Contract, *, seen_keys: pl.LazyFr
 
     # Every rule becomes a boolean column over the whole batch first: rules such as key
     # duplicates look at other rows, so they must not be evaluated after filtering.
-    flags = typed.select(expr.alias(name) for name, expr in _violations(typed, contract, seen_keys).items())
+    violations = _violations(typed, contract, seen_keys, check_keys)
+    flags = typed.select(expr.alias(name) for name, expr in violations.items())
     bad = (
         flags.select(pl.any_horizontal(pl.all())).to_series()
         if flags.width
@@ -123,14 +126,16 @@ def _typed_columns(source: pl.DataFrame, contract: Contract) -> list[pl.Series]:
     return columns
 
 
-def _violations(typed: pl.DataFrame, contract: Contract, seen_keys: pl.LazyFrame | None) -> dict[str, pl.Expr]:
+def _violations(
+    typed: pl.DataFrame, contract: Contract, seen_keys: pl.LazyFrame | None, check_keys: bool
+) -> dict[str, pl.Expr]:
     """One boolean expression per ``column:rule``: true where a row breaks it."""
     rules: dict[str, pl.Expr] = {}
     for name in contract.stored_columns:
         for rule, expr in _column_rules(name, contract.columns[name], typed.columns).items():
             rules[f"{name}:{rule}"] = expr
     key = contract.key
-    if key:
+    if key and check_keys:
         usable = pl.all_horizontal(pl.col(k).is_not_null() for k in key)
         row_key = pl.struct(key)
         if contract.duplicates == "reject":

@@ -1,0 +1,72 @@
+"""Training data: the features table at a known version, split by event time.
+
+Windows never overlap in time: every row of the validation window is later than every
+training row, and every test row later than every validation row, so nothing from the future
+leaks into what the model learns from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import polars as pl
+
+from driftloop.errors import TrainingError
+from driftloop.features import FeatureSet
+from driftloop.lake import Lake
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Training, validation and test rows, and the times that separate them."""
+
+    train: pl.DataFrame
+    validation: pl.DataFrame
+    test: pl.DataFrame
+    validation_start: datetime
+    test_start: datetime
+
+
+def training_rows(lake: Lake, features: FeatureSet, *, version: int | None = None) -> tuple[pl.DataFrame, int]:
+    """Rows of the features table (at ``version``, default the latest) with at least one target value."""
+    targets = features.contract.targets
+    if not targets:
+        raise TrainingError("the contract names no target column; give one the role 'target' in driftloop.toml")
+    read_version = lake.version("features") if version is None else version
+    if read_version is None:
+        raise TrainingError("the features table is empty: run `driftloop ingest` then `driftloop features` first")
+    rows = lake.read("features", version=read_version)
+    labelled = rows.filter(pl.any_horizontal(pl.col(t).is_not_null() for t in targets))
+    if labelled.is_empty():
+        raise TrainingError(f"no row of the features table has a value for any target {targets}")
+    return labelled, read_version
+
+
+def split_by_time(frame: pl.DataFrame, time_column: str, validation: float, test: float) -> Splits:
+    """Split ``frame`` into consecutive time windows holding about the given shares of rows.
+
+    A boundary never falls inside a timestamp: all rows with the same event time land in
+    the same window.
+    """
+    times = frame.get_column(time_column).cast(pl.Datetime("us")).sort()
+    if times.null_count():
+        raise TrainingError(f"event time column {time_column!r} has missing values")
+    n = times.len()
+    validation_start = times[min(n - 1, int(n * (1 - validation - test)))]
+    test_start = times[min(n - 1, int(n * (1 - test)))]
+    clock = pl.col(time_column).cast(pl.Datetime("us"))
+    splits = Splits(
+        frame.filter(clock < validation_start),
+        frame.filter((clock >= validation_start) & (clock < test_start)),
+        frame.filter(clock >= test_start),
+        validation_start,
+        test_start,
+    )
+    for name, part in (("training", splits.train), ("validation", splits.validation), ("test", splits.test)):
+        if part.height == 0:
+            raise TrainingError(
+                f"the {name} window is empty ({n} labelled rows in all); ingest more data "
+                "or change validation_fraction/test_fraction in [train]"
+            )
+    return splits

@@ -1,0 +1,66 @@
+"""Plots of a training run, saved as PNG for MLflow: the learning curve, and per target the
+predicted-vs-actual scatter and the residual histogram on the test window."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import matplotlib as mpl
+
+mpl.use("Agg")  # files only, never a window
+import matplotlib.pyplot as plt
+import numpy as np
+
+if TYPE_CHECKING:
+    from driftloop.model.trainer import TrainedModel
+
+
+def draw(trained: TrainedModel, folder: Path) -> Path:
+    """Write the run's plots into ``folder``; returns it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    _learning_curve(trained, folder / "learning_curve.png")
+    test = trained.splits.test
+    predicted = trained.package.predict_valid(test)
+    for target in trained.package.targets:
+        actual = test.get_column(target).cast(float).to_numpy()
+        guess = predicted.get_column(target).to_numpy()
+        known = np.isfinite(actual)
+        _versus(actual[known], guess[known], target, folder / f"predicted_vs_actual_{target}.png")
+        _residuals(guess[known] - actual[known], target, folder / f"residuals_{target}.png")
+    return folder
+
+
+def _learning_curve(trained: TrainedModel, path: Path) -> None:
+    history = trained.fit.history
+    figure, axes = plt.subplots(figsize=(7, 4))
+    epochs = [h.epoch for h in history]
+    axes.plot(epochs, [h.train_loss for h in history], label="training")
+    axes.plot(epochs, [h.validation_loss for h in history], label="validation")
+    axes.axvline(trained.fit.best_epoch, color="grey", linestyle="--", label=f"best epoch ({trained.fit.best_epoch})")
+    axes.set(xlabel="epoch", ylabel="loss (scaled targets)", title="Learning curve")
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def _versus(actual: np.ndarray, predicted: np.ndarray, target: str, path: Path) -> None:
+    figure, axes = plt.subplots(figsize=(5, 5))
+    axes.scatter(actual, predicted, s=4, alpha=0.4)
+    low, high = float(min(actual.min(), predicted.min())), float(max(actual.max(), predicted.max()))
+    axes.plot([low, high], [low, high], color="black", linewidth=1)
+    axes.set(xlabel=f"actual {target}", ylabel=f"predicted {target}", title=f"{target}: test window")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def _residuals(residuals: np.ndarray, target: str, path: Path) -> None:
+    figure, axes = plt.subplots(figsize=(6, 4))
+    axes.hist(residuals, bins=50)
+    axes.axvline(0, color="black", linewidth=1)
+    axes.set(xlabel=f"predicted - actual {target}", ylabel="rows", title=f"{target}: residuals on the test window")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

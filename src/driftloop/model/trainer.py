@@ -1,0 +1,125 @@
+"""Train a project's model: features at a known version -> time split -> preprocessing fitted on
+the training window -> network -> metrics on every split, and the ridge baseline beside it.
+
+The result is a :class:`TrainedModel`: a package ready to save, with the numbers that judge it.
+Tracking is not done here; an observer (``driftloop.tracking``) records what this produces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from driftloop.config import Project
+from driftloop.contract import ColumnType
+from driftloop.errors import TrainingError
+from driftloop.features import FeatureSet
+from driftloop.metrics import regression_metrics
+from driftloop.model.baseline import Ridge
+from driftloop.model.data import Splits, split_by_time, training_rows
+from driftloop.model.network import NetworkSpec
+from driftloop.model.package import ModelPackage
+from driftloop.model.train import Callback, FitResult, Tensors, fit, predict_scaled
+from driftloop.preprocess import Preprocessor, TargetScaler
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass
+class TrainedModel:
+    """A trained package, how training went, and its metrics beside the baseline's."""
+
+    package: ModelPackage
+    fit: FitResult
+    splits: Splits
+    features_version: int
+
+    @property
+    def metrics(self) -> dict[str, dict[str, dict[str, float]]]:
+        """``{split: {target: {metric: value}}}`` for the network."""
+        return self.package.metrics["network"]  # type: ignore[no-any-return]
+
+    @property
+    def baseline_metrics(self) -> dict[str, dict[str, dict[str, float]]]:
+        return self.package.metrics["baseline"]  # type: ignore[no-any-return]
+
+
+def model_inputs(features: FeatureSet) -> tuple[list[str], list[str]]:
+    """The model's numeric inputs and its categorical (string) inputs."""
+    contract = features.contract
+    categorical = [
+        n for n in features.inputs if n in contract.columns and contract.columns[n].type is ColumnType.STRING
+    ]
+    return [n for n in features.inputs if n not in categorical], categorical
+
+
+def train_project(
+    project: Project, *, features_version: int | None = None, callbacks: Sequence[Callback] = ()
+) -> TrainedModel:
+    """Train the project's network on its features table (the latest version by default)."""
+    features = project.feature_set()
+    contract, settings = project.contract, project.settings.train
+    clock = contract.event_time_column
+    if clock is None:
+        raise TrainingError("training splits by event time; give one date or datetime column the role 'event_time'")
+    unknown = [t for t in settings.targets if t not in contract.targets]
+    if unknown:
+        raise TrainingError(
+            f"[train.targets] names {unknown}, which are not targets; the targets are {contract.targets}"
+        )
+    rows, version = training_rows(project.lake, features, version=features_version)
+    splits = split_by_time(rows, clock, settings.validation_fraction, settings.test_fraction)
+    numeric, categorical = model_inputs(features)
+    nullable = {n for n in numeric if n not in contract.columns or contract.columns[n].nullable}
+    preprocessor = Preprocessor.fit(features.apply(splits.train), numeric, categorical, nullable=nullable)
+    scaler = TargetScaler.fit(splits.train, contract.targets)
+    data = {name: _arrays(getattr(splits, name), features, preprocessor, scaler) for name in SPLITS}
+    spec = NetworkSpec(
+        numeric=len(preprocessor.numeric_names),
+        cardinalities=preprocessor.cardinalities,
+        targets=len(contract.targets),
+        hidden=settings.hidden,
+        activation=settings.activation,
+        batch_norm=settings.batch_norm,
+        dropout=settings.dropout,
+    )
+    result = fit(
+        Tensors.of(*data["train"]), Tensors.of(*data["validation"]), spec, settings, contract.targets, callbacks
+    )
+    ridge = Ridge.fit(*data["train"], preprocessor.cardinalities)
+    metrics: dict[str, Any] = {"network": {}, "baseline": {}}
+    for name in SPLITS:
+        numbers, categories, scaled = data[name]
+        actual = scaler.unscale(scaled)
+        metrics["network"][name] = _per_target(
+            actual, scaler.unscale(predict_scaled(result.model, numbers, categories)), scaler
+        )
+        metrics["baseline"][name] = _per_target(actual, scaler.unscale(ridge.predict(numbers, categories)), scaler)
+    lineage = {
+        "features_table": str(project.lake.uri("features")),
+        "features_version": version,
+        "rows": {name: getattr(splits, name).height for name in SPLITS},
+        "validation_start": splits.validation_start.isoformat(),
+        "test_start": splits.test_start.isoformat(),
+        "trained_at": datetime.now(UTC).isoformat(),
+        "seed": settings.seed,
+        "best_epoch": result.best_epoch,
+    }
+    package = ModelPackage(result.model, preprocessor, scaler, features, metrics, lineage)
+    return TrainedModel(package, result, splits, version)
+
+
+def _arrays(
+    rows: pl.DataFrame, features: FeatureSet, preprocessor: Preprocessor, scaler: TargetScaler
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    numbers, categories = preprocessor.transform(features.apply(rows))
+    return numbers, categories, scaler.scale(rows)
+
+
+def _per_target(actual: np.ndarray, predicted: np.ndarray, scaler: TargetScaler) -> dict[str, dict[str, float]]:
+    return {t: regression_metrics(actual[:, i], predicted[:, i]) for i, t in enumerate(scaler.mean)}

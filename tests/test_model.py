@@ -1,0 +1,80 @@
+"""The time split, the training loop and the trainer, on a small learnable synthetic project."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+import torch
+
+from driftloop.config import Project
+from driftloop.errors import TrainingError
+from driftloop.model.data import split_by_time
+from driftloop.model.network import NetworkSpec, TabularNet
+from driftloop.model.settings import TrainSettings
+from driftloop.model.trainer import TrainedModel, train_project
+from tests.conftest import make_synthetic_project, synthetic_rows
+
+
+@pytest.fixture(scope="module")
+def trained(synthetic_project: Project) -> TrainedModel:
+    return train_project(synthetic_project)
+
+
+def test_no_row_of_a_later_window_leaks_into_an_earlier_one() -> None:
+    rows = synthetic_rows(100)
+    rows = pl.concat([rows, rows.tail(5).with_columns(pl.col("y") + 1)])  # repeated timestamps at a boundary
+    splits = split_by_time(rows, "ts", validation=0.2, test=0.2)
+    assert splits.train.get_column("ts").max() < splits.validation.get_column("ts").min()  # type: ignore[operator]
+    assert splits.validation.get_column("ts").max() < splits.test.get_column("ts").min()  # type: ignore[operator]
+    assert splits.train.height + splits.validation.height + splits.test.height == rows.height
+    with pytest.raises(TrainingError, match="window is empty"):
+        split_by_time(synthetic_rows(2), "ts", validation=0.2, test=0.2)
+
+
+def test_the_network_learns_and_beats_the_baseline_where_it_should(trained: TrainedModel) -> None:
+    test = trained.metrics["test"]["y"]
+    assert test["r2"] > 0.9  # y is a simple function of the inputs
+    assert trained.baseline_metrics["test"]["y"]["r2"] > 0.9  # and linear, so ridge does well too
+    history = trained.fit.history
+    assert history[-1].train_loss < history[0].train_loss
+    assert trained.package.lineage["rows"] == {"train": 336, "validation": 72, "test": 72}
+    assert datetime.fromisoformat(trained.package.lineage["test_start"]) == trained.splits.test_start
+
+
+def test_same_seed_same_model(synthetic_project: Project) -> None:
+    quick = synthetic_project.settings.train.model_copy(update={"epochs": 3})
+    project = Project(synthetic_project.root, synthetic_project.settings.model_copy(update={"train": quick}))
+    first, second = train_project(project), train_project(project)
+    for (name, a), (_, b) in zip(
+        first.package.network.state_dict().items(), second.package.network.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), name
+
+
+def test_early_stopping_keeps_the_best_epoch(trained: TrainedModel) -> None:
+    losses = [h.validation_loss for h in trained.fit.history]
+    assert min(losses) == losses[trained.fit.best_epoch - 1]
+    if trained.fit.stopped_early:
+        assert len(losses) - trained.fit.best_epoch == 10  # patience
+
+
+def test_network_shape_follows_the_spec() -> None:
+    spec = NetworkSpec(numeric=3, cardinalities=[4], targets=2, hidden=[8, 4], activation="gelu", batch_norm=False)
+    net = TabularNet(spec)
+    out = net(torch.zeros(5, 3), torch.zeros(5, 1, dtype=torch.int64))
+    assert out.shape == (5, 2)
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in net.modules())
+
+
+def test_training_refuses_what_it_cannot_do(tmp_path: Path, small_project: Project) -> None:
+    with pytest.raises(TrainingError, match="features table is empty"):
+        train_project(small_project)
+    project = make_synthetic_project(tmp_path / "p", epochs=1)
+    wrong = project.settings.train.model_copy(update={"targets": {"nope": {"loss": "mae"}}})
+    with pytest.raises(TrainingError, match=r"names \['nope'\], which are not targets"):
+        train_project(Project(project.root, project.settings.model_copy(update={"train": wrong})))
+    with pytest.raises(ValueError, match="at least 20%"):
+        TrainSettings(validation_fraction=0.45, test_fraction=0.4)
