@@ -70,11 +70,12 @@ def small_project(tmp_path: Path, small_contract: Contract) -> Project:
 
 
 def synthetic_rows(rows: int = 480, *, seed: int = 0, start: datetime | None = None) -> pl.DataFrame:
-    """Hourly rows where y = 3a - 2b + 2[c = "x"] + small noise: a network can learn it."""
+    """Hourly rows where y = 3a - 2b + 2ab + 2[c = "x"] + small noise: a network learns it, a
+    linear model cannot capture the ab term."""
     rng = np.random.default_rng(seed)
     a, b = rng.normal(0, 1, rows), rng.normal(0, 1, rows)
     c = rng.choice(["x", "y", "z"], rows)
-    y = 3 * a - 2 * b + 2 * (c == "x") + rng.normal(0, 0.1, rows)
+    y = 3 * a - 2 * b + 2 * a * b + 2 * (c == "x") + rng.normal(0, 0.1, rows)
     first = start or datetime(2024, 1, 1)
     return pl.DataFrame(
         {

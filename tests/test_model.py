@@ -37,7 +37,7 @@ def test_no_row_of_a_later_window_leaks_into_an_earlier_one() -> None:
 def test_the_network_learns_and_beats_the_baseline_where_it_should(trained: TrainedModel) -> None:
     test = trained.metrics["test"]["y"]
     assert test["r2"] > 0.9  # y is a simple function of the inputs
-    assert trained.baseline_metrics["test"]["y"]["r2"] > 0.9  # and linear, so ridge does well too
+    assert trained.baseline_metrics["test"]["y"]["r2"] < test["r2"] - 0.1  # ridge cannot model the ab term
     history = trained.fit.history
     assert history[-1].train_loss < history[0].train_loss
     assert trained.package.lineage["rows"] == {"train": 336, "validation": 72, "test": 72}

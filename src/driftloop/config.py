@@ -21,7 +21,7 @@ from driftloop.draft import draft_contract
 from driftloop.errors import ConfigError, DriftloopError
 from driftloop.features import DatetimeFeature, FeatureDef, FeatureSet
 from driftloop.lake import Lake
-from driftloop.model.settings import TrainSettings
+from driftloop.model.settings import PromoteSettings, TrainSettings
 
 PROJECT_FILE = "driftloop.toml"
 HEADER = """\
@@ -66,6 +66,7 @@ class Settings(BaseModel):
     contract: Contract
     features: list[FeatureDef] = Field(default_factory=list)
     train: TrainSettings = Field(default_factory=TrainSettings)
+    promote: PromoteSettings = Field(default_factory=PromoteSettings)
 
 
 @dataclass(frozen=True)

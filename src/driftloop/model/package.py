@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import polars as pl
 from safetensors import SafetensorError
@@ -138,12 +137,11 @@ class PyfuncModel:
     def predict(self, model_input: Any, params: dict[str, Any] | None = None) -> pd.DataFrame:
         return self.package.predict(model_input).to_pandas()
 
+    def get_raw_model(self) -> ModelPackage:
+        """What ``PyFuncModel.get_raw_model()`` hands back: the package itself."""
+        return self.package
+
 
 def _load_pyfunc(data_path: str) -> PyfuncModel:
     """MLflow's entry point for the pyfunc flavor (``loader_module``): no pickle involved."""
     return PyfuncModel(ModelPackage.load(data_path))
-
-
-def as_numpy(frame: pl.DataFrame) -> np.ndarray:
-    """Predictions as a float64 matrix, one column per target."""
-    return frame.to_numpy().astype(np.float64)

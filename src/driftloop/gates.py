@@ -1,0 +1,201 @@
+"""Promotion gates: checks that return results; :mod:`driftloop.registry` decides on them.
+
+dev -> qa: the model loads from the registry in a fresh process, scores contract-valid rows
+with finite outputs, refuses invalid rows with a clear error, meets the p99 single-row
+latency budget, meets the metric floors and beats the ridge baseline on its test window.
+
+qa -> prod: challenger and champion are scored on the same, most recent labelled window;
+:func:`compare` says whether the challenger improves the decisive metric by the margin
+without any target getting worse beyond the tolerance.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from driftloop.contract import Contract
+from driftloop.metrics import HIGHER_IS_BETTER, regression_metrics
+from driftloop.model.package import ModelPackage
+from driftloop.model.settings import PromoteSettings
+
+# Single-row predictions timed for the latency gate, and the time the fresh process may take.
+LATENCY_ROWS = 200
+FRESH_PROCESS_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """One gate: passed or not, why, and the numbers behind it."""
+
+    name: str
+    passed: bool
+    detail: str
+    numbers: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def qa_gates(
+    package: ModelPackage, model_uri: str, tracking_uri: str, sample: pl.DataFrame, settings: PromoteSettings
+) -> list[GateResult]:
+    """Every dev -> qa gate for ``package`` (registered at ``model_uri``), on raw ``sample`` rows."""
+    report = fresh_process_report(model_uri, tracking_uri, sample, package.contract)
+    return [
+        _loads(report),
+        _finite(report),
+        _refuses(report),
+        _latency(report, settings.latency_budget_ms),
+        _floors(package, settings),
+        _beats_baseline(package, settings.metric),
+    ]
+
+
+def fresh_process_report(model_uri: str, tracking_uri: str, sample: pl.DataFrame, contract: Contract) -> dict[str, Any]:
+    """Load and exercise the registered model in a new Python process (see ``fresh_load``)."""
+    with tempfile.TemporaryDirectory() as folder:
+        valid, invalid = Path(folder) / "valid.parquet", Path(folder) / "invalid.parquet"
+        sample.write_parquet(valid)
+        invalid_rows(sample, contract).write_parquet(invalid)
+        request = {
+            "tracking_uri": tracking_uri,
+            "model_uri": model_uri,
+            "valid": str(valid),
+            "invalid": str(invalid),
+            "latency_rows": LATENCY_ROWS,
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "driftloop.model.fresh_load"],
+            input=json.dumps(request),
+            capture_output=True,
+            text=True,
+            timeout=FRESH_PROCESS_SECONDS,
+            check=False,
+        )
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        return {"loaded": False, "error": f"the fresh process failed (exit {done.returncode}): {done.stderr[-2000:]}"}
+    report: dict[str, Any] = json.loads(lines[-1])
+    return report
+
+
+def invalid_rows(sample: pl.DataFrame, contract: Contract) -> pl.DataFrame:
+    """Rows that break the contract: a bounded column pushed far out of range, else a required column dropped."""
+    rows = sample.head(3)
+    for name, column in contract.columns.items():
+        if name in rows.columns and column.max is not None and rows.schema[name].is_numeric():
+            beyond = column.max + 1000 * (abs(column.max) + 1)
+            return rows.with_columns(pl.lit(beyond).cast(rows.schema[name]).alias(name))
+    required = [n for n, c in contract.columns.items() if c.required and n in rows.columns]
+    return rows.drop(required[:1])
+
+
+def compare(
+    challenger: dict[str, dict[str, float]], champion: dict[str, dict[str, float]], settings: PromoteSettings
+) -> GateResult:
+    """Is the challenger better on the decisive metric (summed over targets, relative to the
+    champion) by at least the margin, with no target worse than the tolerance?"""
+    metric, better = settings.metric, HIGHER_IS_BETTER[settings.metric]
+    changes = {t: _relative_gain(challenger[t][metric], champion[t][metric], better) for t in champion}
+    overall = sum(changes.values()) / len(changes)
+    worst_target, worst = min(changes.items(), key=lambda item: item[1])
+    numbers = {
+        "metric": metric,
+        "relative_gain": changes,
+        "mean_gain": overall,
+        "challenger": challenger,
+        "champion": champion,
+    }
+    if worst < -settings.tolerance:
+        detail = (
+            f"{worst_target} {metric} is {-worst:.1%} worse than the champion's (tolerance {settings.tolerance:.1%})"
+        )
+        return GateResult("beats champion", False, detail, numbers)
+    if overall < settings.margin:
+        detail = f"{metric} improves by {overall:.2%} on average, less than the required margin {settings.margin:.2%}"
+        return GateResult("beats champion", False, detail, numbers)
+    return GateResult("beats champion", True, f"{metric} improves by {overall:.2%} on average", numbers)
+
+
+def recent_window(rows: pl.DataFrame, time_column: str, days: float) -> pl.DataFrame:
+    """The labelled rows of the last ``days`` days of ``rows``."""
+    end = rows.get_column(time_column).max()
+    return rows.filter(pl.col(time_column) > end - timedelta(days=days))  # type: ignore[operator]
+
+
+def score(package: ModelPackage, rows: pl.DataFrame) -> dict[str, dict[str, float]]:
+    """Metrics per target of ``package`` on typed feature-table ``rows`` that carry the targets."""
+    predicted = package.predict_valid(rows)
+    return {
+        t: regression_metrics(rows.get_column(t).cast(pl.Float64), predicted.get_column(t)) for t in package.targets
+    }
+
+
+def _relative_gain(new: float, old: float, higher_is_better: bool) -> float:
+    scale = abs(old) if abs(old) > 1e-12 else 1.0
+    return (new - old) / scale if higher_is_better else (old - new) / scale
+
+
+def _loads(report: dict[str, Any]) -> GateResult:
+    if report.get("loaded"):
+        return GateResult("loads in a fresh process", True, "loaded from the registry and scored rows")
+    return GateResult("loads in a fresh process", False, str(report.get("error", "did not load")))
+
+
+def _finite(report: dict[str, Any]) -> GateResult:
+    bad = report.get("nonfinite_outputs")
+    if bad is None:
+        return GateResult("finite outputs", False, str(report.get("error", "no rows were scored")))
+    numbers = {"rows": report.get("rows_scored"), "nonfinite": bad}
+    return GateResult("finite outputs", bad == 0, f"{bad} NaN/inf outputs on {report.get('rows_scored')} rows", numbers)
+
+
+def _refuses(report: dict[str, Any]) -> GateResult:
+    refusal = report.get("refusal")
+    if "refusal" not in report:
+        return GateResult("refuses invalid input", False, str(report.get("error", "not checked")))
+    if refusal is None:
+        return GateResult("refuses invalid input", False, "rows breaking the contract were scored instead of refused")
+    return GateResult("refuses invalid input", True, str(refusal)[:300])
+
+
+def _latency(report: dict[str, Any], budget_ms: float) -> GateResult:
+    latency = report.get("latency_ms")
+    if not latency:
+        return GateResult("latency", False, str(report.get("error", "not measured")))
+    passed = latency["p99"] <= budget_ms
+    detail = f"p99 {latency['p99']:.1f} ms (p50 {latency['p50']:.1f} ms) for one row, budget {budget_ms:.0f} ms"
+    return GateResult("latency", passed, detail, latency)
+
+
+def _floors(package: ModelPackage, settings: PromoteSettings) -> GateResult:
+    test = package.metrics["network"]["test"]
+    failures, numbers = [], {}
+    for key, floor in settings.floors.items():
+        target, _, metric = key.partition(".")
+        if target not in test or metric not in test[target]:
+            failures.append(f"{key}: no such target.metric (targets {sorted(test)}, metrics mae rmse smape r2)")
+            continue
+        value = test[target][metric]
+        numbers[key] = {"value": value, "floor": floor}
+        if (value < floor) if HIGHER_IS_BETTER[metric] else (value > floor):
+            failures.append(f"{key} = {value:.4g}, floor {floor:.4g}")
+    detail = "; ".join(failures) if failures else f"{len(settings.floors)} floor(s) met"
+    return GateResult("metric floors", not failures, detail, numbers)
+
+
+def _beats_baseline(package: ModelPackage, metric: str) -> GateResult:
+    network, baseline = package.metrics["network"]["test"], package.metrics["baseline"]["test"]
+    gains = {t: _relative_gain(network[t][metric], baseline[t][metric], HIGHER_IS_BETTER[metric]) for t in network}
+    mean = sum(gains.values()) / len(gains)
+    numbers = {"metric": metric, "network": network, "baseline": baseline, "relative_gain": gains}
+    return GateResult("beats baseline", mean > 0, f"test {metric} {mean:+.1%} vs the ridge baseline", numbers)

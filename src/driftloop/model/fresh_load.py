@@ -1,0 +1,60 @@
+"""Run as ``python -m driftloop.model.fresh_load``: load a registered model in a clean process.
+
+Reads a JSON request on standard input (tracking URI, model URI, and two Parquet files: rows
+that follow the contract and rows that break it), and prints a JSON report: whether the model
+loaded, scored the valid rows with finite outputs, refused the invalid ones with a clear
+error, and how long single-row predictions took. This is the qa gate's "would it work in
+production" check, made where nothing of the training process is in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.pyfunc import PyFuncModel
+
+
+def main() -> None:
+    request = json.loads(sys.stdin.read())
+    report: dict[str, object] = {"loaded": False}
+    try:
+        mlflow.set_tracking_uri(request["tracking_uri"])
+        model = mlflow.pyfunc.load_model(request["model_uri"])
+        report["loaded"] = True
+        valid = pd.read_parquet(request["valid"])
+        outputs = model.predict(valid)
+        report["rows_scored"] = len(outputs)
+        report["nonfinite_outputs"] = int((~np.isfinite(outputs.to_numpy(dtype=np.float64))).sum())
+        report["refusal"] = _refusal(model, pd.read_parquet(request["invalid"]))
+        report["latency_ms"] = _latency(model, valid, request["latency_rows"])
+    except Exception as exc:  # the report is the gate's evidence: every failure goes into it
+        report["error"] = f"{type(exc).__name__}: {exc}"
+    print(json.dumps(report))
+
+
+def _refusal(model: PyFuncModel, invalid: pd.DataFrame) -> str | None:
+    """The error the model raised for invalid rows, or None if it scored them."""
+    try:
+        model.predict(invalid)
+    except Exception as exc:  # what a caller would see is exactly what we want to record
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _latency(model: PyFuncModel, valid: pd.DataFrame, rows: int) -> dict[str, float]:
+    timings = []
+    for i in range(min(rows, len(valid))):
+        single = valid.iloc[[i]]
+        started = time.perf_counter()
+        model.predict(single)
+        timings.append((time.perf_counter() - started) * 1000)
+    return {"p50": float(np.percentile(timings, 50)), "p99": float(np.percentile(timings, 99)), "rows": len(timings)}
+
+
+if __name__ == "__main__":
+    main()

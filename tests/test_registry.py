@@ -1,0 +1,106 @@
+"""The registry policy against a real MLflow store: gates, champion/challenger, rollback, races."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from driftloop.config import Project
+from driftloop.errors import RegistryError
+from driftloop.model.trainer import train_project
+from driftloop.registry import CHAMPION, PREVIOUS, Registry
+from driftloop.tracking import MlflowTracker
+from tests.conftest import make_synthetic_project
+
+
+def train_version(project: Project, **changes: object) -> str:
+    settings = project.settings.train.model_copy(update=changes)
+    tuned = Project(project.root, project.settings.model_copy(update={"train": settings}))
+    with MlflowTracker(tuned) as tracker:
+        return tracker.record(train_project(tuned, callbacks=[tracker]))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    return make_synthetic_project(tmp_path_factory.mktemp("registry") / "reg", epochs=40)
+
+
+def test_first_champion_then_a_worse_or_equal_one_is_rejected_then_a_better_one_wins(project: Project) -> None:
+    registry = Registry(project)
+    weak = train_version(project, epochs=8)  # beats the ridge baseline, but clearly beatable
+    [to_qa, crowned] = registry.promote(weak)
+    assert to_qa.kind == "promoted to qa" and all(g.passed for g in to_qa.gates)
+    assert {g.name for g in to_qa.gates} >= {"loads in a fresh process", "refuses invalid input", "latency"}
+    assert crowned.kind == "champion" and registry.aliases()[CHAMPION] == weak
+
+    same = train_version(project, epochs=8)  # same seed, same data: not better
+    [_, rejected] = registry.promote(same)
+    assert rejected.kind == "rejected" and "less than the required margin" in rejected.reason
+    assert rejected.gates[0].numbers["champion"]["y"]["mae"] > 0  # the compared numbers are kept
+    assert registry.stage(same) == "rejected" and registry.aliases()[CHAMPION] == weak
+
+    strong = train_version(project)
+    [_, promoted] = registry.promote(strong)
+    assert promoted.kind == "champion", promoted.reason
+    assert registry.aliases() == {CHAMPION: strong, PREVIOUS: weak}
+    tags = registry.client.get_model_version(project.settings.project.name, strong).tags
+    assert tags["stage"] == "prod" and tags["decision"] == "champion" and "relative_gain" in tags["decision_numbers"]
+
+    when = datetime.now(UTC)
+    back = registry.rollback()
+    assert back.version == weak and registry.aliases() == {CHAMPION: weak}
+    assert registry.champion_at(when) == strong and registry.champion_at(datetime.now(UTC)) == weak
+    with pytest.raises(RegistryError, match="no previous champion"):
+        registry.rollback()
+    kinds = registry.events().get_column("kind").to_list()
+    assert kinds.count("champion") == 2 and kinds[-1] == "rollback" and "rejected" in kinds
+
+
+def test_a_floor_out_of_reach_stops_the_model_at_qa(project: Project) -> None:
+    strict = project.settings.promote.model_copy(update={"floors": {"y.r2": 0.99999, "y.mae": 0.00001}})
+    strict_project = Project(project.root, project.settings.model_copy(update={"promote": strict}))
+    version = train_version(strict_project, epochs=2)
+    [decision] = Registry(strict_project).promote(version)
+    assert decision.kind == "rejected at qa" and "metric floors" in decision.reason
+    assert "y.r2" in decision.reason
+    assert Registry(strict_project).stage(version) == "dev"
+
+
+def test_unknown_versions_are_clear_errors(project: Project) -> None:
+    with pytest.raises(RegistryError, match="has no version '999'"):
+        Registry(project).promote("999")
+
+
+PROMOTE = """
+import sys
+from driftloop.config import Project
+from driftloop.registry import Registry
+decisions = Registry(Project.load(sys.argv[1])).promote(sys.argv[2])
+print(decisions[-1].kind)
+"""
+
+
+def test_two_racing_promotions_leave_one_champion_and_both_decisions(tmp_path: Path) -> None:
+    project = make_synthetic_project(tmp_path / "race", epochs=20)
+    first, second = train_version(project), train_version(project, seed=7)
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", PROMOTE, str(project.root), v], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for v in (first, second)
+    ]
+    outcomes = []
+    for run in runs:
+        stdout, stderr = run.communicate(timeout=300)
+        assert run.returncode == 0, stderr.decode()[-2000:]
+        outcomes.append(stdout.decode().strip().splitlines()[-1])
+    registry = Registry(project)
+    assert registry.aliases()[CHAMPION] in (first, second)
+    events = registry.events()
+    assert set(events.get_column("version")) == {first, second}
+    assert events.filter(events.get_column("kind").is_in(["champion", "rejected"])).height == 2
+    assert outcomes.count("champion") >= 1
