@@ -80,5 +80,7 @@ def test_the_run_holds_lineage_metrics_plots_and_a_dev_version(
     assert len(history) == len(trained.fit.history)
     [dataset] = run.inputs.dataset_inputs
     assert str(trained.features_version) in dataset.dataset.source
+    assert "reference_profile.json" in {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert set(trained.package.reference["inputs"]["columns"]) == {"a", "b", "c", "y"}
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
     assert {"plots/learning_curve.png", "plots/predicted_vs_actual_y.png", "plots/residuals_y.png"} <= artifacts

@@ -100,6 +100,7 @@ class MlflowTracker:
             mlflow.log_input(_dataset(lineage), context="training")
             mlflow.log_dict(trained.package.contract.model_dump(mode="json", exclude_none=True), "contract.json")
             mlflow.log_dict(lineage, "lineage.json")
+            mlflow.log_dict(trained.package.reference, "reference_profile.json")
             from driftloop.model import plots  # matplotlib is loaded only when a run is recorded
 
             mlflow.log_artifacts(str(plots.draw(trained, Path(folder) / "plots")), "plots")

@@ -1,10 +1,11 @@
 """The model package: everything a prediction needs, loadable without pickle.
 
 A folder with ``weights.safetensors`` (the network's tensors) and ``package.json`` (network
-shape, preprocessing state, target scaling, feature definitions, data contract, metrics and
-lineage). The same folder is the data of an MLflow pyfunc model whose loader is this module
-(``_load_pyfunc``), so ``mlflow.pyfunc.load_model(uri).predict(frame)`` runs the exact code
-path of :meth:`ModelPackage.predict`: contract check, features, preprocessing, network.
+shape, preprocessing state, target scaling, feature definitions, data contract, metrics,
+lineage and the reference profiles of the training window, for drift monitoring). The same
+folder is the data of an MLflow pyfunc model whose loader is this module (``_load_pyfunc``),
+so ``mlflow.pyfunc.load_model(uri).predict(frame)`` runs the exact code path of
+:meth:`ModelPackage.predict`: contract check, features, preprocessing, network.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class ModelPackage:
     features: FeatureSet
     metrics: dict[str, Any] = field(default_factory=dict)
     lineage: dict[str, Any] = field(default_factory=dict)
+    reference: dict[str, Any] = field(default_factory=dict)  # profiles of the training window (JSON)
 
     @property
     def contract(self) -> Contract:
@@ -88,6 +90,7 @@ class ModelPackage:
             "contract": self.contract.model_dump(mode="json", exclude_none=True),
             "metrics": self.metrics,
             "lineage": self.lineage,
+            "reference": self.reference,
         }
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
         return folder
@@ -116,6 +119,7 @@ class ModelPackage:
             FeatureSet.from_json(json.dumps(manifest["features"]), contract),
             manifest.get("metrics", {}),
             manifest.get("lineage", {}),
+            manifest.get("reference", {}),
         )
 
 

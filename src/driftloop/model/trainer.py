@@ -25,6 +25,7 @@ from driftloop.model.data import Splits, split_by_time, training_rows
 from driftloop.model.network import NetworkSpec
 from driftloop.model.package import ModelPackage
 from driftloop.model.train import Callback, FitResult, Tensors, fit, predict_scaled
+from driftloop.monitor.profile import profile
 from driftloop.preprocess import Preprocessor, TargetScaler
 
 SPLITS = ("train", "validation", "test")
@@ -111,7 +112,17 @@ def train_project(
         "best_epoch": result.best_epoch,
     }
     package = ModelPackage(result.model, preprocessor, scaler, features, metrics, lineage)
+    package.reference = reference_profiles(package, splits.train, numeric, categorical)
     return TrainedModel(package, result, splits, version)
+
+
+def reference_profiles(
+    package: ModelPackage, rows: pl.DataFrame, numeric: list[str], categorical: list[str]
+) -> dict[str, Any]:
+    """Profiles of the training window: its inputs and targets, and the model's own predictions."""
+    inputs = profile(package.features.apply(rows), [*numeric, *package.targets], categorical)
+    predictions = profile(package.predict_valid(rows), package.targets, [])
+    return {"inputs": inputs.to_dict(), "predictions": predictions.to_dict()}
 
 
 def _arrays(
