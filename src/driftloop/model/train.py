@@ -9,17 +9,23 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 import torch
-from torch import nn
+from torch.nn import functional
 
 from driftloop.errors import TrainingError
 from driftloop.model.network import NetworkSpec, TabularNet
 from driftloop.model.settings import TrainSettings
+
+LOSSES: dict[str, Callable[..., torch.Tensor]] = {
+    "mse": functional.mse_loss,
+    "huber": functional.huber_loss,
+    "mae": functional.l1_loss,
+}
 
 
 @dataclass(frozen=True)
@@ -88,9 +94,10 @@ def fit(
     model = TabularNet(spec)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
     scheduler = _scheduler(optimizer, settings)
-    losses = [_loss(settings.target(t).loss) for t in targets]
+    losses = [settings.target(t).loss for t in targets]
     weights = torch.tensor([settings.target(t).weight for t in targets])
     generator = torch.Generator().manual_seed(settings.seed)
+    gaps = bool(torch.isnan(train.targets).any())  # some labels missing: mask them in every batch
     result = FitResult(model)
     best, best_state, waited = float("inf"), copy.deepcopy(model.state_dict()), 0
     started = time.perf_counter()
@@ -104,7 +111,7 @@ def fit(
             if len(index) < 2 and spec.batch_norm:
                 continue  # batch norm needs two rows; a lone last row is skipped this epoch
             output = model(train.numbers[index], train.categories[index])
-            loss = _total_loss(output, train.targets[index], losses, weights)
+            loss = (per_target_loss(output, train.targets[index], losses, masked=gaps) * weights).sum()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
@@ -150,31 +157,33 @@ def predict_scaled(model: TabularNet, numbers: np.ndarray, categories: np.ndarra
     return np.concatenate(outputs) if outputs else np.zeros((0, model.spec.targets), np.float32)
 
 
-def evaluate_loss(model: TabularNet, data: Tensors, losses: Sequence[nn.Module]) -> list[float]:
+def evaluate_loss(model: TabularNet, data: Tensors, losses: Sequence[str]) -> list[float]:
     """The loss of each target on ``data`` (rows missing that target are left out)."""
     model.eval()
     with torch.inference_mode():
         output = model(data.numbers, data.categories)
-    return [float(_masked(loss, output[:, i], data.targets[:, i])) for i, loss in enumerate(losses)]
+        return [float(v) for v in per_target_loss(output, data.targets, losses, masked=True)]
 
 
-def _total_loss(
-    output: torch.Tensor, target: torch.Tensor, losses: Sequence[nn.Module], weights: torch.Tensor
-) -> torch.Tensor:
-    parts = [_masked(loss, output[:, i], target[:, i]) for i, loss in enumerate(losses)]
-    return (torch.stack(parts) * weights).sum()
+def per_target_loss(output: torch.Tensor, target: torch.Tensor, losses: Sequence[str], *, masked: bool) -> torch.Tensor:
+    """Mean loss of each target column, over the rows that have that target.
 
-
-def _masked(loss: nn.Module, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    known = ~torch.isnan(target)
-    if not bool(known.any()):
-        return output.sum() * 0.0  # no label for this target in the batch: contributes nothing
-    value: torch.Tensor = loss(output[known], target[known])
-    return value
-
-
-def _loss(name: str) -> nn.Module:
-    return {"mse": nn.MSELoss(), "huber": nn.HuberLoss(delta=1.0), "mae": nn.L1Loss()}[name]
+    One elementwise loss call for all targets (when they share a loss), then a mean per
+    column: no Python loop per target on the hot path. A missing label is replaced by the
+    prediction itself, which adds zero loss and zero gradient, and is left out of the count.
+    """
+    if masked:
+        known = ~torch.isnan(target)
+        target = torch.where(known, target, output.detach())
+    if len(set(losses)) == 1:
+        elementwise = LOSSES[losses[0]](output, target, reduction="none")
+    else:
+        elementwise = torch.stack(
+            [LOSSES[name](output[:, i], target[:, i], reduction="none") for i, name in enumerate(losses)], dim=1
+        )
+    if not masked:
+        return elementwise.mean(dim=0)
+    return elementwise.sum(dim=0) / known.sum(dim=0).clamp(min=1)
 
 
 def _scheduler(optimizer: torch.optim.Optimizer, settings: TrainSettings) -> object | None:
