@@ -79,7 +79,9 @@ def test_the_run_holds_lineage_metrics_plots_and_a_dev_version(
     history = client.get_metric_history(run.info.run_id, "validation_loss")
     assert len(history) == len(trained.fit.history)
     [dataset] = run.inputs.dataset_inputs
-    assert str(trained.features_version) in dataset.dataset.source
+    assert dataset.dataset.name == f"features@v{trained.features_version}"
+    assert {t.key: t.value for t in dataset.tags}["delta_table_version"] == str(trained.features_version)
+    assert str(synthetic_project.lake.uri("features")) in dataset.dataset.source
     assert "reference_profile.json" in {a.path for a in client.list_artifacts(run.info.run_id)}
     assert set(trained.package.reference["inputs"]["columns"]) == {"a", "b", "c", "y"}
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}

@@ -97,7 +97,8 @@ class MlflowTracker:
     def _log_model(self, trained: TrainedModel) -> str:
         lineage = trained.package.lineage
         with mlflow.start_run(run_id=self.run_id), tempfile.TemporaryDirectory() as folder:
-            mlflow.log_input(_dataset(lineage), context="training")
+            version = str(lineage["features_version"])
+            mlflow.log_input(_dataset(lineage), context="training", tags={"delta_table_version": version})
             mlflow.log_dict(trained.package.contract.model_dump(mode="json", exclude_none=True), "contract.json")
             mlflow.log_dict(lineage, "lineage.json")
             mlflow.log_dict(trained.package.reference, "reference_profile.json")
@@ -139,8 +140,10 @@ def _raw_inputs(trained: TrainedModel) -> list[str]:
 def _dataset(lineage: dict[str, Any]) -> MetaDataset:
     source = DeltaDatasetSource(path=lineage["features_table"], delta_table_version=lineage["features_version"])
     digest = hashlib.sha256(json.dumps([lineage["features_table"], lineage["features_version"]]).encode()).hexdigest()
+    # The version is in the name too: MLflow leaves a version 0 out of the source it shows.
+    name = f"features@v{lineage['features_version']}"
     # MetaDataset's stubs mark `profile` abstract, but the class implements it at run time.
-    return MetaDataset(source, name="features", digest=digest[:16])  # type: ignore[abstract]
+    return MetaDataset(source, name=name, digest=digest[:16])  # type: ignore[abstract]
 
 
 def _code_tags(project: Project) -> dict[str, str]:
