@@ -8,6 +8,7 @@ from rich.console import Console
 from driftloop.demo import run_demo
 from driftloop.demo.data import load_energy, messy_energy
 from driftloop.errors import ConfigError
+from driftloop.registry import Registry
 
 
 def test_demo_data_is_the_published_file() -> None:
@@ -29,6 +30,7 @@ def test_demo_builds_a_project_with_features(tmp_path: Path) -> None:
     project = run_demo(tmp_path / "demo", days=3, console=Console(quiet=True))
     lake = project.lake
     assert lake.row_count("raw") == lake.row_count("features") > 300
+    assert Registry(project).aliases() == {"champion": "1"}  # trained, gated and promoted
     assert len(list(project.inbox.glob("*.csv"))) == 138  # one file per day, 11 January to 27 May
     with pytest.raises(ConfigError, match="pass --force"):
         run_demo(tmp_path / "demo", days=1, console=Console(quiet=True))

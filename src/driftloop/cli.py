@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -465,4 +466,6 @@ def _rule_text(low: float | None, high: float | None, allowed: list[str] | None)
 
 def main() -> None:
     """Entry point of the ``driftloop`` script."""
+    # MLflow reports every registration at INFO; driftloop's own output already says what happened.
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
     app()

@@ -1,7 +1,8 @@
 """The demo: a project made from the UCI Appliances Energy data, run through the loop.
 
 ``run_demo`` creates the project, writes the data as one CSV per day into its inbox (the shape
-of a daily export), ingests the first days, materialises features and shows the tables.
+of a daily export), ingests the first days, materialises features, trains the network (tracked
+in MLflow) and runs the promotion gates, which make it the first champion.
 """
 
 from __future__ import annotations
@@ -68,8 +69,34 @@ def run_demo(folder: Path, *, days: int = 21, force: bool = False, console: Cons
         if lake.exists(name):
             table.add_row(name, str(lake.version(name)), f"{lake.row_count(name):,}")
     show.print(table)
-    show.print(f"Next: `driftloop tables raw --project {folder}` for the version history.")
+    _train_and_promote(project, show)
+    show.print(
+        f"Next: `driftloop models --project {folder}`, `driftloop tables raw --project {folder}`, "
+        f"`mlflow ui --backend-store-uri {project.tracking_uri}`"
+    )
     return project
+
+
+def _train_and_promote(project: Project, show: Console) -> None:
+    # Imported here: torch and MLflow load only when the demo reaches training.
+    from driftloop.model.trainer import train_project
+    from driftloop.registry import Registry
+    from driftloop.tracking import MlflowTracker
+
+    with show.status("training the network (tracked in MLflow)"), MlflowTracker(project, run_name="demo") as tracker:
+        trained = train_project(project, callbacks=[tracker])
+        version = tracker.record(trained)
+    test = trained.metrics["test"]
+    baseline = trained.baseline_metrics["test"]
+    for target in test:
+        show.print(
+            f"  {target}: test MAE {test[target]['mae']:.2f} (ridge baseline {baseline[target]['mae']:.2f}), "
+            f"R² {test[target]['r2']:.2f}"
+        )
+    with show.status("running the promotion gates"):
+        decisions = Registry(project).promote(version)
+    for decision in decisions:
+        show.print(f"  version {version}: {decision.kind} ({decision.reason})")
 
 
 __all__ = ["create_demo_project", "energy_csv", "load_energy", "messy_energy", "run_demo", "split_by_day"]
