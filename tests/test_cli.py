@@ -9,7 +9,7 @@ import polars as pl
 from typer.testing import CliRunner
 
 from driftloop.cli import app
-from tests.conftest import small_frame
+from tests.conftest import make_synthetic_project, small_frame
 
 runner = CliRunner()
 
@@ -73,3 +73,24 @@ def test_the_installed_script_runs() -> None:
         [Path(sys.executable).with_name("driftloop"), "--help"], capture_output=True, text=True, check=False
     )
     assert done.returncode == 0 and "ingest" in done.stdout
+
+
+def test_train_promote_evaluate_models_and_rollback_through_the_cli(tmp_path: Path) -> None:
+    project = str(make_synthetic_project(tmp_path / "cli", epochs=10).root)
+    code, out, _ = run("train", "--project", project, "--json")
+    assert code == 0
+    trained = json.loads(out)
+    assert trained["version"] == "1" and trained["metrics"]["test"]["y"]["r2"] > 0.5
+    code, out, _ = run("promote", "--project", project, "--json")
+    assert code == 0 and [d["kind"] for d in json.loads(out)] == ["promoted to qa", "champion"]
+    code, out, _ = run("evaluate", "1", "--project", project, "--json")
+    assert code == 0 and json.loads(out)["metrics"]["y"]["mae"] > 0
+    code, out, _ = run("models", "--project", project, "--json")
+    listing = json.loads(out)
+    assert listing["versions"][0]["aliases"] == ["champion"] and len(listing["events"]) == 2
+    code, _, err = run("rollback", "--project", project)
+    assert code == 1 and "no previous champion" in err
+    code, _, err = run("models", "--project", project, "--at", "yesterday")
+    assert code == 1 and "is not an ISO date" in err
+    code, out, _ = run("promote", "--project", project)
+    assert code == 1  # nothing left in dev or qa

@@ -1,0 +1,187 @@
+"""Commands for data: init, ingest, features, tables, demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from driftloop.cli.common import JsonOption, ProjectOption, emit_json, err, handled, out, progress_bar
+from driftloop.config import PROJECT_FILE, Project, init_project
+from driftloop.features import materialize
+from driftloop.ingest import IngestSummary, ingest
+from driftloop.lake import TABLES
+from driftloop.sources import expand_paths, read_file
+
+
+@handled
+def init(
+    folder: Annotated[Path, typer.Argument(help="Folder of the new project (created if needed).")],
+    data: Annotated[Path | None, typer.Option("--data", help="Sample file the contract is drafted from.")] = None,
+    id_column: Annotated[str | None, typer.Option("--id", help="Column that identifies an entity.")] = None,
+    time_column: Annotated[str | None, typer.Option("--time", help="Column holding the event time.")] = None,
+    target: Annotated[list[str] | None, typer.Option("--target", help="A column to predict (repeatable).")] = None,
+    name: Annotated[str | None, typer.Option(help="Project name (default: the folder's name).")] = None,
+    sample_rows: Annotated[int, typer.Option(help="Rows of the sample read to draft the contract.", min=1)] = 100_000,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing driftloop.toml.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a project: driftloop.toml with a data contract drafted from a sample."""
+    sample = read_file(expand_paths([data])[0]).frame.head(sample_rows) if data else None
+    project = init_project(
+        folder,
+        sample=sample,
+        name=name,
+        id_column=id_column,
+        time_column=time_column,
+        targets=tuple(target or ()),
+        force=force,
+    )
+    contract = project.contract
+    summary = {
+        "project": str(project.root / PROJECT_FILE),
+        "columns": len(contract.columns),
+        "id": contract.id_column,
+        "event_time": contract.event_time_column,
+        "targets": contract.targets,
+        "features": project.feature_set().inputs,
+    }
+    if as_json:
+        emit_json(summary)
+        return
+    out.print(f"[green]created[/] {summary['project']}")
+    if contract.columns:
+        table = Table("column", "type", "role", "nullable", "rule", title="Drafted contract")
+        for column_name, column in contract.columns.items():
+            rule = rule_text(column.min, column.max, column.allowed)
+            table.add_row(column_name, column.type.value, column.role.value, str(column.nullable), rule)
+        out.print(table)
+        out.print("Ranges are the sample's widened by its own span; review them, then `driftloop ingest`.")
+    else:
+        out.print("The contract is empty: rerun with --data SAMPLE to draft it, or add [contract.columns.NAME].")
+
+
+@handled
+def ingest_command(
+    paths: Annotated[list[Path], typer.Argument(help="CSV, Parquet or NDJSON files, or folders of them.")],
+    project_dir: ProjectOption = Path(),
+    as_json: JsonOption = False,
+) -> None:
+    """Validate files into the raw table; rows breaking a rule go to quarantine with reasons."""
+    project = Project.load(project_dir)
+    files = expand_paths(paths)
+    with progress_bar(as_json) as progress:
+        task = progress.add_task("ingest", total=len(files))
+
+        def on_step(source: str, step: str) -> None:
+            progress.update(task, description=f"{Path(source).name}: {step}")
+
+        summaries = []
+        for path in files:
+            summaries += ingest(project, path, on_refused="continue", on_step=on_step)
+            progress.advance(task)
+    if as_json:
+        emit_json([s.to_dict() for s in summaries])
+    else:
+        show_ingest(summaries)
+    if any(s.status == "refused" for s in summaries):
+        raise typer.Exit(1)
+
+
+@handled
+def features(project_dir: ProjectOption = Path(), as_json: JsonOption = False) -> None:
+    """Materialise the features table from raw, computing only batches not yet included."""
+    project = Project.load(project_dir)
+    with progress_bar(as_json) as progress:
+        progress.add_task("computing features", total=None)
+        run = materialize(project.lake, project.feature_set())
+    if as_json:
+        emit_json(run.__dict__)
+    elif not run.batches:
+        out.print(f"features are up to date (table version {run.version}, from raw version {run.raw_version})")
+    else:
+        out.print(
+            f"[green]features[/] version {run.version}: {run.rows:,} rows from {len(run.batches)} new "
+            f"batch(es) (raw version {run.raw_version})"
+        )
+
+
+@handled
+def tables(
+    name: Annotated[str | None, typer.Argument(help="A table, to show its version history.")] = None,
+    limit: Annotated[int, typer.Option(help="Versions shown in a history.", min=1)] = 20,
+    project_dir: ProjectOption = Path(),
+    as_json: JsonOption = False,
+) -> None:
+    """List the lake's tables with versions and row counts, or one table's history."""
+    lake = Project.load(project_dir).lake
+    if name is None:
+        listing = [(t, lake.version(t), lake.row_count(t), spec.row) for t, spec in TABLES.items()]
+        if as_json:
+            emit_json([{"table": t, "version": v, "rows": n, "row": row} for t, v, n, row in listing])
+            return
+        table = Table("table", "version", "rows", "one row is", title=f"Lake at {lake.root}")
+        for table_name, version, rows, row in listing:
+            table.add_row(table_name, "-" if version is None else str(version), f"{rows:,}", row)
+        out.print(table)
+        return
+    history = lake.history(name, limit=limit)
+    if as_json:
+        emit_json([v.__dict__ for v in history])
+        return
+    table = Table("version", "time (UTC)", "operation", "rows added", "rows", title=f"History of {name}")
+    for v in history:
+        added = "" if v.rows_added is None else f"{v.rows_added:,}"
+        table.add_row(str(v.version), f"{v.timestamp:%Y-%m-%d %H:%M:%S}", v.operation, added, f"{v.rows:,}")
+    out.print(table)
+
+
+@handled
+def demo(
+    folder: Annotated[Path, typer.Argument(help="Folder of the demo project.")] = Path("driftloop-demo"),
+    days: Annotated[int, typer.Option(help="Days of data to ingest.", min=1)] = 21,
+    force: Annotated[bool, typer.Option("--force", help="Replace the folder if it holds a project.")] = False,
+) -> None:
+    """Create a demo project from the UCI Appliances Energy data and run it through the loop."""
+    from driftloop.demo import run_demo  # the demo's data helpers are not needed by other commands
+
+    run_demo(folder, days=days, force=force, console=out)
+
+
+def show_ingest(summaries: list[IngestSummary]) -> None:
+    table = Table("source", "status", "rows in", "raw", "quarantined", "seconds", title="Ingest")
+    for s in summaries:
+        colour = {"ingested": "green", "refused": "red"}.get(s.status, "yellow")
+        table.add_row(
+            Path(s.source).name,
+            f"[{colour}]{s.status}[/]",
+            f"{s.rows_in:,}",
+            f"{s.rows_raw:,}",
+            f"{s.rows_quarantined:,}",
+            f"{s.seconds:.2f}",
+        )
+    out.print(table)
+    rules = Table("source", "column", "rule", "rows", "examples", title="Quarantined rows by rule")
+    for s in summaries:
+        for r in s.rule_counts:
+            rules.add_row(Path(s.source).name, r.column, r.rule, f"{r.rows:,}", ", ".join(map(repr, r.examples)))
+    if rules.row_count:
+        out.print(rules)
+    for s in summaries:
+        if s.ignored_columns:
+            out.print(
+                f"[yellow]{Path(s.source).name}: columns not in the contract were ignored:[/] {s.ignored_columns}"
+            )
+        for problem in s.problems:
+            err.print(f"[bold red]refused[/] {s.source}: {problem}", highlight=False)
+
+
+def rule_text(low: float | None, high: float | None, allowed: list[str] | None) -> str:
+    if allowed is not None:
+        shown = ", ".join(allowed[:5]) + (", ..." if len(allowed) > 5 else "")
+        return f"one of {shown}"
+    if low is not None or high is not None:
+        return f"{low if low is not None else '-inf'} .. {high if high is not None else 'inf'}"
+    return ""

@@ -1,0 +1,218 @@
+"""Commands for models: train, evaluate, promote, rollback, models."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from driftloop.cli.common import EpochProgress, JsonOption, ProjectOption, emit_json, handled, out, progress_bar
+from driftloop.config import Project
+from driftloop.errors import ConfigError
+
+
+@handled
+def train(
+    project_dir: ProjectOption = Path(),
+    features_version: Annotated[int | None, typer.Option(help="Features table version to train on.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Train the network on the features table, track the run in MLflow, register a dev version."""
+    from driftloop.model.trainer import train_project
+    from driftloop.tracking import MlflowTracker
+
+    project = Project.load(project_dir)
+    epochs = project.settings.train.epochs
+    with progress_bar(as_json, bar=True) as progress, MlflowTracker(project) as tracker:
+        task = progress.add_task("training", total=epochs)
+        watcher = EpochProgress(progress, task)
+        trained = train_project(project, features_version=features_version, callbacks=[tracker, watcher])
+        progress.update(task, completed=epochs, description="recording the run")
+        version = tracker.record(trained)
+    summary = {
+        "model": tracker.model_name,
+        "version": version,
+        "run_id": tracker.run_id,
+        "features_version": trained.features_version,
+        "epochs": len(trained.fit.history),
+        "best_epoch": trained.fit.best_epoch,
+        "train_seconds": round(trained.fit.seconds, 2),
+        "logging_seconds": round(tracker.logging_seconds, 2),
+        "metrics": trained.metrics,
+        "baseline": trained.baseline_metrics,
+    }
+    if as_json:
+        emit_json(summary)
+        return
+    out.print(
+        f"[green]registered[/] {tracker.model_name} version {version} (stage dev) from features version "
+        f"{trained.features_version}: best epoch {trained.fit.best_epoch} of {len(trained.fit.history)}, "
+        f"{trained.fit.seconds:.1f} s"
+    )
+    show_metrics("Test window", trained.metrics["test"], trained.baseline_metrics["test"], "baseline")
+    out.print(
+        f"Next: `driftloop promote {version} --project {project_dir}`; "
+        f"runs: `mlflow ui --backend-store-uri {project.tracking_uri}`"
+    )
+
+
+@handled
+def evaluate(
+    version: Annotated[str, typer.Argument(help="Model version to score.")],
+    project_dir: ProjectOption = Path(),
+    as_json: JsonOption = False,
+) -> None:
+    """Score a version (and the champion) on the most recent labelled window."""
+    from driftloop.gates import recent_window, score
+    from driftloop.model.data import training_rows
+    from driftloop.registry import CHAMPION, Registry
+
+    project = Project.load(project_dir)
+    registry = Registry(project)
+    rows, _ = training_rows(project.lake, project.feature_set())
+    clock = project.contract.event_time_column or ""
+    window = recent_window(rows, clock, project.settings.promote.window_days)
+    metrics = score(registry.load(version), window)
+    champion = registry.aliases().get(CHAMPION)
+    baseline = score(registry.load(champion), window) if champion and champion != version else None
+    if as_json:
+        champion_part = {"version": champion, "metrics": baseline} if baseline else None
+        emit_json({"version": version, "rows": window.height, "metrics": metrics, "champion": champion_part})
+        return
+    title = f"Version {version} on the last {project.settings.promote.window_days:g} days ({window.height:,} rows)"
+    show_metrics(title, metrics, baseline, f"champion v{champion}")
+
+
+@handled
+def promote(
+    version: Annotated[str | None, typer.Argument(help="Version to promote (default: newest in dev or qa).")] = None,
+    project_dir: ProjectOption = Path(),
+    as_json: JsonOption = False,
+) -> None:
+    """Run the gates: dev -> qa (fresh load, contract, latency, floors, baseline), then qa -> prod."""
+    from driftloop.registry import Registry
+
+    with progress_bar(as_json) as progress:
+        progress.add_task("running the promotion gates", total=None)
+        decisions = Registry(Project.load(project_dir)).promote(version)
+    if as_json:
+        emit_json([d.to_dict() for d in decisions])
+        return
+    for decision in decisions:
+        show_decision(decision)
+
+
+@handled
+def rollback(project_dir: ProjectOption = Path(), as_json: JsonOption = False) -> None:
+    """Make the previous champion the champion again."""
+    from driftloop.registry import Registry
+
+    decision = Registry(Project.load(project_dir)).rollback()
+    if as_json:
+        emit_json(decision.to_dict())
+    else:
+        show_decision(decision)
+
+
+@handled
+def models(
+    project_dir: ProjectOption = Path(),
+    at: Annotated[str | None, typer.Option(help="Say which version was champion at this date/time (ISO).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List model versions with stage, aliases, test metrics and the decision history."""
+    from driftloop.registry import Registry
+
+    project = Project.load(project_dir)
+    registry = Registry(project)
+    if at is not None:
+        when = parse_when(at)
+        champion = registry.champion_at(when)
+        if as_json:
+            emit_json({"at": when.isoformat(), "champion": champion})
+        else:
+            out.print(
+                f"champion at {when:%Y-%m-%d %H:%M:%S %Z}: {'none' if champion is None else 'version ' + champion}"
+            )
+        return
+    aliases = registry.aliases()
+    by_version: dict[str, list[str]] = {}
+    for alias, number in aliases.items():
+        by_version.setdefault(number, []).append(alias)
+    rows = []
+    for v in registry.versions():
+        run = registry.client.get_run(v.run_id) if v.run_id else None
+        metrics = {k: round(m, 4) for k, m in (run.data.metrics.items() if run else []) if k.startswith("test_")}
+        rows.append(
+            {
+                "version": str(v.version),
+                "stage": v.tags.get("stage", "dev"),
+                "aliases": sorted(by_version.get(str(v.version), [])),
+                "created": datetime.fromtimestamp(v.creation_timestamp / 1000, tz=UTC).isoformat(),
+                "test_metrics": metrics,
+                "decision": v.tags.get("decision"),
+                "reason": v.tags.get("decision_reason"),
+            }
+        )
+    events = registry.events()
+    if as_json:
+        emit_json({"versions": rows, "events": events.to_dicts()})
+        return
+    table = Table("version", "stage", "aliases", "created (UTC)", "test metrics", "last decision", title=registry.name)
+    decisive = project.settings.promote.metric
+    for row in rows:
+        shown = ", ".join(
+            f"{k.removeprefix('test_')}={v:g}" for k, v in row["test_metrics"].items() if k.endswith(decisive)
+        )
+        table.add_row(
+            row["version"], row["stage"], ", ".join(row["aliases"]), row["created"][:19], shown, row["decision"] or ""
+        )
+    out.print(table)
+    history = Table("time (UTC)", "version", "decision", "champion after", "reason", title="Decisions")
+    for event in events.tail(20).iter_rows(named=True):
+        history.add_row(
+            f"{event['at']:%Y-%m-%d %H:%M:%S}",
+            event["version"],
+            event["kind"],
+            event["champion_after"] or "",
+            event["reason"],
+        )
+    if history.row_count:
+        out.print(history)
+
+
+def show_metrics(
+    title: str, metrics: dict[str, dict[str, float]], other: dict[str, dict[str, float]] | None, other_name: str
+) -> None:
+    table = Table("target", "MAE", "RMSE", "SMAPE %", "R²", title=title)
+    for target, values in metrics.items():
+        table.add_row(target, *(f"{values[m]:.4g}" for m in ("mae", "rmse", "smape", "r2")))
+        if other is not None:
+            table.add_row(
+                f"  {other_name}", *(f"{other[target][m]:.4g}" for m in ("mae", "rmse", "smape", "r2")), style="dim"
+            )
+    out.print(table)
+
+
+def show_decision(decision: Any) -> None:
+    colour = "green" if decision.accepted else "red"
+    move = f"{decision.stage_before} -> {decision.stage_after}"
+    out.print(f"[{colour}]{decision.kind}[/]: version {decision.version} {move}: {decision.reason}")
+    if decision.gates:
+        table = Table("gate", "passed", "detail")
+        for gate in decision.gates:
+            table.add_row(gate.name, "[green]yes[/]" if gate.passed else "[red]no[/]", gate.detail)
+        out.print(table)
+
+
+def parse_when(text: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ConfigError(
+            f"--at {text!r} is not an ISO date or date-time, e.g. 2026-11-22 or 2026-11-22T14:00"
+        ) from exc
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
