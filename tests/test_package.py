@@ -76,11 +76,14 @@ def test_the_run_holds_lineage_metrics_plots_and_a_dev_version(
     assert run.data.params["train.hidden"] == "[32, 16]"
     assert run.data.metrics["test_y_r2"] == pytest.approx(trained.metrics["test"]["y"]["r2"])
     assert "baseline_test_y_mae" in run.data.metrics
+    assert run.data.metrics["test_overall_r2"] == pytest.approx(trained.metrics["test"]["y"]["r2"])  # one target
     history = client.get_metric_history(run.info.run_id, "validation_loss")
     assert len(history) == len(trained.fit.history)
     [dataset] = run.inputs.dataset_inputs
     assert dataset.dataset.name == f"features@v{trained.features_version}"
-    assert {t.key: t.value for t in dataset.tags}["delta_table_version"] == str(trained.features_version)
+    tags = {t.key: t.value for t in dataset.tags}
+    assert tags["delta_table_version"] == str(trained.features_version)
+    assert int(tags["rows_train"]) == trained.splits.train.height
     assert str(synthetic_project.lake.uri("features")) in dataset.dataset.source
     assert "reference_profile.json" in {a.path for a in client.list_artifacts(run.info.run_id)}
     assert set(trained.package.reference["inputs"]["columns"]) == {"a", "b", "c", "y"}

@@ -78,13 +78,17 @@ class MlflowTracker:
         started = time.perf_counter()
         self._flush()
         stamp = int(time.time() * 1000)
+        metrics = trained.package.metrics
         final = [
-            Metric(
-                f"{kind}_{split}_{target}_{metric}" if kind == "baseline" else f"{split}_{target}_{metric}", v, stamp, 0
-            )
-            for kind, by_split in trained.package.metrics.items()
-            for split, by_target in by_split.items()
+            Metric(f"{prefix}{split}_{target}_{metric}", v, stamp, 0)
+            for kind, prefix in (("network", ""), ("baseline", "baseline_"))
+            for split, by_target in metrics[kind].items()
             for target, values in by_target.items()
+            for metric, v in values.items()
+        ]
+        final += [
+            Metric(f"{split}_overall_{metric}", v, stamp, 0)
+            for split, values in metrics["overall"].items()
             for metric, v in values.items()
         ]
         final.append(Metric("best_epoch", trained.fit.best_epoch, stamp, 0))
@@ -97,8 +101,9 @@ class MlflowTracker:
     def _log_model(self, trained: TrainedModel) -> str:
         lineage = trained.package.lineage
         with mlflow.start_run(run_id=self.run_id), tempfile.TemporaryDirectory() as folder:
-            version = str(lineage["features_version"])
-            mlflow.log_input(_dataset(lineage), context="training", tags={"delta_table_version": version})
+            tags = {"delta_table_version": str(lineage["features_version"])}
+            tags.update({f"rows_{split}": str(n) for split, n in lineage["rows"].items()})
+            mlflow.log_input(_dataset(lineage), context="training", tags=tags)
             mlflow.log_dict(trained.package.contract.model_dump(mode="json", exclude_none=True), "contract.json")
             mlflow.log_dict(lineage, "lineage.json")
             mlflow.log_dict(trained.package.reference, "reference_profile.json")

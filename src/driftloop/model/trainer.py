@@ -93,7 +93,7 @@ def train_project(
         Tensors.of(*data["train"]), Tensors.of(*data["validation"]), spec, settings, contract.targets, callbacks
     )
     ridge = Ridge.fit(*data["train"], preprocessor.cardinalities)
-    metrics: dict[str, Any] = {"network": {}, "baseline": {}}
+    metrics: dict[str, Any] = {"network": {}, "baseline": {}, "overall": {}}
     for name in SPLITS:
         numbers, categories, scaled = data[name]
         actual = scaler.unscale(scaled)
@@ -101,6 +101,7 @@ def train_project(
             actual, scaler.unscale(predict_scaled(result.model, numbers, categories)), scaler
         )
         metrics["baseline"][name] = _per_target(actual, scaler.unscale(ridge.predict(numbers, categories)), scaler)
+        metrics["overall"][name] = overall(metrics["network"][name])
     lineage = {
         "features_table": str(project.lake.uri("features")),
         "features_version": version,
@@ -123,6 +124,11 @@ def reference_profiles(
     inputs = profile(package.features.apply(rows), [*numeric, *package.targets], categorical)
     predictions = profile(package.predict_valid(rows), package.targets, [])
     return {"inputs": inputs.to_dict(), "predictions": predictions.to_dict()}
+
+
+def overall(by_target: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Scale-free metrics averaged over targets (MAE and RMSE are in each target's own units)."""
+    return {m: sum(v[m] for v in by_target.values()) / len(by_target) for m in ("smape", "r2")}
 
 
 def _arrays(
