@@ -15,6 +15,7 @@ The tree::
     ├── TrainingError              a model cannot be trained (too few rows, no target values)
     ├── ModelPackageError          a model package cannot be written, read or used
     ├── RegistryError              the registry cannot do what was asked (no such version)
+    ├── PredictError               a batch prediction cannot run (no champion, an empty window)
     └── DemoDataError              the bundled demo data is not installed
 
 Messages say what was wrong, where, and what to do. Errors from the libraries underneath
@@ -100,6 +101,10 @@ class ModelPackageError(DriftloopError):
     """A model package cannot be written, read or used on the given input."""
 
 
+class PredictError(DriftloopError):
+    """A batch prediction cannot run (no champion, an empty window, a bad date)."""
+
+
 class RegistryError(DriftloopError):
     """The registry cannot do what was asked (no such version, nothing to roll back to)."""
 
@@ -119,6 +124,7 @@ __all__ = [
     "LakeError",
     "ModelPackageError",
     "NotOnlineComputable",
+    "PredictError",
     "PreprocessError",
     "RegistryError",
     "SourceError",

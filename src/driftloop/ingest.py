@@ -206,7 +206,7 @@ def _store(lake: Lake, table: str, rows: pl.DataFrame, where: str, metadata: dic
     """Replace this batch's rows in ``table``; an empty batch only clears leftovers of an earlier try."""
     if rows.height:
         return lake.replace(table, rows, where=where, metadata=metadata)
-    if lake.exists(table) and lake.scan(table).filter(pl.sql_expr(where)).head(1).collect().height:
+    if lake.any_rows(table, where):
         return lake.delete(table, where=where)
     return lake.version(table)
 

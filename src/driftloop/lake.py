@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable, QueryBuilder, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 from driftloop import delta_files
@@ -104,6 +104,8 @@ class Lake:
     def replace(self, table: str, frame: pl.DataFrame, *, where: str, metadata: Mapping[str, str] | None = None) -> int:
         """Atomically replace the rows matching the SQL predicate ``where`` with ``frame``.
 
+        Predicates are in the SQL of Delta's engine (DataFusion); timestamps as ``sql_timestamp``.
+
         Every row of ``frame`` must match ``where``. Rerunning the same replacement gives the
         same table, which is what makes reruns of a batch or a window idempotent.
         """
@@ -174,7 +176,7 @@ class Lake:
         schema = delta_files.delta_schema(frame)
         # The common case, new rows for an unchanged schema, is written by Polars (delta_files
         # says why); replacing rows or changing the schema goes through write_deltalake.
-        if delta_files.matches_table(uri, schema) and (predicate is None or not self._any(table, predicate)):
+        if delta_files.matches_table(uri, schema) and (predicate is None or not self.any_rows(table, predicate)):
             actions = delta_files.write_files(uri, frame, list(spec.partition_by))
             return self._retry(
                 table, lambda: delta_files.commit(uri, actions, schema, list(spec.partition_by), metadata)
@@ -194,9 +196,17 @@ class Lake:
 
         return self._retry(table, run)
 
-    def _any(self, table: str, where: str) -> bool:
-        """Whether any row of ``table`` matches the SQL predicate ``where``."""
-        return self.scan(table).filter(pl.sql_expr(where)).head(1).collect().height > 0
+    def any_rows(self, table: str, where: str) -> bool:
+        """Whether any row of ``table`` matches ``where``, read by the same SQL engine (DataFusion,
+        inside delta-rs) that applies predicates on write, so both agree on what it selects."""
+        if not self.exists(table):
+            return False
+        query = QueryBuilder().register("t", self._table(table))
+        try:
+            found = query.execute(f"SELECT 1 AS hit FROM t WHERE {where} LIMIT 1").read_all()
+        except DeltaError as exc:
+            raise LakeError(f"cannot evaluate {where!r} on table {table!r}: {exc}") from exc
+        return int(found.num_rows) > 0
 
     def _partitioned(self, table: str, frame: pl.DataFrame) -> pl.DataFrame:
         """``frame`` with the table's partition columns, deriving the event month from the event date."""
@@ -317,6 +327,11 @@ def _rows_added(metrics: Mapping[str, Any], metadata: Mapping[str, str]) -> int 
         if value is not None:
             return int(value)
     return None
+
+
+def sql_timestamp(value: datetime) -> str:
+    """A naive timestamp as a literal Delta's SQL engine compares with a timestamp column."""
+    return f"'{value:%Y-%m-%dT%H:%M:%S.%f}'"
 
 
 def _commit_properties(metadata: Mapping[str, str] | None) -> CommitProperties | None:

@@ -2,7 +2,8 @@
 
 Exit codes: 0 success, 1 a user error (the message, no traceback), 2 a usage error.
 Every command takes ``--project DIR`` (default: the current folder) and ``--json`` for a
-machine-readable summary on standard output. Commands live in ``data`` and ``models``;
+machine-readable summary on standard output. Commands live in ``data``, ``models`` and
+``loop``;
 shared options and helpers in ``common``.
 """
 
@@ -12,7 +13,7 @@ import logging
 
 import typer
 
-from driftloop.cli import data, models
+from driftloop.cli import data, loop, models
 
 app = typer.Typer(
     name="driftloop",
@@ -30,6 +31,7 @@ app.command()(models.evaluate)
 app.command()(models.promote)
 app.command()(models.rollback)
 app.command("models")(models.models)
+app.command()(loop.predict)
 app.command()(data.demo)
 
 
