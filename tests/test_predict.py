@@ -36,7 +36,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
 
 
 def test_a_window_is_scored_with_its_context(project: Project) -> None:
-    run = predict_window(project, datetime(2024, 1, 3), datetime(2024, 1, 5))
+    run = predict_window(project, datetime(2024, 1, 3), datetime(2024, 1, 5), chunk_rows=24)
     assert run.rows == 48 and run.days == ["2024-01-03", "2024-01-04"]
     table = project.lake.read("predictions")
     assert table.height == 48
@@ -64,10 +64,10 @@ import os, signal, sys
 from datetime import datetime
 from driftloop.config import Project
 from driftloop.predict import predict_window
-def die(day, rows):
-    if str(day) == "2024-01-12":  # two days written, the rest not
+def die(days, rows):
+    if str(days[-1]) == "2024-01-12":  # two days written (one a chunk), the rest not
         os.kill(os.getpid(), signal.SIGKILL)
-predict_window(Project.load(sys.argv[1]), datetime(2024, 1, 11), datetime(2024, 1, 15), on_day=die)
+predict_window(Project.load(sys.argv[1]), datetime(2024, 1, 11), datetime(2024, 1, 15), chunk_rows=24, on_chunk=die)
 """
 
 
@@ -76,8 +76,8 @@ def test_killed_mid_window_then_rerun_ends_in_the_same_table(project: Project) -
     assert killed.returncode == -9, killed.stderr.decode()[-1000:]
     window_rows = pl.col("event_time").is_between(datetime(2024, 1, 11), datetime(2024, 1, 15), closed="left")
     assert project.lake.read("predictions").filter(window_rows).height == 48
-    predict_window(project, datetime(2024, 1, 11), datetime(2024, 1, 15))
-    predict_window(project, datetime(2024, 1, 11), datetime(2024, 1, 15))
+    predict_window(project, datetime(2024, 1, 11), datetime(2024, 1, 15))  # one chunk now
+    predict_window(project, datetime(2024, 1, 11), datetime(2024, 1, 15), chunk_rows=30)
     rows = project.lake.read("predictions").filter(window_rows)
     assert rows.height == 96 and rows.get_column(PREDICTION_ID).n_unique() == 96
 

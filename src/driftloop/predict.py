@@ -1,8 +1,8 @@
 """Batch inference: score a window of the features table with a registered model.
 
-Rows are scored a day at a time (so a window larger than memory works) and each day is
-written as one atomic Delta commit that *replaces* that day's batch predictions of the same
-model version. A rerun, also after the process was killed mid-window, therefore ends in the
+Rows are scored in chunks of whole days (so a window larger than memory works) and each chunk
+is written as one atomic Delta commit that *replaces* the batch predictions of the same model
+version over that chunk's time span. A rerun, also after the process was killed mid-window, therefore ends in the
 same table, never with duplicates. Each prediction carries a deterministic id (from entity
 id, event time and model version), the time it was scored, the model name, version and run
 id, the job id and its source.
@@ -23,6 +23,8 @@ from driftloop.lake import EVENT_DATE, sql_timestamp
 from driftloop.registry import CHAMPION, Registry
 
 PREDICTION_ID = "prediction_id"
+# Rows scored and written per commit (whole days are never split).
+CHUNK_ROWS = 250_000
 BOOKKEEPING: dict[str, pl.DataType] = {
     PREDICTION_ID: pl.String(),
     "entity_id": pl.String(),
@@ -55,9 +57,14 @@ def predict_window(
     until: datetime,
     *,
     version: str | None = None,
-    on_day: Callable[[date, int], None] | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+    on_chunk: Callable[[list[date], int], None] | None = None,
 ) -> PredictRun:
-    """Score feature rows with ``since <= event time < until`` and write them to ``predictions``."""
+    """Score feature rows with ``since <= event time < until`` and write them to ``predictions``.
+
+    Whole consecutive days are scored together, up to ``chunk_rows`` rows a chunk (a single
+    day larger than that is one chunk), each chunk one commit.
+    """
     if until <= since:
         raise PredictError(f"the window is empty: --until ({until}) must be after --since ({since})")
     registry = Registry(project)
@@ -70,10 +77,8 @@ def predict_window(
     if clock is None:
         raise PredictError("batch prediction windows are by event time; the contract has no event_time column")
     lake = project.lake
-    days = _days_with_rows(project, clock, since, until)
     run = PredictRun(uuid.uuid4().hex, chosen, since, until)
-    for day in days:
-        start, end = max(since, _midnight(day)), min(until, _midnight(day) + timedelta(days=1))
+    for start, end, days in _chunks(project, clock, since, until, chunk_rows):
         rows = lake.read("features", since=start, until=end, time_column=clock)
         scored = package.predict_valid(rows)
         frame = _prediction_rows(rows, scored, project, registry.name, chosen, run_id, run.job_id)
@@ -82,12 +87,12 @@ def predict_window(
             f"AND event_time >= {sql_timestamp(start)} AND event_time < {sql_timestamp(end)}"
         )
         run.table_version = lake.replace(
-            "predictions", frame, where=where, metadata={"driftloop.job_id": run.job_id, "driftloop.day": str(day)}
+            "predictions", frame, where=where, metadata={"driftloop.job_id": run.job_id, "driftloop.from": str(start)}
         )
         run.rows += frame.height
-        run.days.append(str(day))
-        if on_day:
-            on_day(day, frame.height)
+        run.days += [str(d) for d in days]
+        if on_chunk:
+            on_chunk(days, frame.height)
     return run
 
 
@@ -130,18 +135,35 @@ def _prediction_rows(
     return pl.concat([meta, scored], how="horizontal")
 
 
-def _days_with_rows(project: Project, clock: str, since: datetime, until: datetime) -> list[date]:
-    days = (
+def _chunks(
+    project: Project, clock: str, since: datetime, until: datetime, chunk_rows: int
+) -> list[tuple[datetime, datetime, list[date]]]:
+    """Consecutive days of the window packed into [start, end) spans of about ``chunk_rows`` rows."""
+    per_day = (
         project.lake.scan("features")
         .filter((pl.col(clock) >= since) & (pl.col(clock) < until))
-        .select(pl.col(clock).cast(pl.Date).unique().sort())
+        .group_by(pl.col(clock).cast(pl.Date).alias("day"))
+        .len()
+        .sort("day")
         .collect()
-        .to_series()
-        .to_list()
     )
-    if not days:
+    if per_day.is_empty():
         raise PredictError(f"no feature rows between {since} and {until}; run `driftloop features` or widen the window")
-    return days
+    chunks: list[tuple[datetime, datetime, list[date]]] = []
+    days: list[date] = []
+    rows = 0
+    for day, count in per_day.iter_rows():
+        if days and rows + count > chunk_rows:
+            chunks.append(_span(days, since, until))
+            days, rows = [], 0
+        days.append(day)
+        rows += count
+    chunks.append(_span(days, since, until))
+    return chunks
+
+
+def _span(days: list[date], since: datetime, until: datetime) -> tuple[datetime, datetime, list[date]]:
+    return max(since, _midnight(days[0])), min(until, _midnight(days[-1]) + timedelta(days=1)), days
 
 
 def _midnight(day: date) -> datetime:

@@ -31,10 +31,10 @@ def predict(
     with progress_bar(as_json, bar=True) as progress:
         task = progress.add_task("scoring", total=total_days)
 
-        def on_day(scored: date, rows: int) -> None:
-            progress.update(task, advance=1, description=f"{scored}: {rows:,} rows")
+        def on_chunk(days: list[date], rows: int) -> None:
+            progress.update(task, advance=len(days), description=f"up to {days[-1]}: {rows:,} rows")
 
-        run = predict_window(project, start, end, version=version, on_day=on_day)
+        run = predict_window(project, start, end, version=version, on_chunk=on_chunk)
     if as_json:
         emit_json(run.__dict__)
         return
