@@ -94,3 +94,16 @@ def test_train_promote_evaluate_models_and_rollback_through_the_cli(tmp_path: Pa
     assert code == 1 and "is not an ISO date" in err
     code, out, _ = run("promote", "--project", project)
     assert code == 1  # nothing left in dev or qa
+
+
+def test_ingest_labels_from_the_command_line(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.csv"
+    small_frame().write_csv(sample)
+    project = str(tmp_path / "proj")
+    run("init", project, "--data", str(sample), "--id", "id", "--target", "y")
+    truth = tmp_path / "truth.csv"
+    small_frame().select("id", "ts", "y").write_csv(truth)
+    code, out, _ = run("ingest", str(truth), "--labels", "--project", project, "--json")
+    assert code == 0 and json.loads(out)[0]["rows_raw"] == 6
+    code, out, _ = run("tables", "--project", project, "--json")
+    assert {t["table"]: t["rows"] for t in json.loads(out)}["labels"] == 6

@@ -159,3 +159,28 @@ def test_every_ingested_row_lands_in_raw_or_quarantine_once(batches: list[pl.Dat
 
 def test_contract_fixture_round_trips(small_project: Project, small_contract: Contract) -> None:
     assert small_project.contract == small_contract
+
+
+def test_labels_arrive_later_and_corrections_are_kept(small_project: Project, tmp_path: Path) -> None:
+    ingest(small_project, small_frame(4).drop("y"))  # features first, no ground truth yet
+    truth = small_frame(4).select("id", "ts", "y")
+    [first] = ingest(small_project, truth, labels=True)
+    assert (first.rows_raw, first.rows_quarantined) == (4, 0)
+    path = tmp_path / "late.csv"
+    truth.head(2).with_columns(pl.Series("y", ["9.5", "not a number"])).write_csv(path)
+    [corrected] = ingest(small_project, path, labels=True)
+    assert (corrected.rows_raw, corrected.rows_quarantined) == (1, 1)  # the correction is accepted
+    labels = small_project.lake.read("labels")
+    latest = labels.sort("_ingested_at").unique(subset=["id", "ts"], keep="last").sort("id")
+    assert latest.get_column("y").to_list() == [9.5, 0.5, 1.0, 1.5]
+    assert set(labels.columns) >= {"id", "ts", "y", "_batch_id", "_ingested_at"}
+    assert "x" not in labels.columns  # only the key and the targets
+    assert small_project.lake.read("quarantine").filter(pl.col("_source") == str(path)).height == 1
+
+
+def test_labels_need_a_key_and_targets(tmp_path: Path) -> None:
+    from driftloop.config import init_project
+
+    project = init_project(tmp_path / "p", sample=small_frame().select("x", "n"))
+    with pytest.raises(ContractError, match="needs a key column and at least one target"):
+        ingest(project, small_frame().select("x", "n"), labels=True)

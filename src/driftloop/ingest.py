@@ -71,6 +71,7 @@ def ingest(
     *,
     batch_id: str | None = None,
     on_refused: Literal["raise", "continue"] = "raise",
+    labels: bool = False,
     on_step: Callable[[str, str], None] | None = None,
 ) -> list[IngestSummary]:
     """Ingest files, folders or a frame (Polars, pandas, Arrow) into the project's lake.
@@ -78,17 +79,37 @@ def ingest(
     Each file is its own batch. With ``on_refused="continue"`` a refused batch is reported in
     its summary (status "refused") and the others go on; by default the refusal is raised.
     ``batch_id`` names a frame's batch, so ingesting the same frame twice is a no-op.
+    With ``labels=True`` the rows are ground truth arriving after the fact: they are checked
+    against the contract's key and target columns and stored in ``labels``.
     """
+    contract, table = (labels_contract(project.contract), "labels") if labels else (project.contract, "raw")
     summaries = []
     for batch in _batches(data, batch_id):
         step = (lambda s, src=batch.source: on_step(src, s)) if on_step else None
         try:
-            summaries.append(ingest_batch(project.lake, project.contract, batch, on_step=step))
+            summaries.append(ingest_batch(project.lake, contract, batch, table=table, on_step=step))
         except BatchRejected:
             if on_refused == "raise":
                 raise
             summaries.append(_refused_summary(project.lake, batch.batch_id))
     return summaries
+
+
+def labels_contract(contract: Contract) -> Contract:
+    """What a label row must hold: the row's key (id and/or event time) and its targets.
+
+    A target may be missing from a label row (another target's label came alone), but at
+    least the key must be there; a label sent again for the same key is accepted and the
+    latest one counts, so corrections can be sent.
+    """
+    if not contract.key or not contract.targets:
+        raise ContractError(
+            "labels are joined to predictions by id and/or event time and carry targets; "
+            "the contract needs a key column and at least one target to ingest labels"
+        )
+    columns = {n: contract.columns[n] for n in [*contract.key, *contract.targets]}
+    columns.update({t: columns[t].model_copy(update={"required": False, "nullable": True}) for t in contract.targets})
+    return contract.model_copy(update={"columns": columns, "duplicates": "keep_latest"})
 
 
 def _batches(data: Any, batch_id: str | None) -> Iterator[Batch]:
@@ -105,9 +126,11 @@ def ingest_batch(
     contract: Contract,
     batch: Batch,
     *,
+    table: str = "raw",
     on_step: Callable[[str], None] | None = None,
 ) -> IngestSummary:
-    """Validate ``batch`` and store it; raise BatchRejected (writing no data) on a batch-level failure."""
+    """Validate ``batch`` and store it in ``table`` (``raw``, or ``labels`` for ground truth);
+    raise BatchRejected (writing no data) on a batch-level failure."""
     if not contract.columns:
         raise ContractError(
             "the contract has no columns yet; draft one from a sample with "
@@ -120,7 +143,7 @@ def ingest_batch(
         return previous
 
     step("validating")
-    seen = lake.scan("raw").filter(pl.col(BATCH_ID) != batch.batch_id) if lake.exists("raw") else None
+    seen = lake.scan(table).filter(pl.col(BATCH_ID) != batch.batch_id) if lake.exists(table) else None
     result = check_batch(batch.frame, contract, seen_keys=seen)
     now = datetime.now(UTC)
     if not result.ok:
@@ -154,7 +177,7 @@ def ingest_batch(
     clock = contract.event_time_column
     event_date = pl.col(clock).cast(pl.Date) if clock else pl.lit(now.date())
     accepted = result.valid.with_columns(*stamp, event_date.alias(EVENT_DATE))
-    raw_version = _store(lake, "raw", accepted, where, metadata)
+    raw_version = _store(lake, table, accepted, where, metadata)
 
     summary = IngestSummary(
         batch.batch_id,

@@ -66,10 +66,12 @@ def init(
 @handled
 def ingest_command(
     paths: Annotated[list[Path], typer.Argument(help="CSV, Parquet or NDJSON files, or folders of them.")],
+    labels: Annotated[bool, typer.Option("--labels", help="The files hold ground truth (key + targets).")] = False,
     project_dir: ProjectOption = Path(),
     as_json: JsonOption = False,
 ) -> None:
-    """Validate files into the raw table; rows breaking a rule go to quarantine with reasons."""
+    """Validate files into the raw table (or, with --labels, ground truth into labels); rows breaking a rule go
+    to quarantine with their reasons."""
     project = Project.load(project_dir)
     files = expand_paths(paths)
     with progress_bar(as_json) as progress:
@@ -80,7 +82,7 @@ def ingest_command(
 
         summaries = []
         for path in files:
-            summaries += ingest(project, path, on_refused="continue", on_step=on_step)
+            summaries += ingest(project, path, on_refused="continue", labels=labels, on_step=on_step)
             progress.advance(task)
     if as_json:
         emit_json([s.to_dict() for s in summaries])
