@@ -22,6 +22,7 @@ from driftloop.errors import ConfigError, DriftloopError
 from driftloop.features import DatetimeFeature, FeatureDef, FeatureSet
 from driftloop.lake import Lake
 from driftloop.model.settings import PromoteSettings, TrainSettings
+from driftloop.monitor.settings import MonitorSettings
 
 PROJECT_FILE = "driftloop.toml"
 HEADER = """\
@@ -67,6 +68,7 @@ class Settings(BaseModel):
     features: list[FeatureDef] = Field(default_factory=list)
     train: TrainSettings = Field(default_factory=TrainSettings)
     promote: PromoteSettings = Field(default_factory=PromoteSettings)
+    monitor: MonitorSettings = Field(default_factory=MonitorSettings)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Profiles: compact, mergeable summaries of columns, computed in one vectorised pass.
 
 A numeric column is summarised by its count, nulls, min, max, sum and sum of squares (so mean
-and spread merge exactly) and a histogram over bin edges. A reference profile (the model's
+and spread merge exactly) and a histogram over bin edges: rows and the sum of their values
+per bin, so each bin's mass is known to sit at its own mean. A reference profile (the model's
 training data) takes its edges from its own quantiles, so each bin holds about 1/bins of the
 reference; a later window is profiled on the *same* edges, which makes profiles of any two
 windows comparable and adding them exact. A string column keeps its category counts.
@@ -35,6 +36,7 @@ class NumericProfile:
     total_squares: float
     edges: list[float]
     counts: list[int]
+    sums: list[float]  # of the values in each bin: where a bin's rows sit, not just how many
 
     @property
     def mean(self) -> float:
@@ -59,6 +61,7 @@ class NumericProfile:
             self.total_squares + other.total_squares,
             self.edges,
             [a + b for a, b in zip(self.counts, other.counts, strict=True)],
+            [a + b for a, b in zip(self.sums, other.sums, strict=True)],
         )
 
 
@@ -133,7 +136,7 @@ def _numeric(series: pl.Series, edges: list[float] | None, bins: int) -> Numeric
     present = values.drop_nulls().to_numpy()
     if edges is None:
         edges = _edges(present, bins)
-    counts = _histogram(present, edges)
+    counts, sums = _histogram(present, edges)
     return NumericProfile(
         count=int(present.size),
         nulls=int(values.null_count()),
@@ -143,6 +146,7 @@ def _numeric(series: pl.Series, edges: list[float] | None, bins: int) -> Numeric
         total_squares=float(np.dot(present, present)),
         edges=edges,
         counts=counts,
+        sums=sums,
     )
 
 
@@ -154,10 +158,13 @@ def _edges(values: np.ndarray, bins: int) -> list[float]:
     return [-math.inf, *(float(e) for e in inner), math.inf]
 
 
-def _histogram(values: np.ndarray, edges: list[float]) -> list[int]:
-    # Bin i holds edges[i] <= v < edges[i+1]; searchsorted on the inner edges does it in one pass.
+def _histogram(values: np.ndarray, edges: list[float]) -> tuple[list[int], list[float]]:
+    """Rows and sum of values per bin; bin i holds edges[i] <= v < edges[i+1] (one searchsorted pass)."""
     index = np.searchsorted(np.asarray(edges[1:-1]), values, side="right")
-    return [int(c) for c in np.bincount(index, minlength=len(edges) - 1)]
+    bins = len(edges) - 1
+    counts = np.bincount(index, minlength=bins)
+    sums = np.bincount(index, weights=values, minlength=bins)
+    return [int(c) for c in counts], [float(v) for v in sums]
 
 
 def _categories(series: pl.Series) -> CategoryProfile:

@@ -1,0 +1,109 @@
+"""Drift between a reference profile and a current one: per column, and for the whole dataset.
+
+The test for a column is chosen by its type and the reference's size, as Evidently does by
+default: above ``large_reference`` rows a distance (normalised Wasserstein for numbers,
+Jensen–Shannon for categories, threshold 0.1), below it a hypothesis test (KS, chi-square,
+p < 0.05). Numbers also get PSI and KS as extra statistics; every column reports a rise in
+its null rate and categories it never had. The dataset drifts when at least ``drift_share``
+of its columns do. Results are plain data; what to do about them is the policy's business.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from driftloop.monitor.profile import CategoryProfile, NumericProfile, Profile
+from driftloop.monitor.settings import MonitorSettings
+from driftloop.monitor.stattests import DriftTest, TestResult, tests
+
+
+@dataclass(frozen=True)
+class ColumnDrift:
+    """What the drift tests say about one column."""
+
+    column: str
+    kind: str  # "numeric" or "category"
+    result: TestResult
+    extra: dict[str, float] = field(default_factory=dict)
+    null_rate_reference: float = 0.0
+    null_rate_current: float = 0.0
+    new_categories: list[str] = field(default_factory=list)
+
+    @property
+    def drifted(self) -> bool:
+        return self.result.drifted
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """Drift of every compared column, and the dataset-level verdict."""
+
+    columns: list[ColumnDrift]
+    drift_share: float
+    dataset_drift: bool
+    reference_rows: int
+    current_rows: int
+
+    @property
+    def drifted(self) -> list[str]:
+        return [c.column for c in self.columns if c.drifted]
+
+
+def choose_test(kind: str, reference_rows: int, settings: MonitorSettings) -> DriftTest:
+    """The test the settings pick for a column of ``kind`` with a reference of ``reference_rows``."""
+    large = reference_rows > settings.large_reference
+    if kind == "numeric":
+        auto, chosen = ("wasserstein" if large else "ks"), str(settings.numeric_test)
+    else:
+        auto, chosen = ("jensenshannon" if large else "chisquare"), str(settings.category_test)
+    return tests()[auto if chosen == "auto" else chosen]
+
+
+def compare(reference: Profile, current: Profile, settings: MonitorSettings | None = None) -> DriftReport:
+    """Drift of every column both profiles have (current profiled with ``like=reference``)."""
+    settings = settings or MonitorSettings()
+    available = tests()
+    results = []
+    for name, ref in reference.columns.items():
+        cur = current.columns.get(name)
+        if cur is None or type(cur) is not type(ref):
+            continue
+        kind = "numeric" if isinstance(ref, NumericProfile) else "category"
+        test = choose_test(kind, ref.count, settings)
+        result = test(ref, cur, settings.thresholds.get(test.name, test.default_threshold))
+        extra: dict[str, float] = {}
+        if kind == "numeric":
+            for other in ("psi", "ks"):
+                if other != test.name:
+                    side = available[other](ref, cur, available[other].default_threshold)
+                    extra[other] = side.p_value if other == "ks" and side.p_value is not None else side.statistic
+        results.append(
+            ColumnDrift(
+                name,
+                kind,
+                result,
+                extra,
+                _null_rate(ref),
+                _null_rate(cur),
+                _new_categories(ref, cur),
+            )
+        )
+    share = sum(c.drifted for c in results) / len(results) if results else 0.0
+    return DriftReport(results, share, share >= settings.drift_share and bool(results), reference.rows, current.rows)
+
+
+def _null_rate(profile: NumericProfile | CategoryProfile) -> float:
+    total = profile.count + profile.nulls
+    return profile.nulls / total if total else 0.0
+
+
+def _new_categories(
+    reference: NumericProfile | CategoryProfile, current: NumericProfile | CategoryProfile
+) -> list[str]:
+    if isinstance(reference, CategoryProfile) and isinstance(current, CategoryProfile):
+        return sorted(set(current.counts) - set(reference.counts))
+    return []

@@ -1,0 +1,26 @@
+"""The ``[monitor]`` section of driftloop.toml: which drift tests, which thresholds."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class MonitorSettings(BaseModel):
+    """How drift is measured and when a window counts as drifted (Evidently-compatible defaults)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    numeric_test: Literal["auto", "ks", "wasserstein", "psi"] = Field(
+        "auto", description="auto: normalised Wasserstein above large_reference rows, else KS."
+    )
+    category_test: Literal["auto", "chisquare", "jensenshannon"] = Field(
+        "auto", description="auto: Jensen-Shannon above large_reference rows, else chi-square."
+    )
+    large_reference: int = Field(1000, ge=1, description="Reference rows above which distances replace p-values.")
+    thresholds: dict[str, float] = Field(
+        default_factory=dict, description="Per test, e.g. {wasserstein = 0.1, ks = 0.05, psi = 0.25}."
+    )
+    drift_share: float = Field(0.5, gt=0, le=1, description="Share of drifted columns that makes the dataset drift.")
+    null_rate_change: float = Field(0.1, ge=0, le=1, description="Rise in a column's null rate that is reported.")

@@ -1,0 +1,102 @@
+"""Drift tests over profiles: one shared suite for every test, then each test's own properties."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import ks_2samp, wasserstein_distance
+
+from driftloop.monitor.drift import choose_test, compare
+from driftloop.monitor.profile import NumericProfile, profile
+from driftloop.monitor.settings import MonitorSettings
+from driftloop.monitor.stattests import DriftTest, tests
+from driftloop.monitor.stattests.ks import ks_statistic, max_error
+from driftloop.monitor.stattests.wasserstein import wasserstein
+
+RNG = np.random.default_rng(0)
+SAME = RNG.normal(0, 1, 20_000)
+LATER = RNG.normal(0, 1, 5_000)
+SHIFTED = RNG.normal(1.5, 1, 5_000)
+COLOURS = RNG.choice(["red", "green", "blue"], 20_000, p=[0.6, 0.3, 0.1])
+
+
+def numeric_pair(reference: np.ndarray, current: np.ndarray) -> tuple[NumericProfile, NumericProfile]:
+    ref = profile(pl.DataFrame({"x": reference}), ["x"], [])
+    cur = profile(pl.DataFrame({"x": current}), ["x"], [], like=ref)
+    a, b = ref.columns["x"], cur.columns["x"]
+    assert isinstance(a, NumericProfile) and isinstance(b, NumericProfile)
+    return a, b
+
+
+def category_pair(reference: np.ndarray, current: np.ndarray):  # type: ignore[no-untyped-def]
+    ref = profile(pl.DataFrame({"c": reference}), [], ["c"])
+    cur = profile(pl.DataFrame({"c": current}), [], ["c"])
+    return ref.columns["c"], cur.columns["c"]
+
+
+@pytest.mark.parametrize("test", list(tests().values()), ids=lambda t: t.name)
+def test_every_test_is_quiet_on_the_same_distribution_and_fires_on_a_shift(test: DriftTest) -> None:
+    if test.applies_to == "numeric":
+        quiet, loud = numeric_pair(SAME, LATER), numeric_pair(SAME, SHIFTED)
+    else:
+        later = RNG.choice(["red", "green", "blue"], 5_000, p=[0.6, 0.3, 0.1])
+        moved = RNG.choice(["red", "green", "blue", "purple"], 5_000, p=[0.2, 0.3, 0.3, 0.2])
+        quiet, loud = category_pair(COLOURS, later), category_pair(COLOURS, moved)
+    assert not test(*quiet, test.default_threshold).drifted
+    assert test(*loud, test.default_threshold).drifted
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.floats(-1e3, 1e3), min_size=5, max_size=300),
+    st.lists(st.floats(-1e3, 1e3), min_size=5, max_size=300),
+)
+def test_binned_ks_is_within_its_stated_bound_of_scipys_exact_statistic(
+    first: list[float], second: list[float]
+) -> None:
+    ref, cur = numeric_pair(np.asarray(first), np.asarray(second))
+    exact = ks_2samp(first, second).statistic
+    ours = ks_statistic(ref, cur)
+    assert ours <= exact + 1e-9
+    assert exact - ours <= max_error(ref, cur) + 1e-9
+
+
+def test_binned_ks_is_close_on_large_samples() -> None:
+    ref, cur = numeric_pair(SAME, SHIFTED[:2000] * 0.2 + 0.1)
+    exact = ks_2samp(SAME, SHIFTED[:2000] * 0.2 + 0.1).statistic
+    assert abs(ks_statistic(ref, cur) - exact) < 0.02
+
+
+def test_binned_wasserstein_approximates_scipy() -> None:
+    ref, cur = numeric_pair(SAME, SHIFTED)
+    assert wasserstein(ref, cur) == pytest.approx(wasserstein_distance(SAME, SHIFTED), rel=0.05)
+
+
+def test_method_follows_type_and_reference_size() -> None:
+    defaults = MonitorSettings()
+    assert choose_test("numeric", 5000, defaults).name == "wasserstein"
+    assert choose_test("numeric", 500, defaults).name == "ks"
+    assert choose_test("category", 5000, defaults).name == "jensenshannon"
+    assert choose_test("category", 500, defaults).name == "chisquare"
+    assert choose_test("numeric", 5000, MonitorSettings(numeric_test="psi")).name == "psi"
+
+
+def test_dataset_drift_null_rates_and_new_categories() -> None:
+    frame = pl.DataFrame({"a": SAME[:5000], "b": SAME[5000:10000], "c": COLOURS[:5000]})
+    reference = profile(frame, ["a", "b"], ["c"])
+    later = frame.with_columns(
+        (pl.col("a") + 3).alias("a"),
+        pl.when(pl.int_range(pl.len()) % 3 == 0).then(None).otherwise(pl.col("b")).alias("b"),
+        pl.when(pl.int_range(pl.len()) % 2 == 0).then(pl.lit("purple")).otherwise(pl.col("c")).alias("c"),
+    )
+    report = compare(reference, profile(later, ["a", "b"], ["c"], like=reference))
+    by_name = {c.column: c for c in report.columns}
+    assert report.drifted == ["a", "c"] and report.dataset_drift and report.drift_share == pytest.approx(2 / 3)
+    assert by_name["b"].null_rate_current == pytest.approx(1 / 3, abs=0.01) and by_name["b"].null_rate_reference == 0
+    assert by_name["c"].new_categories == ["purple"]
+    assert "psi" in by_name["a"].extra and "ks" in by_name["a"].extra
+    strict = compare(reference, profile(later, ["a", "b"], ["c"], like=reference), MonitorSettings(drift_share=1.0))
+    assert not strict.dataset_drift
