@@ -100,3 +100,20 @@ def test_dataset_drift_null_rates_and_new_categories() -> None:
     assert "psi" in by_name["a"].extra and "ks" in by_name["a"].extra
     strict = compare(reference, profile(later, ["a", "b"], ["c"], like=reference), MonitorSettings(drift_share=1.0))
     assert not strict.dataset_drift
+
+
+values = st.lists(st.sampled_from([0.0, 1.0, 2.0, 2.5, -7.0, 1e6]) | st.floats(-1e6, 1e6), max_size=200)
+
+
+@settings(max_examples=80, deadline=None)
+@given(values.filter(bool), values)
+def test_no_test_breaks_on_degenerate_data(reference: list[float], current: list[float]) -> None:
+    ref, cur = numeric_pair(np.asarray(reference), np.asarray(current))
+    for test in tests().values():
+        if test.applies_to == "numeric":
+            result = test(ref, cur, test.default_threshold)
+            assert np.isfinite(result.statistic)
+    categories = category_pair(np.asarray([str(v) for v in reference]), np.asarray([str(v) for v in current] or ["x"]))
+    for test in tests().values():
+        if test.applies_to == "category":
+            assert np.isfinite(test(*categories, test.default_threshold).statistic)

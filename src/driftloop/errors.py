@@ -16,6 +16,7 @@ The tree::
     ├── ModelPackageError          a model package cannot be written, read or used
     ├── RegistryError              the registry cannot do what was asked (no such version)
     ├── PredictError               a batch prediction cannot run (no champion, an empty window)
+    ├── MonitorError               a window cannot be monitored (no rows, no model)
     └── DemoDataError              the bundled demo data is not installed
 
 Messages say what was wrong, where, and what to do. Errors from the libraries underneath
@@ -101,6 +102,10 @@ class ModelPackageError(DriftloopError):
     """A model package cannot be written, read or used on the given input."""
 
 
+class MonitorError(DriftloopError):
+    """A window cannot be monitored (no rows in it, no model to compare with)."""
+
+
 class PredictError(DriftloopError):
     """A batch prediction cannot run (no champion, an empty window, a bad date)."""
 
@@ -123,6 +128,7 @@ __all__ = [
     "FeatureError",
     "LakeError",
     "ModelPackageError",
+    "MonitorError",
     "NotOnlineComputable",
     "PredictError",
     "PreprocessError",

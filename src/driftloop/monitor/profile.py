@@ -108,7 +108,13 @@ class Profile:
         columns: dict[str, NumericProfile | CategoryProfile] = {}
         for name, raw in data["columns"].items():
             fields = {k: v for k, v in raw.items() if k != "kind"}
-            columns[name] = NumericProfile(**fields) if raw["kind"] == "numeric" else CategoryProfile(**fields)
+            try:
+                columns[name] = NumericProfile(**fields) if raw["kind"] == "numeric" else CategoryProfile(**fields)
+            except TypeError as exc:
+                raise ValueError(
+                    f"the profile of column {name!r} is not in this driftloop's format ({exc}); "
+                    "retrain the model to give it a current reference profile"
+                ) from exc
         return cls(int(data["rows"]), columns)
 
 

@@ -24,3 +24,7 @@ class MonitorSettings(BaseModel):
     )
     drift_share: float = Field(0.5, gt=0, le=1, description="Share of drifted columns that makes the dataset drift.")
     null_rate_change: float = Field(0.1, ge=0, le=1, description="Rise in a column's null rate that is reported.")
+    degradation: float = Field(
+        0.25, ge=0, description="Relative worsening of the decisive metric vs the model's test window: degraded."
+    )
+    min_labelled_rows: int = Field(30, ge=1, description="Labelled rows a window needs before performance counts.")

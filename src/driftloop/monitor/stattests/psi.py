@@ -34,9 +34,12 @@ class PopulationStabilityIndex:
 
 def psi(reference: NumericProfile, current: NumericProfile) -> float:
     ref, cur = shares(reference, current)
-    bounds = np.searchsorted(np.cumsum(ref), np.linspace(0, 1, GROUPS + 1)[1:-1], side="left") + 1
-    ref_groups = np.maximum(np.add.reduceat(ref, np.r_[0, bounds]), FLOOR)
-    cur_groups = np.maximum(np.add.reduceat(cur, np.r_[0, bounds]), FLOOR)
+    # Group boundaries at the reference's deciles; a column with few distinct values has fewer
+    # bins than groups, so duplicates and the ends are dropped.
+    bounds = np.unique(np.searchsorted(np.cumsum(ref), np.linspace(0, 1, GROUPS + 1)[1:-1], side="left") + 1)
+    starts = np.r_[0, bounds[(bounds > 0) & (bounds < ref.size)]]
+    ref_groups = np.maximum(np.add.reduceat(ref, starts), FLOOR)
+    cur_groups = np.maximum(np.add.reduceat(cur, starts), FLOOR)
     return float(np.sum((cur_groups - ref_groups) * np.log(cur_groups / ref_groups)))
 
 

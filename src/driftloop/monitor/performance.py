@@ -1,0 +1,104 @@
+"""Performance once labels arrive: predictions joined to ground truth, metrics per target,
+residuals, and how much worse than the model's own test metrics the window is.
+
+Ground truth for a row is its latest label in the ``labels`` table (corrections win), or
+else the target value its features row already carried.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import polars as pl
+
+from driftloop.contract import Contract
+from driftloop.lake import INGESTED_AT
+from driftloop.metrics import HIGHER_IS_BETTER, regression_metrics
+
+ACTUAL = "__actual_"
+
+
+@dataclass(frozen=True)
+class TargetPerformance:
+    """How one target did on the window's labelled rows, beside the model's test metrics."""
+
+    target: str
+    rows: int
+    metrics: dict[str, float]
+    residual_mean: float
+    residual_std: float
+    test_metrics: dict[str, float]
+    worsening: float  # of the decisive metric, relative to the test window (0.2 = 20% worse)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def actuals(contract: Contract, features: pl.DataFrame, labels: pl.DataFrame | None) -> pl.DataFrame:
+    """Ground truth per key: the latest label, else the features row's own target value."""
+    key = contract.key
+    truth = features.select(*key, *(pl.col(t).alias(ACTUAL + t) for t in contract.targets))
+    if labels is None or labels.is_empty():
+        return truth
+    latest = (
+        labels.sort(INGESTED_AT)
+        .unique(subset=key, keep="last")
+        .select(*key, *(pl.col(t).alias(f"{ACTUAL}{t}_label") for t in contract.targets))
+    )
+    joined = truth.join(latest, on=key, how="full", coalesce=True)
+    return joined.select(
+        *key, *(pl.coalesce(f"{ACTUAL}{t}_label", ACTUAL + t).alias(ACTUAL + t) for t in contract.targets)
+    )
+
+
+def evaluate(
+    predictions: pl.DataFrame,
+    truth: pl.DataFrame,
+    contract: Contract,
+    test_metrics: dict[str, dict[str, float]],
+    metric: str,
+) -> list[TargetPerformance]:
+    """Metrics of the window's predictions against ``truth`` (from :func:`actuals`)."""
+    keyed = predictions.with_columns(_key_columns(contract))
+    joined = keyed.join(truth, on=contract.key, how="inner")
+    results = []
+    for target in contract.targets:
+        pairs = joined.select(pl.col(target).alias("p"), pl.col(ACTUAL + target).alias("a")).drop_nulls()
+        if pairs.is_empty():
+            continue
+        values = regression_metrics(pairs.get_column("a"), pairs.get_column("p"))
+        residuals = pairs.get_column("p") - pairs.get_column("a")
+        test = test_metrics.get(target, {})
+        results.append(
+            TargetPerformance(
+                target,
+                pairs.height,
+                values,
+                float(residuals.mean() or 0.0),  # type: ignore[arg-type]
+                float(residuals.std() or 0.0),  # type: ignore[arg-type]
+                test,
+                _worsening(values[metric], test.get(metric), HIGHER_IS_BETTER[metric]),
+            )
+        )
+    return results
+
+
+def _key_columns(contract: Contract) -> list[pl.Expr]:
+    """The contract's key columns rebuilt from a prediction row's entity id and event time."""
+    columns = []
+    if contract.id_column:
+        columns.append(
+            pl.col("entity_id").cast(contract.columns[contract.id_column].type.polars).alias(contract.id_column)
+        )
+    if contract.event_time_column:
+        clock = contract.columns[contract.event_time_column].type.polars
+        columns.append(pl.col("event_time").cast(clock).alias(contract.event_time_column))
+    return columns
+
+
+def _worsening(value: float, reference: float | None, higher_is_better: bool) -> float:
+    if reference is None or value != value:
+        return 0.0
+    scale = abs(reference) if abs(reference) > 1e-12 else 1.0
+    return (reference - value) / scale if higher_is_better else (value - reference) / scale

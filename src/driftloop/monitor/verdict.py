@@ -1,0 +1,69 @@
+"""The monitoring policy: from drift and performance results to one verdict with reasons.
+
+Verdicts, from worst: ``degraded`` (a target's decisive metric is worse than the model's
+test window by more than ``degradation``), ``drift`` (the inputs drift as a dataset, or the
+predictions drift), ``warn`` (some input drifts, a null rate rose, a category is new), ``ok``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from driftloop.monitor.drift import DriftReport
+from driftloop.monitor.performance import TargetPerformance
+from driftloop.monitor.settings import MonitorSettings
+
+ORDER = ("ok", "warn", "drift", "degraded")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The window's verdict and every reason behind it."""
+
+    level: str
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def retrain_signal(self) -> bool:
+        return self.level in ("drift", "degraded")
+
+
+def decide(
+    inputs: DriftReport,
+    predictions: DriftReport | None,
+    performance: list[TargetPerformance],
+    settings: MonitorSettings,
+    metric: str,
+) -> Verdict:
+    levels, reasons = ["ok"], []
+    for result in performance:
+        if result.rows >= settings.min_labelled_rows and result.worsening > settings.degradation:
+            levels.append("degraded")
+            reasons.append(
+                f"{result.target}: {metric} {result.metrics[metric]:.4g} is {result.worsening:.0%} worse than on "
+                f"the model's test window ({result.test_metrics.get(metric, float('nan')):.4g}), "
+                f"limit {settings.degradation:.0%}"
+            )
+    if inputs.dataset_drift:
+        levels.append("drift")
+        reasons.append(
+            f"{len(inputs.drifted)} of {len(inputs.columns)} inputs drifted ({inputs.drift_share:.0%}, limit "
+            f"{settings.drift_share:.0%}): {', '.join(inputs.drifted[:10])}"
+        )
+    elif inputs.drifted:
+        levels.append("warn")
+        reasons.append(f"inputs drifting: {', '.join(inputs.drifted[:10])}")
+    if predictions is not None and predictions.drifted:
+        levels.append("drift")
+        reasons.append(f"predictions drifted: {', '.join(predictions.drifted)}")
+    for column in inputs.columns:
+        rise = column.null_rate_current - column.null_rate_reference
+        if rise > settings.null_rate_change:
+            levels.append("warn")
+            reasons.append(
+                f"{column.column}: null rate up from {column.null_rate_reference:.1%} to {column.null_rate_current:.1%}"
+            )
+        if column.new_categories:
+            levels.append("warn")
+            reasons.append(f"{column.column}: new categories {column.new_categories[:5]}")
+    return Verdict(max(levels, key=ORDER.index), reasons)

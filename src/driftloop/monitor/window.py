@@ -1,0 +1,173 @@
+"""Monitor one window: drift of inputs and predictions against the model's training profile,
+performance where labels exist, a verdict, and rows in the ``monitoring`` table.
+
+The model is the one whose batch predictions cover the window (the champion's when several
+did). Rerunning a window replaces its monitoring rows.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import polars as pl
+
+from driftloop.config import Project
+from driftloop.errors import MonitorError
+from driftloop.lake import sql_timestamp
+from driftloop.model.package import ModelPackage
+from driftloop.model.trainer import model_inputs
+from driftloop.monitor.drift import DriftReport, compare
+from driftloop.monitor.performance import TargetPerformance, actuals, evaluate
+from driftloop.monitor.profile import Profile, profile
+from driftloop.monitor.verdict import Verdict, decide
+from driftloop.registry import CHAMPION, Registry
+
+MONITORING_SCHEMA: dict[str, pl.DataType] = {
+    "window_start": pl.Datetime("us"),
+    "window_end": pl.Datetime("us"),
+    "computed_at": pl.Datetime("us", "UTC"),
+    "model_name": pl.String(),
+    "model_version": pl.String(),
+    "section": pl.String(),  # input, prediction, performance, verdict
+    "column": pl.String(),
+    "statistic": pl.String(),
+    "value": pl.Float64(),
+    "threshold": pl.Float64(),
+    "flagged": pl.Boolean(),
+    "detail": pl.String(),
+}
+
+
+@dataclass(frozen=True)
+class WindowReport:
+    """Everything one monitoring run found."""
+
+    since: datetime
+    until: datetime
+    model_version: str
+    rows: int
+    inputs: DriftReport
+    predictions: DriftReport | None
+    performance: list[TargetPerformance]
+    verdict: Verdict
+
+
+def monitor_window(project: Project, since: datetime, until: datetime, *, version: str | None = None) -> WindowReport:
+    """Monitor ``since <= event time < until`` and write the results to ``monitoring``."""
+    contract, lake, registry = project.contract, project.lake, Registry(project)
+    clock = contract.event_time_column
+    if clock is None:
+        raise MonitorError("monitoring windows are by event time; the contract has no event_time column")
+    chosen = version or _version_in_window(project, since, until) or registry.aliases().get(CHAMPION)
+    if chosen is None:
+        raise MonitorError("no model to monitor: nothing scored this window and there is no champion")
+    package = registry.load(chosen)
+    rows = lake.read("features", since=since, until=until, time_column=clock)
+    if rows.is_empty():
+        raise MonitorError(f"no feature rows between {since} and {until}; nothing to monitor")
+    inputs = _input_drift(package, rows, project)
+    scored = _predictions(project, since, until, chosen)
+    predictions = _prediction_drift(package, scored) if scored.height else None
+    labels = lake.read("labels", since=since, until=until, time_column=clock) if lake.exists("labels") else None
+    test_metrics = package.metrics.get("network", {}).get("test", {})
+    metric = project.settings.promote.metric
+    performance = (
+        evaluate(scored, actuals(contract, rows, labels), contract, test_metrics, metric) if scored.height else []
+    )
+    verdict = decide(inputs, predictions, performance, project.settings.monitor, metric)
+    report = WindowReport(since, until, chosen, rows.height, inputs, predictions, performance, verdict)
+    _write(project, registry.name, report)
+    return report
+
+
+def _reference(package: ModelPackage, part: str) -> Profile:
+    try:
+        return Profile.from_dict(package.reference[part])
+    except (KeyError, ValueError) as exc:
+        raise MonitorError(f"the model has no usable reference profile of its {part}: {exc}") from exc
+
+
+def _input_drift(package: ModelPackage, rows: pl.DataFrame, project: Project) -> DriftReport:
+    reference = _reference(package, "inputs")
+    numeric, categorical = model_inputs(package.features)
+    current = profile(package.features.apply(rows), numeric, categorical, like=reference)
+    inputs_only = Profile(reference.rows, {n: p for n, p in reference.columns.items() if n not in package.targets})
+    return compare(inputs_only, current, project.settings.monitor)
+
+
+def _prediction_drift(package: ModelPackage, scored: pl.DataFrame) -> DriftReport:
+    reference = _reference(package, "predictions")
+    current = profile(scored, package.targets, [], like=reference)
+    return compare(reference, current)
+
+
+def _predictions(project: Project, since: datetime, until: datetime, version: str) -> pl.DataFrame:
+    lake = project.lake
+    if not lake.exists("predictions"):
+        return pl.DataFrame()
+    return lake.read("predictions", since=since, until=until, time_column="event_time").filter(
+        pl.col("model_version") == version
+    )
+
+
+def _version_in_window(project: Project, since: datetime, until: datetime) -> str | None:
+    """The version whose predictions cover the window: the champion if it is among them, else the newest."""
+    if not project.lake.exists("predictions"):
+        return None
+    scored = project.lake.read("predictions", since=since, until=until, time_column="event_time")
+    versions = scored.get_column("model_version").unique().to_list()
+    champion = Registry(project).aliases().get(CHAMPION)
+    if champion in versions:
+        return champion
+    return str(max(versions, key=int)) if versions else None
+
+
+def _write(project: Project, model: str, report: WindowReport) -> None:
+    now = datetime.now(UTC)
+    rows: list[dict[str, object]] = []
+
+    def add(
+        section: str,
+        column: str | None,
+        statistic: str,
+        value: float,
+        threshold: float | None,
+        flagged: bool,
+        detail: str = "",
+    ) -> None:
+        rows.append({"section": section, "column": column, "statistic": statistic, "value": value,
+                     "threshold": threshold, "flagged": flagged, "detail": detail})  # fmt: skip
+
+    for section, drift in (("input", report.inputs), ("prediction", report.predictions)):
+        for column in drift.columns if drift else []:
+            result = column.result
+            add(section, column.column, result.test, result.statistic, result.threshold, result.drifted)
+            for name, value in column.extra.items():
+                add(section, column.column, name, value, None, False)
+            add(section, column.column, "null_rate", column.null_rate_current, None, False)
+    for target in report.performance:
+        for name, value in target.metrics.items():
+            add("performance", target.target, name, value, None, False)
+        add("performance", target.target, "residual_mean", target.residual_mean, None, False)
+        add("performance", target.target, "residual_std", target.residual_std, None, False)
+        add("performance", target.target, "worsening", target.worsening, None, False)
+    add("verdict", None, report.verdict.level, float(len(report.verdict.reasons)), None,
+        report.verdict.retrain_signal, json.dumps(report.verdict.reasons))  # fmt: skip
+    frame = (
+        pl.DataFrame(rows)
+        .with_columns(
+            pl.lit(report.since).cast(pl.Datetime("us")).alias("window_start"),
+            pl.lit(report.until).cast(pl.Datetime("us")).alias("window_end"),
+            pl.lit(now).cast(pl.Datetime("us", "UTC")).alias("computed_at"),
+            pl.lit(model).alias("model_name"),
+            pl.lit(report.model_version).alias("model_version"),
+        )
+        .select([pl.col(c).cast(t) for c, t in MONITORING_SCHEMA.items()])
+    )
+    where = (
+        f"model_name = '{model}' AND model_version = '{report.model_version}' "
+        f"AND window_start = {sql_timestamp(report.since)} AND window_end = {sql_timestamp(report.until)}"
+    )
+    project.lake.replace("monitoring", frame, where=where)
