@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from driftloop.cli import app
 from tests.conftest import make_synthetic_project, small_frame
+from tests.test_predict import champion_project
 
 runner = CliRunner()
 
@@ -107,3 +108,17 @@ def test_ingest_labels_from_the_command_line(tmp_path: Path) -> None:
     assert code == 0 and json.loads(out)[0]["rows_raw"] == 6
     code, out, _ = run("tables", "--project", project, "--json")
     assert {t["table"]: t["rows"] for t in json.loads(out)}["labels"] == 6
+
+
+def test_predict_and_monitor_from_the_command_line(tmp_path: Path) -> None:
+    project = champion_project(tmp_path / "loop")
+    folder = str(project.root)
+    code, out, _ = run("predict", "--since", "2024-01-10", "--until", "2024-01-12", "--project", folder, "--json")
+    assert code == 0 and json.loads(out)["rows"] == 48
+    code, out, _ = run("monitor", "--date", "2024-01-10", "--project", folder, "--json")
+    report = json.loads(out)
+    assert code == 0 and report["verdict"] in ("ok", "warn", "drift", "degraded") and report["rows"] == 24
+    code, out, _ = run("monitor", "--date", "2024-01-10", "--project", folder)
+    assert code == 0 and "Input drift" in out
+    code, _, err = run("monitor", "--date", "2031-01-01", "--project", folder)
+    assert code == 1 and "no feature rows" in err

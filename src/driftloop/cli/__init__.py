@@ -32,6 +32,7 @@ app.command()(models.promote)
 app.command()(models.rollback)
 app.command("models")(models.models)
 app.command()(loop.predict)
+app.command()(loop.monitor)
 app.command()(data.demo)
 
 

@@ -1,4 +1,4 @@
-"""Commands of the daily loop: predict."""
+"""Commands of the daily loop: predict, monitor."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
 from driftloop.cli.common import JsonOption, ProjectOption, emit_json, handled, out, progress_bar
 from driftloop.config import Project
@@ -42,6 +43,63 @@ def predict(
         f"[green]scored[/] {run.rows:,} rows over {len(run.days)} day(s) with version {run.model_version} "
         f"(job {run.job_id}); predictions table version {run.table_version}"
     )
+
+
+@handled
+def monitor(
+    day: Annotated[str | None, typer.Option("--date", help="Monitor this day (YYYY-MM-DD).")] = None,
+    since: Annotated[str | None, typer.Option(help="Start of the window (ISO date or date-time).")] = None,
+    until: Annotated[str | None, typer.Option(help="End of the window, exclusive (ISO).")] = None,
+    version: Annotated[
+        str | None, typer.Option(help="Model version (default: the one that scored the window).")
+    ] = None,
+    project_dir: ProjectOption = Path(),
+    as_json: JsonOption = False,
+) -> None:
+    """Drift of inputs and predictions, performance where labels exist, and a verdict for a window."""
+    from driftloop.monitor.window import monitor_window
+
+    start, end = window(day, since, until)
+    with progress_bar(as_json) as progress:
+        progress.add_task("profiling and testing the window", total=None)
+        report = monitor_window(Project.load(project_dir), start, end, version=version)
+    if as_json:
+        emit_json(
+            {
+                "since": start,
+                "until": end,
+                "model_version": report.model_version,
+                "rows": report.rows,
+                "verdict": report.verdict.level,
+                "reasons": report.verdict.reasons,
+                "drifted_inputs": report.inputs.drifted,
+                "drift_share": report.inputs.drift_share,
+                "drifted_predictions": report.predictions.drifted if report.predictions else [],
+                "performance": [p.to_dict() for p in report.performance],
+            }
+        )
+        return
+    colour = {"ok": "green", "warn": "yellow"}.get(report.verdict.level, "red")
+    out.print(
+        f"[{colour}]{report.verdict.level}[/] {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}, "
+        f"{report.rows:,} rows, model version {report.model_version}"
+    )
+    for reason in report.verdict.reasons:
+        out.print(f"  - {reason}")
+    table = Table("input", "test", "statistic", "threshold", "drifted", title="Input drift")
+    for column in sorted(report.inputs.columns, key=lambda c: -c.result.statistic)[:15]:
+        r = column.result
+        table.add_row(
+            column.column, r.test, f"{r.statistic:.4g}", f"{r.threshold:g}", "[red]yes[/]" if r.drifted else "no"
+        )
+    out.print(table)
+    if report.performance:
+        perf = Table("target", "rows", "MAE", "RMSE", "SMAPE %", "R²", "vs test", title="Performance")
+        for p in report.performance:
+            m = p.metrics
+            perf.add_row(p.target, f"{p.rows:,}", f"{m['mae']:.4g}", f"{m['rmse']:.4g}", f"{m['smape']:.4g}",
+                         f"{m['r2']:.3f}", f"{p.worsening:+.0%}")  # fmt: skip
+        out.print(perf)
 
 
 def window(day: str | None, since: str | None, until: str | None) -> tuple[datetime, datetime]:
