@@ -23,6 +23,7 @@ from driftloop.features import DatetimeFeature, FeatureDef, FeatureSet
 from driftloop.lake import Lake
 from driftloop.model.settings import PromoteSettings, TrainSettings
 from driftloop.monitor.settings import MonitorSettings
+from driftloop.policy import LoopSettings
 
 PROJECT_FILE = "driftloop.toml"
 HEADER = """\
@@ -69,6 +70,7 @@ class Settings(BaseModel):
     train: TrainSettings = Field(default_factory=TrainSettings)
     promote: PromoteSettings = Field(default_factory=PromoteSettings)
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
+    loop: LoopSettings = Field(default_factory=LoopSettings)
 
 
 @dataclass(frozen=True)

@@ -157,6 +157,15 @@ class Registry:
             self._record(decision)
             return decision
 
+    def record_event(self, kind: str, version: str, reason: str, *, at: datetime | None = None) -> Decision:
+        """Record a decision taken outside the promotion gates (e.g. a retrain), at ``at``
+        (naive times are UTC; a replay passes its simulated time)."""
+        when = at or datetime.now(UTC)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        stage = self.stage(version)
+        return self._record(Decision(kind, version, stage, stage, reason, at=when))
+
     def _to_qa(self, version: str) -> Decision:
         package = self.load(version)
         rows = self._recent_rows()

@@ -28,15 +28,24 @@ class Splits:
     test_start: datetime
 
 
-def training_rows(lake: Lake, features: FeatureSet, *, version: int | None = None) -> tuple[pl.DataFrame, int]:
-    """Rows of the features table (at ``version``, default the latest) with at least one target value."""
+def training_rows(
+    lake: Lake,
+    features: FeatureSet,
+    *,
+    version: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> tuple[pl.DataFrame, int]:
+    """Rows of the features table (at ``version``, default the latest) with at least one target
+    value, optionally only those with ``since <= event time < until``."""
     targets = features.contract.targets
     if not targets:
         raise TrainingError("the contract names no target column; give one the role 'target' in driftloop.toml")
     read_version = lake.version("features") if version is None else version
     if read_version is None:
         raise TrainingError("the features table is empty: run `driftloop ingest` then `driftloop features` first")
-    rows = lake.read("features", version=read_version)
+    clock = features.contract.event_time_column if since or until else None
+    rows = lake.read("features", version=read_version, since=since, until=until, time_column=clock)
     labelled = rows.filter(pl.any_horizontal(pl.col(t).is_not_null() for t in targets))
     if labelled.is_empty():
         raise TrainingError(f"no row of the features table has a value for any target {targets}")

@@ -60,9 +60,15 @@ def model_inputs(features: FeatureSet) -> tuple[list[str], list[str]]:
 
 
 def train_project(
-    project: Project, *, features_version: int | None = None, callbacks: Sequence[Callback] = ()
+    project: Project,
+    *,
+    features_version: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> TrainedModel:
-    """Train the project's network on its features table (the latest version by default)."""
+    """Train the project's network on its features table (the latest version by default),
+    optionally on the rows with ``since <= event time < until`` only."""
     features = project.feature_set()
     contract, settings = project.contract, project.settings.train
     clock = contract.event_time_column
@@ -73,7 +79,7 @@ def train_project(
         raise TrainingError(
             f"[train.targets] names {unknown}, which are not targets; the targets are {contract.targets}"
         )
-    rows, version = training_rows(project.lake, features, version=features_version)
+    rows, version = training_rows(project.lake, features, version=features_version, since=since, until=until)
     splits = split_by_time(rows, clock, settings.validation_fraction, settings.test_fraction)
     numeric, categorical = model_inputs(features)
     nullable = {n for n in numeric if n not in contract.columns or contract.columns[n].nullable}
@@ -105,6 +111,8 @@ def train_project(
     lineage = {
         "features_table": str(project.lake.uri("features")),
         "features_version": version,
+        "window": [since.isoformat() if since else None, until.isoformat() if until else None],
+        "data_until": str(rows.get_column(clock).max()),  # the newest event time trained on
         "rows": {name: getattr(splits, name).height for name in SPLITS},
         "validation_start": splits.validation_start.isoformat(),
         "test_start": splits.test_start.isoformat(),

@@ -1,0 +1,186 @@
+"""One tick of the loop, for one day: what a daily job runs.
+
+inbox -> ingest (data, then labels from ``inbox/labels``) -> features -> score the last
+``monitor_days`` (ending with the day) with the champion -> monitor them -> retrain policy ->
+(train on the configured window -> gates -> promote or reject) -> events and alerts.
+
+Every step is idempotent (a file already ingested is skipped, features are incremental,
+predictions and monitoring rows of a window are replaced), so a tick killed anywhere and run
+again ends in the same state. Time in the policy is the tick's own day, so a replay of
+history applies cool-downs in simulated time.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+import polars as pl
+
+from driftloop.alerts import alert
+from driftloop.config import Project
+from driftloop.errors import MonitorError, PredictError, TrainingError
+from driftloop.features import FeatureRun, materialize
+from driftloop.ingest import IngestSummary, ingest
+from driftloop.monitor.window import WindowReport, monitor_window
+from driftloop.policy import RetrainDecision, should_retrain
+from driftloop.predict import PredictRun, predict_window
+from driftloop.registry import CHAMPION, Decision, Registry
+from driftloop.sources import READERS
+
+LABELS_FOLDER = "labels"
+
+
+@dataclass
+class TickReport:
+    """What one tick did, step by step."""
+
+    day: date
+    ingested: list[IngestSummary] = field(default_factory=list)
+    labels: list[IngestSummary] = field(default_factory=list)
+    features: FeatureRun | None = None
+    predicted: PredictRun | None = None
+    monitored: WindowReport | None = None
+    retrain: RetrainDecision | None = None
+    trained_version: str | None = None
+    decisions: list[Decision] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    alerts: list[threading.Thread] = field(default_factory=list)
+
+    def wait_for_alerts(self, seconds: float) -> None:
+        """Give background webhook posts up to ``seconds`` in all to finish."""
+        deadline = datetime.now() + timedelta(seconds=seconds)
+        for sender in self.alerts:
+            sender.join(max(0.0, (deadline - datetime.now()).total_seconds()))
+
+
+def tick(project: Project, day: date, *, on_step: Callable[[str], None] | None = None) -> TickReport:
+    """Run the loop once for ``day``."""
+    step = on_step or (lambda _: None)
+    report = TickReport(day)
+    end = _midnight(day) + timedelta(days=1)
+    step("ingesting the inbox")
+    report.ingested, report.labels = _ingest_inbox(project)
+    for refused in (s for s in report.ingested + report.labels if s.status == "refused"):
+        _alert(
+            project,
+            report,
+            "batch refused",
+            f"{refused.source}: {'; '.join(refused.problems)}",
+            {"batch": refused.batch_id},
+        )
+    if not project.lake.exists("raw"):
+        report.notes.append("nothing ingested yet")
+        return report
+    step("features")
+    report.features = materialize(project.lake, project.feature_set())
+    registry = Registry(project)
+    if registry.aliases().get(CHAMPION) is None:
+        step("training a first model")
+        _retrain(project, report, RetrainDecision(True, "no champion yet"), end, step)
+        if registry.aliases().get(CHAMPION) is None:
+            return report
+    # The whole monitored window is scored, not only the day: a day missed by an earlier tick
+    # catches up, and rows the champion already scored are replaced by the same values.
+    start = end - timedelta(days=project.settings.loop.monitor_days)
+    step("predicting")
+    try:
+        report.predicted = predict_window(project, start, end)
+    except PredictError as exc:
+        report.notes.append(f"predict: {exc}")
+    step("monitoring")
+    try:
+        report.monitored = monitor_window(project, start, end)
+    except MonitorError as exc:
+        report.notes.append(f"monitor: {exc}")
+        return report
+    verdict = report.monitored.verdict
+    if verdict.level in ("drift", "degraded"):
+        _alert(project, report, verdict.level, "; ".join(verdict.reasons), {"window_end": end})
+    champion = registry.load(registry.aliases()[CHAMPION])
+    decision = should_retrain(
+        verdict.level,
+        _new_labels(project, champion.lineage.get("data_until")),
+        _last_retrain(registry),
+        end,
+        project.settings.loop,
+    )
+    report.retrain = decision
+    if decision.retrain:
+        _retrain(project, report, decision, end, step)
+    return report
+
+
+def _ingest_inbox(project: Project) -> tuple[list[IngestSummary], list[IngestSummary]]:
+    inbox = project.inbox
+    if not inbox.is_dir():
+        return [], []
+    data = sorted(p for p in inbox.iterdir() if p.is_file() and p.suffix.lower() in READERS)
+    labels_folder = inbox / LABELS_FOLDER
+    labels = sorted(p for p in labels_folder.iterdir() if p.is_file()) if labels_folder.is_dir() else []
+    ingested = ingest(project, data, on_refused="continue") if data else []
+    truth = ingest(project, labels, on_refused="continue", labels=True) if labels else []
+    return ingested, truth
+
+
+def _retrain(
+    project: Project, report: TickReport, decision: RetrainDecision, end: datetime, step: Callable[[str], None]
+) -> None:
+    # Imported here: torch and the tracker load only on the ticks that train.
+    from driftloop.model.trainer import train_project
+    from driftloop.tracking import MlflowTracker
+
+    settings = project.settings.loop
+    since = end - timedelta(days=settings.window_days) if settings.training_window == "sliding" else None
+    registry = Registry(project)
+    try:
+        with MlflowTracker(project, run_name=f"retrain {end:%Y-%m-%d}") as tracker:
+            trained = train_project(project, since=since, until=end, callbacks=[tracker])
+            version = tracker.record(trained)
+    except TrainingError as exc:
+        report.notes.append(f"retrain: {exc}")
+        return
+    report.trained_version = version
+    registry.record_event("retrain", version, decision.reason, at=end)
+    step("promotion gates")
+    report.decisions = registry.promote(version)
+    final = report.decisions[-1]
+    _alert(project, report, final.kind, f"version {version}: {final.reason}", {"version": version})
+
+
+def _new_labels(project: Project, data_until: str | None) -> int:
+    """Labelled feature rows with an event time after the champion's training data."""
+    clock = project.contract.event_time_column
+    if clock is None:
+        return 0
+    rows = project.lake.scan("features").filter(
+        pl.any_horizontal(pl.col(t).is_not_null() for t in project.contract.targets)
+    )
+    if data_until:
+        rows = rows.filter(pl.col(clock) > datetime.fromisoformat(data_until))
+    return int(rows.select(pl.len()).collect().item())
+
+
+def _last_retrain(registry: Registry) -> datetime | None:
+    events = registry.events().filter(pl.col("kind") == "retrain")
+    return None if events.is_empty() else events.get_column("at")[-1].replace(tzinfo=None)
+
+
+def _alert(project: Project, report: TickReport, kind: str, message: str, details: dict[str, object]) -> None:
+    settings = project.settings.loop
+    sender = alert(
+        kind,
+        message,
+        {**details, "project": project.settings.project.name, "day": str(report.day)},
+        url=settings.webhook_url,
+        attempts=settings.webhook_attempts,
+        timeout=settings.webhook_timeout_seconds,
+    )
+    if sender is not None:
+        report.alerts.append(sender)
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day)

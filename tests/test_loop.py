@@ -1,0 +1,110 @@
+"""The loop: retrain policy, alerts to a real local webhook, and ticks on real tables."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from datetime import date, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from driftloop.alerts import alert
+from driftloop.config import Project, init_project
+from driftloop.loop import LABELS_FOLDER, tick
+from driftloop.model.settings import TrainSettings
+from driftloop.policy import LoopSettings, should_retrain
+from driftloop.registry import CHAMPION, Registry
+from tests.conftest import synthetic_rows
+
+NOW = datetime(2024, 3, 1)
+
+
+def test_the_policy_needs_a_signal_labels_and_a_cooled_down_model() -> None:
+    settings = LoopSettings(min_new_labels=100, cooldown_days=7)
+    assert not should_retrain("ok", 1000, None, NOW, settings).retrain
+    assert not should_retrain("warn", 1000, None, NOW, settings).retrain
+    assert "only 50 new labelled rows" in should_retrain("degraded", 50, None, NOW, settings).reason
+    recent = should_retrain("drift", 1000, NOW - timedelta(days=2), NOW, settings)
+    assert not recent.retrain and "cool-down" in recent.reason
+    assert should_retrain("drift", 1000, NOW - timedelta(days=8), NOW, settings).retrain
+    assert not should_retrain("drift", 1000, None, NOW, LoopSettings(retrain_on=["degraded"])).retrain
+
+
+class _Catcher(BaseHTTPRequestHandler):
+    received: list[dict[str, object]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 (the http.server API)
+        length = int(self.headers["Content-Length"])
+        _Catcher.received.append(json.loads(self.rfile.read(length)))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+def test_alerts_reach_a_webhook_and_a_dead_one_only_logs(caplog: pytest.LogCaptureFixture) -> None:
+    server = HTTPServer(("127.0.0.1", 0), _Catcher)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/hook"
+        sender = alert("drift", "inputs drifted", {"window": "x"}, url=url, attempts=2, timeout=2)
+        assert sender is not None
+        sender.join(10)
+        assert _Catcher.received[-1] == {"kind": "drift", "message": "inputs drifted", "details": {"window": "x"}}
+    finally:
+        server.shutdown()
+    with caplog.at_level(logging.WARNING, logger="driftloop.alerts"):
+        dead = alert("drift", "again", {}, url=f"http://127.0.0.1:{server.server_port}/gone", attempts=2, timeout=1)
+        assert dead is not None
+        dead.join(10)
+    assert "gave up after 2 attempts" in caplog.text
+
+
+def loop_project(root: Path) -> Project:
+    rows = synthetic_rows(24 * 40)
+    project = init_project(root, sample=rows.head(200), time_column="ts", targets=("y",))
+    train = TrainSettings(hidden=[32, 16], epochs=30, patience=8, learning_rate=3e-3)
+    loop = LoopSettings(min_new_labels=48, cooldown_days=5, monitor_days=3)
+    Project(project.root, project.settings.model_copy(update={"train": train, "loop": loop, "features": []})).save()
+    project = Project.load(project.root)
+    project.inbox.mkdir()
+    for day in range(1, 15):
+        rows.filter(pl.col("ts").dt.day() == day).write_parquet(project.inbox / f"day{day:02d}.parquet")
+    return project
+
+
+def test_a_tick_bootstraps_a_champion_and_a_rerun_changes_nothing(tmp_path: Path) -> None:
+    project = loop_project(tmp_path / "loop")
+    first = tick(project, date(2024, 1, 14))
+    assert len(first.ingested) == 14 and first.trained_version == "1"
+    assert [d.kind for d in first.decisions] == ["promoted to qa", "champion"]
+    assert first.predicted is not None and first.predicted.rows == 72  # the 3 monitored days
+    assert first.monitored is not None and first.retrain is not None and not first.retrain.retrain
+    lake = project.lake
+    state = {t: lake.version(t) for t in ("raw", "features", "predictions")}
+    again = tick(project, date(2024, 1, 14))
+    assert {s.status for s in again.ingested} == {"already ingested"} and again.trained_version is None
+    assert lake.version("raw") == state["raw"] and lake.version("features") == state["features"]
+    assert lake.read("predictions").height == 72
+    assert [str(v.version) for v in Registry(project).versions()] == ["1"]
+
+
+def test_a_changed_world_with_late_labels_triggers_a_retrain(tmp_path: Path) -> None:
+    project = loop_project(tmp_path / "loop")
+    tick(project, date(2024, 1, 14))
+    later = synthetic_rows(24 * 10, seed=5, start=datetime(2024, 1, 15))
+    later.drop("y").write_parquet(project.inbox / "days15-24.parquet")
+    (project.inbox / LABELS_FOLDER).mkdir()
+    later.select("ts", (pl.col("y") * 3).alias("y")).write_parquet(project.inbox / LABELS_FOLDER / "late.parquet")
+    report = tick(project, date(2024, 1, 24))
+    assert report.monitored is not None and report.monitored.verdict.level == "degraded"
+    assert report.retrain is not None and report.retrain.retrain, report.retrain
+    assert report.trained_version == "2" and report.decisions
+    kinds = Registry(project).events().get_column("kind").to_list()
+    assert "retrain" in kinds
+    assert Registry(project).aliases()[CHAMPION] in ("1", "2")
