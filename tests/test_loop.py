@@ -8,6 +8,7 @@ import threading
 from datetime import date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import polars as pl
 import pytest
@@ -35,9 +36,9 @@ def test_the_policy_needs_a_signal_labels_and_a_cooled_down_model() -> None:
 
 
 class _Catcher(BaseHTTPRequestHandler):
-    received: list[dict[str, object]] = []
+    received: ClassVar[list[dict[str, object]]] = []
 
-    def do_POST(self) -> None:  # noqa: N802 (the http.server API)
+    def do_POST(self) -> None:
         length = int(self.headers["Content-Length"])
         _Catcher.received.append(json.loads(self.rfile.read(length)))
         self.send_response(204)
