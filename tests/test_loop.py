@@ -109,3 +109,32 @@ def test_a_changed_world_with_late_labels_triggers_a_retrain(tmp_path: Path) -> 
     kinds = Registry(project).events().get_column("kind").to_list()
     assert "retrain" in kinds
     assert Registry(project).aliases()[CHAMPION] in ("1", "2")
+
+
+def test_run_and_schedule_from_the_command_line(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from typer.testing import CliRunner
+
+    from driftloop.cli import app
+
+    project = loop_project(tmp_path / "cli")
+    result = CliRunner().invoke(app, ["run", "--date", "2024-01-14", "--project", str(project.root), "--json"])
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["trained_version"] == "1" and summary["verdict"] in ("ok", "warn", "drift", "degraded")
+    again = CliRunner().invoke(app, ["run", "--date", "2024-01-14", "--project", str(project.root)])
+    assert again.exit_code == 0 and "0 new file(s)" in again.stdout
+
+    script = Path(sys.executable).with_name("driftloop")
+    scheduler = subprocess.Popen(
+        [script, "schedule", "--project", str(project.root)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert scheduler.stdout is not None
+    assert "a tick every day at 02:00 UTC" in scheduler.stdout.readline()
+    scheduler.send_signal(signal.SIGTERM)
+    out, err = scheduler.communicate(timeout=30)
+    assert scheduler.returncode == 0, err
+    assert "stopped" in out

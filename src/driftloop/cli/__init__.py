@@ -33,6 +33,8 @@ app.command()(models.rollback)
 app.command("models")(models.models)
 app.command()(loop.predict)
 app.command()(loop.monitor)
+app.command()(loop.run)
+app.command()(loop.schedule)
 app.command()(data.demo)
 
 

@@ -1,8 +1,10 @@
-"""Commands of the daily loop: predict, monitor."""
+"""Commands of the daily loop: predict, monitor, run (one tick) and schedule (a tick a day)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+import signal
+import threading
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -100,6 +102,77 @@ def monitor(
             perf.add_row(p.target, f"{p.rows:,}", f"{m['mae']:.4g}", f"{m['rmse']:.4g}", f"{m['smape']:.4g}",
                          f"{m['r2']:.3f}", f"{p.worsening:+.0%}")  # fmt: skip
         out.print(perf)
+
+
+@handled
+def run(
+    day: Annotated[str | None, typer.Option("--date", help="The tick's day (default: today, UTC).")] = None,
+    project_dir: ProjectOption = Path(),
+    as_json: JsonOption = False,
+) -> None:
+    """One tick of the loop: ingest the inbox, features, score, monitor, retrain if the policy says so."""
+    from driftloop.loop import tick
+
+    when = _parse(day, "--date").date() if day else datetime.now(UTC).date()
+    project = Project.load(project_dir)
+    with progress_bar(as_json) as progress:
+        task = progress.add_task("tick", total=None)
+        report = tick(project, when, on_step=lambda step: progress.update(task, description=f"{when}: {step}"))
+    report.wait_for_alerts(project.settings.loop.webhook_timeout_seconds * project.settings.loop.webhook_attempts)
+    summary = {
+        "day": str(report.day),
+        "ingested": [s.to_dict() for s in report.ingested],
+        "labels": [s.to_dict() for s in report.labels],
+        "features_rows": report.features.rows if report.features else 0,
+        "predicted_rows": report.predicted.rows if report.predicted else 0,
+        "verdict": report.monitored.verdict.level if report.monitored else None,
+        "reasons": report.monitored.verdict.reasons if report.monitored else [],
+        "retrain": report.retrain.__dict__ if report.retrain else None,
+        "trained_version": report.trained_version,
+        "decisions": [d.to_dict() for d in report.decisions],
+        "notes": report.notes,
+    }
+    if as_json:
+        emit_json(summary)
+        return
+    new = sum(1 for s in report.ingested if s.status == "ingested")
+    out.print(f"[bold]tick {report.day}[/]: {new} new file(s), {summary['features_rows']:,} new feature rows, "
+              f"{summary['predicted_rows']:,} rows scored")  # fmt: skip
+    if report.monitored:
+        out.print(
+            f"  verdict {report.monitored.verdict.level}"
+            + "".join(f"\n  - {r}" for r in report.monitored.verdict.reasons)
+        )
+    if report.retrain:
+        out.print(f"  retrain: {'yes' if report.retrain.retrain else 'no'} ({report.retrain.reason})")
+    for decision in report.decisions:
+        out.print(f"  version {decision.version}: {decision.kind} ({decision.reason})")
+    for note in report.notes:
+        out.print(f"  [yellow]{note}[/]")
+
+
+@handled
+def schedule(project_dir: ProjectOption = Path()) -> None:
+    """Run a tick every day at [loop] schedule_at (UTC) in the foreground; SIGTERM/SIGINT stop it cleanly."""
+    from driftloop.loop import tick
+
+    project = Project.load(project_dir)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    hour, minute = (int(part) for part in project.settings.loop.schedule_at.split(":"))
+    out.print(f"driftloop schedule: a tick every day at {hour:02d}:{minute:02d} UTC for {project.root}; SIGTERM stops")
+    while not stop.is_set():
+        now = datetime.now(UTC)
+        due = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+        if due <= now:
+            due += timedelta(days=1)
+        if stop.wait((due - now).total_seconds()):
+            break
+        report = tick(Project.load(project_dir), due.date())  # the project file is reread for each tick
+        verdict = report.monitored.verdict.level if report.monitored else "not monitored"
+        out.print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} tick {report.day}: {verdict}")
+    out.print("driftloop schedule: stopped")
 
 
 def window(day: str | None, since: str | None, until: str | None) -> tuple[datetime, datetime]:
