@@ -138,3 +138,32 @@ def test_run_and_schedule_from_the_command_line(tmp_path: Path) -> None:
     out, err = scheduler.communicate(timeout=30)
     assert scheduler.returncode == 0, err
     assert "stopped" in out
+
+
+KILLED_AT_THE_GATES = """
+import os, signal, sys
+from datetime import date
+from driftloop.config import Project
+from driftloop.loop import tick
+def die(step):
+    if step == "promotion gates":  # the model is trained and registered, not yet judged
+        os.kill(os.getpid(), signal.SIGKILL)
+tick(Project.load(sys.argv[1]), date(2024, 1, 14), on_step=die)
+"""
+
+
+def test_a_tick_killed_before_the_gates_is_finished_by_the_next(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    project = loop_project(tmp_path / "killed")
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_AT_THE_GATES, str(project.root)], check=False, capture_output=True
+    )
+    assert killed.returncode == -9, killed.stderr.decode()[-1500:]
+    registry = Registry(project)
+    assert registry.stage("1") == "dev" and CHAMPION not in registry.aliases()
+    resumed = tick(project, date(2024, 1, 14))
+    assert any("resumed the promotion of version 1" in note for note in resumed.notes)
+    assert registry.aliases()[CHAMPION] == "1" and resumed.trained_version is None  # judged, not retrained
+    assert [str(v.version) for v in registry.versions()] == ["1"]

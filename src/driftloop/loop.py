@@ -31,6 +31,9 @@ from driftloop.registry import CHAMPION, Decision, Registry
 from driftloop.sources import READERS
 
 LABELS_FOLDER = "labels"
+# Tag on versions the loop trained (its value: the tick's day), so an interrupted tick's
+# version is still judged by the next one.
+LOOP_TAG = "trained_by_loop"
 
 
 @dataclass
@@ -77,6 +80,7 @@ def tick(project: Project, day: date, *, on_step: Callable[[str], None] | None =
     step("features")
     report.features = materialize(project.lake, project.feature_set())
     registry = Registry(project)
+    _resume_promotions(registry, report, step)
     if registry.aliases().get(CHAMPION) is None:
         step("training a first model")
         _retrain(project, report, RetrainDecision(True, "no champion yet"), end, step)
@@ -143,11 +147,24 @@ def _retrain(
         report.notes.append(f"retrain: {exc}")
         return
     report.trained_version = version
+    registry.client.set_model_version_tag(registry.name, version, LOOP_TAG, str(end.date()))
     registry.record_event("retrain", version, decision.reason, at=end)
+    _promote(registry, report, version, step)
+
+
+def _promote(registry: Registry, report: TickReport, version: str, step: Callable[[str], None]) -> None:
     step("promotion gates")
-    report.decisions = registry.promote(version)
+    report.decisions += registry.promote(version)
     final = report.decisions[-1]
-    _alert(project, report, final.kind, f"version {version}: {final.reason}", {"version": version})
+    _alert(registry.project, report, final.kind, f"version {version}: {final.reason}", {"version": version})
+
+
+def _resume_promotions(registry: Registry, report: TickReport, step: Callable[[str], None]) -> None:
+    """Promote versions the loop trained but did not get to judge (a tick killed in between)."""
+    for pending in reversed(registry.versions()):
+        if LOOP_TAG in pending.tags and pending.tags.get("stage", "dev") == "dev":
+            report.notes.append(f"resumed the promotion of version {pending.version}, trained by an interrupted tick")
+            _promote(registry, report, str(pending.version), step)
 
 
 def _new_labels(project: Project, data_until: str | None) -> int:
