@@ -16,7 +16,6 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -124,12 +123,6 @@ def compare(
         detail = f"{metric} improves by {overall:.2%} on average, less than the required margin {settings.margin:.2%}"
         return GateResult("beats champion", False, detail, numbers)
     return GateResult("beats champion", True, f"{metric} improves by {overall:.2%} on average", numbers)
-
-
-def recent_window(rows: pl.DataFrame, time_column: str, days: float) -> pl.DataFrame:
-    """The labelled rows of the last ``days`` days of ``rows``."""
-    end = rows.get_column(time_column).max()
-    return rows.filter(pl.col(time_column) > end - timedelta(days=days))  # type: ignore[operator]
 
 
 def score(package: ModelPackage, rows: pl.DataFrame) -> dict[str, dict[str, float]]:

@@ -27,8 +27,8 @@ from mlflow.tracking import MlflowClient
 
 from driftloop.config import Project
 from driftloop.errors import RegistryError
-from driftloop.gates import GateResult, compare, qa_gates, recent_window, score
-from driftloop.model.data import training_rows
+from driftloop.gates import GateResult, compare, qa_gates, score
+from driftloop.model.data import recent_labelled_rows
 from driftloop.model.package import ModelPackage
 
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
@@ -221,11 +221,9 @@ class Registry:
         self._tag_stage(version, "prod")
 
     def _recent_rows(self) -> pl.DataFrame:
-        features = self.project.feature_set()
-        rows, _ = training_rows(self.project.lake, features)
-        clock = self.project.contract.event_time_column
-        assert clock is not None  # a model exists, so training found the event time
-        return recent_window(rows, clock, self.project.settings.promote.window_days)
+        return recent_labelled_rows(
+            self.project.lake, self.project.feature_set(), self.project.settings.promote.window_days
+        )
 
     def _next_candidate(self) -> str:
         for v in self.versions():

@@ -66,15 +66,13 @@ def evaluate(
     as_json: JsonOption = False,
 ) -> None:
     """Score a version (and the champion) on the most recent labelled window."""
-    from driftloop.gates import recent_window, score
-    from driftloop.model.data import training_rows
+    from driftloop.gates import score
+    from driftloop.model.data import recent_labelled_rows
     from driftloop.registry import CHAMPION, Registry
 
     project = Project.load(project_dir)
     registry = Registry(project)
-    rows, _ = training_rows(project.lake, project.feature_set())
-    clock = project.contract.event_time_column or ""
-    window = recent_window(rows, clock, project.settings.promote.window_days)
+    window = recent_labelled_rows(project.lake, project.feature_set(), project.settings.promote.window_days)
     metrics = score(registry.load(version), window)
     champion = registry.aliases().get(CHAMPION)
     baseline = score(registry.load(champion), window) if champion and champion != version else None

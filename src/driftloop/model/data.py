@@ -8,7 +8,7 @@ leaks into what the model learns from.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import polars as pl
 
@@ -50,6 +50,23 @@ def training_rows(
     if labelled.is_empty():
         raise TrainingError(f"no row of the features table has a value for any target {targets}")
     return labelled, read_version
+
+
+def recent_labelled_rows(lake: Lake, features: FeatureSet, days: float) -> pl.DataFrame:
+    """The labelled rows of the last ``days`` days before the newest labelled event time.
+
+    Only that window is read: the newest time comes from a lazy scan of one column, so the
+    cost does not grow with the table's history.
+    """
+    clock = features.contract.event_time_column
+    if clock is None:
+        raise TrainingError("a recent window is by event time; the contract has no event_time column")
+    labelled = pl.any_horizontal(pl.col(t).is_not_null() for t in features.contract.targets)
+    newest = lake.scan("features").filter(labelled).select(pl.col(clock).max()).collect().item()
+    if newest is None:
+        raise TrainingError("no row of the features table has a target value yet")
+    rows, _ = training_rows(lake, features, since=newest - timedelta(days=days))
+    return rows
 
 
 def split_by_time(frame: pl.DataFrame, time_column: str, validation: float, test: float) -> Splits:

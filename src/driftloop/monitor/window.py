@@ -60,7 +60,8 @@ def monitor_window(project: Project, since: datetime, until: datetime, *, versio
     clock = contract.event_time_column
     if clock is None:
         raise MonitorError("monitoring windows are by event time; the contract has no event_time column")
-    chosen = version or _version_in_window(project, since, until) or registry.aliases().get(CHAMPION)
+    in_window = _predictions(project, since, until)  # read once: it names the version and holds the outputs
+    chosen = version or _version_in(in_window, registry) or registry.aliases().get(CHAMPION)
     if chosen is None:
         raise MonitorError("no model to monitor: nothing scored this window and there is no champion")
     package = registry.load(chosen)
@@ -68,7 +69,7 @@ def monitor_window(project: Project, since: datetime, until: datetime, *, versio
     if rows.is_empty():
         raise MonitorError(f"no feature rows between {since} and {until}; nothing to monitor")
     inputs = _input_drift(package, rows, project)
-    scored = _predictions(project, since, until, chosen)
+    scored = in_window.filter(pl.col("model_version") == chosen) if in_window.height else in_window
     predictions = _prediction_drift(package, scored) if scored.height else None
     labels = lake.read("labels", since=since, until=until, time_column=clock) if lake.exists("labels") else None
     test_metrics = package.metrics.get("network", {}).get("test", {})
@@ -103,25 +104,21 @@ def _prediction_drift(package: ModelPackage, scored: pl.DataFrame) -> DriftRepor
     return compare(reference, current)
 
 
-def _predictions(project: Project, since: datetime, until: datetime, version: str) -> pl.DataFrame:
-    lake = project.lake
-    if not lake.exists("predictions"):
-        return pl.DataFrame()
-    return lake.read("predictions", since=since, until=until, time_column="event_time").filter(
-        pl.col("model_version") == version
-    )
-
-
-def _version_in_window(project: Project, since: datetime, until: datetime) -> str | None:
-    """The version whose predictions cover the window: the champion if it is among them, else the newest."""
+def _predictions(project: Project, since: datetime, until: datetime) -> pl.DataFrame:
     if not project.lake.exists("predictions"):
+        return pl.DataFrame()
+    return project.lake.read("predictions", since=since, until=until, time_column="event_time")
+
+
+def _version_in(scored: pl.DataFrame, registry: Registry) -> str | None:
+    """The version whose predictions cover the window: the champion if it is among them, else the newest."""
+    if scored.is_empty():
         return None
-    scored = project.lake.read("predictions", since=since, until=until, time_column="event_time")
     versions = scored.get_column("model_version").unique().to_list()
-    champion = Registry(project).aliases().get(CHAMPION)
+    champion = registry.aliases().get(CHAMPION)
     if champion in versions:
         return champion
-    return str(max(versions, key=int)) if versions else None
+    return str(max(versions, key=int))
 
 
 def _write(project: Project, model: str, report: WindowReport) -> None:
