@@ -28,6 +28,26 @@ from driftloop.validate import CheckResult, RuleCount, check_batch
 
 __version__ = "0.1.0"
 
+# Entry points whose modules load torch or MLflow: imported on first use, so that
+# `import driftloop` (and every CLI command that does not train or serve) stays light.
+_LAZY = {
+    "ModelPackage": "driftloop.model.package",
+    "Registry": "driftloop.registry",
+    "monitor_window": "driftloop.monitor.window",
+    "predict_window": "driftloop.predict",
+    "tick": "driftloop.loop",
+    "train_project": "driftloop.model.trainer",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'driftloop' has no attribute {name!r}")
+
+
 __all__ = [
     "TABLES",
     "BatchProblem",
@@ -48,8 +68,10 @@ __all__ = [
     "IngestSummary",
     "Lake",
     "LakeError",
+    "ModelPackage",
     "NotOnlineComputable",
     "Project",
+    "Registry",
     "Role",
     "RuleCount",
     "Settings",
@@ -63,4 +85,8 @@ __all__ = [
     "ingest_batch",
     "init_project",
     "materialize",
+    "monitor_window",
+    "predict_window",
+    "tick",
+    "train_project",
 ]
