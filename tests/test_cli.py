@@ -118,6 +118,7 @@ def test_predict_and_monitor_from_the_command_line(tmp_path: Path) -> None:
     code, out, _ = run("monitor", "--date", "2024-01-10", "--project", folder, "--json")
     report = json.loads(out)
     assert code == 0 and report["verdict"] in ("ok", "warn", "drift", "degraded") and report["rows"] == 24
+    assert all(Path(p).is_file() for p in report["report"])  # HTML and PNG under PROJECT/reports
     code, out, _ = run("monitor", "--date", "2024-01-10", "--project", folder)
     assert code == 0 and "Input drift" in out
     code, _, err = run("monitor", "--date", "2031-01-01", "--project", folder)

@@ -70,3 +70,15 @@ def test_rows_are_written_and_a_rerun_replaces_them(project: Project) -> None:
 def test_windows_without_rows_are_clear_errors(project: Project, tmp_path: Path) -> None:
     with pytest.raises(MonitorError, match="no feature rows between"):
         monitor_window(project, datetime(2030, 1, 1), datetime(2030, 1, 2))
+
+
+def test_the_report_is_self_contained_html_and_a_png(project: Project, tmp_path: Path) -> None:
+    from driftloop.monitor.report import write_report
+
+    report = monitor_window(project, datetime(2024, 2, 15), datetime(2024, 2, 22))
+    page, picture = write_report(project, report, tmp_path / "reports")
+    text = page.read_text(encoding="utf-8")
+    assert '<p class="verdict">degraded</p>' in text and "worse than on the model" in text
+    assert "<script src=" not in text and "Plotly.newPlot" in text  # plotly.js inlined, no CDN
+    assert text.count("Plotly.newPlot") == 3  # metric over time, drift per input, distributions
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

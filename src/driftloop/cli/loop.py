@@ -55,6 +55,10 @@ def monitor(
     version: Annotated[
         str | None, typer.Option(help="Model version (default: the one that scored the window).")
     ] = None,
+    report_dir: Annotated[
+        Path | None, typer.Option("--report", help="Folder of the HTML+PNG report (default: PROJECT/reports).")
+    ] = None,
+    no_report: Annotated[bool, typer.Option("--no-report", help="Skip the HTML and PNG report.")] = False,
     project_dir: ProjectOption = Path(),
     as_json: JsonOption = False,
 ) -> None:
@@ -62,9 +66,15 @@ def monitor(
     from driftloop.monitor.window import monitor_window
 
     start, end = window(day, since, until)
+    project = Project.load(project_dir)
+    pages: tuple[Path, Path] | None = None
     with progress_bar(as_json) as progress:
         progress.add_task("profiling and testing the window", total=None)
-        report = monitor_window(Project.load(project_dir), start, end, version=version)
+        report = monitor_window(project, start, end, version=version)
+        if not no_report:
+            from driftloop.monitor.report import write_report
+
+            pages = write_report(project, report, report_dir or project.root / "reports")
     if as_json:
         emit_json(
             {
@@ -78,6 +88,7 @@ def monitor(
                 "drift_share": report.inputs.drift_share,
                 "drifted_predictions": report.predictions.drifted if report.predictions else [],
                 "performance": [p.to_dict() for p in report.performance],
+                "report": [str(p) for p in pages] if pages else None,
             }
         )
         return
@@ -102,6 +113,8 @@ def monitor(
             perf.add_row(p.target, f"{p.rows:,}", f"{m['mae']:.4g}", f"{m['rmse']:.4g}", f"{m['smape']:.4g}",
                          f"{m['r2']:.3f}", f"{p.worsening:+.0%}")  # fmt: skip
         out.print(perf)
+    if pages:
+        out.print(f"report: {pages[0]} (summary: {pages[1].name})")
 
 
 @handled

@@ -52,6 +52,8 @@ class WindowReport:
     predictions: DriftReport | None
     performance: list[TargetPerformance]
     verdict: Verdict
+    reference: Profile  # the model's training inputs
+    current: Profile  # the window's inputs, on the reference's bins
 
 
 def monitor_window(project: Project, since: datetime, until: datetime, *, version: str | None = None) -> WindowReport:
@@ -68,7 +70,7 @@ def monitor_window(project: Project, since: datetime, until: datetime, *, versio
     rows = lake.read("features", since=since, until=until, time_column=clock)
     if rows.is_empty():
         raise MonitorError(f"no feature rows between {since} and {until}; nothing to monitor")
-    inputs = _input_drift(package, rows, project)
+    inputs, reference, current = _input_drift(package, rows, project)
     scored = in_window.filter(pl.col("model_version") == chosen) if in_window.height else in_window
     predictions = _prediction_drift(package, scored) if scored.height else None
     labels = lake.read("labels", since=since, until=until, time_column=clock) if lake.exists("labels") else None
@@ -78,7 +80,9 @@ def monitor_window(project: Project, since: datetime, until: datetime, *, versio
         evaluate(scored, actuals(contract, rows, labels), contract, test_metrics, metric) if scored.height else []
     )
     verdict = decide(inputs, predictions, performance, project.settings.monitor, metric)
-    report = WindowReport(since, until, chosen, rows.height, inputs, predictions, performance, verdict)
+    report = WindowReport(
+        since, until, chosen, rows.height, inputs, predictions, performance, verdict, reference, current
+    )
     _write(project, registry.name, report)
     return report
 
@@ -90,12 +94,12 @@ def _reference(package: ModelPackage, part: str) -> Profile:
         raise MonitorError(f"the model has no usable reference profile of its {part}: {exc}") from exc
 
 
-def _input_drift(package: ModelPackage, rows: pl.DataFrame, project: Project) -> DriftReport:
+def _input_drift(package: ModelPackage, rows: pl.DataFrame, project: Project) -> tuple[DriftReport, Profile, Profile]:
     reference = _reference(package, "inputs")
     numeric, categorical = model_inputs(package.features)
     current = profile(package.features.apply(rows), numeric, categorical, like=reference)
     inputs_only = Profile(reference.rows, {n: p for n, p in reference.columns.items() if n not in package.targets})
-    return compare(inputs_only, current, project.settings.monitor)
+    return compare(inputs_only, current, project.settings.monitor), inputs_only, current
 
 
 def _prediction_drift(package: ModelPackage, scored: pl.DataFrame) -> DriftReport:

@@ -1,0 +1,203 @@
+"""The monitoring report: one self-contained HTML page (Plotly inlined, no CDN) and a PNG summary.
+
+The first chart answers "is the model still good?": the decisive metric per target over every
+monitored window, with retrains and promotions marked on the time axis. Then the verdict and
+its reasons, the drift table, and reference-vs-current distributions of the inputs that
+moved most. Everything is read from the ``monitoring`` and ``events`` tables and the
+window's profiles, so a report can be made again at any time.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import matplotlib as mpl
+
+mpl.use("Agg")  # files only, never a window
+import matplotlib.pyplot as plt
+import numpy as np
+import plotly.graph_objects as go
+import polars as pl
+from plotly.io import to_html
+from plotly.subplots import make_subplots
+
+from driftloop.config import Project
+from driftloop.monitor.drift import ColumnDrift
+from driftloop.monitor.profile import CategoryProfile, NumericProfile
+from driftloop.monitor.window import WindowReport
+from driftloop.registry import Registry
+
+STYLE = """body{font-family:system-ui,sans-serif;margin:2rem;max-width:1200px}
+table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.25rem .6rem;text-align:right}
+td:first-child{text-align:left}.drifted{background:#fdecea}.verdict{color:VERDICT;font-size:1.6rem;font-weight:700}"""
+# Inputs whose distributions are drawn: the most drifted ones.
+DISTRIBUTIONS_SHOWN = 6
+
+
+def write_report(project: Project, report: WindowReport, folder: Path) -> tuple[Path, Path]:
+    """Write ``monitor_<start>_<end>.html`` and ``.png`` into ``folder``; returns both paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"monitor_{report.since:%Y%m%dT%H%M}_{report.until:%Y%m%dT%H%M}"
+    history = _history(project)
+    metric = project.settings.promote.metric
+    events = Registry(project).events()
+    figures = [_metric_over_time(history, events, metric), _drift_bars(report), _distributions(report)]
+    parts = [to_html(f, include_plotlyjs="inline" if i == 0 else False, full_html=False) for i, f in enumerate(figures)]
+    page = folder / f"{stem}.html"
+    page.write_text(_page(report, metric, parts), encoding="utf-8")
+    picture = folder / f"{stem}.png"
+    _summary_png(report, history, metric, picture)
+    return page, picture
+
+
+def _history(project: Project) -> pl.DataFrame:
+    lake = project.lake
+    if not lake.exists("monitoring"):
+        return pl.DataFrame(
+            schema={"window_end": pl.Datetime("us"), "column": pl.String, "statistic": pl.String, "value": pl.Float64}
+        )
+    rows = lake.read("monitoring").filter(pl.col("section") == "performance")
+    # The latest computation of each window counts.
+    latest = rows.group_by("window_start", "window_end", "model_version").agg(pl.col("computed_at").max())
+    return rows.join(latest, on=["window_start", "window_end", "model_version", "computed_at"]).sort("window_end")
+
+
+def _metric_over_time(history: pl.DataFrame, events: pl.DataFrame, metric: str) -> go.Figure:
+    figure = go.Figure()
+    values = history.filter(pl.col("statistic") == metric)
+    for target in values.get_column("column").unique().sort().to_list():
+        series = values.filter(pl.col("column") == target)
+        figure.add_trace(go.Scatter(x=series.get_column("window_end").to_list(), y=series.get_column("value").to_list(),
+                                    mode="lines+markers", name=f"{target} {metric}"))  # fmt: skip
+    for event in events.filter(pl.col("kind").is_in(["retrain", "champion", "rollback"])).iter_rows(named=True):
+        figure.add_vline(x=event["at"].replace(tzinfo=None), line_dash="dot", line_color="grey")
+        figure.add_annotation(x=event["at"].replace(tzinfo=None), y=1, yref="paper", showarrow=False,
+                              text=f"{event['kind']} v{event['version']}", textangle=-90, xanchor="left")  # fmt: skip
+    figure.update_layout(title=f"{metric} per monitored window (labelled rows), with retrains and promotions",
+                         xaxis_title="window end", yaxis_title=metric, height=420)  # fmt: skip
+    return figure
+
+
+def severity(column: ColumnDrift) -> float:
+    """How far past its threshold a column is (above 1: drifted): statistic / threshold for a
+    distance, threshold / p for a hypothesis test."""
+    result = column.result
+    if result.p_value is not None:
+        return result.threshold / max(result.p_value, 1e-300)
+    return result.statistic / max(result.threshold, 1e-12)
+
+
+def _drift_bars(report: WindowReport) -> go.Figure:
+    columns = sorted(report.inputs.columns, key=severity, reverse=True)
+    names = [c.column for c in columns]
+    ratio = [min(severity(c), 1e6) for c in columns]
+    colours = ["crimson" if c.drifted else "steelblue" for c in columns]
+    figure = go.Figure(go.Bar(x=names, y=ratio, marker_color=colours,
+                              hovertext=[_describe(c) for c in columns]))  # fmt: skip
+    figure.add_hline(y=1.0, line_dash="dash", line_color="black")
+    figure.update_layout(title="Drift per input: distance / threshold, or threshold / p-value (above 1: drifted)",
+                         yaxis_title="severity", yaxis_type="log", height=380)  # fmt: skip
+    return figure
+
+
+def _describe(column: ColumnDrift) -> str:
+    return f"{column.result.test} = {column.result.statistic:.4g} (threshold {column.result.threshold:g})"
+
+
+def _distributions(report: WindowReport) -> go.Figure:
+    moved = sorted(report.inputs.columns, key=severity, reverse=True)[:DISTRIBUTIONS_SHOWN]
+    figure = make_subplots(rows=max(1, (len(moved) + 1) // 2), cols=2, subplot_titles=[c.column for c in moved])
+    for i, column in enumerate(moved):
+        row, col = i // 2 + 1, i % 2 + 1
+        ref, cur = report.reference.columns[column.column], report.current.columns[column.column]
+        labels, ref_share, cur_share = _shares(ref, cur)
+        figure.add_trace(
+            go.Bar(x=labels, y=ref_share, name="reference", marker_color="steelblue", showlegend=i == 0), row, col
+        )
+        figure.add_trace(
+            go.Bar(x=labels, y=cur_share, name="current", marker_color="darkorange", showlegend=i == 0), row, col
+        )
+    figure.update_layout(title="Reference (training) vs current distribution of the inputs that moved most",
+                         barmode="overlay", height=300 * max(1, (len(moved) + 1) // 2))  # fmt: skip
+    figure.update_traces(opacity=0.6)
+    return figure
+
+
+def _shares(
+    ref: NumericProfile | CategoryProfile, cur: NumericProfile | CategoryProfile
+) -> tuple[list[str], list[float], list[float]]:
+    if isinstance(ref, NumericProfile) and isinstance(cur, NumericProfile):
+        # Merge the reference's ~100 bins into 20 for reading; label each by its lower edge.
+        step = max(1, len(ref.counts) // 20)
+        starts = list(range(0, len(ref.counts), step))
+        ref_counts = np.add.reduceat(np.asarray(ref.counts, dtype=float), starts)
+        cur_counts = np.add.reduceat(np.asarray(cur.counts, dtype=float), starts)
+        labels = ["below" if s == 0 else f"≥{ref.edges[s]:.3g}" for s in starts]
+    else:
+        assert isinstance(ref, CategoryProfile) and isinstance(cur, CategoryProfile)
+        labels = sorted(set(ref.counts) | set(cur.counts))
+        ref_counts = np.asarray([ref.counts.get(k, 0) for k in labels], dtype=float)
+        cur_counts = np.asarray([cur.counts.get(k, 0) for k in labels], dtype=float)
+    return labels, list(ref_counts / max(ref_counts.sum(), 1)), list(cur_counts / max(cur_counts.sum(), 1))
+
+
+def _page(report: WindowReport, metric: str, charts: list[str]) -> str:
+    colour = {"ok": "#2e7d32", "warn": "#f9a825"}.get(report.verdict.level, "#c62828")
+    reasons = "".join(f"<li>{html.escape(r)}</li>" for r in report.verdict.reasons) or "<li>nothing to report</li>"
+    performance = "".join(
+        f"<tr><td>{html.escape(p.target)}</td><td>{p.rows:,}</td>"
+        + "".join(f"<td>{p.metrics[m]:.4g}</td>" for m in ("mae", "rmse", "smape", "r2"))
+        + f"<td>{p.test_metrics.get(metric, float('nan')):.4g}</td><td>{p.worsening:+.0%}</td></tr>"
+        for p in report.performance
+    )
+    drift = "".join(
+        f"<tr{' class=drifted' if c.drifted else ''}><td>{html.escape(c.column)}</td><td>{c.result.test}</td>"
+        f"<td>{c.result.statistic:.4g}</td><td>{c.result.threshold:g}</td><td>{'yes' if c.drifted else 'no'}</td>"
+        f"<td>{c.null_rate_current:.1%}</td><td>{html.escape(', '.join(c.new_categories))}</td></tr>"
+        for c in sorted(report.inputs.columns, key=severity, reverse=True)
+    )
+    title = f"driftloop monitoring {report.since:%Y-%m-%d} to {report.until:%Y-%m-%d}"
+    performance_head = "".join(
+        f"<th>{h}</th>" for h in ("target", "rows", "MAE", "RMSE", "SMAPE %", "R²", f"test {metric}", "vs test")
+    )
+    drift_head = "".join(
+        f"<th>{h}</th>" for h in ("input", "test", "statistic", "threshold", "drifted", "null rate", "new categories")
+    )
+    style = STYLE.replace("VERDICT", colour)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title><style>{style}</style></head>
+<body><h1>Monitoring: {report.since:%Y-%m-%d %H:%M} to {report.until:%Y-%m-%d %H:%M}</h1>
+<p>{report.rows:,} rows, model version {html.escape(report.model_version)}</p>
+{charts[0]}
+<p class="verdict">{report.verdict.level}</p><ul>{reasons}</ul>
+<h2>Performance (labelled rows)</h2>
+<table><tr>{performance_head}</tr>{performance}</table>
+<h2>Input drift</h2>{charts[1]}
+<table><tr>{drift_head}</tr>{drift}</table>
+{charts[2]}
+</body></html>"""
+
+
+def _summary_png(report: WindowReport, history: pl.DataFrame, metric: str, path: Path) -> None:
+    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5))
+    values = history.filter(pl.col("statistic") == metric)
+    for target in values.get_column("column").unique().sort().to_list():
+        series = values.filter(pl.col("column") == target)
+        left.plot(
+            series.get_column("window_end").to_list(), series.get_column("value").to_list(), marker="o", label=target
+        )
+    left.set(title=f"{metric} per monitored window", xlabel="window end", ylabel=metric)
+    if values.height:
+        left.legend()
+    left.tick_params(axis="x", rotation=30)
+    columns = sorted(report.inputs.columns, key=severity, reverse=True)[:15]
+    ratio = [min(severity(c), 1e6) for c in columns]
+    right.barh([c.column for c in columns][::-1], ratio[::-1],
+               color=["crimson" if c.drifted else "steelblue" for c in columns][::-1])  # fmt: skip
+    right.axvline(1.0, color="black", linestyle="--")
+    right.set_xscale("log")
+    right.set(title=f"verdict: {report.verdict.level}: drift severity (above 1: drifted)", xlabel="severity")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
