@@ -169,9 +169,15 @@ class FeatureSet:
         return cls(parse_definitions(json.loads(text)), contract)
 
     def _compile(self) -> list[list[nw.Expr]]:
+        """The definitions as steps of expressions; a step uses only columns of earlier steps.
+
+        Definitions that do not depend on each other share a step, so applying them costs one
+        pass per level of dependency rather than one per definition (it matters for one row).
+        """
         known = {n: c for n, c in self.contract.columns.items() if c.role is not Role.IGNORE}
         available = set(known)
-        steps = []
+        level_of = dict.fromkeys(known, -1)
+        steps: list[list[nw.Expr]] = []
         for d in self.definitions:
             clash = [o for o in d.outputs if o in available]
             if clash:
@@ -182,9 +188,14 @@ class FeatureSet:
                     raise FeatureError(
                         f"datetime feature on {d.column!r}: needs a date or datetime column of the contract"
                     )
-                steps.append(_datetime_parts(d))
+                exprs, used = _datetime_parts(d), {d.column}
             else:
-                steps.append([compile_expression(d.expr, available).alias(d.name)])
+                exprs, used = [compile_expression(d.expr, available).alias(d.name)], referenced_columns(d.expr)
+            level = 1 + max((level_of.get(name, -1) for name in used), default=-1)
+            if level == len(steps):
+                steps.append([])
+            steps[level] += exprs
+            level_of.update(dict.fromkeys(d.outputs, level))
             available |= set(d.outputs)
         return steps
 
@@ -209,6 +220,17 @@ def compile_expression(text: str, columns: set[str]) -> nw.Expr:
     if not isinstance(value, nw.Expr):
         raise FeatureError(f"feature expression {text!r} uses no column; a constant is not a feature")
     return nw.when(value.is_finite()).then(value)
+
+
+def referenced_columns(text: str) -> set[str]:
+    """The column names an expression (already compiled once, so valid) reads."""
+    names = set()
+    for node in ast.walk(ast.parse(text, mode="eval")):
+        if isinstance(node, ast.Name):
+            names.add(node.id)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "col":
+            names.add(str(node.args[0].value))  # type: ignore[attr-defined]
+    return names
 
 
 def _compile(node: ast.AST, text: str, columns: set[str]) -> nw.Expr | float:

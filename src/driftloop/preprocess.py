@@ -11,6 +11,7 @@ numbers and strings, saved as JSON inside the model package.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from typing import Any, Self
 
 import numpy as np
@@ -93,21 +94,27 @@ class Preprocessor:
     def transform(self, frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """The numeric matrix (float32) and the category index matrix (int64) for ``frame``."""
         _require(frame, [*self.numeric, *self.categorical])
-        exprs = []
+        numeric, codes = self._expressions
+        numbers = (
+            frame.select(numeric).to_numpy().astype(np.float32) if numeric else np.zeros((frame.height, 0), np.float32)
+        )
+        categories = frame.select(codes).to_numpy().astype(np.int64) if codes else np.zeros((frame.height, 0), np.int64)
+        return numbers, categories
+
+    @cached_property
+    def _expressions(self) -> tuple[list[pl.Expr], list[pl.Expr]]:
+        """The transforms as Polars expressions, built once: a one-row request should not pay for them."""
+        numeric = []
         for name, s in self.numeric.items():
             value = pl.col(name).cast(pl.Float64).fill_nan(None)
-            exprs.append(((value.clip(s.low, s.high).fill_null(s.fill) - s.mean) / s.std).alias(name))
+            numeric.append(((value.clip(s.low, s.high).fill_null(s.fill) - s.mean) / s.std).alias(name))
             if s.indicator:
-                exprs.append(value.is_null().cast(pl.Float64).alias(f"{name}__missing"))
-        numbers = (
-            frame.select(exprs).to_numpy().astype(np.float32) if exprs else np.zeros((frame.height, 0), np.float32)
-        )
+                numeric.append(value.is_null().cast(pl.Float64).alias(f"{name}__missing"))
         codes = [
             pl.col(name).cast(pl.String).replace_strict(vocab, list(range(1, len(vocab) + 1)), default=UNKNOWN)
             for name, vocab in self.categorical.items()
         ]
-        categories = frame.select(codes).to_numpy().astype(np.int64) if codes else np.zeros((frame.height, 0), np.int64)
-        return numbers, categories
+        return numeric, codes
 
     def to_dict(self) -> dict[str, Any]:
         return {"numeric": {n: asdict(s) for n, s in self.numeric.items()}, "categorical": self.categorical}

@@ -90,6 +90,8 @@ def check_batch(
         if flags.width
         else pl.repeat(False, typed.height, eager=True)
     )
+    if not bad.any():  # the common case (every row of a prediction request): nothing to explain
+        return CheckResult(typed.select(ROW, *stored), _empty_rejected(contract), [], problems, ignored)
     valid = typed.filter(~bad).select(ROW, *stored)
     hits = flags.filter(bad)
     text = source.filter(bad).select(pl.col(ROW), *(pl.col(c).cast(pl.String) for c in stored))
@@ -109,19 +111,26 @@ def check_batch(
 
 def _typed_columns(source: pl.DataFrame, contract: Contract) -> list[pl.Series]:
     """Each stored column converted to its contract type, plus a flag where text did not parse."""
+    casts = {}
+    for name in contract.stored_columns:
+        cast = cast_typed(pl.col(name), source.schema[name], contract.columns[name].type)
+        if cast is not None:
+            if contract.columns[name].type is ColumnType.FLOAT:
+                cast = cast.fill_nan(None)  # NaN means missing, as an empty cell does
+            casts[name] = cast.alias(name)
+    # Already-typed columns convert in one pass: a small request pays the per-call cost once.
+    cast_columns = source.select(casts.values()) if casts else pl.DataFrame()
     columns = []
     for name in contract.stored_columns:
-        column = contract.columns[name]
-        values = source.get_column(name)
-        cast = cast_typed(pl.col(name), values.dtype, column.type)
-        if cast is not None:
-            typed = source.select(cast).to_series()
-        else:  # no lossless cast: parse the text, and remember where it failed
-            text = clean_text(values)
-            typed = parse_column(text, column.type, column.parse_formats if column.type.is_temporal else ())
-            columns.append(unparsed(text, typed, column.type).alias(_TYPE_FLAG + name))
-        if column.type is ColumnType.FLOAT and typed.is_nan().any():
-            typed = typed.fill_nan(None)  # NaN means missing, as an empty cell does
+        if name in casts:
+            columns.append(cast_columns.get_column(name))
+            continue
+        column = contract.columns[name]  # no lossless cast: parse the text, and remember where it failed
+        text = clean_text(source.get_column(name))
+        typed = parse_column(text, column.type, column.parse_formats if column.type.is_temporal else ())
+        columns.append(unparsed(text, typed, column.type).alias(_TYPE_FLAG + name))
+        if column.type is ColumnType.FLOAT:
+            typed = typed.fill_nan(None)
         columns.append(typed.alias(name))
     return columns
 
