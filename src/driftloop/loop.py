@@ -24,6 +24,7 @@ from driftloop.config import Project
 from driftloop.errors import MonitorError, PredictError, TrainingError
 from driftloop.features import FeatureRun, materialize
 from driftloop.ingest import IngestSummary, ingest
+from driftloop.model.data import training_rows
 from driftloop.monitor.window import WindowReport, monitor_window
 from driftloop.policy import RetrainDecision, should_retrain
 from driftloop.predict import PredictRun, predict_window
@@ -168,16 +169,13 @@ def _resume_promotions(registry: Registry, report: TickReport, step: Callable[[s
 
 
 def _new_labels(project: Project, data_until: str | None) -> int:
-    """Labelled feature rows with an event time after the champion's training data."""
-    clock = project.contract.event_time_column
-    if clock is None:
+    """Rows with ground truth (in the row or a later label) after the champion's training data."""
+    since = datetime.fromisoformat(data_until) + timedelta(microseconds=1) if data_until else None
+    try:
+        rows, _ = training_rows(project.lake, project.feature_set(), since=since)
+    except TrainingError:  # nothing labelled yet
         return 0
-    rows = project.lake.scan("features").filter(
-        pl.any_horizontal(pl.col(t).is_not_null() for t in project.contract.targets)
-    )
-    if data_until:
-        rows = rows.filter(pl.col(clock) > datetime.fromisoformat(data_until))
-    return int(rows.select(pl.len()).collect().item())
+    return rows.height
 
 
 def _last_retrain(registry: Registry) -> datetime | None:

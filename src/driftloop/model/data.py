@@ -12,9 +12,11 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
+from driftloop.contract import Contract
 from driftloop.errors import TrainingError
 from driftloop.features import FeatureSet
 from driftloop.lake import Lake
+from driftloop.truth import is_labelled, with_truth
 
 
 @dataclass(frozen=True)
@@ -33,36 +35,51 @@ def training_rows(
     features: FeatureSet,
     *,
     version: int | None = None,
+    labels_version: int | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> tuple[pl.DataFrame, int]:
-    """Rows of the features table (at ``version``, default the latest) with at least one target
-    value, optionally only those with ``since <= event time < until``."""
-    targets = features.contract.targets
-    if not targets:
+    """Rows of the features table (at ``version``, default the latest) with their ground truth
+    (:mod:`driftloop.truth`: labels that arrived later win, read at ``labels_version``, default
+    the latest) and at least one target value, optionally only those with
+    ``since <= event time < until``."""
+    contract = features.contract
+    if not contract.targets:
         raise TrainingError("the contract names no target column; give one the role 'target' in driftloop.toml")
     read_version = lake.version("features") if version is None else version
     if read_version is None:
         raise TrainingError("the features table is empty: run `driftloop ingest` then `driftloop features` first")
-    clock = features.contract.event_time_column if since or until else None
+    clock = contract.event_time_column if since or until else None
     rows = lake.read("features", version=read_version, since=since, until=until, time_column=clock)
-    labelled = rows.filter(pl.any_horizontal(pl.col(t).is_not_null() for t in targets))
+    labels = (
+        lake.read("labels", version=labels_version, since=since, until=until, time_column=clock)
+        if lake.exists("labels")
+        else None
+    )
+    labelled = with_truth(rows, labels, contract).filter(is_labelled(contract))
     if labelled.is_empty():
-        raise TrainingError(f"no row of the features table has a value for any target {targets}")
+        raise TrainingError(f"no row of the features table has a value for any target {contract.targets}")
     return labelled, read_version
 
 
-def recent_labelled_rows(lake: Lake, features: FeatureSet, days: float) -> pl.DataFrame:
-    """The labelled rows of the last ``days`` days before the newest labelled event time.
+def newest_labelled_time(lake: Lake, contract: Contract) -> datetime | None:
+    """The latest event time with a known target, in the features table or among the labels.
 
-    Only that window is read: the newest time comes from a lazy scan of one column, so the
-    cost does not grow with the table's history.
+    Lazy scans of one column each, so the cost does not grow with the table's history.
     """
-    clock = features.contract.event_time_column
+    clock = contract.event_time_column
     if clock is None:
         raise TrainingError("a recent window is by event time; the contract has no event_time column")
-    labelled = pl.any_horizontal(pl.col(t).is_not_null() for t in features.contract.targets)
-    newest = lake.scan("features").filter(labelled).select(pl.col(clock).max()).collect().item()
+    times = [lake.scan("features").filter(is_labelled(contract)).select(pl.col(clock).max()).collect().item()]
+    if lake.exists("labels"):
+        times.append(lake.scan("labels").filter(is_labelled(contract)).select(pl.col(clock).max()).collect().item())
+    known = [t for t in times if t is not None]
+    return max(known) if known else None
+
+
+def recent_labelled_rows(lake: Lake, features: FeatureSet, days: float) -> pl.DataFrame:
+    """The labelled rows of the last ``days`` days before the newest labelled event time."""
+    newest = newest_labelled_time(lake, features.contract)
     if newest is None:
         raise TrainingError("no row of the features table has a target value yet")
     rows, _ = training_rows(lake, features, since=newest - timedelta(days=days))

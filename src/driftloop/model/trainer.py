@@ -79,7 +79,11 @@ def train_project(
         raise TrainingError(
             f"[train.targets] names {unknown}, which are not targets; the targets are {contract.targets}"
         )
-    rows, version = training_rows(project.lake, features, version=features_version, since=since, until=until)
+    lake = project.lake
+    labels_version = lake.version("labels") if lake.exists("labels") else None
+    rows, version = training_rows(
+        lake, features, version=features_version, labels_version=labels_version, since=since, until=until
+    )
     splits = split_by_time(rows, clock, settings.validation_fraction, settings.test_fraction)
     numeric, categorical = model_inputs(features)
     nullable = {n for n in numeric if n not in contract.columns or contract.columns[n].nullable}
@@ -109,8 +113,9 @@ def train_project(
         metrics["baseline"][name] = _per_target(actual, scaler.unscale(ridge.predict(numbers, categories)), scaler)
         metrics["overall"][name] = overall(metrics["network"][name])
     lineage = {
-        "features_table": str(project.lake.uri("features")),
+        "features_table": str(lake.uri("features")),
         "features_version": version,
+        "labels_version": labels_version,
         "window": [since.isoformat() if since else None, until.isoformat() if until else None],
         "data_until": str(rows.get_column(clock).max()),  # the newest event time trained on
         "rows": {name: getattr(splits, name).height for name in SPLITS},

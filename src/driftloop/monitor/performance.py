@@ -2,7 +2,7 @@
 residuals, and how much worse than the model's own test metrics the window is.
 
 Ground truth for a row is its latest label in the ``labels`` table (corrections win), or
-else the target value its features row already carried.
+else the target value its features row already carried (:mod:`driftloop.truth`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 import polars as pl
 
 from driftloop.contract import Contract
-from driftloop.lake import INGESTED_AT
 from driftloop.metrics import HIGHER_IS_BETTER, regression_metrics
+from driftloop.truth import with_truth
 
 ACTUAL = "__actual_"
 
@@ -36,20 +36,9 @@ class TargetPerformance:
 
 
 def actuals(contract: Contract, features: pl.DataFrame, labels: pl.DataFrame | None) -> pl.DataFrame:
-    """Ground truth per key: the latest label, else the features row's own target value."""
-    key = contract.key
-    truth = features.select(*key, *(pl.col(t).alias(ACTUAL + t) for t in contract.targets))
-    if labels is None or labels.is_empty():
-        return truth
-    latest = (
-        labels.sort(INGESTED_AT)
-        .unique(subset=key, keep="last")
-        .select(*key, *(pl.col(t).alias(f"{ACTUAL}{t}_label") for t in contract.targets))
-    )
-    joined = truth.join(latest, on=key, how="full", coalesce=True)
-    return joined.select(
-        *key, *(pl.coalesce(f"{ACTUAL}{t}_label", ACTUAL + t).alias(ACTUAL + t) for t in contract.targets)
-    )
+    """Ground truth per key of ``features``: the latest label, else the row's own target value."""
+    truth = with_truth(features.select(*contract.key, *contract.targets), labels, contract)
+    return truth.select(*contract.key, *(pl.col(t).alias(ACTUAL + t) for t in contract.targets))
 
 
 def evaluate(
