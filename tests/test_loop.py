@@ -67,7 +67,7 @@ def test_alerts_reach_a_webhook_and_a_dead_one_only_logs(caplog: pytest.LogCaptu
 
 
 def loop_project(root: Path) -> Project:
-    rows = synthetic_rows(24 * 40)
+    rows = synthetic_rows(24 * 14)  # 1 to 14 January, one file a day
     project = init_project(root, sample=rows.head(200), time_column="ts", targets=("y",))
     train = TrainSettings(hidden=[32, 16], epochs=30, patience=8, learning_rate=3e-3)
     loop = LoopSettings(min_new_labels=48, cooldown_days=5, monitor_days=3)
