@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from driftloop.contract import Column, ColumnType, Contract, Role
 from driftloop.demo.data import messy_energy
 from driftloop.draft import draft_contract
-from driftloop.validate import COLUMNS, ROW, RULES, check_batch
+from driftloop.validate import COLUMNS, ROW, RULES, RowChecker, check_batch
 from tests.conftest import small_frame
 from tests.strategies import messy_batches
 
@@ -135,3 +135,23 @@ def test_every_row_lands_in_exactly_one_place(frame: pl.DataFrame) -> None:
     assert set(positions.values()) == {1} or frame.height == 0
     assert all(len(rules) > 0 for rules in result.rejected.get_column(RULES).to_list())
     assert result.valid.get_column("x").is_between(-100, 100).all()
+
+
+def test_the_compiled_row_check_agrees_with_the_full_check(small_contract: Contract) -> None:
+    typed = check_batch(small_frame(6), small_contract).valid.drop(ROW)
+    checker = RowChecker(small_contract)
+    fast = checker.valid_rows(typed)
+    assert fast is not None and fast.equals(typed)
+    broken = {
+        "x": pl.Series("x", [1.0, None, 200.0, float("inf"), 2.0, float("nan")]),  # not_null, max, finite, NaN=null
+        "colour": pl.Series("colour", ["red", "green", "red", "purple", "red", "red"]),  # allowed
+        "n": pl.Series("n", [1, 2, 3, -1, 5, 6]),  # min
+    }
+    for name, values in broken.items():
+        frame = typed.with_columns(values)
+        assert checker.valid_rows(frame) is None, name  # the full check explains it
+        assert check_batch(frame, small_contract, check_keys=False).rejected.height > 0, name
+    assert checker.valid_rows(small_frame(6)) is None  # text to parse: the full check's job
+    assert checker.valid_rows(typed.drop("x")) is None  # a required column missing
+    without_target = checker.valid_rows(typed.drop("y"))  # an optional column missing: typed nulls
+    assert without_target is not None and without_target.get_column("y").null_count() == 6

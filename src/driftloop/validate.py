@@ -109,6 +109,54 @@ def check_batch(
     return CheckResult(valid, rejected, _rule_counts(hits, text, contract.key), problems, ignored)
 
 
+class RowChecker:
+    """The contract's row rules compiled once per input schema, for rows to score.
+
+    Scoring checks small frames over and over (one request, one row): building the rule
+    expressions costs more than running them. For an input whose columns all convert to their
+    contract types without parsing text, the casts and rules are built once per schema and run
+    in two passes; anything else (text to parse, a missing column, an invalid row to explain)
+    goes through :func:`check_batch`, which gives the same verdicts with every reason.
+    """
+
+    def __init__(self, contract: Contract) -> None:
+        self.contract = contract
+        self._plans: dict[tuple[tuple[str, pl.DataType], ...], tuple[list[pl.Expr], list[pl.Expr]] | None] = {}
+
+    def valid_rows(self, frame: pl.DataFrame) -> pl.DataFrame | None:
+        """``frame`` typed to the contract when every row is valid; None when it needs the full check."""
+        key = tuple(frame.schema.items())
+        if key not in self._plans:
+            self._plans[key] = self._plan(frame.schema)
+        plan = self._plans[key]
+        if plan is None or frame.height == 0:
+            return None
+        casts, rules = plan
+        typed = frame.select(casts)
+        # The rules as flag columns, then one reduction: folding a hundred rules into a single
+        # expression was measured 8x slower in Polars than evaluating them side by side.
+        broken = bool(typed.select(rules).to_numpy().any()) if rules else False
+        return None if broken else typed
+
+    def _plan(self, schema: pl.Schema) -> tuple[list[pl.Expr], list[pl.Expr]] | None:
+        casts: list[pl.Expr] = []
+        rules: list[pl.Expr] = []
+        for name in self.contract.stored_columns:
+            column = self.contract.columns[name]
+            if name not in schema:
+                if column.required:
+                    return None
+                casts.append(pl.lit(None, column.type.polars).alias(name))  # as check_batch fills it
+                continue
+            cast = cast_typed(pl.col(name), schema[name], column.type)
+            if cast is None:
+                return None
+            casts.append((cast.fill_nan(None) if column.type is ColumnType.FLOAT else cast).alias(name))
+        for name in self.contract.stored_columns:
+            rules += [e.alias(f"{name}:{r}") for r, e in _column_rules(name, self.contract.columns[name], []).items()]
+        return casts, rules
+
+
 def _typed_columns(source: pl.DataFrame, contract: Contract) -> list[pl.Series]:
     """Each stored column converted to its contract type, plus a flag where text did not parse."""
     casts = {}

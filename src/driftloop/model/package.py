@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from driftloop.model.network import NetworkSpec, TabularNet
 from driftloop.model.train import predict_scaled
 from driftloop.preprocess import Preprocessor, TargetScaler
 from driftloop.sources import to_polars
-from driftloop.validate import check_batch
+from driftloop.validate import RowChecker, check_batch
 
 FORMAT_VERSION = 1
 WEIGHTS = "weights.safetensors"
@@ -62,7 +63,10 @@ class ModelPackage:
         Raises ModelPackageError naming the rows and rules when the input breaks the contract.
         """
         frame = to_polars(data)
-        result = check_batch(frame, _scoring_contract(self.contract), check_keys=False)
+        valid = self._checker.valid_rows(frame)
+        if valid is not None:
+            return self.predict_valid(valid)
+        result = check_batch(frame, self._checker.contract, check_keys=False)
         if not result.ok:
             raise ModelPackageError("input refused: " + "; ".join(str(p) for p in result.problems))
         if result.rejected.height:
@@ -70,6 +74,10 @@ class ModelPackage:
             detail = "; ".join(f"row {row}: {', '.join(rules)}" for row, rules in shown)
             raise ModelPackageError(f"{result.rejected.height} input row(s) break the data contract: {detail}")
         return self.predict_valid(result.valid)
+
+    @cached_property
+    def _checker(self) -> RowChecker:
+        return RowChecker(_scoring_contract(self.contract))
 
     def predict_valid(self, rows: pl.DataFrame) -> pl.DataFrame:
         """Predictions for rows already typed and checked against the contract."""
