@@ -22,7 +22,7 @@ import polars as pl
 from driftloop.contract import Contract
 from driftloop.errors import BatchRejected, ContractError
 from driftloop.lake import BATCH_ID, EVENT_DATE, INGEST_DATE, INGESTED_AT, SOURCE, Lake
-from driftloop.sources import Batch, from_frame, read_paths
+from driftloop.sources import Batch, expand_paths, file_batch_id, from_frame, read_file
 from driftloop.validate import RuleCount, check_batch
 
 if TYPE_CHECKING:
@@ -83,8 +83,8 @@ def ingest(
     against the contract's key and target columns and stored in ``labels``.
     """
     contract, table = (labels_contract(project.contract), "labels") if labels else (project.contract, "raw")
-    summaries = []
-    for batch in _batches(data, batch_id):
+    summaries: list[IngestSummary] = []
+    for batch in _new_batches(project.lake, data, batch_id, summaries):
         step = (lambda s, src=batch.source: on_step(src, s)) if on_step else None
         try:
             summaries.append(ingest_batch(project.lake, contract, batch, table=table, on_step=step))
@@ -112,13 +112,26 @@ def labels_contract(contract: Contract) -> Contract:
     return contract.model_copy(update={"columns": columns, "duplicates": "keep_latest"})
 
 
-def _batches(data: Any, batch_id: str | None) -> Iterator[Batch]:
-    if isinstance(data, str | Path):
-        yield from read_paths([data])
-    elif isinstance(data, Sequence) and all(isinstance(d, str | Path) for d in data):
-        yield from read_paths(data)
+def _new_batches(lake: Lake, data: Any, batch_id: str | None, summaries: list[IngestSummary]) -> Iterator[Batch]:
+    """The batches of ``data`` not ingested before, read one at a time; the summaries of those
+    that were go to ``summaries`` in their place. Files are looked up by digest all at once (an
+    inbox offers every file it ever held again) and only new ones are parsed."""
+    if isinstance(data, str | Path) or (isinstance(data, Sequence) and all(isinstance(d, str | Path) for d in data)):
+        files = expand_paths([data] if isinstance(data, str | Path) else data)
+        ids = [file_batch_id(path) for path in files]
+        done = completed_batches(lake, ids)
+        for path, digest in zip(files, ids, strict=True):
+            if digest in done:
+                summaries.append(done[digest])
+            else:
+                yield read_file(path, digest)
+        return
+    batch = from_frame(data, batch_id=batch_id)
+    previous = completed_batches(lake, [batch.batch_id]).get(batch.batch_id)
+    if previous is not None:
+        summaries.append(previous)
     else:
-        yield from_frame(data, batch_id=batch_id)
+        yield batch
 
 
 def ingest_batch(
@@ -199,25 +212,35 @@ def ingest_batch(
 
 def completed_batch(lake: Lake, batch_id: str) -> IngestSummary | None:
     """The summary of ``batch_id`` if it was ingested completely before, else None."""
-    if not lake.exists("batches"):
-        return None
-    rows = lake.scan("batches").filter((pl.col("batch_id") == batch_id) & (pl.col("status") == "ingested")).collect()
-    if rows.height == 0:
-        return None
-    row = rows.row(0, named=True)
-    return IngestSummary(
-        batch_id,
-        row["source"],
-        "already ingested",
-        row["rows_in"],
-        row["rows_raw"],
-        row["rows_quarantined"],
-        rule_counts=[
-            RuleCount(r["column"], r["rule"], r["rows"], tuple(r["examples"])) for r in json.loads(row["rules"])
-        ],
-        raw_version=row["raw_version"],
-        quarantine_version=row["quarantine_version"],
+    return completed_batches(lake, [batch_id]).get(batch_id)
+
+
+def completed_batches(lake: Lake, batch_ids: list[str]) -> dict[str, IngestSummary]:
+    """Summaries of those of ``batch_ids`` that were ingested completely before, by id."""
+    if not lake.exists("batches") or not batch_ids:
+        return {}
+    rows = (
+        lake.scan("batches")
+        .filter(pl.col("batch_id").is_in(batch_ids) & (pl.col("status") == "ingested"))
+        .unique("batch_id", keep="first")
+        .collect()
     )
+    return {
+        row["batch_id"]: IngestSummary(
+            row["batch_id"],
+            row["source"],
+            "already ingested",
+            row["rows_in"],
+            row["rows_raw"],
+            row["rows_quarantined"],
+            rule_counts=[
+                RuleCount(r["column"], r["rule"], r["rows"], tuple(r["examples"])) for r in json.loads(row["rules"])
+            ],
+            raw_version=row["raw_version"],
+            quarantine_version=row["quarantine_version"],
+        )
+        for row in rows.iter_rows(named=True)
+    }
 
 
 def _refused_summary(lake: Lake, batch_id: str) -> IngestSummary:

@@ -64,12 +64,20 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     return files
 
 
-def read_file(path: Path) -> Batch:
-    """Read one file into a batch whose id is a digest of the file's bytes."""
-    kind = _kind(path)
+def file_batch_id(path: Path) -> str:
+    """The batch id of a file: a digest of its bytes, so the same content is the same batch."""
     try:
         with path.open("rb") as handle:
-            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+            return hashlib.file_digest(handle, "sha256").hexdigest()[:20]
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot be read: {exc}") from exc
+
+
+def read_file(path: Path, batch_id: str | None = None) -> Batch:
+    """Read one file into a batch whose id is a digest of the file's bytes (``batch_id`` if known)."""
+    kind = _kind(path)
+    digest = batch_id or file_batch_id(path)
+    try:
         if kind == "csv":
             separator = "\t" if path.suffix == ".tsv" or path.name.endswith(".tsv.gz") else ","
             frame = pl.read_csv(path, infer_schema=False, separator=separator)
@@ -82,7 +90,7 @@ def read_file(path: Path) -> Batch:
         # drop data, which driftloop never does, so they are left out.
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SourceError(f"{path}: cannot be read as {kind}: {reason}; fix the file and ingest it again") from exc
-    return Batch(source=str(path), frame=frame, batch_id=digest[:20])
+    return Batch(source=str(path), frame=frame, batch_id=digest)
 
 
 def from_frame(data: Any, *, source: str = "<frame>", batch_id: str | None = None) -> Batch:
