@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 
-from driftloop.demo import run_demo
+from driftloop.config import Project
+from driftloop.demo import create_demo_project, replay_start
 from driftloop.demo.data import load_energy, messy_energy
 from driftloop.errors import ConfigError
 from driftloop.registry import Registry
@@ -26,16 +27,23 @@ def test_messy_variant_is_reproducible_and_damaged() -> None:
     assert set(first.get_column("damage")) >= {"", "null", "range", "date", "type", "category", "duplicate"}
 
 
-def test_demo_builds_a_project_with_features(tmp_path: Path) -> None:
-    project = run_demo(tmp_path / "demo", days=3, console=Console(quiet=True))
-    lake = project.lake
-    assert lake.row_count("raw") == lake.row_count("features") > 300
-    assert Registry(project).aliases() == {"champion": "1"}  # trained, gated and promoted
-    assert len(list(project.inbox.glob("*.csv"))) == 138  # one file per day, 11 January to 27 May
-    with pytest.raises(ConfigError, match="pass --force"):
-        run_demo(tmp_path / "demo", days=1, console=Console(quiet=True))
+def test_the_demo_replays_the_data_through_the_loop(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from driftloop.cli import app
+
+    folder = tmp_path / "demo"
+    result = CliRunner().invoke(app, ["demo", str(folder), "--days", "3"])
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "three strategies" in result.stdout and "static" in result.stdout and "daily" in result.stdout
+    project = Project.load(folder)
+    assert Registry(project).aliases()["champion"] == "1"  # trained on three weeks, gated and promoted
+    assert project.lake.read("raw").get_column("date").dt.date().max() == replay_start() + timedelta(days=2)
+    assert (folder / "reports" / "replay.html").is_file() and (folder / "data" / "energy.csv").is_file()
+    again = CliRunner().invoke(app, ["demo", str(folder), "--days", "1"])
+    assert again.exit_code == 1 and "pass --force" in again.stderr
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "keep.txt").write_text("mine")
     with pytest.raises(ConfigError, match="not a driftloop project"):
-        run_demo(tmp_path / "other", force=True, console=Console(quiet=True))
+        create_demo_project(tmp_path / "other", force=True)
     assert (tmp_path / "other" / "keep.txt").exists()

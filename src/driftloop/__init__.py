@@ -1,7 +1,8 @@
 """driftloop: the closed-loop MLOps pipeline for deep-learning models.
 
 ingest -> validate -> versioned features (Delta) -> train (PyTorch, MLflow) -> registry ->
-batch and online inference -> monitoring -> retraining. Every stage is a function here and a
+batch and online inference -> monitoring -> retraining, and the replay of a history through
+that loop to backtest it. Every stage is a function here and a
 command of the ``driftloop`` CLI.
 """
 
@@ -18,6 +19,7 @@ from driftloop.errors import (
     FeatureError,
     LakeError,
     NotOnlineComputable,
+    ReplayError,
     SourceError,
     TableNotFound,
 )
@@ -35,6 +37,7 @@ _LAZY = {
     "Registry": "driftloop.registry",
     "monitor_window": "driftloop.monitor.window",
     "predict_window": "driftloop.predict",
+    "replay": "driftloop.replay",
     "tick": "driftloop.loop",
     "train_project": "driftloop.model.trainer",
 }
@@ -72,6 +75,7 @@ __all__ = [
     "NotOnlineComputable",
     "Project",
     "Registry",
+    "ReplayError",
     "Role",
     "RuleCount",
     "Settings",
@@ -87,6 +91,7 @@ __all__ = [
     "materialize",
     "monitor_window",
     "predict_window",
+    "replay",
     "tick",
     "train_project",
 ]

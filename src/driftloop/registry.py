@@ -32,6 +32,8 @@ from driftloop.model.data import recent_labelled_rows
 from driftloop.model.package import ModelPackage
 
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
+# Tag on a version once any decision about it was recorded.
+DECISION_TAG = "decision"
 # MLflow keeps tag values up to this length.
 TAG_LIMIT = 5000
 EVENTS_SCHEMA: dict[str, pl.DataType] = {
@@ -243,7 +245,7 @@ class Registry:
     def _record(self, decision: Decision) -> Decision:
         details = json.dumps([g.to_dict() for g in decision.gates], default=str)
         for key, value in {
-            "decision": decision.kind,
+            DECISION_TAG: decision.kind,
             "decision_at": decision.at.isoformat(),
             "decision_reason": decision.reason,
             "decision_numbers": details,

@@ -2,9 +2,8 @@
 
 Exit codes: 0 success, 1 a user error (the message, no traceback), 2 a usage error.
 Every command takes ``--project DIR`` (default: the current folder) and ``--json`` for a
-machine-readable summary on standard output. Commands live in ``data``, ``models`` and
-``loop``;
-shared options and helpers in ``common``.
+machine-readable summary on standard output. Commands live in ``data``, ``models``,
+``loop`` and ``replay``; shared options and helpers in ``common``.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import logging
 
 import typer
 
-from driftloop.cli import data, loop, models
+from driftloop.cli import data, loop, models, replay
 
 app = typer.Typer(
     name="driftloop",
@@ -35,7 +34,8 @@ app.command()(loop.predict)
 app.command()(loop.monitor)
 app.command()(loop.run)
 app.command()(loop.schedule)
-app.command()(data.demo)
+app.command()(replay.replay)
+app.command()(replay.demo)
 
 
 def main() -> None:

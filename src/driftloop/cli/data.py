@@ -1,4 +1,4 @@
-"""Commands for data: init, ingest, features, tables, demo."""
+"""Commands for data: init, ingest, features, tables."""
 
 from __future__ import annotations
 
@@ -138,18 +138,6 @@ def tables(
         added = "" if v.rows_added is None else f"{v.rows_added:,}"
         table.add_row(str(v.version), f"{v.timestamp:%Y-%m-%d %H:%M:%S}", v.operation, added, f"{v.rows:,}")
     out.print(table)
-
-
-@handled
-def demo(
-    folder: Annotated[Path, typer.Argument(help="Folder of the demo project.")] = Path("driftloop-demo"),
-    days: Annotated[int, typer.Option(help="Days of data to ingest.", min=1)] = 21,
-    force: Annotated[bool, typer.Option("--force", help="Replace the folder if it holds a project.")] = False,
-) -> None:
-    """Create a demo project from the UCI Appliances Energy data and run it through the loop."""
-    from driftloop.demo import run_demo  # the demo's data helpers are not needed by other commands
-
-    run_demo(folder, days=days, force=force, console=out)
 
 
 def show_ingest(summaries: list[IngestSummary]) -> None:

@@ -51,22 +51,6 @@ def load_energy() -> pl.DataFrame:
     return pl.read_csv(io.BytesIO(energy_csv()), infer_schema=False)
 
 
-def split_by_day(frame: pl.DataFrame, folder: Path, *, first: int = 0, days: int | None = None) -> list[Path]:
-    """Write one CSV per calendar day of ``frame`` into ``folder`` (the shape of a daily export)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    day = pl.col(TIME).str.slice(0, 10)
-    stamped = frame.with_columns(day.alias("__day"))
-    wanted = stamped.get_column("__day").unique(maintain_order=True).to_list()[first:]
-    if days is not None:
-        wanted = wanted[:days]
-    paths = []
-    for value in wanted:
-        path = folder / f"energy_{value}.csv"
-        stamped.filter(pl.col("__day") == value).drop("__day").write_csv(path)
-        paths.append(path)
-    return paths
-
-
 def first_day(frame: pl.DataFrame) -> date:
     return date.fromisoformat(str(frame.get_column(TIME).min())[:10])
 

@@ -1,0 +1,131 @@
+"""Commands that replay history through the loop: replay (any data) and demo (the bundled data)."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from driftloop.cli.common import JsonOption, ProjectOption, emit_json, err, handled, out, progress_bar
+from driftloop.config import Project
+from driftloop.errors import ConfigError
+
+# Four weeks of spring: enough for the loop to retrain, promote and reject, in under 3 minutes.
+DEMO_DAYS = 28
+
+if TYPE_CHECKING:
+    from driftloop.replay import DayRecord, ReplayResult
+
+
+@handled
+def replay(
+    data: Annotated[Path, typer.Argument(help="The history: a CSV/Parquet/NDJSON file or a folder of them.")],
+    start: Annotated[
+        str | None, typer.Option(help="First replayed day (default: after the first quarter of the days).")
+    ] = None,
+    days: Annotated[int | None, typer.Option(help="Days to replay from --start (default: all).", min=1)] = None,
+    label_delay: Annotated[str, typer.Option(help="How long after a row its label arrives: 1d, 12h, 0.")] = "1d",
+    no_daily: Annotated[
+        bool, typer.Option("--no-daily", help="Skip the retrain-every-day baseline (the slow one).")
+    ] = False,
+    project_dir: ProjectOption = Path(),
+    as_json: JsonOption = False,
+) -> None:
+    """Feed a history through the loop day by day and compare it with a static model and daily retraining."""
+    first = _day(start) if start else None
+    project = Project.load(project_dir)
+    result = run_replay(project, data, first, days, label_delay, daily=not no_daily, quiet=as_json)
+    if as_json:
+        emit_json({k: v for k, v in result.to_dict().items() if k != "loop_days"})
+        return
+    show_replay(result)
+
+
+@handled
+def demo(
+    folder: Annotated[Path, typer.Argument(help="Folder of the demo project.")] = Path("driftloop-demo"),
+    days: Annotated[
+        int, typer.Option(help="Days to replay from 1 March 2016 (88 runs to the end of May).", min=1)
+    ] = DEMO_DAYS,
+    force: Annotated[bool, typer.Option("--force", help="Replace the folder if it holds a project.")] = False,
+) -> None:
+    """Create a project from the UCI Appliances Energy data and replay its spring through the loop."""
+    from driftloop.demo import HISTORY_DAYS, create_demo_project, replay_start
+
+    project, data = create_demo_project(folder, force=force)
+    out.print(
+        f"[bold]driftloop demo[/] in {project.root}: UCI Appliances Energy data, {HISTORY_DAYS} days of winter "
+        "history, then one tick a day of spring with labels a day late"
+    )
+    result = run_replay(project, data, replay_start(), days, "1d", daily=True, quiet=False)
+    show_replay(result)
+    out.print(
+        f"Next: `driftloop models --project {folder}`, `driftloop serve --project {folder}`, "
+        f"`mlflow ui --backend-store-uri {project.tracking_uri}`"
+    )
+
+
+def run_replay(
+    project: Project, data: Path, start: date | None, days: int | None, delay: str, *, daily: bool, quiet: bool
+) -> ReplayResult:
+    """Run a replay with a progress bar over the days, then over the daily baseline's trainings."""
+    from driftloop.replay import replay as replay_history
+
+    with progress_bar(quiet, bar=True) as progress:
+        ticks = progress.add_task("replaying", total=days)
+        baseline = progress.add_task("retrain-every-day baseline", total=days, visible=False)
+
+        def on_day(record: DayRecord) -> None:
+            progress.update(ticks, advance=1, description=f"{record.day}: {record.verdict or 'no verdict'}")
+            for decision in record.decisions:
+                progress.console.print(f"  {record.day}: {decision}", highlight=False)
+
+        def on_baseline_day(day: date) -> None:
+            progress.update(baseline, advance=1, visible=True, description=f"daily baseline: trained on {day}")
+
+        return replay_history(
+            project,
+            data,
+            start=start,
+            days=days,
+            label_delay=delay,
+            daily_baseline=daily,
+            on_day=on_day,
+            on_baseline_day=on_baseline_day,
+        )
+
+
+def show_replay(result: ReplayResult) -> None:
+    """The comparison as a table, the headline, and where the report is."""
+    from driftloop.replay.report import headline
+
+    metric = result.metric
+    targets = sorted({t for s in result.strategies for t in s.overall})
+    columns = ["R²", "models trained", "promotions", "rejections", "drift days", "training s"]
+    table = Table(
+        "strategy", *(f"{t} {metric}" for t in targets), *columns, title="Replay: the same days, three strategies"
+    )
+    for s in result.strategies:
+        r2 = sum(m["r2"] for m in s.overall.values()) / len(s.overall)
+        table.add_row(s.name, *(f"{s.overall[t][metric]:.4g}" for t in targets), f"{r2:.3f}", str(s.trainings),
+                      str(s.promotions), str(s.rejections), str(s.drift_days), f"{s.training_seconds:.1f}")  # fmt: skip
+    out.print(table)
+    out.print(headline(result.strategies, metric))
+    run = result.run
+    out.print(
+        f"replayed {run.replay_days[0]} to {run.replay_days[-1]} ({len(run.replay_days)} days); "
+        f"report: {result.report[0]} (summary: {result.report[1].name})"
+    )
+    for strategy in result.strategies:
+        for note in strategy.notes:
+            err.print(f"[yellow]{strategy.name}: {note}[/]", highlight=False)
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise ConfigError(f"--start {text!r} is not a date like 2016-03-01") from exc

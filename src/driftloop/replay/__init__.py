@@ -1,0 +1,101 @@
+"""Replay a history through the loop, day by day, and compare it with a static model and with
+retraining every day: a backtest of the MLOps policy before it runs in production.
+
+``feed`` cuts the history into days and writes what the inbox receives (inputs the same day,
+labels after a delay); ``run`` ticks the loop through the days in a fresh project and can
+resume; ``strategies`` scores the three strategies on the same days; ``report`` draws them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from driftloop.config import Project
+from driftloop.ingest import ingest
+from driftloop.replay.feed import midnight, parse_delay, read_history
+from driftloop.replay.run import DayRecord, LoopRun, plan_days, run_loop
+from driftloop.replay.strategies import STRATEGIES, StrategyResult, compare_strategies
+
+SUMMARY_FILE = "replay.json"
+
+
+@dataclass
+class ReplayResult:
+    """A finished replay: the loop's diary, the strategies' scores and where the report is."""
+
+    run: LoopRun
+    strategies: list[StrategyResult]
+    metric: str
+    report: tuple[Path, Path]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary (the per-day metrics included)."""
+        return {
+            "history": [str(self.run.history_days[0]), str(self.run.history_days[-1])],
+            "replayed": [str(self.run.replay_days[0]), str(self.run.replay_days[-1])],
+            "days": len(self.run.replay_days),
+            "label_delay_hours": self.run.label_delay.total_seconds() / 3600,
+            "metric": self.metric,
+            "strategies": {
+                s.name: {
+                    "overall": s.overall,
+                    "trainings": s.trainings,
+                    "training_seconds": round(s.training_seconds, 2),
+                    "retrains": s.retrains,
+                    "promotions": s.promotions,
+                    "rejections": s.rejections,
+                    "drift_days": s.drift_days,
+                    "notes": s.notes,
+                    "per_day": s.per_day.with_columns(s.per_day.get_column("day").cast(str)).to_dicts(),
+                }
+                for s in self.strategies
+            },
+            "loop_days": [r.to_dict() for r in self.run.records],
+            "report": [str(p) for p in self.report],
+        }
+
+
+def replay(
+    project: Project,
+    data: str | Path | Any,
+    *,
+    start: date | None = None,
+    days: int | None = None,
+    label_delay: timedelta | str = timedelta(days=1),
+    daily_baseline: bool = True,
+    report_dir: Path | None = None,
+    on_day: Callable[[DayRecord], None] | None = None,
+    on_baseline_day: Callable[[date], None] | None = None,
+) -> ReplayResult:
+    """Replay ``data`` (files, a folder or a frame) through the loop of a fresh ``project``.
+
+    The days before ``start`` (default: the first quarter of the days, at least a week) train
+    the first model; ``days`` days from ``start`` are replayed (default: all). A replay that
+    was stopped goes on where it was when called again with the same arguments.
+    """
+    delay = parse_delay(label_delay) if isinstance(label_delay, str) else label_delay
+    history = read_history(data, project.contract)
+    before, replayed = plan_days(history.days, start, days)
+    run = run_loop(project, history, before, replayed, delay, on_day=on_day)
+    # The labels of the last day(s) arrive after the replay's last tick; scoring those days needs them.
+    end = midnight(replayed[-1]) + timedelta(days=1)
+    late = history.labels_file(end - delay, end, project.inbox, "after-replay")
+    if late is not None:
+        ingest(project, late, on_refused="continue", labels=True)
+    results = compare_strategies(project, run, daily=daily_baseline, on_daily=on_baseline_day)
+    metric = project.settings.promote.metric
+    folder = report_dir or project.root / "reports"
+    from driftloop.replay.report import write_replay_report  # plotting loads only when a report is drawn
+
+    pages = write_replay_report(results, run, metric, folder)
+    result = ReplayResult(run, results, metric, pages)
+    (folder / SUMMARY_FILE).write_text(json.dumps(result.to_dict(), indent=1, default=str), encoding="utf-8")
+    return result
+
+
+__all__ = ["STRATEGIES", "DayRecord", "ReplayResult", "StrategyResult", "replay"]

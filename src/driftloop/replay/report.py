@@ -1,0 +1,172 @@
+"""The replay's report: one self-contained HTML page (Plotly inlined) and a PNG summary.
+
+The first chart is the one that decides: the decisive metric per day for each strategy (a
+7-day rolling mean over the day's own value, which stays visible faintly), one panel per
+target, with the loop's retrains and promotions on the time axis. Then the totals per
+strategy and the loop's diary, day by day.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import matplotlib as mpl
+
+mpl.use("Agg")  # files only, never a window
+import matplotlib.pyplot as plt
+import plotly.graph_objects as go
+import polars as pl
+from plotly.io import to_html
+from plotly.subplots import make_subplots
+
+from driftloop.metrics import HIGHER_IS_BETTER
+from driftloop.replay.run import LoopRun
+from driftloop.replay.strategies import DAY, StrategyResult
+
+COLOURS = {"driftloop": "#1b5e20", "static": "#c62828", "daily": "#1565c0"}
+ROLLING_DAYS = 7
+STYLE = """body{font-family:system-ui,sans-serif;margin:2rem;max-width:1200px}
+table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.25rem .6rem;text-align:right}
+td:first-child,td.text{text-align:left}.best{font-weight:700;background:#e8f5e9}"""
+
+
+def write_replay_report(results: list[StrategyResult], run: LoopRun, metric: str, folder: Path) -> tuple[Path, Path]:
+    """Write ``replay.html`` and ``replay.png`` into ``folder``; returns both paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    targets = sorted({t for r in results for t in r.overall})
+    charts = [_per_day_chart(results, run, metric, targets), _totals_chart(results, metric, targets)]
+    parts = [to_html(f, include_plotlyjs="inline" if i == 0 else False, full_html=False) for i, f in enumerate(charts)]
+    page = folder / "replay.html"
+    page.write_text(_page(results, run, metric, targets, parts), encoding="utf-8")
+    picture = folder / "replay.png"
+    _summary_png(results, run, metric, targets, picture)
+    return page, picture
+
+
+def headline(results: list[StrategyResult], metric: str) -> str:
+    """One sentence: the loop's overall metric against the others', averaged over targets."""
+    mean = {r.name: _mean_metric(r, metric) for r in results}
+    loop = mean["driftloop"]
+    others = ", ".join(
+        f"{name} {value:.4g} ({_change(loop, value, metric)})" for name, value in mean.items() if name != "driftloop"
+    )
+    return f"driftloop {metric} {loop:.4g} (mean over targets) vs {others}"
+
+
+def _mean_metric(result: StrategyResult, metric: str) -> float:
+    values = [m[metric] for m in result.overall.values()]
+    return sum(values) / len(values) if values else float("nan")
+
+
+def _change(loop: float, other: float, metric: str) -> str:
+    if other == 0 or other != other:
+        return "n/a"
+    better = (loop - other) / abs(other) * (1 if HIGHER_IS_BETTER[metric] else -1)
+    return f"driftloop {abs(better):.1%} {'better' if better >= 0 else 'worse'}"
+
+
+def _rolling(per_day: pl.DataFrame, target: str, metric: str) -> pl.DataFrame:
+    series = per_day.filter(pl.col("target") == target).sort(DAY)
+    return series.with_columns(pl.col(metric).rolling_mean(ROLLING_DAYS, min_samples=1).alias("rolling"))
+
+
+def _per_day_chart(results: list[StrategyResult], run: LoopRun, metric: str, targets: list[str]) -> go.Figure:
+    figure = make_subplots(rows=len(targets), cols=1, shared_xaxes=True, subplot_titles=targets)
+    for row, target in enumerate(targets, start=1):
+        for result in results:
+            series = _rolling(result.per_day, target, metric)
+            days, colour = series.get_column(DAY).to_list(), COLOURS.get(result.name, "grey")
+            line = go.Scatter(x=days, y=series.get_column("rolling").to_list(), mode="lines", name=result.name,
+                              line={"color": colour, "width": 3}, legendgroup=result.name,
+                              showlegend=row == 1)  # fmt: skip
+            dots = go.Scatter(x=days, y=series.get_column(metric).to_list(), mode="markers", legendgroup=result.name,
+                              marker={"color": colour, "size": 4, "opacity": 0.3}, showlegend=False,
+                              hovertemplate=f"{result.name} %{{x}}: %{{y:.4g}}")  # fmt: skip
+            figure.add_trace(line, row, 1)
+            figure.add_trace(dots, row, 1)
+    for record in run.records:
+        promoted = [d for d in record.decisions if d.endswith(" champion")]
+        if record.retrained or promoted:
+            figure.add_vline(x=str(record.day), line_dash="solid" if promoted else "dot",
+                             line_color="#1b5e20" if promoted else "grey", opacity=0.6)  # fmt: skip
+    figure.update_layout(
+        title=f"{metric} per day ({ROLLING_DAYS}-day mean; dots: each day). Green lines: the loop promoted a model; "
+        "grey dotted: it retrained and kept the champion",
+        height=320 * len(targets) + 80,
+    )
+    return figure
+
+
+def _totals_chart(results: list[StrategyResult], metric: str, targets: list[str]) -> go.Figure:
+    figure = make_subplots(rows=1, cols=len(targets) + 1, subplot_titles=[*targets, "training time (s)"])
+    names = [r.name for r in results]
+    colours = [COLOURS.get(n, "grey") for n in names]
+    for col, target in enumerate(targets, start=1):
+        figure.add_trace(go.Bar(x=names, y=[r.overall[target][metric] for r in results], marker_color=colours,
+                                showlegend=False), 1, col)  # fmt: skip
+    figure.add_trace(go.Bar(x=names, y=[r.training_seconds for r in results], marker_color=colours, showlegend=False),
+                     1, len(targets) + 1)  # fmt: skip
+    figure.update_layout(title=f"Overall {metric} over the replayed days, and the training time each strategy spent",
+                         height=380)  # fmt: skip
+    return figure
+
+
+def _page(results: list[StrategyResult], run: LoopRun, metric: str, targets: list[str], charts: list[str]) -> str:
+    best = {t: _best(results, t, metric) for t in targets}
+    head = "".join(f"<th>{html.escape(t)} {metric}</th>" for t in targets)
+    rows = "".join(
+        f"<tr><td class=text>{r.name}</td>"
+        + "".join(f"<td{' class=best' if best[t] == r.name else ''}>{r.overall[t][metric]:.4g}</td>" for t in targets)
+        + "".join(f"<td>{sum(m[k] for m in r.overall.values()) / len(r.overall):.4g}</td>" for k in ("smape", "r2"))
+        + f"<td>{r.trainings}</td><td>{r.promotions}</td><td>{r.rejections}</td><td>{r.drift_days}</td>"
+        f"<td>{r.training_seconds:.1f}</td></tr>"
+        for r in results
+    )
+    diary = "".join(
+        f"<tr><td class=text>{d.day}</td><td>v{html.escape(str(d.scored_by))}</td><td class=text>{d.verdict}</td>"
+        f"<td class=text>{'retrained' if d.retrained else ''} {html.escape('; '.join(d.decisions))}</td>"
+        f"<td class=text>{html.escape(d.retrain_reason)}</td><td>{d.seconds:.1f}</td></tr>"
+        for d in run.records
+    )
+    title = f"driftloop replay {run.replay_days[0]} to {run.replay_days[-1]}"
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title><style>{STYLE}</style></head>
+<body><h1>Replay: {run.replay_days[0]} to {run.replay_days[-1]}</h1>
+<p>{len(run.replay_days)} days replayed after {len(run.history_days)} days of history ({run.history_days[0]} to
+{run.history_days[-1]}); labels arrived {run.label_delay} after the rows. {html.escape(headline(results, metric))}.</p>
+{charts[0]}
+<h2>Totals</h2>
+<table><tr><th>strategy</th>{head}<th>SMAPE %</th><th>R²</th><th>models trained</th><th>promotions</th>
+<th>rejections</th><th>drift/degraded days</th><th>training s</th></tr>{rows}</table>
+<p>The loop's training time includes tracking and registering each model in MLflow; the daily baseline's is the
+training alone.</p>
+{charts[1]}
+<h2>The loop, day by day</h2>
+<table><tr><th>day</th><th>scored by</th><th>verdict</th><th>decisions</th><th>policy</th><th>tick s</th></tr>
+{diary}</table>
+</body></html>"""
+
+
+def _best(results: list[StrategyResult], target: str, metric: str) -> str:
+    pick = max if HIGHER_IS_BETTER[metric] else min
+    return pick(results, key=lambda r: r.overall[target][metric]).name
+
+
+def _summary_png(results: list[StrategyResult], run: LoopRun, metric: str, targets: list[str], path: Path) -> None:
+    figure, axes = plt.subplots(len(targets), 1, figsize=(12, 3.6 * len(targets)), sharex=True, squeeze=False)
+    for axis, target in zip(axes[:, 0], targets, strict=True):
+        for result in results:
+            series = _rolling(result.per_day, target, metric)
+            axis.plot(series.get_column(DAY).to_list(), series.get_column("rolling").to_list(),
+                      color=COLOURS.get(result.name, "grey"), linewidth=2.5,
+                      label=f"{result.name} ({result.overall[target][metric]:.4g} overall)")  # fmt: skip
+        for record in run.records:
+            if any(d.endswith(" champion") for d in record.decisions):
+                axis.axvline(record.day, color="#1b5e20", alpha=0.4)
+        axis.set(title=f"{target}: {metric} per day ({ROLLING_DAYS}-day mean)", ylabel=metric)
+        axis.legend(loc="upper left")
+    axes[-1, 0].tick_params(axis="x", rotation=30)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

@@ -1,0 +1,215 @@
+"""Drive the loop through a history, one tick a day, in a fresh project.
+
+The day before the replay's start gets one tick over the whole history (which trains and
+promotes the first model); each replayed day then gets its inputs, the labels that have
+arrived by its end, and one tick. What each tick did is kept as a :class:`DayRecord`, and a
+small state file after each tick lets a replay that was stopped or killed go on where it was:
+ticks are idempotent, so the day that was cut short is simply run again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from driftloop.config import Project
+from driftloop.errors import ReplayError
+from driftloop.loop import TRAINING_STEP, tick
+from driftloop.registry import CHAMPION, Registry
+from driftloop.replay.feed import History, midnight
+
+STATE_FILE = "replay-state.json"
+# Share of the history's days the first model learns from when no start day is given.
+DEFAULT_HISTORY_SHARE = 0.25
+MIN_HISTORY_DAYS = 7
+
+
+@dataclass
+class DayRecord:
+    """One replayed day: who scored it, what monitoring said, what the policy did."""
+
+    day: date
+    scored_by: str | None
+    verdict: str | None
+    reasons: list[str]
+    retrained: bool
+    retrain_reason: str
+    trained_version: str | None
+    decisions: list[str]
+    champion_after: str | None
+    seconds: float
+    training_seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["day"] = str(self.day)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DayRecord:
+        return cls(**{**data, "day": date.fromisoformat(data["day"])})
+
+
+@dataclass
+class LoopRun:
+    """The loop's side of a replay: its plan and what every tick did."""
+
+    history_days: list[date]
+    replay_days: list[date]
+    label_delay: timedelta
+    first_version: str
+    bootstrap_training_seconds: float
+    records: list[DayRecord] = field(default_factory=list)
+
+
+def plan_days(days: list[date], start: date | None, count: int | None) -> tuple[list[date], list[date]]:
+    """Split the history's days into those the first model learns from and those replayed."""
+    if len(days) < 2:
+        raise ReplayError(f"the data covers {len(days)} day(s); a replay needs history before the days it replays")
+    if start is None:
+        start = (
+            days[max(MIN_HISTORY_DAYS, int(len(days) * DEFAULT_HISTORY_SHARE))]
+            if len(days) > MIN_HISTORY_DAYS
+            else days[1]
+        )
+    before = [d for d in days if d < start]
+    replayed = [d for d in days if d >= start][: count if count is not None else None]
+    if not before:
+        raise ReplayError(f"--start {start} leaves no history before it to train the first model (data from {days[0]})")
+    if not replayed:
+        raise ReplayError(f"--start {start} is after the last day of the data ({days[-1]}); nothing to replay")
+    return before, replayed
+
+
+def run_loop(
+    project: Project,
+    history: History,
+    before: list[date],
+    replayed: list[date],
+    label_delay: timedelta,
+    *,
+    on_day: Callable[[DayRecord], None] | None = None,
+) -> LoopRun:
+    """Tick through ``replayed`` after one tick over the ``before`` days (resuming a stopped replay)."""
+    settings = {
+        "first_day": str(before[0]),
+        "start": str(replayed[0]),
+        "days": len(replayed),
+        "label_delay_seconds": label_delay.total_seconds(),
+        "rows": history.rows.height,
+    }
+    state = _read_state(project, settings)
+    if state is None:
+        state = _bootstrap(project, history, before, settings)
+        _write_state(project, state)
+    run = LoopRun(before, replayed, label_delay, state["first_version"], state["bootstrap_training_seconds"])
+    run.records = [DayRecord.from_dict(r) for r in state["records"]]
+    done = {r.day for r in run.records}
+    for day in replayed:
+        if day in done:
+            continue
+        record = _replay_day(project, history, day, label_delay)
+        run.records.append(record)
+        state["records"].append(record.to_dict())
+        _write_state(project, state)
+        if on_day:
+            on_day(record)
+    return run
+
+
+def _bootstrap(project: Project, history: History, before: list[date], settings: dict[str, Any]) -> dict[str, Any]:
+    registry = Registry(project)
+    if project.lake.exists("raw") or registry.versions():
+        raise ReplayError(
+            f"{project.root} already holds data or models; a replay needs a fresh project of its own "
+            "(its lake and registry become the replay's): `driftloop init NEW --data ...`, then replay into NEW"
+        )
+    history.history_file(before[-1] + timedelta(days=1), project.inbox)
+    timer = StepTimer()
+    report = tick(project, before[-1], on_step=timer.step)
+    timer.stop()
+    report.wait_for_alerts(project.settings.loop.webhook_timeout_seconds)
+    champion = registry.aliases().get(CHAMPION)
+    if champion is None:
+        why = "; ".join(d.reason for d in report.decisions) or "; ".join(report.notes) or "no model was trained"
+        raise ReplayError(
+            f"the first model, trained on {before[0]} to {before[-1]}, did not become champion: {why}. "
+            "Adjust [train] or [promote] in driftloop.toml (or give more history with --start), then replay again"
+        )
+    return {
+        "settings": settings,
+        "first_version": champion,
+        "bootstrap_training_seconds": timer.seconds.get(TRAINING_STEP, 0.0),
+        "records": [],
+    }
+
+
+def _replay_day(project: Project, history: History, day: date, label_delay: timedelta) -> DayRecord:
+    end = midnight(day) + timedelta(days=1)
+    history.data_file(day, project.inbox)
+    # Labels of every row whose delay has passed by the end of the day; earlier days' files
+    # are already in the inbox, so this day's file holds only what newly arrived.
+    history.labels_file(end - label_delay - timedelta(days=1), end - label_delay, project.inbox, str(day))
+    registry = Registry(project)
+    timer = StepTimer()
+    report = tick(project, day, on_step=timer.step)
+    timer.stop()
+    report.wait_for_alerts(project.settings.loop.webhook_timeout_seconds)
+    verdict = report.monitored.verdict if report.monitored else None
+    return DayRecord(
+        day=day,
+        scored_by=report.predicted.model_version if report.predicted else None,
+        verdict=verdict.level if verdict else None,
+        reasons=verdict.reasons if verdict else report.notes,
+        retrained=report.trained_version is not None,
+        retrain_reason=report.retrain.reason if report.retrain else "; ".join(report.notes),
+        trained_version=report.trained_version,
+        decisions=[f"v{d.version} {d.kind}" for d in report.decisions],
+        champion_after=registry.aliases().get(CHAMPION),
+        seconds=timer.total,
+        training_seconds=timer.seconds.get(TRAINING_STEP, 0.0),
+    )
+
+
+class StepTimer:
+    """Seconds spent in each named step of a tick (a step lasts until the next one starts)."""
+
+    def __init__(self) -> None:
+        self.started = self.last = time.perf_counter()
+        self.current: str | None = None
+        self.seconds: dict[str, float] = {}
+        self.total = 0.0
+
+    def step(self, name: str) -> None:
+        now = time.perf_counter()
+        if self.current is not None:
+            self.seconds[self.current] = self.seconds.get(self.current, 0.0) + now - self.last
+        self.current, self.last = name, now
+
+    def stop(self) -> None:
+        self.step("done")
+        self.total = self.last - self.started
+
+
+def _read_state(project: Project, settings: dict[str, Any]) -> dict[str, Any] | None:
+    path = project.root / STATE_FILE
+    if not path.is_file():
+        return None
+    state: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    if state.get("settings") != settings:
+        raise ReplayError(
+            f"{project.root} holds a replay with other settings ({state.get('settings')}); a replay goes on only "
+            "with the same data, start, days and label delay. Replay into a fresh project to change them"
+        )
+    return state
+
+
+def _write_state(project: Project, state: dict[str, Any]) -> None:
+    path = project.root / STATE_FILE
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(state, indent=1), encoding="utf-8")
+    partial.replace(path)

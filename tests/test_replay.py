@@ -1,0 +1,191 @@
+"""Replay: a history through the loop day by day, against a static model and daily retraining."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from driftloop.config import Project, init_project
+from driftloop.errors import ReplayError
+from driftloop.model.settings import PromoteSettings, TrainSettings
+from driftloop.policy import LoopSettings
+from driftloop.registry import CHAMPION, Registry
+from driftloop.replay import replay
+from driftloop.replay.feed import EVENT, parse_delay, read_history
+from driftloop.replay.run import STATE_FILE, plan_days
+from tests.conftest import synthetic_rows
+
+DAYS, CHANGE = 16, 9  # hourly rows from 1 January; from the 9th on, y is 4 higher for the same inputs
+
+
+def changing_world() -> pl.DataFrame:
+    rows = synthetic_rows(24 * DAYS)
+    shifted = pl.col("ts") >= datetime(2024, 1, CHANGE)
+    return rows.with_columns(pl.when(shifted).then(pl.col("y") + 4).otherwise(pl.col("y")).alias("y"))
+
+
+def replay_project(root: Path, data: pl.DataFrame) -> Project:
+    project = init_project(root, sample=data, time_column="ts", targets=("y",))
+    train = TrainSettings(hidden=[32, 16], epochs=40, patience=6, learning_rate=3e-3)
+    loop = LoopSettings(
+        retrain_on=["degraded"], min_new_labels=24, cooldown_days=2, monitor_days=3,
+        training_window="sliding", window_days=4,
+    )  # fmt: skip
+    promote = PromoteSettings(window_days=2)  # a world that changes within days is judged on its last days
+    update = {"train": train, "loop": loop, "promote": promote, "features": []}
+    Project(project.root, project.settings.model_copy(update=update)).save()
+    return Project.load(project.root)
+
+
+@pytest.fixture(scope="module")
+def replayed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, object, Path]:
+    root = tmp_path_factory.mktemp("replay")
+    data = changing_world()
+    path = root / "history.parquet"
+    data.write_parquet(path)
+    project = replay_project(root / "project", data)
+    result = replay(project, path, start=date(2024, 1, 7), label_delay="1d")
+    return project, result, path
+
+
+def test_the_loop_notices_the_change_retrains_and_beats_the_static_model(replayed: tuple) -> None:
+    _, result, _ = replayed
+    loop, static, daily = result.strategies
+    assert [s.name for s in result.strategies] == ["driftloop", "static", "daily"]
+    assert [r.day for r in result.run.records] == [date(2024, 1, d) for d in range(7, DAYS + 1)]
+    assert loop.drift_days >= 1 and loop.retrains >= 1 and loop.promotions >= 1, result.run.records
+    assert loop.overall["y"]["mae"] < 0.8 * static.overall["y"]["mae"]  # static never learns the +4
+    assert daily.trainings == len(result.run.replay_days)  # the first model, then one per day but the last
+    assert loop.trainings < daily.trainings
+    # Every replayed row is scored once by each strategy, against the same truth.
+    assert {s.per_day.get_column("rows").sum() for s in result.strategies} == {24 * (DAYS - 6)}
+    # The day's predictions are by the champion of that day's tick, not a later one.
+    first_promotion = next(r for r in result.run.records if any(d.endswith(" champion") for d in r.decisions))
+    later = [r for r in result.run.records if r.day > first_promotion.day]
+    assert later and all(r.scored_by == first_promotion.champion_after for r in later[:1])
+
+
+def test_labels_arrive_after_the_delay_and_rows_without_targets(replayed: tuple) -> None:
+    project, _, _ = replayed
+    rows = project.lake.read("raw").filter(pl.col("ts") >= datetime(2024, 1, 7))
+    assert rows.height == 24 * (DAYS - 6) and rows.get_column("y").null_count() == rows.height
+    labels = project.lake.read("labels")
+    assert labels.get_column("ts").max() == datetime(2024, 1, DAYS, 23)  # the last day's, after the replay
+    # A day's labels come in the next day's file: 6 January's (history) in the 7th's, and so on.
+    from_first_file = labels.filter(pl.col("_source").str.ends_with("labels_2024-01-07.parquet"))
+    assert from_first_file.get_column("ts").dt.date().unique().to_list() == [date(2024, 1, 6)]
+
+
+def test_the_report_and_summary_are_written(replayed: tuple) -> None:
+    _, result, _ = replayed
+    page, picture = result.report
+    text = page.read_text(encoding="utf-8")
+    assert "<script src=" not in text and "plotly" in text.lower()  # self-contained
+    assert "driftloop" in text and "static" in text and "daily" in text
+    assert picture.stat().st_size > 10_000
+    summary = json.loads((page.parent / "replay.json").read_text(encoding="utf-8"))
+    assert summary["strategies"]["static"]["per_day"][0]["rows"] == 24
+    assert len(summary["loop_days"]) == DAYS - 6
+
+
+def test_a_replay_goes_on_where_it_stopped_and_refuses_other_settings(replayed: tuple) -> None:
+    project, result, path = replayed
+    versions = len(Registry(project).versions())
+    again = replay(project, path, start=date(2024, 1, 7), label_delay="1d", daily_baseline=False)
+    assert [r.to_dict() for r in again.run.records] == [r.to_dict() for r in result.run.records]
+    assert len(Registry(project).versions()) == versions  # nothing retrained
+    with pytest.raises(ReplayError, match="other settings"):
+        replay(project, path, start=date(2024, 1, 8), label_delay="1d")
+
+
+KILLED_IN_A_TICK = """
+import os, signal, sys
+from datetime import date
+import driftloop.loop as loop
+from driftloop.config import Project
+from driftloop.replay import replay
+original = loop.tick
+def tick(project, day, on_step=None):
+    def step(name):
+        if day == date(2024, 1, 9) and name == "monitoring":
+            os.kill(os.getpid(), signal.SIGKILL)
+    return original(project, day, on_step=step)
+import driftloop.replay.run as run
+run.tick = tick
+replay(Project.load(sys.argv[1]), sys.argv[2], start=date(2024, 1, 7), days=4, label_delay="1d", daily_baseline=False)
+"""
+
+
+def test_a_replay_killed_mid_tick_finishes_on_the_rerun(tmp_path: Path) -> None:
+    data = changing_world().filter(pl.col("ts") < datetime(2024, 1, 11))
+    path = tmp_path / "history.parquet"
+    data.write_parquet(path)
+    project = replay_project(tmp_path / "killed", data)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_IN_A_TICK, str(project.root), str(path)], check=False, capture_output=True
+    )
+    assert killed.returncode == -9, killed.stderr.decode()[-1500:]
+    state = json.loads((project.root / STATE_FILE).read_text())
+    assert [r["day"] for r in state["records"]] == ["2024-01-07", "2024-01-08"]
+    result = replay(project, path, start=date(2024, 1, 7), days=4, label_delay="1d", daily_baseline=False)
+    assert [r.day for r in result.run.records] == [date(2024, 1, d) for d in (7, 8, 9, 10)]
+    predictions = project.lake.read("predictions")
+    assert predictions.height == predictions.select("prediction_id").n_unique()  # the rerun replaced, never duplicated
+    assert Registry(project).aliases().get(CHAMPION) is not None
+
+
+def test_bad_replays_are_refused_with_the_reason(tmp_path: Path) -> None:
+    data = changing_world()
+    project = replay_project(tmp_path / "bad", data)
+    with pytest.raises(ReplayError, match="lacks column"):
+        replay(project, data.drop("y"))
+    with pytest.raises(ReplayError, match="after the last day"):
+        replay(project, data, start=date(2025, 1, 1))
+    with pytest.raises(ReplayError, match="no history before it"):
+        replay(project, data, start=date(2024, 1, 1))
+    with pytest.raises(ReplayError, match="not a duration"):
+        replay(project, data, label_delay="tomorrow")
+    unreadable = data.with_columns(pl.lit("not a time").alias("ts"))
+    with pytest.raises(ReplayError, match="could be read"):
+        replay(project, unreadable)
+    required = project.settings.contract.model_copy(deep=True)
+    required.columns["y"].required = True
+    with pytest.raises(ReplayError, match="required"):
+        read_history(data, required)
+    assert not project.lake.exists("raw")  # nothing was written by a refused replay
+
+
+def test_a_project_in_use_is_not_replayed_into(tmp_path: Path) -> None:
+    from driftloop.ingest import ingest
+
+    data = changing_world()
+    project = replay_project(tmp_path / "used", data)
+    ingest(project, data.head(24), batch_id="mine")
+    with pytest.raises(ReplayError, match="fresh project"):
+        replay(project, data, start=date(2024, 1, 7))
+    assert project.lake.read("raw").height == 24  # the user's rows are untouched
+
+
+def test_days_are_planned_and_unreadable_times_are_kept_for_quarantine() -> None:
+    days = [date(2024, 1, 1) + timedelta(days=i) for i in range(40)]
+    before, replayed = plan_days(days, None, None)
+    assert before[-1] + timedelta(days=1) == replayed[0] and len(before) == 10  # a quarter, at least a week
+    assert plan_days(days, date(2024, 1, 5), 3)[1] == [date(2024, 1, d) for d in (5, 6, 7)]
+    assert parse_delay("12h") == timedelta(hours=12) and parse_delay("0") == timedelta(0)
+    data = changing_world().with_columns(pl.col("ts").cast(pl.String))
+    data = data.with_columns(pl.when(pl.int_range(pl.len()) == 30).then(pl.lit("garbage")).otherwise("ts").alias("ts"))
+    contract = replay_project_contract(data)
+    history = read_history(data, contract)
+    assert history.rows.get_column(EVENT).null_count() == 1 and len(history.days) == DAYS
+
+
+def replay_project_contract(data: pl.DataFrame):  # type: ignore[no-untyped-def]
+    from driftloop.draft import draft_contract
+
+    return draft_contract(data.filter(pl.col("ts") != "garbage"), time_column="ts", targets=("y",))
