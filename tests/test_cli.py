@@ -123,3 +123,16 @@ def test_predict_and_monitor_from_the_command_line(tmp_path: Path) -> None:
     assert code == 0 and "Input drift" in out
     code, _, err = run("monitor", "--date", "2031-01-01", "--project", folder)
     assert code == 1 and "no feature rows" in err
+
+
+def test_an_error_naming_a_section_shows_it_verbatim(tmp_path: Path) -> None:
+    from driftloop.config import Project, init_project
+    from driftloop.model.settings import TargetSettings, TrainSettings
+    from tests.conftest import synthetic_rows
+
+    project = init_project(tmp_path / "p", sample=synthetic_rows(48), time_column="ts", targets=("y",))
+    train = TrainSettings(targets={"nope": TargetSettings()})
+    Project(project.root, project.settings.model_copy(update={"train": train})).save()
+    result = CliRunner().invoke(app, ["train", "--project", str(project.root)])
+    assert result.exit_code == 1
+    assert "[train.targets] names ['nope']" in result.stderr.replace("\n", " ")  # not eaten as Rich markup

@@ -67,3 +67,12 @@ def test_aware_datetimes_are_stored_as_utc() -> None:
     expr = cast_typed(pl.col("v"), frame.schema["v"], ColumnType.DATETIME)
     assert expr is not None
     assert frame.select(expr).item() == datetime(2024, 7, 1, 10, 0)
+
+
+def test_a_date_column_through_pandas_is_its_calendar_day() -> None:
+    # pandas has no date type: MLflow's pyfunc hands a date column over as midnight datetimes.
+    through_pandas = pl.from_pandas(pl.DataFrame({"v": [date(2016, 1, 11), None]}).to_pandas())
+    assert isinstance(through_pandas.schema["v"], pl.Datetime)
+    expr = cast_typed(pl.col("v"), through_pandas.schema["v"], ColumnType.DATE)
+    assert expr is not None
+    assert through_pandas.select(expr).to_series().to_list() == [date(2016, 1, 11), None]

@@ -114,6 +114,10 @@ def cast_typed(expr: pl.Expr, source: pl.DataType, ctype: ColumnType) -> pl.Expr
         return converted.cast(pl.Datetime("us"))
     if ctype is ColumnType.DATETIME and source == pl.Date:
         return expr.cast(pl.Datetime("us"))
+    if ctype is ColumnType.DATE and isinstance(source, pl.Datetime):
+        # pandas has no date type: a date column arrives as midnight datetimes. A datetime given
+        # for a date counts as its calendar day (in UTC when it carries a time zone).
+        return (expr.dt.convert_time_zone("UTC") if source.time_zone else expr).dt.date()
     if ctype is ColumnType.STRING and source in (pl.Categorical, pl.Enum):
         return expr.cast(pl.String)
     return None

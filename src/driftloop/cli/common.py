@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from driftloop.errors import DriftloopError
@@ -30,7 +31,8 @@ def handled(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except DriftloopError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+            # The message is text, not markup: "[train]" in it must stay visible.
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
             raise typer.Exit(1) from exc
 
     return run  # type: ignore[return-value]
