@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -74,6 +75,8 @@ def run_replay(
     """Run a replay with a progress bar over the days, then over the daily baseline's trainings."""
     from driftloop.replay import replay as replay_history
 
+    # Each tick's alert would be a log line a day; a replay's verdicts are in its diary and report.
+    logging.getLogger("driftloop.alerts").setLevel(logging.ERROR)
     with progress_bar(quiet, bar=True) as progress:
         ticks = progress.add_task("replaying", total=days)
         baseline = progress.add_task("retrain-every-day baseline", total=days, visible=False)
@@ -104,10 +107,11 @@ def show_replay(result: ReplayResult) -> None:
 
     metric = result.metric
     targets = sorted({t for s in result.strategies for t in s.overall})
-    columns = ["R²", "models trained", "promotions", "rejections", "drift days", "training s"]
+    columns = ["R²", "trained", "promoted", "rejected", "drift days", "train s"]
     table = Table(
         "strategy", *(f"{t} {metric}" for t in targets), *columns, title="Replay: the same days, three strategies"
     )
+    table.columns[0].no_wrap = True
     for s in result.strategies:
         r2 = sum(m["r2"] for m in s.overall.values()) / len(s.overall)
         table.add_row(s.name, *(f"{s.overall[t][metric]:.4g}" for t in targets), f"{r2:.3f}", str(s.trainings),
