@@ -38,6 +38,7 @@ LOOP_TAG = "trained_by_loop"
 # The step of a tick that trains a model (a replay times it); "promotion gates" follows it.
 TRAINING_STEP = "training"
 GATES_STEP = "promotion gates"
+RETRAIN = "retrain"  # the kind of event a retrain records
 
 
 @dataclass
@@ -152,7 +153,7 @@ def _retrain(
         return
     report.trained_version = version
     registry.client.set_model_version_tag(registry.name, version, LOOP_TAG, str(end.date()))
-    registry.record_event("retrain", version, decision.reason, at=end)
+    registry.record_event(RETRAIN, version, decision.reason, at=end)
     _promote(registry, report, version, step)
 
 
@@ -166,11 +167,12 @@ def _promote(registry: Registry, report: TickReport, version: str, step: Callabl
 def _resume_promotions(registry: Registry, report: TickReport, step: Callable[[str], None]) -> None:
     """Promote versions the loop trained but did not get to judge (a tick killed in between).
 
-    A judged version carries its decision as a tag (one rejected at qa stays in dev), so only
-    versions without one are taken up again.
+    A version's latest decision is tagged on it: the retrain that made it until the gates judge
+    it (one rejected at qa stays in dev, so the stage alone cannot tell), so only versions whose
+    latest decision is still their retrain are taken up again.
     """
     for pending in reversed(registry.versions()):
-        if LOOP_TAG in pending.tags and DECISION_TAG not in pending.tags:
+        if LOOP_TAG in pending.tags and pending.tags.get(DECISION_TAG, RETRAIN) == RETRAIN:
             report.notes.append(f"resumed the promotion of version {pending.version}, trained by an interrupted tick")
             _promote(registry, report, str(pending.version), step)
 
@@ -186,7 +188,7 @@ def _new_labels(project: Project, data_until: str | None) -> int:
 
 
 def _last_retrain(registry: Registry) -> datetime | None:
-    events = registry.events().filter(pl.col("kind") == "retrain")
+    events = registry.events().filter(pl.col("kind") == RETRAIN)
     return None if events.is_empty() else events.get_column("at")[-1].replace(tzinfo=None)
 
 
