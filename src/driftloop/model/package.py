@@ -28,7 +28,7 @@ from driftloop.model.network import NetworkSpec, TabularNet
 from driftloop.model.train import predict_scaled
 from driftloop.preprocess import Preprocessor, TargetScaler
 from driftloop.sources import to_polars
-from driftloop.validate import RowChecker, check_batch
+from driftloop.validate import CheckResult, RowChecker
 
 FORMAT_VERSION = 1
 WEIGHTS = "weights.safetensors"
@@ -62,11 +62,7 @@ class ModelPackage:
 
         Raises ModelPackageError naming the rows and rules when the input breaks the contract.
         """
-        frame = to_polars(data)
-        valid = self._checker.valid_rows(frame)
-        if valid is not None:
-            return self.predict_valid(valid)
-        result = check_batch(frame, self._checker.contract, check_keys=False)
+        result = self.check(data)
         if not result.ok:
             raise ModelPackageError("input refused: " + "; ".join(str(p) for p in result.problems))
         if result.rejected.height:
@@ -74,6 +70,10 @@ class ModelPackage:
             detail = "; ".join(f"row {row}: {', '.join(rules)}" for row, rules in shown)
             raise ModelPackageError(f"{result.rejected.height} input row(s) break the data contract: {detail}")
         return self.predict_valid(result.valid)
+
+    def check(self, data: Any) -> CheckResult:
+        """Raw rows checked against the contract as rows to score (their targets may be missing)."""
+        return self._checker.check(to_polars(data))
 
     @cached_property
     def _checker(self) -> RowChecker:

@@ -1,0 +1,130 @@
+"""Request bodies of the three protocols the server speaks, as one frame of raw rows; and back.
+
+- driftloop's own ``POST /v1/predict``: one record (an object) or a list of records;
+- MLflow's ``POST /invocations``: ``dataframe_split``, ``dataframe_records``, ``instances``
+  (records) or ``inputs`` (records, or columns as ``{"col": [values]}``);
+- the Open Inference Protocol v2: ``{"inputs": [{"name", "shape", "datatype", "data"}]}``, one
+  tensor per column.
+
+Rows become a Polars frame with the types JSON gave; a column whose values mix types (``20.5``
+and ``"warm"``) is kept as text, so the contract check names the exact cell that is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import polars as pl
+
+from driftloop.errors import RequestRefused
+
+MLFLOW_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+V2_DATATYPES = {pl.Float64: "FP64", pl.Float32: "FP32", pl.Int64: "INT64", pl.String: "BYTES", pl.Boolean: "BOOL"}
+
+
+def records_frame(records: Any, *, max_rows: int) -> pl.DataFrame:
+    """A frame from a list of row objects (or one object)."""
+    rows = [records] if isinstance(records, dict) else records
+    if not isinstance(rows, list) or not rows:
+        raise RequestRefused("the body must be a record (a JSON object) or a non-empty list of records")
+    _check_rows(len(rows), max_rows)
+    bad = [i for i, row in enumerate(rows) if not isinstance(row, dict)]
+    if bad:
+        raise RequestRefused(
+            f"row(s) {bad[:5]} are not JSON objects; each row is {{column: value, ...}}",
+            [{"row": i, "msg": "not an object"} for i in bad[:20]],
+        )
+    columns: dict[str, list[Any]] = {}
+    for i, row in enumerate(rows):
+        for name, value in row.items():
+            columns.setdefault(name, [None] * len(rows))[i] = value
+    return _frame(columns)
+
+
+def columns_frame(columns: Any, *, max_rows: int) -> pl.DataFrame:
+    """A frame from ``{"column": [values, ...]}``."""
+    if not isinstance(columns, dict) or not columns or not all(isinstance(v, list) for v in columns.values()):
+        raise RequestRefused('columns must be given as {"name": [values, ...], ...}')
+    lengths = {len(v) for v in columns.values()}
+    if len(lengths) != 1:
+        raise RequestRefused(f"columns differ in length: {sorted(lengths)}")
+    _check_rows(lengths.pop(), max_rows)
+    return _frame(dict(columns))
+
+
+def mlflow_frame(body: Any, *, max_rows: int) -> pl.DataFrame:
+    """The rows of an MLflow scoring request (``/invocations``)."""
+    if not isinstance(body, dict) or len([k for k in body if k in MLFLOW_FORMATS]) != 1:
+        raise RequestRefused(f"an /invocations body holds exactly one of {list(MLFLOW_FORMATS)}")
+    if "dataframe_split" in body:
+        split = body["dataframe_split"]
+        if (
+            not isinstance(split, dict)
+            or not isinstance(split.get("columns"), list)
+            or not isinstance(split.get("data"), list)
+        ):
+            raise RequestRefused('dataframe_split needs {"columns": [...], "data": [[...], ...]}')
+        names, data = split["columns"], split["data"]
+        if any(not isinstance(row, list) or len(row) != len(names) for row in data):
+            raise RequestRefused(f"every row of dataframe_split.data must be a list of {len(names)} values")
+        return records_frame([dict(zip(names, row, strict=True)) for row in data], max_rows=max_rows)
+    if "inputs" in body and isinstance(body["inputs"], dict):
+        return columns_frame(body["inputs"], max_rows=max_rows)
+    key = next(k for k in body if k in MLFLOW_FORMATS)
+    return records_frame(body[key], max_rows=max_rows)
+
+
+def v2_frame(body: Any, *, max_rows: int) -> pl.DataFrame:
+    """The rows of an Open Inference Protocol v2 request: one input tensor per column."""
+    inputs = body.get("inputs") if isinstance(body, dict) else None
+    if not isinstance(inputs, list) or not inputs:
+        raise RequestRefused('a v2 request is {"inputs": [{"name", "shape", "datatype", "data"}, ...]}')
+    columns: dict[str, Any] = {}
+    for i, tensor in enumerate(inputs):
+        if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str) or "data" not in tensor:
+            raise RequestRefused(f"inputs[{i}] needs a name and data", [{"loc": ["inputs", i], "msg": "malformed"}])
+        data = tensor["data"]
+        columns[tensor["name"]] = data if isinstance(data, list) else [data]
+    return columns_frame(columns, max_rows=max_rows)
+
+
+def v2_outputs(outputs: pl.DataFrame) -> list[dict[str, Any]]:
+    """Output tensors of a v2 response, one per target."""
+    return [
+        {
+            "name": name,
+            "shape": [outputs.height],
+            "datatype": V2_DATATYPES.get(outputs.schema[name].base_type(), "FP64"),
+            "data": outputs.get_column(name).to_list(),
+        }
+        for name in outputs.columns
+    ]
+
+
+def _check_rows(rows: int, max_rows: int) -> None:
+    if rows > max_rows:
+        raise RequestRefused(
+            f"the request holds {rows} rows, more than the {max_rows} allowed ([serve] max_rows); "
+            "split it, or score large sets with `driftloop predict`",
+            status=413,
+        )
+
+
+def _frame(columns: dict[str, list[Any]]) -> pl.DataFrame:
+    series = []
+    for name, values in columns.items():
+        try:
+            series.append(pl.Series(name, values, strict=True))
+        except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError):
+            if all(v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in values):
+                series.append(pl.Series(name, values, dtype=pl.Float64))  # 20 and 20.5 in one column
+            else:  # as text: the contract check names the cell that is not what it should be
+                series.append(pl.Series(name, [_text(v) for v in values], dtype=pl.String))
+    return pl.DataFrame(series)
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value)

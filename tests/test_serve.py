@@ -1,0 +1,248 @@
+"""The prediction server, run for real: a `driftloop serve` process on 127.0.0.1, a real registry,
+real Delta tables. Load loops are bounded in count and time."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import polars as pl
+import pytest
+
+from driftloop.config import Project
+from driftloop.lake import Lake
+from driftloop.model.trainer import train_project
+from driftloop.predict import predict_window
+from driftloop.registry import CHAMPION, Registry
+from driftloop.serve.logbook import PredictionLog
+from driftloop.serve.settings import ServeSettings
+from driftloop.tracking import MlflowTracker
+from tests.test_predict import champion_project
+
+TOKEN = "s3cret-token"
+RAW = ["ts", "a", "b", "c"]
+# The network computes in float32; another process (its own thread layout) may round the last
+# bit differently. Skew from features or preprocessing would show at the first digits.
+FLOAT32 = 1e-6
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """`driftloop serve` in its own process, stopped with SIGTERM."""
+
+    def __init__(self, project: Project) -> None:
+        self.port = free_port()
+        script = Path(sys.executable).with_name("driftloop")
+        env = {**os.environ, "DRIFTLOOP_ADMIN_TOKEN": TOKEN}
+        self.process = subprocess.Popen(
+            [script, "serve", "--project", str(project.root), "--port", str(self.port)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
+        )  # fmt: skip
+        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=30)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server exited: {self.process.communicate()[1][-2000:]}")
+            try:
+                if self.client.get("/health/ready").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.25)
+        raise RuntimeError("the server did not become ready in 90 s")
+
+    def stop(self) -> tuple[int, str]:
+        """SIGTERM, then the exit code (uvicorn re-raises the signal once it shut down cleanly) and stderr."""
+        self.client.close()
+        self.process.send_signal(signal.SIGTERM)
+        _, err = self.process.communicate(timeout=60)
+        return self.process.returncode, err
+
+
+CLEAN_EXIT = (0, -signal.SIGTERM)
+
+
+def serving_project(root: Path, **serve: object) -> Project:
+    project = champion_project(root)
+    settings = ServeSettings.model_validate({"poll_seconds": 0.5, "flush_seconds": 0.5, **serve})
+    Project(project.root, project.settings.model_copy(update={"serve": settings})).save()
+    return Project.load(project.root)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Project, Server]]:
+    project = serving_project(tmp_path_factory.mktemp("serve") / "p", max_rows=500, max_body_bytes=200_000)
+    server = Server(project)
+    yield project, server
+    server.stop()
+
+
+def raw_rows(project: Project, day: int = 3) -> pl.DataFrame:
+    rows = project.lake.read("features", since=datetime(2024, 1, day), until=datetime(2024, 1, day + 1),
+                             time_column="ts")  # fmt: skip
+    return rows.sort("ts").select(RAW)
+
+
+def records(rows: pl.DataFrame) -> list[dict[str, object]]:
+    return rows.with_columns(pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S")).to_dicts()
+
+
+def test_every_protocol_answers_exactly_what_batch_prediction_wrote(served: tuple[Project, Server]) -> None:
+    project, server = served
+    rows = raw_rows(project)
+    batch = predict_window(project, datetime(2024, 1, 3), datetime(2024, 1, 4))
+    written = project.lake.read("predictions").filter(pl.col("source") == "batch").sort("event_time")
+    expected = written.get_column("y").to_list()
+    assert len(expected) == 24 and batch.rows == 24
+
+    v1 = server.client.post("/v1/predict", json=records(rows))
+    assert v1.status_code == 200, v1.text
+    body = v1.json()
+    assert body["model_version"] == Registry(project).aliases()[CHAMPION]
+    assert [p["y"] for p in body["predictions"]] == pytest.approx(expected, rel=FLOAT32)  # no skew
+    assert len({p["prediction_id"] for p in body["predictions"]}) == 24
+
+    one = server.client.post("/v1/predict", json=records(rows)[0])
+    assert one.json()["predictions"][0]["y"] == pytest.approx(expected[0], rel=FLOAT32)
+
+    text = records(rows)
+    split = {"dataframe_split": {"columns": RAW, "data": [[r[c] for c in RAW] for r in text]}}
+    columns = {"inputs": {c: [r[c] for r in text] for c in RAW}}
+    for payload in (split, {"dataframe_records": text}, {"instances": text}, columns):
+        answer = server.client.post("/invocations", json=payload)
+        assert answer.status_code == 200, answer.text
+        assert [p["y"] for p in answer.json()["predictions"]] == pytest.approx(expected, rel=FLOAT32)
+
+    name = project.settings.project.name
+    tensors = {"inputs": [{"name": c, "shape": [24], "datatype": "BYTES" if c in ("ts", "c") else "FP64",
+                           "data": [r[c] for r in text]} for c in RAW]}  # fmt: skip
+    v2 = server.client.post(f"/v2/models/{name}/infer", json=tensors)
+    assert v2.status_code == 200, v2.text
+    assert v2.json()["outputs"][0]["name"] == "y"
+    assert v2.json()["outputs"][0]["data"] == pytest.approx(expected, rel=FLOAT32)
+    meta = server.client.get(f"/v2/models/{name}").json()
+    assert {i["name"] for i in meta["inputs"]} == set(RAW) and meta["outputs"][0]["name"] == "y"
+    assert server.client.get("/v2/models/other").status_code == 404
+
+
+def test_bad_input_is_refused_with_field_level_errors(served: tuple[Project, Server]) -> None:
+    project, server = served
+    good = records(raw_rows(project))[0]
+    contract = project.contract
+    cases = {
+        "wrong type": ({**good, "a": "warm"}, "a"),
+        "missing field": ({k: v for k, v in good.items() if k != "b"}, "b"),
+        "out of range": ({**good, "a": (contract.columns["a"].max or 0) + 1e6}, "a"),
+        "bad time": ({**good, "ts": "2024-13-45"}, "ts"),
+        "nested": ({**good, "b": {"x": 1}}, "b"),
+    }
+    if contract.columns["c"].allowed:
+        cases["unknown category"] = ({**good, "c": "purple"}, "c")
+    for case, (row, column) in cases.items():
+        answer = server.client.post("/v1/predict", json=[good, row])
+        assert answer.status_code == 422, (case, answer.text)
+        errors = answer.json()["errors"]
+        assert any(e["column"] == column for e in errors), (case, errors)
+    mixed = server.client.post("/v1/predict", json=[good, {**good, "a": "warm"}])
+    assert any(e.get("row") == 1 for e in mixed.json()["errors"])  # the row at fault is named
+    for body in (b"{not json", b"[]", b"[1, 2]", b'"text"'):
+        refused = server.client.post("/v1/predict", content=body, headers={"content-type": "application/json"})
+        assert refused.status_code == 422, (body, refused.text)
+    assert server.client.post("/invocations", json={"nothing": []}).status_code == 422
+    assert (
+        server.client.post(f"/v2/models/{project.settings.project.name}/infer", json={"inputs": 3}).status_code == 422
+    )
+    assert server.client.post("/v1/predict", json=[good] * 501).status_code == 413  # max_rows 500
+    huge = b"[" + b",".join([b'{"a": 1.0, "pad": "' + b"x" * 1000 + b'"}'] * 300) + b"]"
+    assert server.client.post("/v1/predict", content=huge).status_code == 413  # max_body_bytes 200 kB
+    assert server.client.get("/health/live").json() == {"status": "live"}
+    metrics = server.client.get("/metrics").text
+    assert 'driftloop_requests_total{endpoint="/v1/predict",status="422"}' in metrics
+    assert "driftloop_batch_rows_bucket" in metrics and "driftloop_model_version" in metrics
+
+
+def test_admin_reload_needs_the_bearer_token(served: tuple[Project, Server]) -> None:
+    _, server = served
+    assert server.client.post("/admin/reload").status_code == 401
+    assert server.client.post("/admin/reload", headers={"Authorization": "Bearer wrong"}).status_code == 403
+    ok = server.client.post("/admin/reload", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert ok.status_code == 200 and ok.json()["reloaded"] is False  # already serving the champion
+
+
+def test_sigterm_flushes_every_answered_prediction(tmp_path: Path) -> None:
+    project = serving_project(tmp_path / "p", flush_seconds=3600)  # only the shutdown flush writes
+    server = Server(project)
+    rows = records(raw_rows(project))
+    answered = 0
+    for i in range(20):
+        answer = server.client.post("/v1/predict", json=rows[: 1 + i % 5])
+        assert answer.status_code == 200
+        answered += len(answer.json()["predictions"])
+    code, err = server.stop()
+    assert code in CLEAN_EXIT and "Traceback" not in err, err[-2000:]
+    logged = project.lake.read("predictions").filter(pl.col("source") == "online")
+    assert logged.height == answered == 60
+    assert logged.get_column("prediction_id").n_unique() == answered
+    assert logged.get_column("inputs").str.contains('"a"').all()  # the inputs monitoring needs
+
+
+def test_the_server_follows_a_promotion_without_a_failed_request(tmp_path: Path) -> None:
+    project = serving_project(tmp_path / "p")
+    server = Server(project)
+    with MlflowTracker(project) as tracker:
+        second = tracker.record(train_project(project, callbacks=[tracker]))
+    rows = records(raw_rows(project))
+    statuses: list[int] = []
+    versions: list[str] = []
+
+    def one(i: int) -> None:
+        answer = server.client.post("/v1/predict", json=rows[i % 24])
+        statuses.append(answer.status_code)
+        if answer.status_code == 200:
+            versions.append(answer.json()["model_version"])
+
+    deadline = time.monotonic() + 60
+    with ThreadPoolExecutor(8) as pool:
+        for i in range(900):  # bounded in count and in time; the poller looks every 0.5 s
+            if time.monotonic() > deadline:
+                break
+            if i == 200:
+                Registry(project).client.set_registered_model_alias(project.settings.project.name, CHAMPION, second)
+            pool.submit(one, i)
+    after = server.client.post("/v1/predict", json=rows[0]).json()["model_version"]
+    code, err = server.stop()
+    assert set(statuses) == {200}, (set(statuses), err[-1500:])  # no failed request during the swap
+    assert versions[0] == "1" and second in versions and after == second
+    assert code in CLEAN_EXIT and "Traceback" not in err
+
+
+def test_the_log_spills_when_the_lake_is_away_and_replays_when_it_is_back(tmp_path: Path) -> None:
+    blocked = tmp_path / "lake"
+    blocked.write_text("not a folder")  # the lake cannot be written
+    day = datetime(2024, 1, 1).date()
+    rows = pl.DataFrame({"prediction_id": ["r|0", "r|1"], "y": [1.0, 2.0], "_event_date": [day, day]})
+    log = PredictionLog(Lake(blocked), tmp_path / "spill", capacity=10, flush_seconds=3600)
+    log.add(rows)
+    log.flush()
+    assert log.spilled == 2 and len(list((tmp_path / "spill").glob("*.parquet"))) == 1
+    log.add(pl.concat([rows] * 6))  # more than the buffer holds: spilled at once, never dropped
+    assert log.spilled == 14 and log.depth == 0
+    blocked.unlink()
+    back = PredictionLog(Lake(blocked), tmp_path / "spill", capacity=10, flush_seconds=3600)
+    back.start()
+    back.close()
+    assert Lake(blocked).read("predictions").height == 14 and not list((tmp_path / "spill").glob("*.parquet"))
