@@ -22,7 +22,7 @@ from driftloop.config import Project
 from driftloop.lake import Lake
 from driftloop.model.trainer import train_project
 from driftloop.predict import predict_window
-from driftloop.registry import CHAMPION, Registry
+from driftloop.registry import CHALLENGER, CHAMPION, Registry
 from driftloop.serve.logbook import PredictionLog
 from driftloop.serve.settings import ServeSettings
 from driftloop.tracking import MlflowTracker
@@ -183,21 +183,27 @@ def test_admin_reload_needs_the_bearer_token(served: tuple[Project, Server]) -> 
     assert ok.status_code == 200 and ok.json()["reloaded"] is False  # already serving the champion
 
 
-def test_sigterm_flushes_every_answered_prediction(tmp_path: Path) -> None:
-    project = serving_project(tmp_path / "p", flush_seconds=3600)  # only the shutdown flush writes
+def test_sigterm_flushes_every_answered_prediction_and_the_shadow_is_logged_not_returned(tmp_path: Path) -> None:
+    project = serving_project(tmp_path / "p", flush_seconds=3600, shadow=True)  # only the shutdown flush writes
+    with MlflowTracker(project) as tracker:
+        challenger = tracker.record(train_project(project, callbacks=[tracker]))
+    Registry(project).client.set_registered_model_alias(project.settings.project.name, CHALLENGER, challenger)
     server = Server(project)
     rows = records(raw_rows(project))
     answered = 0
     for i in range(20):
         answer = server.client.post("/v1/predict", json=rows[: 1 + i % 5])
-        assert answer.status_code == 200
+        assert answer.status_code == 200 and answer.json()["model_version"] == "1"
         answered += len(answer.json()["predictions"])
     code, err = server.stop()
     assert code in CLEAN_EXIT and "Traceback" not in err, err[-2000:]
-    logged = project.lake.read("predictions").filter(pl.col("source") == "online")
-    assert logged.height == answered == 60
-    assert logged.get_column("prediction_id").n_unique() == answered
-    assert logged.get_column("inputs").str.contains('"a"').all()  # the inputs monitoring needs
+    logged = project.lake.read("predictions")
+    online = logged.filter(pl.col("source") == "online")
+    assert online.height == answered == 60
+    assert online.get_column("prediction_id").n_unique() == answered
+    assert online.get_column("inputs").str.contains('"a"').all()  # the inputs monitoring needs
+    shadow = logged.filter(pl.col("source") == "shadow")
+    assert shadow.height == answered and set(shadow.get_column("model_version")) == {challenger}
 
 
 def test_the_server_follows_a_promotion_without_a_failed_request(tmp_path: Path) -> None:

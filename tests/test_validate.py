@@ -155,3 +155,7 @@ def test_the_compiled_row_check_agrees_with_the_full_check(small_contract: Contr
     assert checker.valid_rows(typed.drop("x")) is None  # a required column missing
     without_target = checker.valid_rows(typed.drop("y"))  # an optional column missing: typed nulls
     assert without_target is not None and without_target.get_column("y").null_count() == 6
+    as_json = typed.with_columns(pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S"))  # JSON has no time type
+    parsed = checker.valid_rows(as_json)
+    assert parsed is not None and parsed.equals(typed)
+    assert checker.valid_rows(as_json.with_columns(pl.lit("soon").alias("ts"))) is None  # the full check names it

@@ -109,9 +109,11 @@ def _prediction_drift(package: ModelPackage, scored: pl.DataFrame) -> DriftRepor
 
 
 def _predictions(project: Project, since: datetime, until: datetime) -> pl.DataFrame:
+    """The window's batch predictions (online and shadow rows of the same keys would count twice)."""
     if not project.lake.exists("predictions"):
         return pl.DataFrame()
-    return project.lake.read("predictions", since=since, until=until, time_column="event_time")
+    rows = project.lake.read("predictions", since=since, until=until, time_column="event_time")
+    return rows.filter(pl.col("source") == "batch")
 
 
 def _version_in(scored: pl.DataFrame, registry: Registry) -> str | None:

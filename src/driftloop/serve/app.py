@@ -33,7 +33,14 @@ from driftloop.serve.batcher import MicroBatcher, Scored
 from driftloop.serve.logbook import SPILL_FOLDER, PredictionLog
 from driftloop.serve.metrics import ServerMetrics
 from driftloop.serve.models import LoadedModel, ModelHolder
-from driftloop.serve.payloads import mlflow_frame, records_frame, v2_frame, v2_outputs
+from driftloop.serve.payloads import (
+    mlflow_frame,
+    openapi_body,
+    records_frame,
+    request_schemas,
+    v2_frame,
+    v2_outputs,
+)
 
 PROJECT_ENV = "DRIFTLOOP_PROJECT"  # how `driftloop serve --workers N` tells each worker its project
 Parser = Callable[..., pl.DataFrame]
@@ -82,6 +89,7 @@ def create_app(project: Project, *, admin_token: str | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.holder, app.state.log, app.state.metrics = holder, log, metrics
+    bodies = {k: openapi_body(v) for k, v in request_schemas(project.contract).items()}
 
     async def score(request: Request, parse: Parser) -> tuple[Scored, str]:
         body = await _read_json(request, settings.max_body_bytes)
@@ -91,7 +99,8 @@ def create_app(project: Project, *, admin_token: str | None = None) -> FastAPI:
         log.add(logged_rows(project, scored, request_id, server_id))
         return scored, request_id
 
-    @app.post("/v1/predict", summary="Predict for one record or a list of records (raw columns of the contract)")
+    @app.post("/v1/predict", summary="Predict for one record or a list of records (raw columns of the contract)",
+              openapi_extra=bodies["v1"])  # fmt: skip
     async def predict(request: Request) -> dict[str, Any]:
         scored, request_id = await score(request, records_frame)
         ids = [f"{request_id}|{i}" for i in range(scored.outputs.height)]
@@ -106,7 +115,8 @@ def create_app(project: Project, *, admin_token: str | None = None) -> FastAPI:
         scored, _ = await score(request, mlflow_frame)
         return {"predictions": scored.outputs.to_dicts()}
 
-    @app.post("/v2/models/{name}/infer", summary="Open Inference Protocol v2: one input tensor per column")
+    @app.post("/v2/models/{name}/infer", summary="Open Inference Protocol v2: one input tensor per column",
+              openapi_extra=bodies["v2"])  # fmt: skip
     async def infer(name: str, request: Request) -> dict[str, Any]:
         _same_model(name, project)
         scored, request_id = await score(request, v2_frame)

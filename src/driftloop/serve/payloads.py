@@ -17,6 +17,7 @@ from typing import Any
 
 import polars as pl
 
+from driftloop.contract import Column, ColumnType, Contract
 from driftloop.errors import RequestRefused
 
 MLFLOW_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
@@ -128,3 +129,61 @@ def _text(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
     return json.dumps(value)
+
+
+def request_schemas(contract: Contract) -> dict[str, dict[str, Any]]:
+    """OpenAPI request bodies of the three protocols, from the data contract (for /docs and clients)."""
+    inputs = [c for c in contract.stored_columns if c not in contract.targets]
+    record = {
+        "type": "object",
+        "properties": {c: _json_type(contract.columns[c]) for c in inputs},
+        "required": [c for c in inputs if contract.columns[c].required],
+    }
+    records = {"type": "array", "items": record, "minItems": 1}
+    columns = {"type": "object", "additionalProperties": {"type": "array"}}
+    split = {
+        "type": "object",
+        "properties": {"columns": {"type": "array", "items": {"type": "string"}}, "data": {"type": "array"}},
+        "required": ["columns", "data"],
+    }
+    tensor = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "shape": {"type": "array", "items": {"type": "integer"}},
+                       "datatype": {"type": "string"}, "data": {"type": "array"}},
+        "required": ["name", "data"],
+    }  # fmt: skip
+    mlflow = {
+        "oneOf": [
+            {"type": "object", "properties": {"dataframe_split": split}, "required": ["dataframe_split"]},
+            {"type": "object", "properties": {"dataframe_records": records}, "required": ["dataframe_records"]},
+            {"type": "object", "properties": {"instances": records}, "required": ["instances"]},
+            {"type": "object", "properties": {"inputs": {"oneOf": [records, columns]}}, "required": ["inputs"]},
+        ]
+    }
+    v2 = {"type": "object", "properties": {"inputs": {"type": "array", "items": tensor}}, "required": ["inputs"]}
+    return {"v1": {"oneOf": [record, records]}, "mlflow": mlflow, "v2": v2}
+
+
+def openapi_body(schema: dict[str, Any]) -> dict[str, Any]:
+    """``openapi_extra`` for a route whose JSON body is read by hand (so a bad one is our 422)."""
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def _json_type(column: Column) -> dict[str, Any]:
+    kinds: dict[ColumnType, dict[str, Any]] = {
+        ColumnType.INT: {"type": "integer"},
+        ColumnType.FLOAT: {"type": "number"},
+        ColumnType.BOOL: {"type": "boolean"},
+        ColumnType.DATE: {"type": "string", "format": "date"},
+        ColumnType.DATETIME: {"type": "string", "format": "date-time"},
+    }
+    schema = dict(kinds.get(column.type, {"type": "string"}))
+    if column.min is not None and column.type in (ColumnType.INT, ColumnType.FLOAT):
+        schema["minimum"] = column.min
+    if column.max is not None and column.type in (ColumnType.INT, ColumnType.FLOAT):
+        schema["maximum"] = column.max
+    if column.allowed is not None:
+        schema["enum"] = column.allowed
+    if column.nullable and "type" in schema:
+        schema["nullable"] = True
+    return schema

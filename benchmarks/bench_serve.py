@@ -1,0 +1,207 @@
+"""Serving benchmark: the same model behind driftloop, behind `mlflow models serve`, and a bare
+uvicorn endpoint that only reads the body and returns a constant (the ceiling of the stack).
+
+A demo project (UCI Appliances Energy, three weeks, the demo's network) with a champion; each
+server runs in its own process on 127.0.0.1 and gets the same single-row MLflow
+``dataframe_records`` body at ``/invocations``. The load generator is a separate process
+(asyncio, keep-alive connections, one request in flight per connection): for each concurrency
+level it runs for --seconds (bounded) and reports requests/s, p50 and p99, the median of --repeats
+runs in which the servers take turns, so they meet the same machine state. The generator
+shares the 2 cores with the server, as any local measurement does.
+
+    python benchmarks/bench_serve.py [--seconds 8] [--repeats 3] [--levels 1 8 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+BARE_APP = """
+import json
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
+ANSWER = json.dumps({"predictions": [{"Appliances": 0.0, "lights": 0.0}]}).encode()
+async def invocations(request):
+    json.loads(await request.body())  # the unavoidable part: read and parse the body
+    return Response(ANSWER, media_type="application/json")
+app = Starlette(routes=[Route("/invocations", invocations, methods=["POST"])])
+"""
+
+LOAD = """
+import asyncio, json, sys, time
+host, port, concurrency, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+body = sys.argv[5].encode()
+request = (f"POST /invocations HTTP/1.1\\r\\nHost: {host}\\r\\nContent-Type: application/json\\r\\n"
+           f"Content-Length: {len(body)}\\r\\n\\r\\n").encode() + body
+latencies, errors = [], 0
+async def worker(deadline):
+    global errors
+    reader, writer = await asyncio.open_connection(host, port)
+    while time.perf_counter() < deadline:
+        started = time.perf_counter()
+        writer.write(request)
+        status = await reader.readline()
+        length = 0
+        while True:
+            line = await reader.readline()
+            if line in (b"\\r\\n", b""):
+                break
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        await reader.readexactly(length)
+        if b" 200 " not in status:
+            errors += 1
+        latencies.append(time.perf_counter() - started)
+    writer.close()
+async def main():
+    deadline = time.perf_counter() + seconds
+    await asyncio.gather(*(worker(deadline) for _ in range(concurrency)))
+started = time.perf_counter()
+asyncio.run(main())
+elapsed = time.perf_counter() - started
+latencies.sort()
+print(json.dumps({"requests": len(latencies), "errors": errors, "seconds": elapsed,
+                  "p50": latencies[len(latencies) // 2] * 1000, "p99": latencies[int(len(latencies) * 0.99)] * 1000}))
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def build_project(folder: Path) -> tuple[Path, str, dict[str, object]]:
+    """A demo project with a champion; returns its folder, model name and one raw row."""
+    import polars as pl
+
+    from driftloop.config import Project
+    from driftloop.demo import create_demo_project
+    from driftloop.features import materialize
+    from driftloop.ingest import ingest
+    from driftloop.model.trainer import train_project
+    from driftloop.registry import Registry
+    from driftloop.tracking import MlflowTracker
+
+    project, data = create_demo_project(folder / "energy")
+    frame = pl.read_csv(data, infer_schema=False).head(21 * 144)
+    ingest(project, frame, batch_id="bench")
+    materialize(project.lake, project.feature_set())
+    with MlflowTracker(project) as tracker:
+        version = tracker.record(train_project(project, callbacks=[tracker]))
+    Registry(project).promote(version)
+    project = Project.load(project.root)
+    inputs = [c for c in project.contract.stored_columns if c not in project.contract.targets]
+    # A client sends numbers as JSON numbers and the time as ISO text.
+    typed = project.lake.read("raw").sort("date").select(inputs)
+    row = typed.with_columns(pl.col("date").dt.strftime("%Y-%m-%dT%H:%M:%S")).row(100, named=True)
+    return project.root, project.settings.project.name, row
+
+
+def start(command: list[str], port: int, env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    body = {"dataframe_records": [{"x": 1}]}
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"{command[0]} exited: {process.stderr.read().decode()[-2000:] if process.stderr else ''}"
+            )
+        try:
+            httpx.post(f"http://127.0.0.1:{port}/invocations", json=body, timeout=5)
+            return process
+        except httpx.TransportError:
+            time.sleep(0.5)
+    raise RuntimeError(f"{command} did not answer in 180 s")
+
+
+def load(port: int, concurrency: int, seconds: float, body: str) -> dict[str, float]:
+    done = subprocess.run(
+        [sys.executable, "-c", LOAD, "127.0.0.1", str(port), str(concurrency), str(seconds), body],
+        capture_output=True, text=True, check=True, timeout=seconds + 60,
+    )  # fmt: skip
+    result: dict[str, float] = json.loads(done.stdout)
+    result["rps"] = result["requests"] / result["seconds"]
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=8.0, help="Load per run (bounded).")
+    parser.add_argument("--levels", type=int, nargs="+", default=[1, 8, 32], help="Concurrent connections.")
+    parser.add_argument("--repeats", type=int, default=3, help="Interleaved runs per server and level (median).")
+    args = parser.parse_args()
+    bin_dir = Path(sys.executable).parent
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        print("building a demo project with a champion ...", flush=True)
+        root, name, row = build_project(folder)
+        body = json.dumps({"dataframe_records": [row]}, default=str)
+        (folder / "bare.py").write_text(BARE_APP)
+        env = {**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",
+               "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}"}  # fmt: skip
+        ports = {"driftloop": free_port(), "mlflow": free_port(), "bare uvicorn": free_port()}
+        commands = {
+            "driftloop": [str(bin_dir / "driftloop"), "serve", "--project", str(root),
+                          "--port", str(ports["driftloop"])],
+            "mlflow": [str(bin_dir / "mlflow"), "models", "serve", "-m", f"models:/{name}/1", "--env-manager", "local",
+                       "-h", "127.0.0.1", "-p", str(ports["mlflow"]), "--workers", "1"],
+            "bare uvicorn": [str(bin_dir / "uvicorn"), "bare:app", "--host", "127.0.0.1", "--port",
+                             str(ports["bare uvicorn"]), "--log-level", "warning"],
+        }  # fmt: skip
+        servers = {}
+        try:
+            for label, command in commands.items():
+                servers[label] = start(command, ports[label], env, folder)
+            answer = httpx.post(f"http://127.0.0.1:{ports['driftloop']}/invocations", content=body, timeout=30)
+            assert answer.status_code == 200, answer.text
+            mlflow_answer = httpx.post(f"http://127.0.0.1:{ports['mlflow']}/invocations", content=body,
+                                       headers={"Content-Type": "application/json"}, timeout=30)  # fmt: skip
+            assert mlflow_answer.status_code == 200, mlflow_answer.text
+            print(f"same answer: driftloop {answer.json()['predictions'][0]}, mlflow {mlflow_answer.json()}")
+            results: dict[tuple[str, int], dict[str, float]] = {}
+            for level in args.levels:
+                runs: dict[str, list[dict[str, float]]] = {label: [] for label in commands}
+                for _ in range(args.repeats):  # interleaved: every server meets the same machine state
+                    for label in commands:
+                        runs[label].append(load(ports[label], level, args.seconds, body))
+                for label in commands:
+                    results[label, level] = {k: statistics.median(r[k] for r in runs[label]) for k in runs[label][0]}
+                    r = results[label, level]
+                    print(f"  c={level:<3} {label:<13} {r['rps']:8.0f} req/s  p50 {r['p50']:7.2f} ms  "
+                          f"p99 {r['p99']:7.2f} ms  errors {r['errors']:.0f}", flush=True)  # fmt: skip
+        finally:
+            for process in servers.values():
+                process.send_signal(signal.SIGTERM)
+            for process in servers.values():
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+    print("\n| concurrency | server | requests/s | p50 ms | p99 ms | vs mlflow | vs bare |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for level in args.levels:
+        for label in commands:
+            r = results[label, level]
+            vs_mlflow = r["rps"] / results["mlflow", level]["rps"]
+            vs_bare = r["rps"] / results["bare uvicorn", level]["rps"]
+            figures = f"{r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {vs_mlflow:.2f}x | {vs_bare:.0%}"
+            print(f"| {level} | {label} | {figures} |")
+    print(f"(median of {args.repeats} interleaved runs of {args.seconds:g} s per server and level)")
+
+
+if __name__ == "__main__":
+    main()
