@@ -34,16 +34,17 @@ from driftloop.serve.logbook import SPILL_FOLDER, PredictionLog
 from driftloop.serve.metrics import ServerMetrics
 from driftloop.serve.models import LoadedModel, ModelHolder
 from driftloop.serve.payloads import (
-    mlflow_frame,
+    Columns,
+    from_mlflow,
+    from_records,
+    from_v2,
     openapi_body,
-    records_frame,
     request_schemas,
-    v2_frame,
     v2_outputs,
 )
 
 PROJECT_ENV = "DRIFTLOOP_PROJECT"  # how `driftloop serve --workers N` tells each worker its project
-Parser = Callable[..., pl.DataFrame]
+Parser = Callable[..., Columns]
 
 
 def create_app(project: Project, *, admin_token: str | None = None) -> FastAPI:
@@ -63,6 +64,7 @@ def create_app(project: Project, *, admin_token: str | None = None) -> FastAPI:
 
     batcher = MicroBatcher(
         lambda: (holder.champion, holder.challenger),
+        lambda scored: log.add(logged_rows(project, scored, server_id)),  # once a batch, in its worker thread
         max_rows=settings.max_batch_rows,
         max_wait_ms=settings.max_wait_ms,
         on_batch=on_batch,
@@ -93,18 +95,15 @@ def create_app(project: Project, *, admin_token: str | None = None) -> FastAPI:
 
     async def score(request: Request, parse: Parser) -> tuple[Scored, str]:
         body = await _read_json(request, settings.max_body_bytes)
-        frame = parse(body, max_rows=settings.max_rows)
-        scored = await batcher.score(frame)
+        columns = parse(body, max_rows=settings.max_rows)
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        log.add(logged_rows(project, scored, request_id, server_id))
-        return scored, request_id
+        return await batcher.score(columns, request_id), request_id
 
     @app.post("/v1/predict", summary="Predict for one record or a list of records (raw columns of the contract)",
               openapi_extra=bodies["v1"])  # fmt: skip
     async def predict(request: Request) -> dict[str, Any]:
-        scored, request_id = await score(request, records_frame)
-        ids = [f"{request_id}|{i}" for i in range(scored.outputs.height)]
-        rows = scored.outputs.with_columns(pl.Series(PREDICTION_ID, ids)).to_dicts()
+        scored, request_id = await score(request, from_records)
+        rows = scored.outputs.with_columns(pl.Series(PREDICTION_ID, scored.prediction_ids)).to_dicts()
         return {"model": scored.model.name, "model_version": scored.model.version, "request_id": request_id,
                 "predictions": rows}  # fmt: skip
 
@@ -112,14 +111,14 @@ def create_app(project: Project, *, admin_token: str | None = None) -> FastAPI:
         "/invocations", summary="MLflow's scoring protocol: dataframe_split, dataframe_records, instances, inputs"
     )
     async def invocations(request: Request) -> dict[str, Any]:
-        scored, _ = await score(request, mlflow_frame)
+        scored, _ = await score(request, from_mlflow)
         return {"predictions": scored.outputs.to_dicts()}
 
     @app.post("/v2/models/{name}/infer", summary="Open Inference Protocol v2: one input tensor per column",
               openapi_extra=bodies["v2"])  # fmt: skip
     async def infer(name: str, request: Request) -> dict[str, Any]:
         _same_model(name, project)
-        scored, request_id = await score(request, v2_frame)
+        scored, request_id = await score(request, from_v2)
         return {"model_name": scored.model.name, "model_version": scored.model.version, "id": request_id,
                 "outputs": v2_outputs(scored.outputs)}  # fmt: skip
 
@@ -190,17 +189,17 @@ def app_from_environment() -> FastAPI:
     return create_app(project, admin_token=os.environ.get(project.settings.serve.admin_token_env) or None)
 
 
-def logged_rows(project: Project, scored: Scored, request_id: str, server_id: str) -> pl.DataFrame:
-    """The rows that log one request's predictions (and its shadow's) to ``predictions``."""
-    frames = [_rows(project, scored.typed, scored.outputs, scored.model, request_id, server_id, "online")]
+def logged_rows(project: Project, scored: Scored, server_id: str) -> pl.DataFrame:
+    """The rows that log a batch's predictions (and its shadow's) to ``predictions``."""
+    frames = [_rows(project, scored.typed, scored.outputs, scored.model, scored.prediction_ids, server_id, "online")]
     if scored.shadow is not None:
         shadow, outputs = scored.shadow
-        frames.append(_rows(project, scored.typed, outputs, shadow, request_id, server_id, "shadow"))
+        frames.append(_rows(project, scored.typed, outputs, shadow, scored.prediction_ids, server_id, "shadow"))
     return pl.concat(frames, how="vertical")
 
 
 def _rows(
-    project: Project, typed: pl.DataFrame, outputs: pl.DataFrame, model: LoadedModel, request_id: str,
+    project: Project, typed: pl.DataFrame, outputs: pl.DataFrame, model: LoadedModel, ids: list[str],
     server_id: str, source: str,
 ) -> pl.DataFrame:  # fmt: skip
     contract = project.contract
@@ -210,8 +209,8 @@ def _rows(
     event_time = pl.coalesce(event_time, pl.lit(now.replace(tzinfo=None)).cast(pl.Datetime("us")))
     entity = pl.col(contract.id_column).cast(pl.String) if contract.id_column else pl.lit(None, pl.String)
     inputs = [c for c in typed.columns if c not in contract.targets and not c.startswith("_")]
-    meta = typed.with_row_index("__i").select(
-        pl.concat_str([pl.lit(f"{request_id}|"), pl.col("__i").cast(pl.String)]).alias(PREDICTION_ID),
+    meta = typed.select(
+        pl.Series(PREDICTION_ID, ids, dtype=pl.String),
         entity.alias("entity_id"),
         event_time.alias("event_time"),
         pl.lit(now).cast(pl.Datetime("us", "UTC")).alias("scored_at"),
@@ -220,7 +219,7 @@ def _rows(
         pl.lit(model.run_id).alias("run_id"),
         pl.lit(server_id).alias("job_id"),
         pl.lit(source).alias("source"),
-        pl.lit(request_id).alias("request_id"),
+        pl.Series("request_id", [i.rpartition("|")[0] for i in ids], dtype=pl.String),
         pl.struct(inputs).struct.json_encode().alias("inputs"),
         event_time.cast(pl.Date).alias(EVENT_DATE),
     )

@@ -1,9 +1,14 @@
 """Micro-batching: concurrent requests gathered into one forward pass, run off the event loop.
 
-The first waiting request opens a batch; requests arriving within ``max_wait`` (or until
-``max_rows`` rows) join it. The batch is checked and scored in a worker thread in one pass;
-if any request in it breaks the contract, each is checked alone so only that one is refused.
-Each request gets its own rows back, with the model that scored them.
+The first waiting request opens a batch; requests already queued join it, and while other
+requests are still on their way in, so do those arriving within ``max_wait`` (up to
+``max_rows`` rows). Everything per batch happens once, in a worker thread: one frame from all
+the requests' columns, one contract check, one forward pass, one hand-over of the batch's rows
+to the prediction log. The event loop only parses JSON and answers, so requests
+keep arriving while a batch is scored, and the next batch is the larger for it.
+
+If any request in a batch breaks the contract, or the requests do not send the same columns,
+each is checked alone, so only the one at fault is refused, with its own row numbers.
 """
 
 from __future__ import annotations
@@ -17,47 +22,61 @@ import polars as pl
 
 from driftloop.errors import RequestRefused
 from driftloop.serve.models import LoadedModel
+from driftloop.serve.payloads import Columns, to_frame
 
 
 @dataclass(frozen=True)
 class Scored:
-    """One request's answer: its typed rows, the outputs, and the model that made them."""
+    """Scored rows: the typed inputs, the outputs, the model that made them, and their prediction
+    ids; ``shadow`` is the challenger's outputs for the same rows, in shadow mode."""
 
     typed: pl.DataFrame
     outputs: pl.DataFrame
     model: LoadedModel
+    prediction_ids: list[str]
     shadow: tuple[LoadedModel, pl.DataFrame] | None = None
 
 
 @dataclass
 class _Job:
-    frame: pl.DataFrame
+    columns: Columns
+    rows: int
+    request_id: str
     future: asyncio.Future[Scored]
 
 
 class MicroBatcher:
-    """Gathers requests and scores each batch with the models ``current()`` gives at its start."""
+    """Gathers requests and scores each batch with the models ``current()`` gives at its start;
+    ``on_scored`` receives every scored batch (the prediction log), in the worker thread."""
 
     def __init__(
         self,
         current: Callable[[], tuple[LoadedModel | None, LoadedModel | None]],
+        on_scored: Callable[[Scored], None],
         *,
         max_rows: int,
         max_wait_ms: float,
         on_batch: Callable[[int, float], None] | None = None,
     ) -> None:
         self.current = current
+        self.on_scored = on_scored
         self.max_rows = max_rows
         self.max_wait = max_wait_ms / 1000
         self.on_batch = on_batch or (lambda rows, seconds: None)
         self._queue: asyncio.Queue[_Job | None] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
+        self._waiting = 0  # requests handed to score() and not answered yet
 
-    async def score(self, frame: pl.DataFrame) -> Scored:
-        """Score ``frame`` with the next batch; raises RequestRefused for input the contract refuses."""
+    async def score(self, columns: Columns, request_id: str) -> Scored:
+        """Score one request's rows with the next batch; raises RequestRefused for what the contract refuses."""
+        rows = len(next(iter(columns.values()))) if columns else 0
         future: asyncio.Future[Scored] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Job(frame, future))
-        return await future
+        self._waiting += 1
+        try:
+            await self._queue.put(_Job(columns, rows, request_id, future))
+            return await future
+        finally:
+            self._waiting -= 1
 
     def start(self) -> None:
         self._worker = asyncio.get_running_loop().create_task(self._run(), name="driftloop-batcher")
@@ -75,8 +94,10 @@ class MicroBatcher:
             first = await self._queue.get()
             if first is None:
                 return
-            jobs, rows = [first], first.frame.height
-            deadline = loop.time() + self.max_wait
+            jobs, rows = [first], first.rows
+            # Wait for company only when more requests are on their way: a lone client is answered
+            # at once, a busy server gathers larger batches (one forward pass serves them all).
+            deadline = loop.time() + (self.max_wait if self._waiting > 1 else 0.0)
             while rows < self.max_rows:
                 try:
                     job = await asyncio.wait_for(self._queue.get(), max(0.0, deadline - loop.time()))
@@ -86,10 +107,10 @@ class MicroBatcher:
                     stopping = True
                     break
                 jobs.append(job)
-                rows += job.frame.height
+                rows += job.rows
             started = time.perf_counter()
             try:
-                results = await asyncio.to_thread(self._score_batch, [j.frame for j in jobs])
+                results = await asyncio.to_thread(self._score_batch, jobs)
             except Exception as exc:  # an unexpected failure reaches every waiting request as a 500
                 results = [exc] * len(jobs)
             self.on_batch(rows, time.perf_counter() - started)
@@ -101,39 +122,42 @@ class MicroBatcher:
                 else:
                     job.future.set_result(result)
 
-    def _score_batch(self, frames: list[pl.DataFrame]) -> list[Scored | BaseException]:
+    def _score_batch(self, jobs: list[_Job]) -> list[Scored | BaseException]:
         champion, challenger = self.current()
         if champion is None:
-            return [RequestRefused("no model is loaded yet: the project has no champion", status=503)] * len(frames)
+            return [RequestRefused("no model is loaded yet: the project has no champion", status=503)] * len(jobs)
+        names = list(jobs[0].columns)
+        if len(jobs) > 1 and any(list(job.columns) != names for job in jobs):
+            return [self._score_one([job], champion, challenger) for job in jobs]
+        merged = {name: [v for job in jobs for v in job.columns[name]] for name in names}
         try:
-            typed_all = champion.check(pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0])
+            scored = self._scored(to_frame(merged), jobs, champion, challenger)
         except RequestRefused as refused:
-            if len(frames) == 1:
+            if len(jobs) == 1:
                 return [refused]
-            return [self._score_one(frame, champion, challenger) for frame in frames]  # find who is at fault
-        outputs = champion.predict(typed_all)
-        shadow = challenger.predict(typed_all) if challenger is not None else None
+            return [self._score_one([job], champion, challenger) for job in jobs]  # find who is at fault
+        self.on_scored(scored)
         answers: list[Scored | BaseException] = []
         offset = 0
-        for frame in frames:
-            part = slice(offset, offset + frame.height)
-            offset += frame.height
-            answers.append(
-                Scored(
-                    typed_all[part],
-                    outputs[part],
-                    champion,
-                    (challenger, shadow[part]) if challenger is not None and shadow is not None else None,
-                )
-            )
+        for job in jobs:
+            part = slice(offset, offset + job.rows)
+            offset += job.rows
+            answers.append(Scored(scored.typed[part], scored.outputs[part], champion, scored.prediction_ids[part]))
         return answers
 
     def _score_one(
-        self, frame: pl.DataFrame, champion: LoadedModel, challenger: LoadedModel | None
+        self, jobs: list[_Job], champion: LoadedModel, challenger: LoadedModel | None
     ) -> Scored | BaseException:
         try:
-            typed = champion.check(frame)
+            scored = self._scored(to_frame(jobs[0].columns), jobs, champion, challenger)
         except RequestRefused as refused:
             return refused
+        self.on_scored(scored)
+        return scored
+
+    @staticmethod
+    def _scored(frame: pl.DataFrame, jobs: list[_Job], champion: LoadedModel, challenger: LoadedModel | None) -> Scored:
+        typed = champion.check(frame)
+        ids = [f"{job.request_id}|{i}" for job in jobs for i in range(job.rows)]
         shadow = (challenger, challenger.predict(typed)) if challenger is not None else None
-        return Scored(typed, champion.predict(typed), champion, shadow)
+        return Scored(typed, champion.predict(typed), champion, ids, shadow)

@@ -6,8 +6,9 @@
 - the Open Inference Protocol v2: ``{"inputs": [{"name", "shape", "datatype", "data"}]}``, one
   tensor per column.
 
-Rows become a Polars frame with the types JSON gave; a column whose values mix types (``20.5``
-and ``"warm"``) is kept as text, so the contract check names the exact cell that is wrong.
+Each body becomes :class:`Columns` (plain lists, no frame yet: the batcher builds one frame for a
+whole batch of requests). :func:`to_frame` keeps the types JSON gave; a column whose values mix
+types (``20.5`` and ``"warm"``) is kept as text, so the contract check names the exact cell.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from driftloop.contract import Column, ColumnType, Contract
 from driftloop.errors import RequestRefused
 
 MLFLOW_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+Columns = dict[str, list[Any]]  # column name -> one value per row
 V2_DATATYPES = {pl.Float64: "FP64", pl.Float32: "FP32", pl.Int64: "INT64", pl.String: "BYTES", pl.Boolean: "BOOL"}
 
 
-def records_frame(records: Any, *, max_rows: int) -> pl.DataFrame:
-    """A frame from a list of row objects (or one object)."""
+def from_records(records: Any, *, max_rows: int) -> Columns:
+    """The columns of a list of row objects (or of one object)."""
     rows = [records] if isinstance(records, dict) else records
     if not isinstance(rows, list) or not rows:
         raise RequestRefused("the body must be a record (a JSON object) or a non-empty list of records")
@@ -40,21 +42,21 @@ def records_frame(records: Any, *, max_rows: int) -> pl.DataFrame:
     for i, row in enumerate(rows):
         for name, value in row.items():
             columns.setdefault(name, [None] * len(rows))[i] = value
-    return _frame(columns)
+    return columns
 
 
-def columns_frame(columns: Any, *, max_rows: int) -> pl.DataFrame:
-    """A frame from ``{"column": [values, ...]}``."""
+def from_columns(columns: Any, *, max_rows: int) -> Columns:
+    """The columns of ``{"column": [values, ...]}``, checked to be of one length."""
     if not isinstance(columns, dict) or not columns or not all(isinstance(v, list) for v in columns.values()):
         raise RequestRefused('columns must be given as {"name": [values, ...], ...}')
     lengths = {len(v) for v in columns.values()}
     if len(lengths) != 1:
         raise RequestRefused(f"columns differ in length: {sorted(lengths)}")
     _check_rows(lengths.pop(), max_rows)
-    return _frame(dict(columns))
+    return dict(columns)
 
 
-def mlflow_frame(body: Any, *, max_rows: int) -> pl.DataFrame:
+def from_mlflow(body: Any, *, max_rows: int) -> Columns:
     """The rows of an MLflow scoring request (``/invocations``)."""
     if not isinstance(body, dict) or len([k for k in body if k in MLFLOW_FORMATS]) != 1:
         raise RequestRefused(f"an /invocations body holds exactly one of {list(MLFLOW_FORMATS)}")
@@ -69,14 +71,14 @@ def mlflow_frame(body: Any, *, max_rows: int) -> pl.DataFrame:
         names, data = split["columns"], split["data"]
         if any(not isinstance(row, list) or len(row) != len(names) for row in data):
             raise RequestRefused(f"every row of dataframe_split.data must be a list of {len(names)} values")
-        return records_frame([dict(zip(names, row, strict=True)) for row in data], max_rows=max_rows)
+        return from_records([dict(zip(names, row, strict=True)) for row in data], max_rows=max_rows)
     if "inputs" in body and isinstance(body["inputs"], dict):
-        return columns_frame(body["inputs"], max_rows=max_rows)
+        return from_columns(body["inputs"], max_rows=max_rows)
     key = next(k for k in body if k in MLFLOW_FORMATS)
-    return records_frame(body[key], max_rows=max_rows)
+    return from_records(body[key], max_rows=max_rows)
 
 
-def v2_frame(body: Any, *, max_rows: int) -> pl.DataFrame:
+def from_v2(body: Any, *, max_rows: int) -> Columns:
     """The rows of an Open Inference Protocol v2 request: one input tensor per column."""
     inputs = body.get("inputs") if isinstance(body, dict) else None
     if not isinstance(inputs, list) or not inputs:
@@ -87,7 +89,7 @@ def v2_frame(body: Any, *, max_rows: int) -> pl.DataFrame:
             raise RequestRefused(f"inputs[{i}] needs a name and data", [{"loc": ["inputs", i], "msg": "malformed"}])
         data = tensor["data"]
         columns[tensor["name"]] = data if isinstance(data, list) else [data]
-    return columns_frame(columns, max_rows=max_rows)
+    return from_columns(columns, max_rows=max_rows)
 
 
 def v2_outputs(outputs: pl.DataFrame) -> list[dict[str, Any]]:
@@ -112,7 +114,8 @@ def _check_rows(rows: int, max_rows: int) -> None:
         )
 
 
-def _frame(columns: dict[str, list[Any]]) -> pl.DataFrame:
+def to_frame(columns: Columns) -> pl.DataFrame:
+    """A frame of raw rows, typed as JSON gave them (mixed types as text)."""
     series = []
     for name, values in columns.items():
         try:

@@ -14,7 +14,9 @@ class ServeSettings(BaseModel):
     port: int = Field(8000, ge=0, le=65535)
     workers: int = Field(1, ge=1, description="Server processes, each with its own model and log buffer.")
     max_batch_rows: int = Field(256, ge=1, description="Rows gathered from concurrent requests into one forward pass.")
-    max_wait_ms: float = Field(2.0, ge=0, description="How long the first request of a batch waits for company.")
+    max_wait_ms: float = Field(
+        5.0, ge=0, description="How long a batch waits for more requests, when the last one had company."
+    )
     max_body_bytes: int = Field(4_000_000, ge=1024, description="A larger request body is refused with 413.")
     max_rows: int = Field(10_000, ge=1, description="Rows one request may hold; more is refused with 413.")
     poll_seconds: float = Field(30.0, gt=0, description="How often the server looks whether the champion changed.")
