@@ -76,3 +76,10 @@ def test_a_date_column_through_pandas_is_its_calendar_day() -> None:
     expr = cast_typed(pl.col("v"), through_pandas.schema["v"], ColumnType.DATE)
     assert expr is not None
     assert through_pandas.select(expr).to_series().to_list() == [date(2016, 1, 11), None]
+
+
+def test_a_nested_value_is_text_that_fails_its_type() -> None:
+    values = pl.Series("v", [[1, 2], None, [3]])  # a list where a number was expected
+    text = clean_text(values)
+    assert text.to_list() == ["[1, 2]", None, "[3]"]
+    assert unparsed(text, parse_column(text, ColumnType.FLOAT), ColumnType.FLOAT).to_list() == [True, False, True]

@@ -7,6 +7,7 @@ text was empty or did not parse; comparing with the text tells the two apart.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 
 import polars as pl
@@ -21,9 +22,21 @@ SAMPLE_FOR_FORMAT = 200
 FALSE_WORDS = ("false", "f", "no", "n", "0")
 
 
+def nested_as_text(values: pl.Series) -> pl.Series:
+    """A column of lists or records (where cells were expected) as their JSON text; others as they are.
+
+    Such a value then fails its column's type rule and is shown as it came, instead of making
+    every later cast to text fail.
+    """
+    if not (values.dtype.is_nested() or values.dtype == pl.Object):
+        return values
+    text = [None if v is None else json.dumps(v, default=str) for v in values.to_list()]
+    return pl.Series(values.name, text, dtype=pl.String)
+
+
 def clean_text(values: pl.Series) -> pl.Series:
     """Values as text with surrounding white space stripped; an empty cell is missing (null)."""
-    stripped = values.cast(pl.String).str.strip_chars()
+    stripped = nested_as_text(values).cast(pl.String).str.strip_chars()
     return pl.select(pl.when(stripped != "").then(stripped)).to_series().alias(values.name)
 
 

@@ -15,7 +15,7 @@ import polars as pl
 
 from driftloop.contract import Column, ColumnType, Contract
 from driftloop.errors import BatchProblem
-from driftloop.parse import cast_typed, clean_text, parse_column, unparsed
+from driftloop.parse import cast_typed, clean_text, nested_as_text, parse_column, unparsed
 
 ROW = "_row"
 RULES = "_rules"
@@ -75,6 +75,7 @@ def check_batch(
         return CheckResult(_empty(contract), _empty_rejected(contract), [], problems, ignored)
 
     source = frame.with_columns(pl.lit(None, pl.String).alias(c) for c in missing)
+    source = source.with_columns(nested_as_text(source.get_column(c)) for c in stored if source.schema[c].is_nested())
     source = source.select(stored).with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
     typed = pl.DataFrame([source.get_column(ROW), *_typed_columns(source, contract)])
     problems = _batch_problems(source, typed, contract)

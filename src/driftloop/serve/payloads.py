@@ -177,10 +177,10 @@ def _json_type(column: Column) -> dict[str, Any]:
         ColumnType.INT: {"type": "integer"},
         ColumnType.FLOAT: {"type": "number"},
         ColumnType.BOOL: {"type": "boolean"},
-        ColumnType.DATE: {"type": "string", "format": "date"},
-        ColumnType.DATETIME: {"type": "string", "format": "date-time"},
     }
     schema = dict(kinds.get(column.type, {"type": "string"}))
+    if column.type.is_temporal:  # the contract's formats, not RFC 3339 (no time zone suffix)
+        schema["description"] = "one of the formats " + ", ".join(column.parse_formats)
     if column.min is not None and column.type in (ColumnType.INT, ColumnType.FLOAT):
         schema["minimum"] = column.min
     if column.max is not None and column.type in (ColumnType.INT, ColumnType.FLOAT):
