@@ -45,25 +45,22 @@ def write_replay_report(results: list[StrategyResult], run: LoopRun, metric: str
 
 
 def headline(results: list[StrategyResult], metric: str) -> str:
-    """One sentence: the loop's overall metric against the others', averaged over targets."""
-    mean = {r.name: _mean_metric(r, metric) for r in results}
-    loop = mean["driftloop"]
-    others = ", ".join(
-        f"{name} {value:.4g} ({_change(loop, value, metric)})" for name, value in mean.items() if name != "driftloop"
-    )
-    return f"driftloop {metric} {loop:.4g} (mean over targets) vs {others}"
+    """One sentence: how much better or worse the loop's metric is than each other strategy's,
+    averaged over targets as relative changes (targets have their own units)."""
+    loop = next(r for r in results if r.name == "driftloop")
+    parts = []
+    for other in (r for r in results if r.name != "driftloop"):
+        changes = [_gain(loop.overall[t][metric], other.overall[t][metric], metric) for t in loop.overall]
+        mean = sum(changes) / len(changes)
+        parts.append(f"{abs(mean):.1%} {'better' if mean >= 0 else 'worse'} than {other.name}")
+    return f"driftloop's {metric}, averaged over targets: " + ", ".join(parts)
 
 
-def _mean_metric(result: StrategyResult, metric: str) -> float:
-    values = [m[metric] for m in result.overall.values()]
-    return sum(values) / len(values) if values else float("nan")
-
-
-def _change(loop: float, other: float, metric: str) -> str:
+def _gain(loop: float, other: float, metric: str) -> float:
+    """Relative improvement of ``loop`` over ``other`` (positive: the loop is better)."""
     if other == 0 or other != other:
-        return "n/a"
-    better = (loop - other) / abs(other) * (1 if HIGHER_IS_BETTER[metric] else -1)
-    return f"driftloop {abs(better):.1%} {'better' if better >= 0 else 'worse'}"
+        return 0.0
+    return (loop - other) / abs(other) * (1 if HIGHER_IS_BETTER[metric] else -1)
 
 
 def _rolling(per_day: pl.DataFrame, target: str, metric: str) -> pl.DataFrame:
