@@ -27,7 +27,7 @@ from driftloop.ingest import IngestSummary, ingest
 from driftloop.model.data import training_rows
 from driftloop.monitor.window import WindowReport, monitor_window
 from driftloop.policy import RetrainDecision, should_retrain
-from driftloop.predict import PredictRun, predict_window
+from driftloop.predict import PredictRun, midnight, predict_window
 from driftloop.registry import CHAMPION, DECISION_TAG, Decision, Registry
 from driftloop.sources import READERS
 
@@ -68,7 +68,7 @@ def tick(project: Project, day: date, *, on_step: Callable[[str], None] | None =
     """Run the loop once for ``day``."""
     step = on_step or (lambda _: None)
     report = TickReport(day)
-    end = _midnight(day) + timedelta(days=1)
+    end = midnight(day) + timedelta(days=1)
     step("ingesting the inbox")
     report.ingested, report.labels = _ingest_inbox(project)
     for refused in (s for s in report.ingested + report.labels if s.status == "refused"):
@@ -204,7 +204,3 @@ def _alert(project: Project, report: TickReport, kind: str, message: str, detail
     )
     if sender is not None:
         report.alerts.append(sender)
-
-
-def _midnight(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day)

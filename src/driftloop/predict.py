@@ -163,8 +163,9 @@ def _chunks(
 
 
 def _span(days: list[date], since: datetime, until: datetime) -> tuple[datetime, datetime, list[date]]:
-    return max(since, _midnight(days[0])), min(until, _midnight(days[-1]) + timedelta(days=1)), days
+    return max(since, midnight(days[0])), min(until, midnight(days[-1]) + timedelta(days=1)), days
 
 
-def _midnight(day: date) -> datetime:
+def midnight(day: date) -> datetime:
+    """The start of ``day`` (naive, as event times are stored)."""
     return datetime(day.year, day.month, day.day)

@@ -17,7 +17,8 @@ from typing import Any
 
 from driftloop.config import Project
 from driftloop.ingest import ingest
-from driftloop.replay.feed import midnight, parse_delay, read_history
+from driftloop.predict import midnight
+from driftloop.replay.feed import parse_delay, read_history
 from driftloop.replay.run import DayRecord, LoopRun, plan_days, run_loop
 from driftloop.replay.strategies import STRATEGIES, StrategyResult, compare_strategies
 

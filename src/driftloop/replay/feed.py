@@ -20,6 +20,7 @@ import polars as pl
 from driftloop.contract import ColumnType, Contract
 from driftloop.errors import ReplayError
 from driftloop.parse import cast_typed, clean_text, parse_column
+from driftloop.predict import midnight
 from driftloop.sources import from_frame, read_paths
 
 EVENT = "__replay_event_time"
@@ -101,10 +102,6 @@ def _write(rows: pl.DataFrame, path: Path) -> Path:
     rows.write_parquet(partial)
     partial.replace(path)
     return path
-
-
-def midnight(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day)
 
 
 def parse_delay(text: str) -> timedelta:

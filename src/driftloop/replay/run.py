@@ -13,14 +13,15 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from driftloop.config import Project
 from driftloop.errors import ReplayError
 from driftloop.loop import TRAINING_STEP, tick
+from driftloop.predict import midnight
 from driftloop.registry import CHAMPION, Registry
-from driftloop.replay.feed import History, midnight
+from driftloop.replay.feed import History
 
 STATE_FILE = "replay-state.json"
 # Share of the history's days the first model learns from when no start day is given.
@@ -64,6 +65,11 @@ class LoopRun:
     first_version: str
     bootstrap_training_seconds: float
     records: list[DayRecord] = field(default_factory=list)
+
+    @property
+    def span(self) -> tuple[datetime, datetime]:
+        """The replayed days as ``[start, end)``."""
+        return midnight(self.replay_days[0]), midnight(self.replay_days[-1]) + timedelta(days=1)
 
 
 def plan_days(days: list[date], start: date | None, count: int | None) -> tuple[list[date], list[date]]:

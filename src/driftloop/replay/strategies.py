@@ -22,8 +22,8 @@ from driftloop.config import Project
 from driftloop.errors import ReplayError, TrainingError
 from driftloop.metrics import METRICS, regression_metrics
 from driftloop.model.data import training_rows
+from driftloop.predict import midnight
 from driftloop.registry import Registry
-from driftloop.replay.feed import midnight
 from driftloop.replay.run import LoopRun
 
 STRATEGIES = ("driftloop", "static", "daily")
@@ -58,7 +58,7 @@ def compare_strategies(
 
 
 def _truth(project: Project, run: LoopRun) -> pl.DataFrame:
-    since, until = midnight(run.replay_days[0]), midnight(run.replay_days[-1]) + timedelta(days=1)
+    since, until = run.span
     try:
         rows, _ = training_rows(project.lake, project.feature_set(), since=since, until=until)
     except TrainingError as exc:
@@ -74,7 +74,7 @@ def _loop_result(project: Project, run: LoopRun, truth: pl.DataFrame) -> Strateg
         {DAY: [r.day for r in run.records], "model_version": [r.scored_by for r in run.records]},
         schema={DAY: pl.Date, "model_version": pl.String},
     )
-    since, until = midnight(run.replay_days[0]), midnight(run.replay_days[-1]) + timedelta(days=1)
+    since, until = run.span
     served = (
         project.lake.read("predictions", since=since, until=until, time_column="event_time")
         .filter(pl.col("source") == "batch")
