@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from driftloop.errors import LakeError, TableNotFound
-from driftloop.lake import BATCH_ID, EVENT_DATE, Lake
+from driftloop.lake import BATCH_ID, EVENT_DATE, Lake, Where
 
 
 def rows(day: int, batch: str, n: int = 3) -> pl.DataFrame:
@@ -38,9 +38,60 @@ def test_replace_is_idempotent(tmp_path: Path) -> None:
     lake = Lake(tmp_path)
     lake.append("raw", rows(1, "a"))
     for _ in range(3):
-        lake.replace("raw", rows(2, "b", n=4), where=f"{BATCH_ID} = 'b'")
+        lake.replace("raw", rows(2, "b", n=4), where=Where(equal={BATCH_ID: "b"}))
     assert lake.row_count("raw") == 7
     assert lake.read("raw").get_column(BATCH_ID).value_counts().sort(BATCH_ID).get_column("count").to_list() == [3, 4]
+
+
+def test_replace_rewrites_a_file_it_selects_only_partly(tmp_path: Path) -> None:
+    lake = Lake(tmp_path)
+    # One file holding two batches, one of them with a missing time (never selected by a range).
+    both = pl.concat([rows(1, "a"), rows(1, "b")]).with_columns(
+        pl.when(pl.col("k") == "a-2").then(None).otherwise(pl.col("ts")).alias("ts")
+    )
+    lake.append("raw", both)
+    selection = Where(equal={BATCH_ID: "b"}, between={"ts": (datetime(2024, 1, 1, 1), datetime(2024, 1, 2))})
+    lake.replace("raw", rows(1, "b").tail(2).with_columns(pl.col("v") + 10), where=selection, metadata={"why": "x"})
+    table = lake.read("raw").sort("k")
+    assert table.get_column("k").to_list() == ["a-0", "a-1", "a-2", "b-0", "b-1", "b-2"]
+    assert table.get_column("v").to_list() == [0.0, 1.0, 2.0, 0.0, 11.0, 12.0]
+    assert table.filter(pl.col("k") == "a-2").get_column("ts").item() is None
+    latest = lake.history("raw", limit=1)[0]
+    assert (latest.rows_added, latest.rows, latest.metadata["why"]) == (2, 6, "x")
+    assert lake.read("raw", version=0).height == 6  # the earlier version is intact
+
+
+def test_file_coverage_is_decided_from_the_log_statistics(tmp_path: Path) -> None:
+    lake = Lake(tmp_path)
+    for day, batch in ((1, "a"), (2, "b"), (3, "c")):
+        lake.append("raw", rows(day, batch))
+    files = pl.DataFrame(lake._table("raw").get_add_actions(flatten=True)).sort("min.ts")
+    every, none = Where(between={"ts": (datetime(2024, 1, 2), datetime(2024, 1, 3, 1))}).file_coverage(
+        files, ("_event_month",)
+    )
+    assert every.to_list() == [False, True, False] and none.to_list() == [True, False, False]
+    every, none = Where(equal={"_event_month": "2024-01", BATCH_ID: "c"}).file_coverage(files, ("_event_month",))
+    assert every.to_list() == [False, False, True] and none.to_list() == [True, True, False]
+    every, none = Where(one_of={BATCH_ID: ["a", "c"]}).file_coverage(files, ("_event_month",))
+    # "b" lies between "a" and "c": the statistics cannot rule its file out, so it would be read.
+    assert every.to_list() == [True, False, True] and none.to_list() == [False, False, False]
+    assert lake.any_rows("raw", Where(equal={BATCH_ID: "c"}))
+    assert not lake.any_rows("raw", Where(equal={BATCH_ID: "it's"}))
+
+
+def test_a_selection_must_select_something_definite() -> None:
+    with pytest.raises(LakeError, match="at least one condition"):
+        Where()
+    with pytest.raises(LakeError, match="not None"):
+        Where(equal={"k": None})
+    with pytest.raises(LakeError, match="not None"):
+        Where(one_of={"k": []})
+    with pytest.raises(LakeError, match="needs both ends"):
+        Where(between={"ts": (None, datetime(2024, 1, 1))})
+    assert Where(one_of={"k": ["b", "a", "b"]}).sql() == "\"k\" IN ('a', 'b')"
+    assert Where(equal={"k": "it's"}, between={"ts": (datetime(2024, 1, 1), datetime(2024, 1, 2))}).sql() == (
+        "\"k\" = 'it''s' AND \"ts\" >= '2024-01-01T00:00:00.000000' AND \"ts\" < '2024-01-02T00:00:00.000000'"
+    )
 
 
 def test_merge_upserts_by_key(tmp_path: Path) -> None:
@@ -86,13 +137,13 @@ def test_a_write_with_a_clashing_schema_changes_nothing(tmp_path: Path) -> None:
 WRITER = """
 import sys, polars as pl
 from datetime import datetime
-from driftloop.lake import Lake, BATCH_ID, EVENT_DATE
+from driftloop.lake import Lake, BATCH_ID, EVENT_DATE, Where
 lake, name = Lake(sys.argv[1]), sys.argv[2]
 for i in range(int(sys.argv[3])):
     batch = f"{name}-{i}"
     frame = pl.DataFrame({"k": [batch], "ts": [datetime(2024, 1, 1 + i % 5)], "v": [1.0], BATCH_ID: [batch]})
     frame = frame.with_columns(pl.col("ts").cast(pl.Date).alias(EVENT_DATE))
-    lake.replace("raw", frame, where=f"{BATCH_ID} = '{batch}'")
+    lake.replace("raw", frame, where=Where(equal={BATCH_ID: batch}))
 """
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -43,7 +43,7 @@ def test_a_window_is_scored_with_its_context(project: Project) -> None:
     row = table.sort("event_time").row(0, named=True)
     assert row["event_time"] == datetime(2024, 1, 3) and row["model_version"] == run.model_version
     assert row["source"] == "batch" and row["job_id"] == run.job_id and row["run_id"]
-    assert row[PREDICTION_ID] == f"|2024-01-03T00:00:00.000000|v{run.model_version}"
+    assert row[PREDICTION_ID] == f"|{int(datetime(2024, 1, 3, tzinfo=UTC).timestamp()) * 10**6}|v{run.model_version}"
     features = project.lake.read("features", since=datetime(2024, 1, 3), until=datetime(2024, 1, 5), time_column="ts")
     expected = Registry(project).load(run.model_version).predict_valid(features.sort("ts")).get_column("y")
     assert table.sort("event_time").get_column("y").to_list() == pytest.approx(expected.to_list())

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import polars as pl
 from deltalake import CommitProperties, DeltaTable, Schema
@@ -27,6 +27,10 @@ from deltalake.transaction import AddAction, RemoveAction, create_table_with_add
 
 # Delta's convention (and delta-rs's): string statistics are kept only up to this length.
 MAX_STAT_STRING = 32
+# Tables checkpoint their log every this many commits. Opening a table replays the log since the
+# last checkpoint (38 ms at 40 commits, growing with each), and every write and read opens it;
+# Delta's default of 100 let a daily loop's ticks slow down week after week.
+CHECKPOINT_INTERVAL = 10
 # Commit metadata key holding the rows an append added (delta-rs records its own writes' counts).
 ROWS_ADDED = "driftloop.rows_added"
 
@@ -60,30 +64,58 @@ def delta_schema(frame: pl.DataFrame) -> Schema:
     return Schema.from_arrow(frame.head(0).to_arrow().schema)
 
 
-def matches_table(root: str, schema: Schema) -> bool:
-    """True when the table does not exist yet or already has exactly this schema."""
-    return not DeltaTable.is_deltatable(root) or DeltaTable(root).schema().to_json() == schema.to_json()
-
-
 def commit(
     root: str,
     actions: list[AddAction],
     schema: Schema,
     partition_by: list[str],
     metadata: Mapping[str, str] | None,
+    *,
+    table: DeltaTable | None = None,
+    removes: list[RemoveAction] | None = None,
+    rows_added: int | None = None,
 ) -> None:
-    """Commit ``actions`` as one append, creating the table on its first write."""
-    rows = sum(json.loads(action.stats)["numRecords"] for action in actions)
-    properties = CommitProperties(custom_metadata={**(metadata or {}), ROWS_ADDED: str(rows)})
-    if DeltaTable.is_deltatable(root):
-        changes: list[AddAction | RemoveAction] = list(actions)
-        DeltaTable(root).create_write_transaction(
-            changes, mode="append", schema=schema, partition_by=partition_by or None, commit_properties=properties
-        )
-    else:
+    """Commit ``actions`` (and ``removes``) as one transaction on ``table`` as read, or create the
+    table with them when there is none yet.
+
+    ``rows_added`` is what the commit's history records as added (default: every added row;
+    a replace that rewrites the kept rows of a file passes only its new rows).
+    """
+    if rows_added is None:
+        rows_added = sum(json.loads(action.stats)["numRecords"] for action in actions)
+    properties = CommitProperties(custom_metadata={**(metadata or {}), ROWS_ADDED: str(rows_added)})
+    if table is None and DeltaTable.is_deltatable(root):
+        table = DeltaTable(root)
+    if table is None:
         create_table_with_add_actions(
-            root, schema, actions, mode="error", partition_by=partition_by or None, commit_properties=properties
+            root,
+            schema,
+            actions,
+            mode="error",
+            partition_by=partition_by or None,
+            configuration={"delta.checkpointInterval": str(CHECKPOINT_INTERVAL)},
+            commit_properties=properties,
         )
+        return
+    changes: list[AddAction | RemoveAction] = [*actions, *(removes or [])]
+    table.create_write_transaction(
+        changes, mode="append", schema=schema, partition_by=partition_by or None, commit_properties=properties
+    )
+
+
+def remove_action(row: Mapping[str, Any], partition_by: list[str]) -> RemoveAction:
+    """The action removing the file of one row of ``get_add_actions(flatten=True)``."""
+    partition = {name: _partition_text(row[f"partition.{name}"]) for name in partition_by}
+    return RemoveAction(row["path"], True, int(time.time() * 1000), row["size_bytes"], partition or None)
+
+
+def read_file(root: str, row: Mapping[str, Any], schema: pl.Schema) -> pl.DataFrame:
+    """The rows of one data file of the table at ``root`` (from its ``get_add_actions`` row), with
+    its partition values restored as columns, in the order and types of ``schema``."""
+    frame = pl.read_parquet(Path(root) / unquote(row["path"]))
+    partitions = {key.removeprefix("partition."): value for key, value in row.items() if key.startswith("partition.")}
+    frame = frame.with_columns(pl.lit(value).cast(schema[name]).alias(name) for name, value in partitions.items())
+    return frame.select([pl.col(name).cast(dtype) for name, dtype in schema.items()])
 
 
 def _partitions(frame: pl.DataFrame, partition_by: list[str]) -> Iterator[tuple[tuple[Any, ...], pl.DataFrame]]:

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapt
 
 from driftloop.contract import Contract, Role
 from driftloop.errors import FeatureError, NotOnlineComputable, TableNotFound
-from driftloop.lake import BATCH_ID, EVENT_DATE, INGESTED_AT, Lake
+from driftloop.lake import BATCH_ID, EVENT_DATE, INGESTED_AT, Lake, Where
 from driftloop.validate import ROW
 
 Part = Literal["hour", "minute", "minute_of_day", "day_of_week", "day_of_month", "day_of_year", "month", "year"]
@@ -383,8 +383,7 @@ def materialize(lake: Lake, features: FeatureSet) -> FeatureRun:
     if key:
         version = lake.merge("features", table, key=key, metadata=metadata)
     else:
-        quoted = ", ".join(f"'{b}'" for b in new)
-        version = lake.replace("features", table, where=f"{BATCH_ID} IN ({quoted})", metadata=metadata)
+        version = lake.replace("features", table, where=Where(one_of={BATCH_ID: new}), metadata=metadata)
     return FeatureRun(version, raw_version, new, table.height)
 
 

@@ -21,7 +21,7 @@ import polars as pl
 
 from driftloop.contract import Contract
 from driftloop.errors import BatchRejected, ContractError
-from driftloop.lake import BATCH_ID, EVENT_DATE, INGEST_DATE, INGESTED_AT, SOURCE, Lake
+from driftloop.lake import BATCH_ID, EVENT_DATE, INGEST_DATE, INGESTED_AT, SOURCE, Lake, Where
 from driftloop.sources import Batch, expand_paths, file_batch_id, from_frame, read_file
 from driftloop.validate import RuleCount, check_batch
 
@@ -180,7 +180,7 @@ def ingest_batch(
         pl.lit(now).alias(INGESTED_AT),
     ]
     metadata = {"driftloop.batch_id": batch.batch_id, "driftloop.source": batch.source}
-    where = f"{BATCH_ID} = '{batch.batch_id}'"
+    where = Where(equal={BATCH_ID: batch.batch_id})
 
     step("writing quarantine")
     quarantined = result.rejected.with_columns(*stamp, pl.lit(now.date()).alias(INGEST_DATE))
@@ -248,7 +248,7 @@ def _refused_summary(lake: Lake, batch_id: str) -> IngestSummary:
     return IngestSummary(batch_id, row["source"], "refused", row["rows_in"], 0, 0, problems=json.loads(row["problems"]))
 
 
-def _store(lake: Lake, table: str, rows: pl.DataFrame, where: str, metadata: dict[str, str]) -> int | None:
+def _store(lake: Lake, table: str, rows: pl.DataFrame, where: Where, metadata: dict[str, str]) -> int | None:
     """Replace this batch's rows in ``table``; an empty batch only clears leftovers of an earlier try."""
     if rows.height:
         return lake.replace(table, rows, where=where, metadata=metadata)

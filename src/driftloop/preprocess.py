@@ -95,11 +95,9 @@ class Preprocessor:
         """The numeric matrix (float32) and the category index matrix (int64) for ``frame``."""
         _require(frame, [*self.numeric, *self.categorical])
         numeric, codes = self._expressions
-        numbers = (
-            frame.select(numeric).to_numpy().astype(np.float32) if numeric else np.zeros((frame.height, 0), np.float32)
-        )
-        categories = frame.select(codes).to_numpy().astype(np.int64) if codes else np.zeros((frame.height, 0), np.int64)
-        return numbers, categories
+        numbers = frame.select(numeric).to_numpy(writable=True) if numeric else np.zeros((frame.height, 0), np.float32)
+        categories = frame.select(codes).to_numpy(writable=True) if codes else np.zeros((frame.height, 0), np.int64)
+        return numbers.astype(np.float32, copy=False), categories.astype(np.int64, copy=False)
 
     @cached_property
     def _expressions(self) -> tuple[list[pl.Expr], list[pl.Expr]]:
@@ -107,11 +105,15 @@ class Preprocessor:
         numeric = []
         for name, s in self.numeric.items():
             value = pl.col(name).cast(pl.Float64).fill_nan(None)
-            numeric.append(((value.clip(s.low, s.high).fill_null(s.fill) - s.mean) / s.std).alias(name))
+            # Float32 inside the expression: the matrix comes out in the network's type, no copy to convert.
+            scaled = (value.clip(s.low, s.high).fill_null(s.fill) - s.mean) / s.std
+            numeric.append(scaled.cast(pl.Float32).alias(name))
             if s.indicator:
-                numeric.append(value.is_null().cast(pl.Float64).alias(f"{name}__missing"))
+                numeric.append(value.is_null().cast(pl.Float32).alias(f"{name}__missing"))
         codes = [
-            pl.col(name).cast(pl.String).replace_strict(vocab, list(range(1, len(vocab) + 1)), default=UNKNOWN)
+            pl.col(name)
+            .cast(pl.String)
+            .replace_strict(vocab, list(range(1, len(vocab) + 1)), default=UNKNOWN, return_dtype=pl.Int64)
             for name, vocab in self.categorical.items()
         ]
         return numeric, codes

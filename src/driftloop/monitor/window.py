@@ -15,7 +15,7 @@ import polars as pl
 
 from driftloop.config import Project
 from driftloop.errors import MonitorError
-from driftloop.lake import sql_timestamp
+from driftloop.lake import Where
 from driftloop.model.package import ModelPackage
 from driftloop.model.trainer import model_inputs
 from driftloop.monitor.drift import DriftReport, compare
@@ -169,8 +169,12 @@ def _write(project: Project, model: str, report: WindowReport) -> None:
         )
         .select([pl.col(c).cast(t) for c, t in MONITORING_SCHEMA.items()])
     )
-    where = (
-        f"model_name = '{model}' AND model_version = '{report.model_version}' "
-        f"AND window_start = {sql_timestamp(report.since)} AND window_end = {sql_timestamp(report.until)}"
+    where = Where(
+        equal={
+            "model_name": model,
+            "model_version": report.model_version,
+            "window_start": report.since,
+            "window_end": report.until,
+        }
     )
     project.lake.replace("monitoring", frame, where=where)
