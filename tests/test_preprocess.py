@@ -23,6 +23,37 @@ def test_fitted_on_training_rows_and_applied_the_same_everywhere() -> None:
     assert categories[:, 0].tolist() == [prep.categorical["c"].index("b") + 1, UNKNOWN]
 
 
+def test_numbers_follow_the_documented_arithmetic_exactly() -> None:
+    """NumPy does the work; the result is bit for bit the arithmetic written as Polars expressions:
+    NaN is missing, clip, impute, standardise in float64, then one rounding to float32."""
+    rng = np.random.default_rng(3)
+    n = 2_000
+    floats = rng.normal(5, 3, n)
+    floats[:50] = np.nan
+    floats[1600:1610] = np.inf  # after the training rows: the contract keeps infinities out of training
+    floats[1610:1620] = -np.inf
+    frame = pl.DataFrame(
+        {
+            "f": pl.Series(floats).scatter(range(70, 90), None),
+            "i": pl.Series(rng.integers(-50, 50, n)).scatter(range(0, n, 7), None),
+            "b": pl.Series(rng.random(n) > 0.5),
+            "c": rng.choice(["a", "b", "z"], n),
+        }
+    )
+    prep = Preprocessor.fit(frame.head(1500), ["f", "i", "b"], ["c"], nullable={"b"})
+    numbers, _ = prep.transform(frame)
+    reference = []
+    for name, s in prep.numeric.items():
+        value = pl.col(name).cast(pl.Float64).fill_nan(None)
+        reference.append(((value.clip(s.low, s.high).fill_null(s.fill) - s.mean) / s.std).cast(pl.Float32))
+        if s.indicator:
+            reference.append(value.is_null().cast(pl.Float32).alias(f"{name}__missing"))
+    expected = frame.select(reference).to_numpy()
+    assert prep.numeric_names == ["f", "f__missing", "i", "i__missing", "b", "b__missing"]
+    assert numbers.dtype == np.float32 and np.array_equal(numbers, expected)
+    assert np.isfinite(numbers).all()
+
+
 def test_state_round_trips_through_json_dicts() -> None:
     prep = Preprocessor.fit(TRAIN, ["x"], ["c"], nullable={"x"})
     again = Preprocessor.from_dict(prep.to_dict())

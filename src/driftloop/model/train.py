@@ -146,7 +146,8 @@ def fit(
 
 def predict_scaled(model: TabularNet, numbers: np.ndarray, categories: np.ndarray, batch: int = 65536) -> np.ndarray:
     """Scaled outputs of ``model`` in evaluation mode, computed in chunks."""
-    model.eval()
+    if model.training:  # eval() walks every module: a one-row request should not pay for it twice
+        model.eval()
     outputs = []
     with torch.inference_mode():
         for start in range(0, numbers.shape[0], batch):
