@@ -264,3 +264,24 @@ def test_the_log_spills_when_the_lake_is_away_and_replays_when_it_is_back(tmp_pa
     back.start()
     back.close()
     assert Lake(blocked).read("predictions").height == 14 and not list((tmp_path / "spill").glob("*.parquet"))
+
+
+def test_batches_the_log_cannot_turn_into_rows_yet_are_kept_for_the_next_flush(tmp_path: Path) -> None:
+    day = datetime(2024, 1, 1).date()
+    rows = pl.DataFrame({"prediction_id": ["r|0", "r|1"], "y": [1.0, 2.0], "_event_date": [day, day]})
+    attempts: list[int] = []
+
+    def render(frames: list[pl.DataFrame]) -> pl.DataFrame:
+        attempts.append(len(frames))
+        if len(attempts) == 1:
+            raise RuntimeError("a bug while building rows")
+        return pl.concat(frames)
+
+    log = PredictionLog(Lake(tmp_path / "lake"), tmp_path / "spill", capacity=10, flush_seconds=3600, render=render)
+    log.add(rows)
+    with pytest.raises(RuntimeError, match="a bug"):
+        log.flush()
+    assert log.depth == 2  # kept, not dropped
+    log.add(rows, 2)
+    log.flush()
+    assert attempts == [1, 2] and log.depth == 0 and Lake(tmp_path / "lake").read("predictions").height == 4

@@ -11,14 +11,14 @@ flushes the log before it exits.
 from __future__ import annotations
 
 import asyncio
+import gc
 import hmac
+import itertools
 import json
 import os
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
-from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
@@ -29,9 +29,9 @@ from driftloop.config import Project
 from driftloop.errors import RequestRefused
 from driftloop.lake import EVENT_DATE
 from driftloop.predict import PREDICTION_ID
-from driftloop.serve.batcher import MicroBatcher, Scored
+from driftloop.serve.batcher import Answer, MicroBatcher, Scored
 from driftloop.serve.logbook import SPILL_FOLDER, PredictionLog
-from driftloop.serve.metrics import ServerMetrics
+from driftloop.serve.metrics import MeasuredRequests, ServerMetrics
 from driftloop.serve.models import LoadedModel, ModelHolder
 from driftloop.serve.payloads import (
     Columns,
@@ -52,11 +52,12 @@ def create_app(project: Project, *, admin_token: str | None = None) -> FastAPI:
     settings = project.settings.serve
     holder = ModelHolder(project, shadow=settings.shadow)
     metrics = ServerMetrics()
+    server_id = f"serve-{uuid.uuid4().hex[:12]}"
+    numbers = itertools.count(1)  # request ids: unique per server, and servers have unique ids
     log = PredictionLog(
         project.lake, project.root / SPILL_FOLDER, capacity=settings.log_buffer_rows,
-        flush_seconds=settings.flush_seconds,
+        flush_seconds=settings.flush_seconds, render=lambda batches: logged_rows(project, batches, server_id),
     )  # fmt: skip
-    server_id = f"serve-{uuid.uuid4().hex[:12]}"
 
     def on_batch(rows: int, seconds: float) -> None:
         metrics.batch_rows.observe(rows)
@@ -64,7 +65,7 @@ def create_app(project: Project, *, admin_token: str | None = None) -> FastAPI:
 
     batcher = MicroBatcher(
         lambda: (holder.champion, holder.challenger),
-        lambda scored: log.add(logged_rows(project, scored, server_id)),  # once a batch, in its worker thread
+        lambda scored: log.add(scored, scored.outputs.height),  # rows are built by the log's writer
         max_rows=settings.max_batch_rows,
         max_wait_ms=settings.max_wait_ms,
         on_batch=on_batch,
@@ -74,6 +75,10 @@ def create_app(project: Project, *, admin_token: str | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(holder.try_refresh)
         await asyncio.to_thread(log.start)
+        # Everything loaded so far (libraries, the model) lives as long as the server: out of the
+        # collector's sight, a full collection no longer walks it in the middle of requests
+        # (those pauses made the p99 at 32 connections 260 ms against a 35 ms median).
+        gc.freeze()
         batcher.start()
         poller = asyncio.create_task(_follow_champion(holder, settings.poll_seconds), name="driftloop-poller")
         try:
@@ -93,34 +98,34 @@ def create_app(project: Project, *, admin_token: str | None = None) -> FastAPI:
     app.state.holder, app.state.log, app.state.metrics = holder, log, metrics
     bodies = {k: openapi_body(v) for k, v in request_schemas(project.contract).items()}
 
-    async def score(request: Request, parse: Parser) -> tuple[Scored, str]:
+    async def score(request: Request, parse: Parser) -> tuple[Answer, str]:
         body = await _read_json(request, settings.max_body_bytes)
         columns = parse(body, max_rows=settings.max_rows)
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request_id = request.headers.get("x-request-id") or f"{server_id}-{next(numbers)}"
         return await batcher.score(columns, request_id), request_id
 
     @app.post("/v1/predict", summary="Predict for one record or a list of records (raw columns of the contract)",
               openapi_extra=bodies["v1"])  # fmt: skip
-    async def predict(request: Request) -> dict[str, Any]:
+    async def predict(request: Request) -> Response:
         scored, request_id = await score(request, from_records)
-        rows = scored.outputs.with_columns(pl.Series(PREDICTION_ID, scored.prediction_ids)).to_dicts()
-        return {"model": scored.model.name, "model_version": scored.model.version, "request_id": request_id,
-                "predictions": rows}  # fmt: skip
+        rows = [{**row, PREDICTION_ID: i} for row, i in zip(scored.outputs, scored.prediction_ids, strict=True)]
+        return _json({"model": scored.model.name, "model_version": scored.model.version, "request_id": request_id,
+                      "predictions": rows})  # fmt: skip
 
     @app.post(
         "/invocations", summary="MLflow's scoring protocol: dataframe_split, dataframe_records, instances, inputs"
     )
-    async def invocations(request: Request) -> dict[str, Any]:
+    async def invocations(request: Request) -> Response:
         scored, _ = await score(request, from_mlflow)
-        return {"predictions": scored.outputs.to_dicts()}
+        return _json({"predictions": scored.outputs})
 
     @app.post("/v2/models/{name}/infer", summary="Open Inference Protocol v2: one input tensor per column",
               openapi_extra=bodies["v2"])  # fmt: skip
-    async def infer(name: str, request: Request) -> dict[str, Any]:
+    async def infer(name: str, request: Request) -> Response:
         _same_model(name, project)
         scored, request_id = await score(request, from_v2)
-        return {"model_name": scored.model.name, "model_version": scored.model.version, "id": request_id,
-                "outputs": v2_outputs(scored.outputs)}  # fmt: skip
+        return _json({"model_name": scored.model.name, "model_version": scored.model.version, "id": request_id,
+                      "outputs": v2_outputs(scored.outputs)})  # fmt: skip
 
     @app.get("/v2/models/{name}", summary="Open Inference Protocol v2: model metadata")
     async def model_metadata(name: str) -> dict[str, Any]:
@@ -170,16 +175,7 @@ def create_app(project: Project, *, admin_token: str | None = None) -> FastAPI:
     async def refused(_: Request, exc: RequestRefused) -> JSONResponse:
         return JSONResponse({"detail": str(exc), "errors": _jsonable(exc.errors)}, status_code=exc.status)
 
-    @app.middleware("http")
-    async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        endpoint = getattr(route, "path", "unmatched")
-        metrics.requests.labels(endpoint, str(response.status_code)).inc()
-        metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
-        return response
-
+    app.add_middleware(MeasuredRequests, metrics=metrics)
     return app
 
 
@@ -189,34 +185,47 @@ def app_from_environment() -> FastAPI:
     return create_app(project, admin_token=os.environ.get(project.settings.serve.admin_token_env) or None)
 
 
-def logged_rows(project: Project, scored: Scored, server_id: str) -> pl.DataFrame:
-    """The rows that log a batch's predictions (and its shadow's) to ``predictions``."""
-    frames = [_rows(project, scored.typed, scored.outputs, scored.model, scored.prediction_ids, server_id, "online")]
-    if scored.shadow is not None:
-        shadow, outputs = scored.shadow
-        frames.append(_rows(project, scored.typed, outputs, shadow, scored.prediction_ids, server_id, "shadow"))
-    return pl.concat(frames, how="vertical")
+def logged_rows(project: Project, batches: list[Scored], server_id: str) -> pl.DataFrame:
+    """The rows that log scored batches (and their shadows) to ``predictions``: one frame per
+    model and source, so building them costs the same for one batch or a thousand."""
+    groups: dict[tuple[str, str, str, str], list[tuple[Scored, pl.DataFrame]]] = {}
+    for scored in batches:
+        groups.setdefault(("online", *_identity(scored.model)), []).append((scored, scored.outputs))
+        if scored.shadow is not None:
+            shadow, outputs = scored.shadow
+            groups.setdefault(("shadow", *_identity(shadow)), []).append((scored, outputs))
+    frames = [_rows(project, members, source, name, version, run_id, server_id)
+              for (source, name, version, run_id), members in groups.items()]  # fmt: skip
+    return pl.concat(frames, how="diagonal_relaxed")
+
+
+def _identity(model: LoadedModel) -> tuple[str, str, str]:
+    return model.name, model.version, model.run_id
 
 
 def _rows(
-    project: Project, typed: pl.DataFrame, outputs: pl.DataFrame, model: LoadedModel, ids: list[str],
-    server_id: str, source: str,
+    project: Project, members: list[tuple[Scored, pl.DataFrame]], source: str, name: str, version: str, run_id: str,
+    server_id: str,
 ) -> pl.DataFrame:  # fmt: skip
     contract = project.contract
-    now = datetime.now(UTC)
+    typed = pl.concat([scored.typed for scored, _ in members], how="vertical_relaxed")
+    outputs = pl.concat([outputs for _, outputs in members], how="vertical_relaxed")
+    ids = [i for scored, _ in members for i in scored.prediction_ids]
+    scored_at = pl.Series("_scored_at", [s.scored_at for s, o in members for _ in range(o.height)])
     clock = contract.event_time_column
     event_time = pl.col(clock).cast(pl.Datetime("us")) if clock else pl.lit(None, pl.Datetime("us"))
-    event_time = pl.coalesce(event_time, pl.lit(now.replace(tzinfo=None)).cast(pl.Datetime("us")))
+    # A request without an event time is logged at the time it was scored.
+    event_time = pl.coalesce(event_time, pl.col("_scored_at").dt.replace_time_zone(None)).cast(pl.Datetime("us"))
     entity = pl.col(contract.id_column).cast(pl.String) if contract.id_column else pl.lit(None, pl.String)
     inputs = [c for c in typed.columns if c not in contract.targets and not c.startswith("_")]
-    meta = typed.select(
+    meta = typed.with_columns(scored_at.cast(pl.Datetime("us", "UTC"))).select(
         pl.Series(PREDICTION_ID, ids, dtype=pl.String),
         entity.alias("entity_id"),
         event_time.alias("event_time"),
-        pl.lit(now).cast(pl.Datetime("us", "UTC")).alias("scored_at"),
-        pl.lit(model.name).alias("model_name"),
-        pl.lit(model.version).alias("model_version"),
-        pl.lit(model.run_id).alias("run_id"),
+        pl.col("_scored_at").alias("scored_at"),
+        pl.lit(name).alias("model_name"),
+        pl.lit(version).alias("model_version"),
+        pl.lit(run_id).alias("run_id"),
         pl.lit(server_id).alias("job_id"),
         pl.lit(source).alias("source"),
         pl.Series("request_id", [i.rpartition("|")[0] for i in ids], dtype=pl.String),
@@ -247,6 +256,11 @@ async def _read_json(request: Request, limit: int) -> Any:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise RequestRefused(f"the body is not valid JSON: {exc}") from exc
+
+
+def _json(payload: Any) -> Response:
+    """A JSON answer serialised in one call (FastAPI's encoder would first walk every value)."""
+    return Response(json.dumps(payload, allow_nan=False, separators=(",", ":")), media_type="application/json")
 
 
 def _ready(model: LoadedModel | None) -> LoadedModel:

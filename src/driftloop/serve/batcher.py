@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
 import polars as pl
 
@@ -27,14 +29,26 @@ from driftloop.serve.payloads import Columns, to_frame
 
 @dataclass(frozen=True)
 class Scored:
-    """Scored rows: the typed inputs, the outputs, the model that made them, and their prediction
-    ids; ``shadow`` is the challenger's outputs for the same rows, in shadow mode."""
+    """Scored rows: the typed inputs, the outputs, the model that made them, their prediction
+    ids and when they were scored; ``shadow`` is the challenger's outputs for the same rows, in
+    shadow mode."""
 
     typed: pl.DataFrame
     outputs: pl.DataFrame
     model: LoadedModel
     prediction_ids: list[str]
     shadow: tuple[LoadedModel, pl.DataFrame] | None = None
+    scored_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One request's share of a scored batch: its output rows (one dict per row), their
+    prediction ids, and the model that made them."""
+
+    outputs: list[dict[str, Any]]
+    prediction_ids: list[str]
+    model: LoadedModel
 
 
 @dataclass
@@ -42,7 +56,7 @@ class _Job:
     columns: Columns
     rows: int
     request_id: str
-    future: asyncio.Future[Scored]
+    future: asyncio.Future[Answer]
 
 
 class MicroBatcher:
@@ -67,10 +81,10 @@ class MicroBatcher:
         self._worker: asyncio.Task[None] | None = None
         self._waiting = 0  # requests handed to score() and not answered yet
 
-    async def score(self, columns: Columns, request_id: str) -> Scored:
+    async def score(self, columns: Columns, request_id: str) -> Answer:
         """Score one request's rows with the next batch; raises RequestRefused for what the contract refuses."""
         rows = len(next(iter(columns.values()))) if columns else 0
-        future: asyncio.Future[Scored] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._waiting += 1
         try:
             await self._queue.put(_Job(columns, rows, request_id, future))
@@ -122,38 +136,40 @@ class MicroBatcher:
                 else:
                     job.future.set_result(result)
 
-    def _score_batch(self, jobs: list[_Job]) -> list[Scored | BaseException]:
+    def _score_batch(self, jobs: list[_Job]) -> list[Answer | BaseException]:
         champion, challenger = self.current()
         if champion is None:
             return [RequestRefused("no model is loaded yet: the project has no champion", status=503)] * len(jobs)
         names = list(jobs[0].columns)
         if len(jobs) > 1 and any(list(job.columns) != names for job in jobs):
-            return [self._score_one([job], champion, challenger) for job in jobs]
+            return [answer for job in jobs for answer in self._score_alone(job, champion, challenger)]
         merged = {name: [v for job in jobs for v in job.columns[name]] for name in names}
         try:
             scored = self._scored(to_frame(merged), jobs, champion, challenger)
         except RequestRefused as refused:
             if len(jobs) == 1:
                 return [refused]
-            return [self._score_one([job], champion, challenger) for job in jobs]  # find who is at fault
+            # find who is at fault
+            return [answer for job in jobs for answer in self._score_alone(job, champion, challenger)]
         self.on_scored(scored)
-        answers: list[Scored | BaseException] = []
+        records = scored.outputs.to_dicts()  # once a batch: each request takes its slice of plain rows
+        answers: list[Answer | BaseException] = []
         offset = 0
         for job in jobs:
             part = slice(offset, offset + job.rows)
             offset += job.rows
-            answers.append(Scored(scored.typed[part], scored.outputs[part], champion, scored.prediction_ids[part]))
+            answers.append(Answer(records[part], scored.prediction_ids[part], champion))
         return answers
 
-    def _score_one(
-        self, jobs: list[_Job], champion: LoadedModel, challenger: LoadedModel | None
-    ) -> Scored | BaseException:
+    def _score_alone(
+        self, job: _Job, champion: LoadedModel, challenger: LoadedModel | None
+    ) -> list[Answer | BaseException]:
         try:
-            scored = self._scored(to_frame(jobs[0].columns), jobs, champion, challenger)
+            scored = self._scored(to_frame(job.columns), [job], champion, challenger)
         except RequestRefused as refused:
-            return refused
+            return [refused]
         self.on_scored(scored)
-        return scored
+        return [Answer(scored.outputs.to_dicts(), scored.prediction_ids, champion)]
 
     @staticmethod
     def _scored(frame: pl.DataFrame, jobs: list[_Job], champion: LoadedModel, challenger: LoadedModel | None) -> Scored:

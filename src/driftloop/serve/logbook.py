@@ -1,7 +1,9 @@
 """Every online prediction, logged to the ``predictions`` table without holding up a request.
 
-Requests hand their rows to a bounded in-memory buffer; a background thread writes what has
-gathered every ``flush_seconds`` as one Delta commit. Nothing is dropped: when the lake cannot
+Scored batches are handed to a bounded in-memory buffer as they are; a background thread turns
+what has gathered into prediction rows (one frame for many batches, so the cost of building
+rows is paid per flush, not per request) and writes them every ``flush_seconds`` as one Delta
+commit. Nothing is dropped: when the lake cannot
 be written (or the buffer is full) the rows go to a Parquet file under ``PROJECT/spill/``,
 which the next server start (or the next successful flush) writes to the lake and removes.
 :meth:`PredictionLog.close` flushes everything, which the server does on shutdown (SIGTERM).
@@ -12,7 +14,9 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -24,16 +28,29 @@ SPILL_FOLDER = "spill"
 
 
 class PredictionLog:
-    """A bounded buffer of prediction rows, written to the lake in the background."""
+    """A bounded buffer of scored batches, written to the lake as prediction rows in the background.
 
-    def __init__(self, lake: Lake, spill: Path, *, capacity: int, flush_seconds: float) -> None:
+    ``render`` turns a list of buffered entries into the rows to write (by default the entries
+    are frames already, and are concatenated).
+    """
+
+    def __init__(
+        self,
+        lake: Lake,
+        spill: Path,
+        *,
+        capacity: int,
+        flush_seconds: float,
+        render: Callable[[list[Any]], pl.DataFrame] | None = None,
+    ) -> None:
         self.lake = lake
         self.spill = spill
         self.capacity = capacity
         self.flush_seconds = flush_seconds
+        self.render = render or (lambda frames: pl.concat(frames, how="diagonal_relaxed"))
         self.written = 0  # rows committed to the lake
         self.spilled = 0  # rows that went to a spill file (and may have been replayed since)
-        self._pending: list[pl.DataFrame] = []
+        self._pending: list[Any] = []
         self._rows = 0
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()  # one writer at a time: the thread, or close()
@@ -50,24 +67,31 @@ class PredictionLog:
         self._replay_spill()
         self._thread.start()
 
-    def add(self, rows: pl.DataFrame) -> None:
-        """Queue ``rows``; never blocks on the lake. A full buffer spills to disk instead."""
+    def add(self, entry: Any, rows: int | None = None) -> None:
+        """Queue ``entry`` (``rows`` rows, a frame's height by default); never blocks on the lake.
+        A full buffer spills the entry to disk instead."""
+        count = entry.height if rows is None else rows
         with self._lock:
-            if self._rows + rows.height <= self.capacity:
-                self._pending.append(rows)
-                self._rows += rows.height
+            if self._rows + count <= self.capacity:
+                self._pending.append(entry)
+                self._rows += count
                 return
-        logger.warning("prediction log buffer full (%d rows): spilling %d rows to disk", self.capacity, rows.height)
-        self._spill(rows)
+        logger.warning("prediction log buffer full (%d rows): spilling %d rows to disk", self.capacity, count)
+        self._spill(self.render([entry]))
 
     def flush(self) -> None:
         """Write what is buffered now (to the lake, or to a spill file if the lake refuses)."""
         with self._write_lock:
             with self._lock:
-                batch, self._pending, self._rows = self._pending, [], 0
+                batch, pending, self._pending, self._rows = self._pending, self._rows, [], 0
             if not batch:
                 return
-            rows = pl.concat(batch, how="diagonal_relaxed")
+            try:
+                rows = self.render(batch)
+            except Exception:
+                with self._lock:  # kept, not dropped: the next flush tries again
+                    self._pending, self._rows = batch + self._pending, self._rows + pending
+                raise
             try:
                 self.lake.append("predictions", rows, metadata={"driftloop.source": "online"})
             except LakeError as exc:

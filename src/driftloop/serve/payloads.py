@@ -23,7 +23,7 @@ from driftloop.errors import RequestRefused
 
 MLFLOW_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 Columns = dict[str, list[Any]]  # column name -> one value per row
-V2_DATATYPES = {pl.Float64: "FP64", pl.Float32: "FP32", pl.Int64: "INT64", pl.String: "BYTES", pl.Boolean: "BOOL"}
+V2_DATATYPES: dict[type, str] = {float: "FP64", bool: "BOOL", int: "INT64", str: "BYTES"}
 
 
 def from_records(records: Any, *, max_rows: int) -> Columns:
@@ -92,17 +92,15 @@ def from_v2(body: Any, *, max_rows: int) -> Columns:
     return from_columns(columns, max_rows=max_rows)
 
 
-def v2_outputs(outputs: pl.DataFrame) -> list[dict[str, Any]]:
-    """Output tensors of a v2 response, one per target."""
-    return [
-        {
-            "name": name,
-            "shape": [outputs.height],
-            "datatype": V2_DATATYPES.get(outputs.schema[name].base_type(), "FP64"),
-            "data": outputs.get_column(name).to_list(),
-        }
-        for name in outputs.columns
-    ]
+def v2_outputs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Output tensors of a v2 response, one per target, from the output rows."""
+    names = list(records[0]) if records else []
+    tensors = []
+    for name in names:
+        data = [record[name] for record in records]
+        kind = next((type(v) for v in data if v is not None), float)
+        tensors.append({"name": name, "shape": [len(data)], "datatype": V2_DATATYPES.get(kind, "FP64"), "data": data})
+    return tensors
 
 
 def _check_rows(rows: int, max_rows: int) -> None:
