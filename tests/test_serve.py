@@ -159,7 +159,8 @@ def test_bad_input_is_refused_with_field_level_errors(served: tuple[Project, Ser
         assert any(e["column"] == column for e in errors), (case, errors)
     mixed = server.client.post("/v1/predict", json=[good, {**good, "a": "warm"}])
     assert any(e.get("row") == 1 for e in mixed.json()["errors"])  # the row at fault is named
-    for body in (b"{not json", b"[]", b"[1, 2]", b'"text"'):
+    nan = b'{"a": NaN}'  # not JSON, though Python's json module would read it
+    for body in (b"{not json", b"[]", b"[1, 2]", b'"text"', nan, b"\xff\xfe"):
         refused = server.client.post("/v1/predict", content=body, headers={"content-type": "application/json"})
         assert refused.status_code == 422, (body, refused.text)
     assert server.client.post("/invocations", json={"nothing": []}).status_code == 422

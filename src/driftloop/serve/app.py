@@ -14,13 +14,13 @@ import asyncio
 import gc
 import hmac
 import itertools
-import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
+import orjson
 import polars as pl
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -253,14 +253,15 @@ async def _read_json(request: Request, limit: int) -> Any:
             raise RequestRefused(f"the body is more than the {limit} bytes allowed ([serve] max_body_bytes)",
                                  status=413)  # fmt: skip
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+        return orjson.loads(body)  # a C parser: json.loads was a tenth of the event loop's time
+    except orjson.JSONDecodeError as exc:
         raise RequestRefused(f"the body is not valid JSON: {exc}") from exc
 
 
 def _json(payload: Any) -> Response:
-    """A JSON answer serialised in one call (FastAPI's encoder would first walk every value)."""
-    return Response(json.dumps(payload, allow_nan=False, separators=(",", ":")), media_type="application/json")
+    """A JSON answer serialised in one call (FastAPI's encoder would first walk every value);
+    a NaN output is written as null, as JSON has no NaN."""
+    return Response(orjson.dumps(payload), media_type="application/json")
 
 
 def _ready(model: LoadedModel | None) -> LoadedModel:

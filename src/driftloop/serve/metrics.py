@@ -59,6 +59,7 @@ class MeasuredRequests:
     def __init__(self, app: ASGIApp, metrics: ServerMetrics) -> None:
         self.app = app
         self.metrics = metrics
+        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}  # labels() is a lookup with locks
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -77,6 +78,12 @@ class MeasuredRequests:
             await self.app(scope, receive, send_and_note)
         finally:
             route: Any = scope.get("route")  # set by the router on the same scope
-            endpoint = getattr(route, "path", "unmatched")
-            self.metrics.requests.labels(endpoint, str(status)).inc()
-            self.metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
+            key = (getattr(route, "path", "unmatched"), status)
+            if key not in self._children:
+                self._children[key] = (
+                    self.metrics.requests.labels(key[0], str(status)),
+                    self.metrics.latency.labels(key[0]),
+                )
+            count, latency = self._children[key]
+            count.inc()
+            latency.observe(time.perf_counter() - started)
