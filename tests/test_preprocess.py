@@ -5,7 +5,7 @@ import polars as pl
 import pytest
 
 from driftloop.errors import PreprocessError
-from driftloop.preprocess import UNKNOWN, Preprocessor, TargetScaler
+from driftloop.preprocess import NUMPY_ROWS, UNKNOWN, Preprocessor, TargetScaler
 
 TRAIN = pl.DataFrame(
     {"x": [1.0, 2.0, 3.0, 4.0, None], "c": ["a", "a", "b", None, "b"], "y": [10.0, 20.0, 30.0, 40.0, 50.0]}
@@ -24,8 +24,8 @@ def test_fitted_on_training_rows_and_applied_the_same_everywhere() -> None:
 
 
 def test_numbers_follow_the_documented_arithmetic_exactly() -> None:
-    """NumPy does the work; the result is bit for bit the arithmetic written as Polars expressions:
-    NaN is missing, clip, impute, standardise in float64, then one rounding to float32."""
+    """Small frames go through NumPy, large ones through Polars; both give bit for bit the
+    arithmetic: NaN is missing, clip, impute, standardise in float64, then one rounding to float32."""
     rng = np.random.default_rng(3)
     n = 2_000
     floats = rng.normal(5, 3, n)
@@ -50,8 +50,11 @@ def test_numbers_follow_the_documented_arithmetic_exactly() -> None:
             reference.append(value.is_null().cast(pl.Float32).alias(f"{name}__missing"))
     expected = frame.select(reference).to_numpy()
     assert prep.numeric_names == ["f", "f__missing", "i", "i__missing", "b", "b__missing"]
+    assert frame.height <= NUMPY_ROWS < 3 * frame.height
     assert numbers.dtype == np.float32 and np.array_equal(numbers, expected)
     assert np.isfinite(numbers).all()
+    large, _ = prep.transform(pl.concat([frame] * 3))
+    assert large.dtype == np.float32 and np.array_equal(large[: frame.height], expected)
 
 
 def test_state_round_trips_through_json_dicts() -> None:

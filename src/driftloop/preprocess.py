@@ -21,6 +21,8 @@ from driftloop.errors import PreprocessError
 
 CLIP_QUANTILES = (0.001, 0.999)
 UNKNOWN = 0  # the index of a missing or unseen category
+# Up to this many rows, numbers are transformed by NumPy; above, by Polars (``transform`` says why).
+NUMPY_ROWS = 4096
 
 
 @dataclass(frozen=True)
@@ -107,29 +109,51 @@ class Preprocessor:
     def transform(self, frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """The numeric matrix (float32) and the category index matrix (int64) for ``frame``.
 
-        Numbers go through NumPy, vectorised over all columns at once: a request of one row
-        through forty Polars expressions took 4.9 ms, this takes 0.2 ms, and a million rows
-        take about as long as Polars did. Each step is one IEEE operation in float64 (clip,
-        impute, subtract, divide), then one rounding to float32, so the results do not depend on
-        the engine.
+        Each number goes through the same IEEE operations in float64 (clip, impute, subtract,
+        divide), then one rounding to float32, so the engine does not change a bit: a small frame
+        (a request) through NumPy, where forty Polars expressions on one row took 4.9 ms against
+        0.3 ms; a large one (a batch) through Polars, which spreads the work over the cores
+        (26 ms against 52 ms for 250k rows x 20 columns).
         """
         _require(frame, [*self.numeric, *self.categorical])
-        plan = self._numeric_plan
-        numbers = np.empty((frame.height, len(plan.names)), np.float32)
-        if self.numeric:
-            values = np.empty((frame.height, len(self.numeric)), np.float64)
-            for i, name in enumerate(self.numeric):
-                values[:, i] = _float_values(frame.get_column(name))  # a missing value is NaN here
-            missing = np.isnan(values)
-            np.clip(values, plan.low, plan.high, out=values)
-            np.copyto(values, np.broadcast_to(plan.fill, values.shape), where=missing)
-            values -= plan.mean
-            values /= plan.std
-            numbers[:, plan.value_at] = values
-            numbers[:, plan.indicator_at] = missing[:, plan.indicator_of]
+        if frame.height > NUMPY_ROWS:
+            numbers = frame.select(self._numeric_expressions).to_numpy(writable=True) if self.numeric else None
+        else:
+            numbers = self._numeric_by_numpy(frame)
+        if numbers is None:
+            numbers = np.zeros((frame.height, 0), np.float32)
         codes = self._codes
         categories = frame.select(codes).to_numpy(writable=True) if codes else np.zeros((frame.height, 0), np.int64)
-        return numbers, categories.astype(np.int64, copy=False)
+        return numbers.astype(np.float32, copy=False), categories.astype(np.int64, copy=False)
+
+    def _numeric_by_numpy(self, frame: pl.DataFrame) -> np.ndarray:
+        plan = self._numeric_plan
+        numbers = np.empty((frame.height, len(plan.names)), np.float32, order="F")
+        if not self.numeric:
+            return numbers
+        values = np.empty((frame.height, len(self.numeric)), np.float64, order="F")  # columns contiguous
+        for i, name in enumerate(self.numeric):
+            values[:, i] = _float_values(frame.get_column(name))  # a missing value is NaN here
+        missing = np.isnan(values)
+        np.clip(values, plan.low, plan.high, out=values)
+        np.copyto(values, np.broadcast_to(plan.fill, values.shape), where=missing)
+        values -= plan.mean
+        values /= plan.std
+        numbers[:, plan.value_at] = values
+        numbers[:, plan.indicator_at] = missing[:, plan.indicator_of]
+        return numbers
+
+    @cached_property
+    def _numeric_expressions(self) -> list[pl.Expr]:
+        """The numeric transforms as Polars expressions, built once."""
+        expressions = []
+        for name, s in self.numeric.items():
+            value = pl.col(name).cast(pl.Float64).fill_nan(None)
+            scaled = (value.clip(s.low, s.high).fill_null(s.fill) - s.mean) / s.std
+            expressions.append(scaled.cast(pl.Float32).alias(name))
+            if s.indicator:
+                expressions.append(value.is_null().cast(pl.Float32).alias(f"{name}__missing"))
+        return expressions
 
     @cached_property
     def _numeric_plan(self) -> _NumericPlan:
