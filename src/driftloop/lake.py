@@ -104,7 +104,7 @@ class Where:
 
     def expr(self) -> pl.Expr:
         """The selection as a Polars predicate (a null never matches)."""
-        conditions = [pl.col(c).is_in(pl.lit(pl.Series(v))) for c, v in self._values().items()]
+        conditions = [pl.col(c).is_in(v) for c, v in self._values().items()]
         conditions += [(pl.col(c) >= pl.lit(lo)) & (pl.col(c) < pl.lit(hi)) for c, (lo, hi) in self.between.items()]
         return pl.all_horizontal(conditions).fill_null(False)
 
@@ -138,12 +138,12 @@ def _values_coverage(
 ) -> tuple[pl.Expr, pl.Expr]:
     """(every row of each file has one of ``values`` in ``column``, no row has); null where the log cannot tell."""
     if column in partition_by:
-        inside = pl.col(f"partition.{column}").is_in(pl.lit(pl.Series(values)))
+        inside = pl.col(f"partition.{column}").is_in(values)
         return inside, ~inside
     low, high, nulls = _stats(files, column)
     if low is None or high is None or nulls is None:
         return pl.lit(None, pl.Boolean), pl.lit(None, pl.Boolean)
-    every = (low == high) & low.is_in(pl.lit(pl.Series(values))) & (nulls == 0)
+    every = (low == high) & low.is_in(values) & (nulls == 0)
     none = (high < pl.lit(values[0])) | (low > pl.lit(values[-1]))  # values are sorted
     return every, none
 
