@@ -61,6 +61,17 @@ def test_replace_rewrites_a_file_it_selects_only_partly(tmp_path: Path) -> None:
     assert lake.read("raw", version=0).height == 6  # the earlier version is intact
 
 
+def test_a_file_written_before_a_new_column_keeps_its_other_rows_when_cut(tmp_path: Path) -> None:
+    lake = Lake(tmp_path)
+    lake.append("raw", pl.concat([rows(1, "a"), rows(1, "b")]))  # one file, two batches, no column w
+    lake.append("raw", rows(2, "c").with_columns(pl.lit(1.0).alias("w")))  # the table gains w
+    for _ in range(2):  # a rerun replaces again
+        lake.replace("raw", rows(1, "b").with_columns(pl.lit(2.0).alias("w")), where=Where(equal={BATCH_ID: "b"}))
+    table = lake.read("raw").sort("k")
+    assert table.get_column("k").to_list() == ["a-0", "a-1", "a-2", "b-0", "b-1", "b-2", "c-0", "c-1", "c-2"]
+    assert table.get_column("w").to_list() == [None] * 3 + [2.0] * 3 + [1.0] * 3
+
+
 def test_file_coverage_is_decided_from_the_log_statistics(tmp_path: Path) -> None:
     lake = Lake(tmp_path)
     for day, batch in ((1, "a"), (2, "b"), (3, "c")):

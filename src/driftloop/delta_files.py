@@ -64,6 +64,19 @@ def delta_schema(frame: pl.DataFrame) -> Schema:
     return Schema.from_arrow(frame.head(0).to_arrow().schema)
 
 
+def same_columns(left: Schema, right: Schema) -> bool:
+    """Whether two schemas hold the same columns with the same types, in any order.
+
+    A table that gained a column has it after its partition column, while new rows list the
+    partition column last: the order differs, the files are read by name all the same.
+    """
+    return _fields(left) == _fields(right)
+
+
+def _fields(schema: Schema) -> dict[str, str]:
+    return {field["name"]: json.dumps(field, sort_keys=True) for field in json.loads(schema.to_json())["fields"]}
+
+
 def commit(
     root: str,
     actions: list[AddAction],
@@ -111,11 +124,17 @@ def remove_action(row: Mapping[str, Any], partition_by: list[str]) -> RemoveActi
 
 def read_file(root: str, row: Mapping[str, Any], schema: pl.Schema) -> pl.DataFrame:
     """The rows of one data file of the table at ``root`` (from its ``get_add_actions`` row), with
-    its partition values restored as columns, in the order and types of ``schema``."""
+    its partition values restored as columns, in the order and types of ``schema`` (a column the
+    table gained after the file was written is null, as Delta readers show it)."""
     frame = pl.read_parquet(Path(root) / unquote(row["path"]))
     partitions = {key.removeprefix("partition."): value for key, value in row.items() if key.startswith("partition.")}
     frame = frame.with_columns(pl.lit(value).cast(schema[name]).alias(name) for name, value in partitions.items())
-    return frame.select([pl.col(name).cast(dtype) for name, dtype in schema.items()])
+    return frame.select(
+        [
+            (pl.col(name) if name in frame.columns else pl.lit(None)).cast(dtype).alias(name)
+            for name, dtype in schema.items()
+        ]
+    )
 
 
 def _partitions(frame: pl.DataFrame, partition_by: list[str]) -> Iterator[tuple[tuple[Any, ...], pl.DataFrame]]:

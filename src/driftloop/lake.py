@@ -278,8 +278,10 @@ class Lake:
         uri = self.uri(table)
         schema = delta_files.delta_schema(frame)
         current = self._table(table) if self.exists(table) else None
-        if current is not None and current.schema().to_json() != schema.to_json():
-            return self._write_deltalake(table, frame, where=where, metadata=metadata)
+        if current is not None:
+            if not delta_files.same_columns(current.schema(), schema):
+                return self._write_deltalake(table, frame, where=where, metadata=metadata)
+            schema = current.schema()  # the table's column order (files are read by name)
         # The common case, an unchanged schema, is written by Polars (delta_files says why) and
         # committed by us: one transaction adding the new files and removing the replaced ones.
         try:
