@@ -4,6 +4,7 @@ from collections import Counter
 
 import polars as pl
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from driftloop.contract import Column, ColumnType, Contract, Role
 from driftloop.demo.data import messy_energy
@@ -159,3 +160,33 @@ def test_the_compiled_row_check_agrees_with_the_full_check(small_contract: Contr
     parsed = checker.valid_rows(as_json)
     assert parsed is not None and parsed.equals(typed)
     assert checker.valid_rows(as_json.with_columns(pl.lit("soon").alias("ts"))) is None  # the full check names it
+
+
+VALUES = {
+    "x": st.one_of(st.none(), st.floats(-10, 120), st.sampled_from([float("nan"), float("inf"), -float("inf")])),
+    "n": st.one_of(st.none(), st.integers(-3, 10)),
+    "colour": st.one_of(st.none(), st.sampled_from(["red", "green", "blue"])),
+    "flag": st.one_of(st.none(), st.booleans()),
+    "id": st.one_of(st.none(), st.sampled_from(["e1", "e2"])),
+}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.fixed_dictionaries(VALUES), min_size=1, max_size=6))
+def test_the_compiled_check_never_passes_what_the_full_check_refuses(small_contract: Contract, rows: list) -> None:
+    """Typed values as JSON brings them (NaN, infinities, nulls, out of range, unknown
+    categories): the compiled check passes exactly the frames the full check accepts whole,
+    with the same typed values."""
+    frame = pl.DataFrame(
+        {
+            **{name: pl.Series(name, [r[name] for r in rows], dtype) for name, dtype in (
+                ("id", pl.String), ("x", pl.Float64), ("n", pl.Int64), ("colour", pl.String), ("flag", pl.Boolean))},
+            "ts": pl.Series("ts", ["2024-03-01T10:00:00"] * len(rows)),
+        }
+    )  # fmt: skip
+    full = check_batch(frame, small_contract, check_keys=False)
+    fast = RowChecker(small_contract).valid_rows(frame)
+    accepted_whole = full.ok and full.rejected.height == 0
+    assert (fast is not None) == accepted_whole
+    if fast is not None:
+        assert fast.equals(full.valid.drop(ROW).select(fast.columns))

@@ -117,9 +117,9 @@ class RowChecker:
     Scoring checks small frames over and over (one request, one row): building and running a
     hundred rule expressions costs more than the check itself. For an input whose columns all
     convert to their contract types without parsing text, the casts are built once per schema
-    and the rules run on NumPy arrays, column by column; anything else (text to parse, a missing
-    column, an invalid row to explain) goes through :func:`check_batch`, which gives the same
-    verdicts with every reason.
+    and the rules run on NumPy arrays (the numeric ones as a few vectorised comparisons);
+    anything else (text to parse, a missing column, an invalid row to explain) goes through
+    :func:`check_batch`, which gives the same verdicts with every reason.
     """
 
     # Up to this many rows, allowed values are checked against a Python set; above, by Polars.
