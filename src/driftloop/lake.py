@@ -3,9 +3,9 @@
 One class, :class:`Lake`, owns reading and writing them. Writes are atomic Delta commits;
 ``replace`` swaps exactly the rows a :class:`Where` selects (so a rerun replaces instead of
 duplicating): whole files by their statistics in the log, and the files it cuts through
-rewritten without the selected rows, in one commit. ``merge`` upserts by key. Delta's optimistic concurrency makes two writers safe:
-a commit that loses a race is retried, and since each write is whole or nothing, retrying
-never duplicates.
+rewritten without the selected rows, in one commit. ``merge`` upserts by key. Delta's
+optimistic concurrency makes two writers safe: a commit that loses a race is retried, and
+since each write is whole or nothing, retrying never duplicates.
 """
 
 from __future__ import annotations
