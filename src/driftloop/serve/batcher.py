@@ -142,15 +142,14 @@ class MicroBatcher:
             return [RequestRefused("no model is loaded yet: the project has no champion", status=503)] * len(jobs)
         names = list(jobs[0].columns)
         if len(jobs) > 1 and any(list(job.columns) != names for job in jobs):
-            return [answer for job in jobs for answer in self._score_alone(job, champion, challenger)]
+            return [self._score_alone(job, champion, challenger) for job in jobs]
         merged = {name: [v for job in jobs for v in job.columns[name]] for name in names}
         try:
             scored = self._scored(to_frame(merged), jobs, champion, challenger)
         except RequestRefused as refused:
             if len(jobs) == 1:
                 return [refused]
-            # find who is at fault
-            return [answer for job in jobs for answer in self._score_alone(job, champion, challenger)]
+            return [self._score_alone(job, champion, challenger) for job in jobs]  # find who is at fault
         self.on_scored(scored)
         records = scored.outputs.to_dicts()  # once a batch: each request takes its slice of plain rows
         answers: list[Answer | BaseException] = []
@@ -161,15 +160,13 @@ class MicroBatcher:
             answers.append(Answer(records[part], scored.prediction_ids[part], champion))
         return answers
 
-    def _score_alone(
-        self, job: _Job, champion: LoadedModel, challenger: LoadedModel | None
-    ) -> list[Answer | BaseException]:
+    def _score_alone(self, job: _Job, champion: LoadedModel, challenger: LoadedModel | None) -> Answer | BaseException:
         try:
             scored = self._scored(to_frame(job.columns), [job], champion, challenger)
         except RequestRefused as refused:
-            return [refused]
+            return refused
         self.on_scored(scored)
-        return [Answer(scored.outputs.to_dicts(), scored.prediction_ids, champion)]
+        return Answer(scored.outputs.to_dicts(), scored.prediction_ids, champion)
 
     @staticmethod
     def _scored(frame: pl.DataFrame, jobs: list[_Job], champion: LoadedModel, challenger: LoadedModel | None) -> Scored:
