@@ -39,7 +39,6 @@ class NumericState:
 
 @dataclass(frozen=True)
 class _NumericPlan:
-    names: list[str]
     low: np.ndarray
     high: np.ndarray
     fill: np.ndarray
@@ -116,21 +115,19 @@ class Preprocessor:
         (26 ms against 52 ms for 250k rows x 20 columns).
         """
         _require(frame, [*self.numeric, *self.categorical])
-        if frame.height > NUMPY_ROWS:
-            numbers = frame.select(self._numeric_expressions).to_numpy(writable=True) if self.numeric else None
+        if not self.numeric:
+            numbers = np.zeros((frame.height, 0), np.float32)
+        elif frame.height > NUMPY_ROWS:
+            numbers = frame.select(self._numeric_expressions).to_numpy(writable=True)
         else:
             numbers = self._numeric_by_numpy(frame)
-        if numbers is None:
-            numbers = np.zeros((frame.height, 0), np.float32)
         codes = self._codes
         categories = frame.select(codes).to_numpy(writable=True) if codes else np.zeros((frame.height, 0), np.int64)
         return numbers.astype(np.float32, copy=False), categories.astype(np.int64, copy=False)
 
     def _numeric_by_numpy(self, frame: pl.DataFrame) -> np.ndarray:
         plan = self._numeric_plan
-        numbers = np.empty((frame.height, len(plan.names)), np.float32, order="F")
-        if not self.numeric:
-            return numbers
+        numbers = np.empty((frame.height, len(self.numeric_names)), np.float32, order="F")
         values = np.empty((frame.height, len(self.numeric)), np.float64, order="F")  # columns contiguous
         for i, name in enumerate(self.numeric):
             values[:, i] = _float_values(frame.get_column(name))  # a missing value is NaN here
@@ -168,7 +165,6 @@ class Preprocessor:
                 indicator_at.append(value_at[-1] + 1)
                 indicator_of.append(i)
         return _NumericPlan(
-            names=self.numeric_names,
             low=np.array([s.low for s in states], np.float64),
             high=np.array([s.high for s in states], np.float64),
             fill=np.array([s.fill for s in states], np.float64),
