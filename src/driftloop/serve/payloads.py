@@ -165,9 +165,30 @@ def request_schemas(contract: Contract) -> dict[str, dict[str, Any]]:
     return {"v1": {"oneOf": [record, records]}, "mlflow": mlflow, "v2": v2}
 
 
-def openapi_body(schema: dict[str, Any]) -> dict[str, Any]:
-    """``openapi_extra`` for a route whose JSON body is read by hand (so a bad one is our 422)."""
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+def answer_schemas(contract: Contract) -> dict[str, dict[str, Any]]:
+    """OpenAPI schemas of the answers of the three protocols (for /docs and clients)."""
+    number = {"type": "number", "nullable": True}  # null where the network gave NaN
+    outputs = dict.fromkeys(contract.targets, number)
+    row = {"type": "object", "properties": outputs, "required": list(contract.targets)}
+    v1_row = {"type": "object", "properties": {**outputs, "prediction_id": {"type": "string"}},
+              "required": [*contract.targets, "prediction_id"]}  # fmt: skip
+    tensor = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "shape": {"type": "array", "items": {"type": "integer"}},
+                       "datatype": {"type": "string"}, "data": {"type": "array", "items": number}},
+        "required": ["name", "shape", "datatype", "data"],
+    }  # fmt: skip
+    text = {"type": "string"}
+    return {
+        "v1": {"type": "object", "required": ["model", "model_version", "request_id", "predictions"],
+               "properties": {"model": text, "model_version": text, "request_id": text,
+                              "predictions": {"type": "array", "items": v1_row}}},
+        "mlflow": {"type": "object", "required": ["predictions"],
+                   "properties": {"predictions": {"type": "array", "items": row}}},
+        "v2": {"type": "object", "required": ["model_name", "model_version", "id", "outputs"],
+               "properties": {"model_name": text, "model_version": text, "id": text,
+                              "outputs": {"type": "array", "items": tensor}}},
+    }  # fmt: skip
 
 
 def _json_type(column: Column) -> dict[str, Any]:
