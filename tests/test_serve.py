@@ -21,9 +21,11 @@ import pytest
 from starlette.types import Receive, Scope, Send
 
 from driftloop.config import Project
-from driftloop.errors import RequestRefused
+from driftloop.errors import MonitorError, RequestRefused
 from driftloop.lake import Lake
 from driftloop.model.trainer import train_project
+from driftloop.monitor.traffic import logged_inputs
+from driftloop.monitor.window import monitor_window
 from driftloop.predict import predict_window
 from driftloop.registry import CHALLENGER, CHAMPION, Registry
 from driftloop.serve.logbook import PredictionLog
@@ -226,6 +228,36 @@ def test_sigterm_flushes_every_answered_prediction_and_the_shadow_is_logged_not_
     assert online.get_column("inputs").str.contains('"a"').all()  # the inputs monitoring needs
     shadow = logged.filter(pl.col("source") == "shadow")
     assert shadow.height == answered and set(shadow.get_column("model_version")) == {challenger}
+
+    # Monitoring reads the served traffic back: its inputs, its outputs, and the shadow beside them.
+    day = (datetime(2024, 1, 3), datetime(2024, 1, 4))
+    watched = monitor_window(project, *day, source="online", version="1")
+    assert watched.rows == answered and {"a", "b"} <= {c.column for c in watched.inputs.columns}
+    truth = raw_rows(project).join(project.lake.read("features").select("ts", "y"), on="ts").select("ts", "y")
+    paired = (
+        online.select("prediction_id", pl.col("event_time").alias("ts"), "y")
+        .join(shadow.select("prediction_id", pl.col("y").alias("shadow")), on="prediction_id")
+        .join(truth.rename({"y": "actual"}), on="ts")
+    )
+    assert paired.height == answered  # every request is paired with its shadow and its truth
+    [performance] = watched.performance
+    assert performance.rows == answered
+    assert performance.metrics["mae"] == pytest.approx((paired["y"] - paired["actual"]).abs().mean())
+    [versus] = watched.shadow
+    assert (versus.challenger_version, versus.rows, versus.labelled_rows) == (challenger, answered, answered)
+    assert versus.mean_abs_difference == pytest.approx((paired["y"] - paired["shadow"]).abs().mean())
+    assert versus.challenger["mae"] == pytest.approx((paired["shadow"] - paired["actual"]).abs().mean())
+    sections = set(project.lake.read("monitoring").get_column("section"))
+    assert {"online input", "online prediction", "online performance", "online verdict", "shadow"} == sections
+    before = project.lake.read("monitoring").height
+    monitor_window(project, *day, source="online", version="1")  # a rerun replaces its own rows
+    assert project.lake.read("monitoring").height == before
+    with pytest.raises(MonitorError, match="no online predictions"):
+        monitor_window(project, datetime(2024, 1, 9), datetime(2024, 1, 10), source="online", version="1")
+    with pytest.raises(MonitorError, match="no stream 'nightly'"):
+        monitor_window(project, *day, source="nightly")  # type: ignore[arg-type]
+    with pytest.raises(MonitorError, match="cannot be read back"):
+        logged_inputs(online.head(1).with_columns(inputs=pl.lit("{not json")), project.contract)
 
 
 def test_the_server_follows_a_promotion_without_a_failed_request(tmp_path: Path) -> None:

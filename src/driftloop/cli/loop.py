@@ -59,6 +59,9 @@ def monitor(
         Path | None, typer.Option("--report", help="Folder of the HTML+PNG report (default: PROJECT/reports).")
     ] = None,
     no_report: Annotated[bool, typer.Option("--no-report", help="Skip the HTML and PNG report.")] = False,
+    source: Annotated[
+        str, typer.Option(help="Stream to monitor: batch (features, batch predictions) or online (served requests).")
+    ] = "batch",
     project_dir: ProjectOption = Path(),
     as_json: JsonOption = False,
 ) -> None:
@@ -70,7 +73,7 @@ def monitor(
     pages: tuple[Path, Path] | None = None
     with progress_bar(as_json) as progress:
         progress.add_task("profiling and testing the window", total=None)
-        report = monitor_window(project, start, end, version=version)
+        report = monitor_window(project, start, end, version=version, source=source)  # type: ignore[arg-type]
         if not no_report:
             from driftloop.monitor.report import write_report
 
@@ -88,6 +91,8 @@ def monitor(
                 "drift_share": report.inputs.drift_share,
                 "drifted_predictions": report.predictions.drifted if report.predictions else [],
                 "performance": [p.to_dict() for p in report.performance],
+                "source": report.source,
+                "shadow": [c.to_dict() for c in report.shadow],
                 "report": [str(p) for p in pages] if pages else None,
             }
         )
@@ -95,7 +100,7 @@ def monitor(
     colour = {"ok": "green", "warn": "yellow"}.get(report.verdict.level, "red")
     out.print(
         f"[{colour}]{report.verdict.level}[/] {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}, "
-        f"{report.rows:,} rows, model version {report.model_version}"
+        f"{report.rows:,} {report.source} rows, model version {report.model_version}"
     )
     for reason in report.verdict.reasons:
         out.print(f"  - {reason}")
@@ -113,6 +118,15 @@ def monitor(
             perf.add_row(p.target, f"{p.rows:,}", f"{m['mae']:.4g}", f"{m['rmse']:.4g}", f"{m['smape']:.4g}",
                          f"{m['r2']:.3f}", f"{p.worsening:+.0%}")  # fmt: skip
         out.print(perf)
+    if report.shadow:
+        metric = project.settings.promote.metric
+        shadow = Table("target", "challenger", "requests", "mean |diff|", "labelled", f"champion {metric}",
+                       f"challenger {metric}", title="Shadow: the challenger on the same requests")  # fmt: skip
+        for c in report.shadow:
+            shadow.add_row(c.target, c.challenger_version, f"{c.rows:,}", f"{c.mean_abs_difference:.4g}",
+                           f"{c.labelled_rows:,}", f"{c.champion.get(metric, float('nan')):.4g}",
+                           f"{c.challenger.get(metric, float('nan')):.4g}")  # fmt: skip
+        out.print(shadow)
     if pages:
         out.print(f"report: {pages[0]} (summary: {pages[1].name})")
 

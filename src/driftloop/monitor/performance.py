@@ -49,7 +49,7 @@ def evaluate(
     metric: str,
 ) -> list[TargetPerformance]:
     """Metrics of the window's predictions against ``truth`` (from :func:`actuals`)."""
-    keyed = predictions.with_columns(_key_columns(contract))
+    keyed = predictions.with_columns(key_columns(contract))
     joined = keyed.join(truth, on=contract.key, how="inner")
     results = []
     for target in contract.targets:
@@ -73,7 +73,7 @@ def evaluate(
     return results
 
 
-def _key_columns(contract: Contract) -> list[pl.Expr]:
+def key_columns(contract: Contract) -> list[pl.Expr]:
     """The contract's key columns rebuilt from a prediction row's entity id and event time."""
     columns = []
     if contract.id_column:

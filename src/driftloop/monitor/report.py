@@ -38,8 +38,9 @@ DISTRIBUTIONS_SHOWN = 6
 def write_report(project: Project, report: WindowReport, folder: Path) -> tuple[Path, Path]:
     """Write ``monitor_<start>_<end>.html`` and ``.png`` into ``folder``; returns both paths."""
     folder.mkdir(parents=True, exist_ok=True)
-    stem = f"monitor_{report.since:%Y%m%dT%H%M}_{report.until:%Y%m%dT%H%M}"
-    history = _history(project)
+    stream = "" if report.source == "batch" else f"{report.source}_"
+    stem = f"monitor_{stream}{report.since:%Y%m%dT%H%M}_{report.until:%Y%m%dT%H%M}"
+    history = _history(project, "performance" if report.source == "batch" else f"{report.source} performance")
     metric = project.settings.promote.metric
     events = Registry(project).events()
     figures = [_metric_over_time(history, events, metric), _drift_bars(report), _distributions(report)]
@@ -51,13 +52,13 @@ def write_report(project: Project, report: WindowReport, folder: Path) -> tuple[
     return page, picture
 
 
-def _history(project: Project) -> pl.DataFrame:
+def _history(project: Project, section: str) -> pl.DataFrame:
     lake = project.lake
     if not lake.exists("monitoring"):
         return pl.DataFrame(
             schema={"window_end": pl.Datetime("us"), "column": pl.String, "statistic": pl.String, "value": pl.Float64}
         )
-    rows = lake.read("monitoring").filter(pl.col("section") == "performance")
+    rows = lake.read("monitoring").filter(pl.col("section") == section)
     # The latest computation of each window counts.
     latest = rows.group_by("window_start", "window_end", "model_version").agg(pl.col("computed_at").max())
     return rows.join(latest, on=["window_start", "window_end", "model_version", "computed_at"]).sort("window_end")
@@ -158,6 +159,21 @@ def _page(report: WindowReport, metric: str, charts: list[str]) -> str:
         for c in sorted(report.inputs.columns, key=severity, reverse=True)
     )
     title = f"driftloop monitoring {report.since:%Y-%m-%d} to {report.until:%Y-%m-%d}"
+    stream = "batch predictions" if report.source == "batch" else "online traffic"
+    shadow_columns = ("target", "challenger", "requests", "mean |difference|", "labelled", f"champion {metric}",
+                      f"challenger {metric}")  # fmt: skip
+    shadow_head = "".join(f"<th>{h}</th>" for h in shadow_columns)
+    shadow = "".join(
+        f"<tr><td>{html.escape(c.target)}</td><td>{html.escape(c.challenger_version)}</td><td>{c.rows:,}</td>"
+        f"<td>{c.mean_abs_difference:.4g}</td><td>{c.labelled_rows:,}</td>"
+        f"<td>{c.champion.get(metric, float('nan')):.4g}</td><td>{c.challenger.get(metric, float('nan')):.4g}</td></tr>"
+        for c in report.shadow
+    )
+    shadow_part = (
+        f"<h2>Shadow: the challenger on the same requests</h2><table><tr>{shadow_head}</tr>{shadow}</table>"
+        if shadow
+        else ""
+    )
     performance_head = "".join(
         f"<th>{h}</th>" for h in ("target", "rows", "MAE", "RMSE", "SMAPE %", "R²", f"test {metric}", "vs test")
     )
@@ -168,11 +184,12 @@ def _page(report: WindowReport, metric: str, charts: list[str]) -> str:
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title><style>{style}</style></head>
 <body><h1>Monitoring: {report.since:%Y-%m-%d %H:%M} to {report.until:%Y-%m-%d %H:%M}</h1>
-<p>{report.rows:,} rows, model version {html.escape(report.model_version)}</p>
+<p>{stream}: {report.rows:,} rows, model version {html.escape(report.model_version)}</p>
 {charts[0]}
 <p class="verdict">{report.verdict.level}</p><ul>{reasons}</ul>
 <h2>Performance (labelled rows)</h2>
 <table><tr>{performance_head}</tr>{performance}</table>
+{shadow_part}
 <h2>Input drift</h2>{charts[1]}
 <table><tr>{drift_head}</tr>{drift}</table>
 {charts[2]}

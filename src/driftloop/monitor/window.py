@@ -1,19 +1,24 @@
 """Monitor one window: drift of inputs and predictions against the model's training profile,
 performance where labels exist, a verdict, and rows in the ``monitoring`` table.
 
-The model is the one whose batch predictions cover the window (the champion's when several
-did). Rerunning a window replaces its monitoring rows.
+Two streams are monitored apart: ``batch`` (the features table and the batch predictions of
+the window) and ``online`` (the requests the server answered: their logged inputs and
+outputs, and the challenger's shadow outputs when shadow mode is on). The model is the one
+whose predictions cover the window (the champion's when several did). Rerunning a window
+replaces its monitoring rows of the same stream.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Literal
 
 import polars as pl
 
 from driftloop.config import Project
+from driftloop.contract import Contract
 from driftloop.errors import MonitorError
 from driftloop.lake import Where
 from driftloop.model.package import ModelPackage
@@ -21,8 +26,12 @@ from driftloop.model.trainer import model_inputs
 from driftloop.monitor.drift import DriftReport, compare
 from driftloop.monitor.performance import TargetPerformance, actuals, evaluate
 from driftloop.monitor.profile import Profile, profile
+from driftloop.monitor.traffic import ShadowComparison, compare_shadow, logged_inputs
 from driftloop.monitor.verdict import Verdict, decide
 from driftloop.registry import CHAMPION, Registry
+
+Stream = Literal["batch", "online"]
+SECTIONS = ("input", "prediction", "performance", "verdict")
 
 MONITORING_SCHEMA: dict[str, pl.DataType] = {
     "window_start": pl.Datetime("us"),
@@ -30,7 +39,8 @@ MONITORING_SCHEMA: dict[str, pl.DataType] = {
     "computed_at": pl.Datetime("us", "UTC"),
     "model_name": pl.String(),
     "model_version": pl.String(),
-    "section": pl.String(),  # input, prediction, performance, verdict
+    # input, prediction, performance, verdict (batch); "online " + those, and shadow (online)
+    "section": pl.String(),
     "column": pl.String(),
     "statistic": pl.String(),
     "value": pl.Float64(),
@@ -54,37 +64,59 @@ class WindowReport:
     verdict: Verdict
     reference: Profile  # the model's training inputs
     current: Profile  # the window's inputs, on the reference's bins
+    source: Stream = "batch"
+    shadow: list[ShadowComparison] = field(default_factory=list)  # online, in shadow mode
 
 
-def monitor_window(project: Project, since: datetime, until: datetime, *, version: str | None = None) -> WindowReport:
-    """Monitor ``since <= event time < until`` and write the results to ``monitoring``."""
+def monitor_window(
+    project: Project, since: datetime, until: datetime, *, version: str | None = None, source: Stream = "batch"
+) -> WindowReport:
+    """Monitor ``since <= event time < until`` of one stream and write the results to ``monitoring``."""
     contract, lake, registry = project.contract, project.lake, Registry(project)
     clock = contract.event_time_column
     if clock is None:
         raise MonitorError("monitoring windows are by event time; the contract has no event_time column")
-    in_window = _predictions(project, since, until)  # read once: it names the version and holds the outputs
+    if source not in ("batch", "online"):
+        raise MonitorError(f"no stream {source!r} to monitor; choose 'batch' or 'online'")
+    in_window = _predictions(project, since, until, source)  # read once: it names the version and holds the outputs
     chosen = version or _version_in(in_window, registry) or registry.aliases().get(CHAMPION)
     if chosen is None:
         raise MonitorError("no model to monitor: nothing scored this window and there is no champion")
     package = registry.load(chosen)
-    rows = lake.read("features", since=since, until=until, time_column=clock)
-    if rows.is_empty():
-        raise MonitorError(f"no feature rows between {since} and {until}; nothing to monitor")
-    inputs, reference, current = _input_drift(package, rows, project)
     scored = in_window.filter(pl.col("model_version") == chosen) if in_window.height else in_window
+    window = lake.read("features", since=since, until=until, time_column=clock) if lake.exists("features") else None
+    rows = window if source == "batch" else logged_inputs(scored, contract) if scored.height else None
+    if rows is None or rows.is_empty():
+        what = "feature rows" if source == "batch" else f"online predictions of version {chosen}"
+        raise MonitorError(f"no {what} between {since} and {until}; nothing to monitor")
+    inputs, reference, current = _input_drift(package, rows, project)
     predictions = _prediction_drift(package, scored) if scored.height else None
     labels = lake.read("labels", since=since, until=until, time_column=clock) if lake.exists("labels") else None
+    truth = actuals(contract, _with_known_targets(rows, window, contract) if source == "online" else rows, labels)
     test_metrics = package.metrics.get("network", {}).get("test", {})
     metric = project.settings.promote.metric
-    performance = (
-        evaluate(scored, actuals(contract, rows, labels), contract, test_metrics, metric) if scored.height else []
-    )
+    performance = evaluate(scored, truth, contract, test_metrics, metric) if scored.height else []
     verdict = decide(inputs, predictions, performance, project.settings.monitor, metric)
+    shadow = (
+        compare_shadow(scored, _predictions(project, since, until, "shadow"), truth, contract)
+        if source == "online"
+        else []
+    )
     report = WindowReport(
-        since, until, chosen, rows.height, inputs, predictions, performance, verdict, reference, current
+        since, until, chosen, rows.height, inputs, predictions, performance, verdict, reference, current, source, shadow
     )
     _write(project, registry.name, report)
     return report
+
+
+def _with_known_targets(rows: pl.DataFrame, window: pl.DataFrame | None, contract: Contract) -> pl.DataFrame:
+    """The keys of online rows (one row per key: a row may be requested many times), with the
+    targets raw data of the same keys has carried since; labels come on top of these."""
+    keys = rows.select(*contract.key, *contract.targets).unique(contract.key, keep="first")
+    if window is None or not contract.key:
+        return keys
+    known = window.select(*contract.key, *contract.targets).unique(contract.key, keep="last")
+    return keys.drop(contract.targets).join(known, on=contract.key, how="left")
 
 
 def _reference(package: ModelPackage, part: str) -> Profile:
@@ -108,12 +140,13 @@ def _prediction_drift(package: ModelPackage, scored: pl.DataFrame) -> DriftRepor
     return compare(reference, current)
 
 
-def _predictions(project: Project, since: datetime, until: datetime) -> pl.DataFrame:
-    """The window's batch predictions (online and shadow rows of the same keys would count twice)."""
+def _predictions(project: Project, since: datetime, until: datetime, source: str) -> pl.DataFrame:
+    """The window's predictions from one source: batch, online or shadow (streams are never mixed:
+    the same rows scored in batch and online would count twice)."""
     if not project.lake.exists("predictions"):
         return pl.DataFrame()
     rows = project.lake.read("predictions", since=since, until=until, time_column="event_time")
-    return rows.filter(pl.col("source") == "batch")
+    return rows.filter(pl.col("source") == source)
 
 
 def _version_in(scored: pl.DataFrame, registry: Registry) -> str | None:
@@ -140,6 +173,7 @@ def _write(project: Project, model: str, report: WindowReport) -> None:
         flagged: bool,
         detail: str = "",
     ) -> None:
+        section = section if report.source == "batch" or section == "shadow" else f"{report.source} {section}"
         rows.append({"section": section, "column": column, "statistic": statistic, "value": value,
                      "threshold": threshold, "flagged": flagged, "detail": detail})  # fmt: skip
 
@@ -156,6 +190,14 @@ def _write(project: Project, model: str, report: WindowReport) -> None:
         add("performance", target.target, "residual_mean", target.residual_mean, None, False)
         add("performance", target.target, "residual_std", target.residual_std, None, False)
         add("performance", target.target, "worsening", target.worsening, None, False)
+    for pair in report.shadow:
+        detail = f"challenger version {pair.challenger_version}"
+        add("shadow", pair.target, "mean_abs_difference", pair.mean_abs_difference, None, False, detail)
+        add("shadow", pair.target, "labelled_rows", float(pair.labelled_rows), None, False, detail)
+        for name, value in pair.champion.items():
+            add("shadow", pair.target, f"champion_{name}", value, None, False, detail)
+        for name, value in pair.challenger.items():
+            add("shadow", pair.target, f"challenger_{name}", value, None, False, detail)
     add("verdict", None, report.verdict.level, float(len(report.verdict.reasons)), None,
         report.verdict.retrain_signal, json.dumps(report.verdict.reasons))  # fmt: skip
     frame = (
@@ -169,12 +211,14 @@ def _write(project: Project, model: str, report: WindowReport) -> None:
         )
         .select([pl.col(c).cast(t) for c, t in MONITORING_SCHEMA.items()])
     )
+    sections = SECTIONS if report.source == "batch" else (*(f"{report.source} {s}" for s in SECTIONS), "shadow")
     where = Where(
         equal={
             "model_name": model,
             "model_version": report.model_version,
             "window_start": report.since,
             "window_end": report.until,
-        }
+        },
+        one_of={"section": sections},  # the other stream's rows of the same window stay
     )
     project.lake.replace("monitoring", frame, where=where)

@@ -1,0 +1,109 @@
+"""Online traffic as monitoring sees it: the inputs the server logged with each prediction, and
+the challenger's shadow outputs beside the champion's.
+
+The server logs each request's raw inputs as JSON (``predictions.inputs``, typed to the
+contract before they were encoded); :func:`logged_inputs` turns them back into contract
+columns, so the served traffic is profiled and compared with the training data like a batch
+window. :func:`compare_shadow` pairs the challenger's outputs with the champion's for the same
+requests: how far apart they are, and, where labels exist, which of the two was closer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import polars as pl
+
+from driftloop.contract import ColumnType, Contract
+from driftloop.errors import MonitorError
+from driftloop.metrics import regression_metrics
+from driftloop.monitor.performance import ACTUAL, key_columns
+
+INPUTS = "inputs"  # the predictions column holding a logged request's inputs as JSON
+
+
+@dataclass(frozen=True)
+class ShadowComparison:
+    """The challenger against the champion on the same live requests, for one target."""
+
+    target: str
+    challenger_version: str
+    rows: int  # requests both scored
+    mean_abs_difference: float  # between the two models' outputs
+    labelled_rows: int
+    champion: dict[str, float]  # metrics on the labelled rows (empty without labels)
+    challenger: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def logged_inputs(logged: pl.DataFrame, contract: Contract) -> pl.DataFrame:
+    """The contract columns of logged online predictions, one row per prediction.
+
+    A request that sent no entity id or event time gets the ones it was logged with (its event
+    time is then when it was scored); targets are left empty, truth comes from labels.
+    """
+    if INPUTS not in logged.columns:
+        raise MonitorError("these predictions carry no logged inputs (the 'inputs' column); were they scored online?")
+    names = [c for c in contract.stored_columns if c not in contract.targets]
+    # JSON has no date type: times were encoded as text, and are parsed back below.
+    shape = pl.Struct({n: pl.String if contract.columns[n].type.is_temporal else contract.columns[n].type.polars
+                       for n in names})  # fmt: skip
+    try:
+        decoded = logged.select(pl.col(INPUTS).str.json_decode(shape)).unnest(INPUTS)
+    except pl.exceptions.PolarsError as exc:
+        raise MonitorError(f"the logged inputs of online predictions cannot be read back: {exc}") from exc
+    typed = decoded.with_columns(
+        pl.col(n).str.to_date()
+        if contract.columns[n].type is ColumnType.DATE
+        else pl.col(n).str.to_datetime(time_unit="us")
+        for n in names
+        if contract.columns[n].type.is_temporal
+    )
+    logged_keys = logged.select(key_columns(contract))
+    typed = typed.with_columns(pl.coalesce(pl.col(k), logged_keys.get_column(k)).alias(k) for k in contract.key)
+    return typed.with_columns(pl.lit(None, contract.columns[t].type.polars).alias(t) for t in contract.targets)
+
+
+def compare_shadow(
+    champion: pl.DataFrame, shadow: pl.DataFrame, truth: pl.DataFrame, contract: Contract
+) -> list[ShadowComparison]:
+    """The challenger's shadow outputs against the champion's for the same predictions (paired
+    by prediction id), and both against ``truth`` (from :func:`~driftloop.monitor.performance.actuals`)."""
+    if shadow.is_empty() or champion.is_empty():
+        return []
+    targets = contract.targets
+    pairs = champion.select("prediction_id", *targets, *key_columns(contract)).join(
+        shadow.select("prediction_id", "model_version", *(pl.col(t).alias(f"shadow_{t}") for t in targets)),
+        on="prediction_id",
+        how="inner",
+    )
+    labelled = pairs.join(truth, on=contract.key, how="inner")
+    results = []
+    for version in sorted(pairs.get_column("model_version").unique().to_list()):
+        mine, scored = (
+            pairs.filter(pl.col("model_version") == version),
+            labelled.filter(pl.col("model_version") == version),
+        )
+        for target in targets:
+            both = mine.select(target, f"shadow_{target}").drop_nulls()
+            known = scored.select(target, f"shadow_{target}", ACTUAL + target).drop_nulls()
+            gap = (both.get_column(target) - both.get_column(f"shadow_{target}")).abs().mean()
+            results.append(
+                ShadowComparison(
+                    target=target,
+                    challenger_version=str(version),
+                    rows=both.height,
+                    mean_abs_difference=float(gap) if isinstance(gap, int | float) else float("nan"),
+                    labelled_rows=known.height,
+                    champion=_metrics(known, ACTUAL + target, target),
+                    challenger=_metrics(known, ACTUAL + target, f"shadow_{target}"),
+                )
+            )
+    return results
+
+
+def _metrics(rows: pl.DataFrame, actual: str, predicted: str) -> dict[str, float]:
+    return regression_metrics(rows.get_column(actual), rows.get_column(predicted)) if rows.height else {}
