@@ -3,12 +3,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import polars as pl
 from typer.testing import CliRunner
 
 from driftloop.cli import app
+from driftloop.registry import CHAMPION, Registry
+from driftloop.serve.app import logged_rows
+from driftloop.serve.batcher import Scored
+from driftloop.serve.models import LoadedModel
 from tests.conftest import make_synthetic_project, small_frame
 from tests.test_predict import champion_project
 
@@ -123,6 +128,23 @@ def test_predict_and_monitor_from_the_command_line(tmp_path: Path) -> None:
     assert code == 0 and "Input drift" in out
     code, _, err = run("monitor", "--date", "2031-01-01", "--project", folder)
     assert code == 1 and "no feature rows" in err
+    code, _, err = run("monitor", "--date", "2024-01-10", "--source", "online", "--project", folder)
+    assert code == 1 and "no online predictions" in err  # nothing was served yet
+
+    # Requests the server would have answered, logged as it logs them.
+    registry = Registry(project)
+    version = registry.aliases()[CHAMPION]
+    model = LoadedModel(registry.name, version, "run", registry.load(version))
+    raw = project.lake.read("raw", since=datetime(2024, 1, 10), until=datetime(2024, 1, 11), time_column="ts")
+    typed = model.check(raw.select("ts", "a", "b", "c"))
+    scored = Scored(typed, model.predict(typed), model, [f"r{i}|0" for i in range(typed.height)])
+    project.lake.append("predictions", logged_rows(project, [scored], "serve-test"))
+    code, out, _ = run("monitor", "--date", "2024-01-10", "--source", "online", "--project", folder, "--json")
+    online = json.loads(out)
+    assert code == 0 and online["source"] == "online" and online["rows"] == 24 and online["performance"]
+    assert "online_" in Path(online["report"][0]).name  # beside the batch report, not over it
+    code, _, err = run("monitor", "--date", "2024-01-10", "--source", "nightly", "--project", folder)
+    assert code == 1 and "no stream 'nightly'" in err
 
 
 def test_an_error_naming_a_section_shows_it_verbatim(tmp_path: Path) -> None:
