@@ -122,7 +122,8 @@ class PredictionLog:
         partial = path.with_suffix(".partial")
         rows.write_parquet(partial)
         partial.replace(path)
-        self.spilled += rows.height
+        with self._lock:  # two scoring threads may spill at once
+            self.spilled += rows.height
 
     def _replay_spill(self) -> None:
         if not self.spill.is_dir():

@@ -111,17 +111,17 @@ class ScoringRoutes:
             raise RequestRefused(
                 f"the body is {declared} bytes, more than the {limit} allowed ([serve] max_body_bytes)", status=413
             )
-        body = b""
+        body = bytearray()
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
                 return None
-            body += bytes(message.get("body", b""))
+            body += message.get("body", b"")
             if len(body) > limit:
                 raise RequestRefused(f"the body is more than the {limit} bytes allowed ([serve] max_body_bytes)",
                                      status=413)  # fmt: skip
             if not message.get("more_body", False):
-                return body
+                return bytes(body)
 
 
 def openapi_paths(routes: list[ScoringRoute]) -> dict[str, Any]:
