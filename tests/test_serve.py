@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +29,7 @@ from driftloop.monitor.traffic import logged_inputs
 from driftloop.monitor.window import monitor_window
 from driftloop.predict import predict_window
 from driftloop.registry import CHALLENGER, CHAMPION, Registry
+from driftloop.serve.batcher import Answer, MicroBatcher
 from driftloop.serve.logbook import PredictionLog
 from driftloop.serve.metrics import ServerMetrics
 from driftloop.serve.routes import ScoringRoute, ScoringRoutes
@@ -255,7 +257,7 @@ def test_sigterm_flushes_every_answered_prediction_and_the_shadow_is_logged_not_
     with pytest.raises(MonitorError, match="no online predictions"):
         monitor_window(project, datetime(2024, 1, 9), datetime(2024, 1, 10), source="online", version="1")
     with pytest.raises(MonitorError, match="no stream 'nightly'"):
-        monitor_window(project, *day, source="nightly")  # type: ignore[arg-type]
+        monitor_window(project, *day, source="nightly")
     with pytest.raises(MonitorError, match="cannot be read back"):
         logged_inputs(online.head(1).with_columns(inputs=pl.lit("{not json")), project.contract)
 
@@ -376,3 +378,43 @@ def test_scoring_routes_answer_refuse_and_fail_loudly_and_pass_the_rest_on(caplo
     rendered = metrics.render().decode()
     assert 'driftloop_requests_total{endpoint="/v1/predict",status="500"} 1.0' in rendered
     assert 'driftloop_requests_total{endpoint="/v2/models/{name}/infer",status="200"} 1.0' in rendered
+
+
+def test_the_batcher_keeps_two_batches_in_flight_and_stop_answers_every_queued_request() -> None:
+    """A slow model (a stand-in: the batcher is under test): the next batch is gathered and
+    started while one is scored, never more than two at once, and stop() answers them all."""
+    running, most, lock = [0], [0], threading.Lock()
+
+    class SlowModel:
+        name, version, run_id = "m", "1", "r"
+
+        def check(self, frame: pl.DataFrame) -> pl.DataFrame:
+            return frame
+
+        def predict(self, typed: pl.DataFrame) -> pl.DataFrame:
+            with lock:
+                running[0] += 1
+                most[0] = max(most[0], running[0])
+            time.sleep(0.05)
+            with lock:
+                running[0] -= 1
+            return typed.select((pl.col("x") * 2).alias("y"))
+
+    model = SlowModel()
+    batches: list[int] = []
+    batcher = MicroBatcher(lambda: (model, None), lambda scored: batches.append(scored.outputs.height),
+                           max_rows=4, max_wait_ms=1)  # fmt: skip
+
+    async def traffic() -> list[Answer]:
+        batcher.start()
+        answers = [asyncio.ensure_future(batcher.score({"x": [float(i)]}, f"r{i}")) for i in range(20)]
+        await asyncio.sleep(0)  # every request is queued before the batcher stops
+        await batcher.stop()
+        return [await a for a in answers]
+
+    started = time.perf_counter()
+    answers = asyncio.run(traffic())
+    assert [a.outputs[0]["y"] for a in answers] == [2.0 * i for i in range(20)]  # each its own row
+    assert sum(batches) == 20 and max(batches) <= 4
+    assert most[0] == 2  # overlapped, bounded
+    assert time.perf_counter() - started < 0.05 * len(batches)  # faster than one batch at a time
