@@ -146,6 +146,16 @@ def test_predict_and_monitor_from_the_command_line(tmp_path: Path) -> None:
     code, _, err = run("monitor", "--date", "2024-01-10", "--source", "nightly", "--project", folder)
     assert code == 1 and "no stream 'nightly'" in err
 
+    # The batch and the online predictions are two files of one partition: compacted into one.
+    code, out, _ = run("compact", "--project", folder, "--json")
+    assert code == 0 and {"table": "predictions", "files_removed": 2, "files_added": 1} in [
+        {k: c[k] for k in ("table", "files_removed", "files_added")} for c in json.loads(out)
+    ]
+    code, out, _ = run("compact", "predictions", "--project", folder)
+    assert code == 0 and "predictions: nothing to compact" in out
+    code, _, err = run("compact", "nope", "--project", folder)
+    assert code == 1 and "no lake table named 'nope'" in err
+
 
 def test_an_error_naming_a_section_shows_it_verbatim(tmp_path: Path) -> None:
     from driftloop.config import Project, init_project

@@ -170,3 +170,25 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
     assert table.height == 24
     assert table.get_column("k").n_unique() == 24
     assert Lake(tmp_path).version("raw") == 23  # one commit per write, none lost or doubled
+
+
+def test_compaction_merges_a_partitions_files_and_keeps_rows_and_history(tmp_path: Path) -> None:
+    lake = Lake(tmp_path)
+    assert lake.compact("raw") is None  # not written yet
+    for day in range(1, 7):  # a file a day, as a daily loop writes them
+        lake.append("raw", rows(day, f"b{day}"))
+    before, version = lake.read("raw").sort("k"), lake.version("raw")
+    assert lake.compact("raw", min_files=7) is None  # six files: below the threshold, nothing done
+    assert lake.version("raw") == version
+    done = lake.compact("raw", min_files=6)
+    assert done is not None and (done.files_removed, done.files_added) == (6, 1) and done.version == version + 1
+    assert lake.read("raw").sort("k").equals(before)  # the same rows
+    assert lake.read("raw", version=version).sort("k").equals(before)  # the earlier version still reads
+    assert lake.history("raw", limit=1)[0].operation == "OPTIMIZE"
+    assert lake.compact("raw") is None  # one file left per partition: nothing to merge
+    lake.replace("raw", rows(3, "b3", n=1), where=Where(equal={BATCH_ID: "b3"}))  # writes go on as before
+    assert lake.row_count("raw") == 16
+    with pytest.raises(LakeError, match="at least 2"):
+        lake.compact("raw", min_files=1)
+    with pytest.raises(LakeError, match="no lake table named"):
+        lake.compact("nope")

@@ -70,7 +70,7 @@ def loop_project(root: Path) -> Project:
     rows = synthetic_rows(24 * 14)  # 1 to 14 January, one file a day
     project = init_project(root, sample=rows.head(200), time_column="ts", targets=("y",))
     train = TrainSettings(hidden=[32, 16], epochs=30, patience=8, learning_rate=3e-3)
-    loop = LoopSettings(min_new_labels=48, cooldown_days=5, monitor_days=3)
+    loop = LoopSettings(min_new_labels=48, cooldown_days=5, monitor_days=3, compact_files=8)
     Project(project.root, project.settings.model_copy(update={"train": train, "loop": loop, "features": []})).save()
     project = Project.load(project.root)
     project.inbox.mkdir()
@@ -87,9 +87,14 @@ def test_a_tick_bootstraps_a_champion_and_a_rerun_changes_nothing(tmp_path: Path
     assert first.predicted is not None and first.predicted.rows == 72  # the 3 monitored days
     assert first.monitored is not None and first.retrain is not None and not first.retrain.retrain
     lake = project.lake
+    # Fourteen files ingested one by one piled up in raw and batches (features were computed in
+    # one go): compacted, rows unchanged.
+    assert {c.table for c in first.compacted} == {"raw", "batches"}
+    assert lake.row_count("raw") == 24 * 14 and lake.read("features").height == 24 * 14
     state = {t: lake.version(t) for t in ("raw", "features", "predictions")}
     again = tick(project, date(2024, 1, 14))
     assert {s.status for s in again.ingested} == {"already ingested"} and again.trained_version is None
+    assert again.compacted == []
     assert lake.version("raw") == state["raw"] and lake.version("features") == state["features"]
     assert lake.read("predictions").height == 72
     assert [str(v.version) for v in Registry(project).versions()] == ["1"]

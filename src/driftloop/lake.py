@@ -77,6 +77,16 @@ class TableVersion:
 
 
 @dataclass(frozen=True)
+class Compaction:
+    """What compacting one table did: its new version and the files it replaced."""
+
+    table: str
+    version: int
+    files_removed: int
+    files_added: int
+
+
+@dataclass(frozen=True)
 class Where:
     """A selection of rows: columns equal to a value (``equal``), equal to one of several values
     (``one_of``), and within half-open ``[low, high)`` ranges (``between``), all at once.
@@ -432,6 +442,43 @@ class Lake:
             return frame.collect()
         except Exception as exc:
             raise LakeError(f"cannot read table {table!r}: {exc}") from exc
+
+    def compact(self, table: str, *, min_files: int = 2) -> Compaction | None:
+        """Rewrite the small files of each partition of ``table`` as a few larger ones, once some
+        partition holds ``min_files`` files; None when none does (or the table is not written yet).
+
+        A daily loop adds a file per table per tick, and every open and read of a table pays for
+        each file (at 30 files, reads took twice as long as compacted). The rows do not change,
+        and nothing is vacuumed: every earlier version, which model lineage may name, stays
+        readable. Delta's own OPTIMIZE is the commit, so other engines see what it was.
+        """
+        if min_files < 2:
+            raise LakeError(
+                f"compaction needs min_files of at least 2 (a lone file has nothing to merge); got {min_files}"
+            )
+        if not self.exists(table):
+            return None
+        read = self._table(table)
+        if self._most_files_in_a_partition(table, read) < min_files:
+            return None
+        try:
+            metrics = read.optimize.compact(commit_properties=_commit_properties({"driftloop.operation": "compact"}))
+        except (DeltaError, OSError) as exc:
+            raise LakeError(
+                f"could not compact table {table!r} at {self.uri(table)}: {exc}; nothing was changed, run it again "
+                "when no other write is running"
+            ) from exc
+        read.update_incremental()
+        return Compaction(table, read.version(), int(metrics["numFilesRemoved"]), int(metrics["numFilesAdded"]))
+
+    def _most_files_in_a_partition(self, table: str, read: DeltaTable) -> int:
+        files = pl.DataFrame(read.get_add_actions(flatten=True))
+        if files.is_empty():
+            return 0
+        partitions = [f"partition.{c}" for c in TABLES[table].partition_by]
+        if not partitions:
+            return files.height
+        return int(files.group_by(partitions).len().get_column("len").max())  # type: ignore[arg-type]
 
     def history(self, table: str, *, limit: int | None = None, counts: bool = True) -> list[TableVersion]:
         """The table's commits, newest first, with the row count after each (-1 with ``counts=False``)."""

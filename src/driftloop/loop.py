@@ -1,6 +1,7 @@
 """One tick of the loop, for one day: what a daily job runs.
 
-inbox -> ingest (data, then labels from ``inbox/labels``) -> features -> score the last
+inbox -> ingest (data, then labels from ``inbox/labels``) -> features -> compact tables whose
+files have piled up -> score the last
 ``monitor_days`` (ending with the day) with the champion -> monitor them -> retrain policy ->
 (train on the configured window -> gates -> promote or reject) -> events and alerts.
 
@@ -21,9 +22,10 @@ import polars as pl
 
 from driftloop.alerts import alert
 from driftloop.config import Project
-from driftloop.errors import MonitorError, PredictError, TrainingError
+from driftloop.errors import LakeError, MonitorError, PredictError, TrainingError
 from driftloop.features import FeatureRun, materialize
 from driftloop.ingest import IngestSummary, ingest
+from driftloop.lake import TABLES, Compaction
 from driftloop.model.data import training_rows
 from driftloop.monitor.window import WindowReport, monitor_window
 from driftloop.policy import RetrainDecision, should_retrain
@@ -49,6 +51,7 @@ class TickReport:
     ingested: list[IngestSummary] = field(default_factory=list)
     labels: list[IngestSummary] = field(default_factory=list)
     features: FeatureRun | None = None
+    compacted: list[Compaction] = field(default_factory=list)
     predicted: PredictRun | None = None
     monitored: WindowReport | None = None
     retrain: RetrainDecision | None = None
@@ -84,6 +87,7 @@ def tick(project: Project, day: date, *, on_step: Callable[[str], None] | None =
         return report
     step("features")
     report.features = materialize(project.lake, project.feature_set())
+    report.compacted = _compact(project, report, step)
     registry = Registry(project)
     _resume_promotions(registry, report, step)
     if registry.aliases().get(CHAMPION) is None:
@@ -119,6 +123,24 @@ def tick(project: Project, day: date, *, on_step: Callable[[str], None] | None =
     if decision.retrain:
         _retrain(project, report, decision, end, step)
     return report
+
+
+def _compact(project: Project, report: TickReport, step: Callable[[str], None]) -> list[Compaction]:
+    """Compact the tables where a tick's file a day has piled up (``[loop] compact_files``)."""
+    threshold = project.settings.loop.compact_files
+    if not threshold:
+        return []
+    step("compacting the lake")
+    done = []
+    for table in TABLES:
+        try:
+            compaction = project.lake.compact(table, min_files=threshold)
+        except LakeError as exc:  # nothing changed; the next tick tries again
+            report.notes.append(f"compact: {exc}")
+            continue
+        if compaction is not None:
+            done.append(compaction)
+    return done
 
 
 def _ingest_inbox(project: Project) -> tuple[list[IngestSummary], list[IngestSummary]]:

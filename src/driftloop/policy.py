@@ -28,6 +28,9 @@ class LoopSettings(BaseModel):
     training_window: Literal["expanding", "sliding"] = "expanding"
     window_days: float = Field(60.0, gt=0, description="Days of data a sliding window trains on.")
     monitor_days: float = Field(7.0, gt=0, description="Days, ending with the tick's day, each tick monitors.")
+    compact_files: int = Field(
+        16, ge=0, description="A tick compacts a table once a partition of it holds this many files (0: never)."
+    )
     schedule_at: str = Field("02:00", pattern=r"^\d{2}:\d{2}$", description="Daily time of `driftloop schedule`.")
     webhook_url: str | None = Field(None, description="POST a JSON alert here (retried; never blocks a tick).")
     webhook_attempts: int = Field(3, ge=1)

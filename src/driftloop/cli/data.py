@@ -140,6 +140,35 @@ def tables(
     out.print(table)
 
 
+@handled
+def compact(
+    name: Annotated[str | None, typer.Argument(help="A table (default: every table).")] = None,
+    min_files: Annotated[
+        int, typer.Option(help="Compact a table once a partition of it holds this many files.", min=2)
+    ] = 2,
+    project_dir: ProjectOption = Path(),
+    as_json: JsonOption = False,
+) -> None:
+    """Rewrite the lake's small files as larger ones; the rows and every earlier version stay."""
+    lake = Project.load(project_dir).lake
+    names = [name] if name else list(TABLES)
+    with progress_bar(as_json) as progress:
+        task = progress.add_task("compacting", total=len(names))
+        done = []
+        for table in names:
+            progress.update(task, description=f"compacting {table}")
+            done.append(lake.compact(table, min_files=min_files))
+            progress.advance(task)
+    if as_json:
+        emit_json([c.__dict__ for c in done if c is not None])
+        return
+    for table, c in zip(names, done, strict=True):
+        if c is None:
+            out.print(f"{table}: nothing to compact")
+        else:
+            out.print(f"[green]{table}[/]: {c.files_removed} files into {c.files_added} (version {c.version})")
+
+
 def show_ingest(summaries: list[IngestSummary]) -> None:
     table = Table("source", "status", "rows in", "raw", "quarantined", "seconds", title="Ingest")
     for s in summaries:

@@ -152,6 +152,7 @@ def run(
         "labels": [s.to_dict() for s in report.labels],
         "features_rows": report.features.rows if report.features else 0,
         "predicted_rows": report.predicted.rows if report.predicted else 0,
+        "compacted": [c.__dict__ for c in report.compacted],
         "verdict": report.monitored.verdict.level if report.monitored else None,
         "reasons": report.monitored.verdict.reasons if report.monitored else [],
         "retrain": report.retrain.__dict__ if report.retrain else None,
@@ -165,6 +166,8 @@ def run(
     new = sum(1 for s in report.ingested if s.status == "ingested")
     out.print(f"[bold]tick {report.day}[/]: {new} new file(s), {summary['features_rows']:,} new feature rows, "
               f"{summary['predicted_rows']:,} rows scored")  # fmt: skip
+    for c in report.compacted:
+        out.print(f"  compacted {c.table}: {c.files_removed} files into {c.files_added} (version {c.version})")
     if report.monitored:
         out.print(
             f"  verdict {report.monitored.verdict.level}"
