@@ -51,17 +51,17 @@ def logged_inputs(logged: pl.DataFrame, contract: Contract) -> pl.DataFrame:
     # JSON has no date type: times were encoded as text, and are parsed back below.
     shape = pl.Struct({n: pl.String if contract.columns[n].type.is_temporal else contract.columns[n].type.polars
                        for n in names})  # fmt: skip
-    try:
-        decoded = logged.select(pl.col(INPUTS).str.json_decode(shape)).unnest(INPUTS)
-    except pl.exceptions.PolarsError as exc:
-        raise MonitorError(f"the logged inputs of online predictions cannot be read back: {exc}") from exc
-    typed = decoded.with_columns(
+    times = [
         pl.col(n).str.to_date()
         if contract.columns[n].type is ColumnType.DATE
         else pl.col(n).str.to_datetime(time_unit="us")
         for n in names
         if contract.columns[n].type.is_temporal
-    )
+    ]
+    try:
+        typed = logged.select(pl.col(INPUTS).str.json_decode(shape)).unnest(INPUTS).with_columns(times)
+    except pl.exceptions.PolarsError as exc:
+        raise MonitorError(f"the logged inputs of online predictions cannot be read back: {exc}") from exc
     logged_keys = logged.select(key_columns(contract))
     typed = typed.with_columns(pl.coalesce(pl.col(k), logged_keys.get_column(k)).alias(k) for k in contract.key)
     return typed.with_columns(pl.lit(None, contract.columns[t].type.polars).alias(t) for t in contract.targets)

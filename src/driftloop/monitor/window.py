@@ -78,7 +78,9 @@ def monitor_window(
         raise MonitorError("monitoring windows are by event time; the contract has no event_time column")
     if source not in ("batch", "online"):
         raise MonitorError(f"no stream {source!r} to monitor; choose 'batch' or 'online'")
-    in_window = _predictions(project, since, until, source)  # read once: it names the version and holds the outputs
+    # Read once: the window's predictions name the version and hold the outputs (and the shadow's).
+    every = _predictions(project, since, until)
+    in_window = every.filter(pl.col("source") == source) if every.height else every
     chosen = version or _version_in(in_window, registry) or registry.aliases().get(CHAMPION)
     if chosen is None:
         raise MonitorError("no model to monitor: nothing scored this window and there is no champion")
@@ -98,7 +100,7 @@ def monitor_window(
     performance = evaluate(scored, truth, contract, test_metrics, metric) if scored.height else []
     verdict = decide(inputs, predictions, performance, project.settings.monitor, metric)
     shadow = (
-        compare_shadow(scored, _predictions(project, since, until, "shadow"), truth, contract)
+        compare_shadow(scored, every.filter(pl.col("source") == "shadow"), truth, contract)
         if source == "online"
         else []
     )
@@ -140,13 +142,12 @@ def _prediction_drift(package: ModelPackage, scored: pl.DataFrame) -> DriftRepor
     return compare(reference, current)
 
 
-def _predictions(project: Project, since: datetime, until: datetime, source: str) -> pl.DataFrame:
-    """The window's predictions from one source: batch, online or shadow (streams are never mixed:
-    the same rows scored in batch and online would count twice)."""
+def _predictions(project: Project, since: datetime, until: datetime) -> pl.DataFrame:
+    """The window's predictions of every source; the caller keeps one stream (batch, or online
+    with its shadow), as the same rows scored in batch and online would count twice."""
     if not project.lake.exists("predictions"):
         return pl.DataFrame()
-    rows = project.lake.read("predictions", since=since, until=until, time_column="event_time")
-    return rows.filter(pl.col("source") == source)
+    return project.lake.read("predictions", since=since, until=until, time_column="event_time")
 
 
 def _version_in(scored: pl.DataFrame, registry: Registry) -> str | None:
