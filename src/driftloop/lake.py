@@ -468,6 +468,8 @@ class Lake:
                 f"could not compact table {table!r} at {self.uri(table)}: {exc}; nothing was changed, run it again "
                 "when no other write is running"
             ) from exc
+        if not int(metrics["numFilesRemoved"]):  # every file was large already: no commit was made
+            return None
         read.update_incremental()
         return Compaction(table, read.version(), int(metrics["numFilesRemoved"]), int(metrics["numFilesAdded"]))
 
