@@ -25,7 +25,7 @@ from plotly.subplots import make_subplots
 from driftloop.config import Project
 from driftloop.monitor.drift import ColumnDrift
 from driftloop.monitor.profile import CategoryProfile, NumericProfile
-from driftloop.monitor.window import WindowReport
+from driftloop.monitor.window import WindowReport, section_of
 from driftloop.registry import Registry
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2rem;max-width:1200px}
@@ -40,7 +40,7 @@ def write_report(project: Project, report: WindowReport, folder: Path) -> tuple[
     folder.mkdir(parents=True, exist_ok=True)
     stream = "" if report.source == "batch" else f"{report.source}_"
     stem = f"monitor_{stream}{report.since:%Y%m%dT%H%M}_{report.until:%Y%m%dT%H%M}"
-    history = _history(project, "performance" if report.source == "batch" else f"{report.source} performance")
+    history = _history(project, section_of(report.source, "performance"))
     metric = project.settings.promote.metric
     events = Registry(project).events()
     figures = [_metric_over_time(history, events, metric), _drift_bars(report), _distributions(report)]

@@ -33,6 +33,13 @@ from driftloop.registry import CHAMPION, Registry
 Stream = Literal["batch", "online"]
 SECTIONS = ("input", "prediction", "performance", "verdict")
 
+
+def section_of(source: Stream, part: str) -> str:
+    """The ``monitoring`` section of one part of a stream's results: batch keeps the plain names
+    (as before there were two streams), online ones are prefixed; shadow is online's alone."""
+    return part if source == "batch" or part == "shadow" else f"{source} {part}"
+
+
 MONITORING_SCHEMA: dict[str, pl.DataType] = {
     "window_start": pl.Datetime("us"),
     "window_end": pl.Datetime("us"),
@@ -174,9 +181,8 @@ def _write(project: Project, model: str, report: WindowReport) -> None:
         flagged: bool,
         detail: str = "",
     ) -> None:
-        section = section if report.source == "batch" or section == "shadow" else f"{report.source} {section}"
-        rows.append({"section": section, "column": column, "statistic": statistic, "value": value,
-                     "threshold": threshold, "flagged": flagged, "detail": detail})  # fmt: skip
+        rows.append({"section": section_of(report.source, section), "column": column, "statistic": statistic,
+                     "value": value, "threshold": threshold, "flagged": flagged, "detail": detail})  # fmt: skip
 
     for section, drift in (("input", report.inputs), ("prediction", report.predictions)):
         for column in drift.columns if drift else []:
@@ -212,7 +218,8 @@ def _write(project: Project, model: str, report: WindowReport) -> None:
         )
         .select([pl.col(c).cast(t) for c, t in MONITORING_SCHEMA.items()])
     )
-    sections = SECTIONS if report.source == "batch" else (*(f"{report.source} {s}" for s in SECTIONS), "shadow")
+    parts = SECTIONS if report.source == "batch" else (*SECTIONS, "shadow")
+    sections = [section_of(report.source, part) for part in parts]
     where = Where(
         equal={
             "model_name": model,
