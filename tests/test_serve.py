@@ -29,9 +29,10 @@ from driftloop.monitor.traffic import logged_inputs
 from driftloop.monitor.window import monitor_window
 from driftloop.predict import predict_window
 from driftloop.registry import CHALLENGER, CHAMPION, Registry
-from driftloop.serve.batcher import Answer, MicroBatcher
+from driftloop.serve.batcher import BATCHES_IN_FLIGHT, Answer, MicroBatcher
 from driftloop.serve.logbook import PredictionLog
 from driftloop.serve.metrics import ServerMetrics
+from driftloop.serve.payloads import from_records
 from driftloop.serve.routes import ScoringRoute, ScoringRoutes
 from driftloop.serve.settings import ServeSettings
 from driftloop.tracking import MlflowTracker
@@ -380,27 +381,34 @@ def test_scoring_routes_answer_refuse_and_fail_loudly_and_pass_the_rest_on(caplo
     assert 'driftloop_requests_total{endpoint="/v2/models/{name}/infer",status="200"} 1.0' in rendered
 
 
-def test_the_batcher_keeps_two_batches_in_flight_and_stop_answers_every_queued_request() -> None:
-    """A slow model (a stand-in: the batcher is under test): the next batch is gathered and
-    started while one is scored, never more than two at once, and stop() answers them all."""
-    running, most, lock = [0], [0], threading.Lock()
+class DoublingModel:
+    """A stand-in model (the batcher is under test) answering y = 2x after ``delay`` seconds,
+    recording how many batches it scored at once."""
 
-    class SlowModel:
-        name, version, run_id = "m", "1", "r"
+    name, version, run_id = "m", "1", "r"
 
-        def check(self, frame: pl.DataFrame) -> pl.DataFrame:
-            return frame
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.running = self.most = 0
+        self.lock = threading.Lock()
 
-        def predict(self, typed: pl.DataFrame) -> pl.DataFrame:
-            with lock:
-                running[0] += 1
-                most[0] = max(most[0], running[0])
-            time.sleep(0.05)
-            with lock:
-                running[0] -= 1
-            return typed.select((pl.col("x") * 2).alias("y"))
+    def check(self, frame: pl.DataFrame) -> pl.DataFrame:
+        return frame
 
-    model = SlowModel()
+    def predict(self, typed: pl.DataFrame) -> pl.DataFrame:
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        time.sleep(self.delay)
+        with self.lock:
+            self.running -= 1
+        return typed.select((pl.col("x") * 2).alias("y"))
+
+
+def test_the_batcher_keeps_batches_in_flight_and_stop_answers_every_queued_request() -> None:
+    """With a slow model, the next batch is gathered and started while one is scored, never
+    more than BATCHES_IN_FLIGHT at once, and stop() answers every queued request."""
+    model = DoublingModel(delay=0.05)
     batches: list[int] = []
     batcher = MicroBatcher(lambda: (model, None), lambda scored: batches.append(scored.outputs.height),
                            max_rows=4, max_wait_ms=1)  # fmt: skip
@@ -416,5 +424,39 @@ def test_the_batcher_keeps_two_batches_in_flight_and_stop_answers_every_queued_r
     answers = asyncio.run(traffic())
     assert [a.outputs[0]["y"] for a in answers] == [2.0 * i for i in range(20)]  # each its own row
     assert sum(batches) == 20 and max(batches) <= 4
-    assert most[0] == 2  # overlapped, bounded
+    assert model.most == BATCHES_IN_FLIGHT  # overlapped, bounded
     assert time.perf_counter() - started < 0.05 * len(batches)  # faster than one batch at a time
+
+
+def test_a_batch_closes_when_requests_stop_coming_not_at_max_wait() -> None:
+    """Requests with company open a batch that takes whoever arrives within the gap, then
+    closes: it does not sit out max_wait, and a request after the gap opens the next batch."""
+    model = DoublingModel()
+    batches: list[list[float]] = []
+    batcher = MicroBatcher(lambda: (model, None), lambda scored: batches.append(scored.typed["x"].to_list()),
+                           max_rows=100, max_wait_ms=5_000, gap_ms=150)  # fmt: skip
+
+    async def traffic() -> None:
+        batcher.start()
+        together = [asyncio.ensure_future(batcher.score({"x": [float(i)]}, f"r{i}")) for i in range(2)]
+        await asyncio.sleep(0.02)
+        late = asyncio.ensure_future(batcher.score({"x": [2.0]}, "r2"))  # within the gap: joins
+        await asyncio.gather(*together, late)
+        await asyncio.sleep(0.2)  # a lone request, well after the gap
+        await batcher.score({"x": [3.0]}, "r3")
+        await batcher.stop()
+
+    started = time.perf_counter()
+    asyncio.run(traffic())
+    assert batches == [[0.0, 1.0, 2.0], [3.0]]
+    assert time.perf_counter() - started < 2.5  # one max_wait would be 5 s
+
+
+def test_records_become_columns_with_none_where_a_row_lacks_one() -> None:
+    assert from_records({"a": 1, "b": "x"}, max_rows=10) == {"a": [1], "b": ["x"]}
+    assert from_records([{"a": 1}, {"b": 2, "a": 3}, {}], max_rows=10) == {"a": [1, 3, None], "b": [None, 2, None]}
+    with pytest.raises(RequestRefused, match="not JSON objects"):
+        from_records([{"a": 1}, [1]], max_rows=10)
+    with pytest.raises(RequestRefused) as too_many:
+        from_records([{"a": 1}] * 11, max_rows=10)
+    assert too_many.value.status == 413

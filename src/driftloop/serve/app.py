@@ -75,6 +75,7 @@ def create_app(project: Project, *, admin_token: str | None = None) -> ASGIApp:
         lambda scored: log.add(scored, scored.outputs.height),  # rows are built by the log's writer
         max_rows=settings.max_batch_rows,
         max_wait_ms=settings.max_wait_ms,
+        gap_ms=settings.max_gap_ms,
         on_batch=on_batch,
     )
 

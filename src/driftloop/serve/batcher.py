@@ -1,12 +1,12 @@
 """Micro-batching: concurrent requests gathered into one forward pass, run off the event loop.
 
 The first waiting request opens a batch; requests already queued join it, and while other
-requests are still on their way in, so do those arriving within ``max_wait`` (up to
-``max_rows`` rows). Everything per batch happens once, in a worker thread: one frame from all
-the requests' columns, one contract check, one forward pass, one hand-over of the batch's rows
-to the prediction log. The event loop only parses JSON and answers, so requests
-keep arriving while a batch is scored; up to two batches are in flight, so the next one is
-gathered and started while the first is still scored.
+requests are still on their way in, so do those that keep arriving (no pause longer than
+``gap``) within ``max_wait`` (up to ``max_rows`` rows). Everything per batch happens once, in a
+worker thread: one frame from all the requests' columns, one contract check, one forward pass,
+one hand-over of the batch's rows to the prediction log. The event loop only parses JSON and
+answers, so requests keep arriving while a batch is scored; up to two batches are in flight, so
+the next one is gathered and started while the first is still scored.
 
 If any request in a batch breaks the contract, or the requests do not send the same columns,
 each is checked alone, so only the one at fault is refused, with its own row numbers.
@@ -73,12 +73,14 @@ class MicroBatcher:
         *,
         max_rows: int,
         max_wait_ms: float,
+        gap_ms: float = 1.0,
         on_batch: Callable[[int, float], None] | None = None,
     ) -> None:
         self.current = current
         self.on_scored = on_scored
         self.max_rows = max_rows
         self.max_wait = max_wait_ms / 1000
+        self.gap = gap_ms / 1000
         self.on_batch = on_batch or (lambda rows, seconds: None)
         self._queue: asyncio.Queue[_Job | None] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
@@ -117,24 +119,39 @@ class MicroBatcher:
             first = await self._queue.get()
             if first is None:
                 break
-            jobs, rows = [first], first.rows
-            # Wait for company only when more requests are on their way: a lone client is answered
-            # at once, a busy server gathers larger batches (one forward pass serves them all).
-            deadline = loop.time() + (self.max_wait if self._waiting > self._dispatched + 1 else 0.0)
-            while rows < self.max_rows:
-                try:
-                    job = await asyncio.wait_for(self._queue.get(), max(0.0, deadline - loop.time()))
-                except TimeoutError:
-                    break
-                if job is None:
-                    stopping = True
-                    break
-                jobs.append(job)
-                rows += job.rows
-            task = loop.create_task(self._dispatch(jobs, rows, slots))
+            jobs, stopping = await self._gather(first)
+            task = loop.create_task(self._dispatch(jobs, sum(job.rows for job in jobs), slots))
             in_flight.add(task)
             task.add_done_callback(in_flight.discard)
         await asyncio.gather(*in_flight)
+
+    async def _gather(self, first: _Job) -> tuple[list[_Job], bool]:
+        """The jobs of the batch ``first`` opens, and whether :meth:`stop` was asked meanwhile.
+
+        Every request already queued joins. A lone client is answered at once; when other
+        requests are on their way, the batch also waits for them, but only while they keep
+        coming: it closes once none arrived for ``gap``, or at ``max_wait`` (a batch that
+        waited out the whole ``max_wait`` for stragglers left the cores idle at each round).
+        """
+        loop = asyncio.get_running_loop()
+        jobs, rows = [first], first.rows
+        deadline = loop.time() + (self.max_wait if self._waiting > self._dispatched + 1 else 0.0)
+        while rows < self.max_rows:
+            if self._queue.empty():
+                timeout = min(self.gap, deadline - loop.time())
+                if timeout <= 0:
+                    break
+                try:
+                    job = await asyncio.wait_for(self._queue.get(), timeout)
+                except TimeoutError:
+                    break
+            else:
+                job = self._queue.get_nowait()  # no task per job, unlike wait_for
+            if job is None:
+                return jobs, True
+            jobs.append(job)
+            rows += job.rows
+        return jobs, False
 
     async def _dispatch(self, jobs: list[_Job], rows: int, slots: asyncio.Semaphore) -> None:
         """Score one batch in a worker thread and answer its requests."""

@@ -15,7 +15,10 @@ class ServeSettings(BaseModel):
     workers: int = Field(1, ge=1, description="Server processes, each with its own model and log buffer.")
     max_batch_rows: int = Field(256, ge=1, description="Rows gathered from concurrent requests into one forward pass.")
     max_wait_ms: float = Field(
-        5.0, ge=0, description="How long a batch waits for more requests, when the last one had company."
+        5.0, ge=0, description="How long a batch waits for more requests at most, when the first one had company."
+    )
+    max_gap_ms: float = Field(
+        1.0, ge=0, description="A batch waiting for more requests closes once none arrived for this long."
     )
     max_body_bytes: int = Field(4_000_000, ge=1024, description="A larger request body is refused with 413.")
     max_rows: int = Field(10_000, ge=1, description="Rows one request may hold; more is refused with 413.")
