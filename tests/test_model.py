@@ -92,3 +92,35 @@ def test_missing_labels_add_no_loss_and_no_gradient() -> None:
     assert output.grad[2, 0] == 0 and output.grad[0, 1] == 0
     full = per_target_loss(output, torch.nan_to_num(target), ["mse", "mse"], masked=False)
     assert full.shape == (2,)
+
+
+@pytest.mark.parametrize(
+    ("activation", "batch_norm", "cardinalities", "targets"),
+    [("swish", True, [3, 5], 2), ("relu", False, [4], 1), ("gelu", True, [], 3)],
+)
+def test_the_folded_network_scores_as_the_module_in_evaluation_mode(
+    activation: str, batch_norm: bool, cardinalities: list[int], targets: int
+) -> None:
+    torch.manual_seed(0)
+    spec = NetworkSpec(6, cardinalities, targets, hidden=[16, 8], activation=activation, batch_norm=batch_norm)
+    net = TabularNet(spec)
+    with torch.no_grad():  # batch norm statistics and affine terms far from their identity start
+        for module in net.modules():
+            if isinstance(module, torch.nn.BatchNorm1d):
+                module.running_mean.uniform_(-2, 2)
+                module.running_var.uniform_(0.1, 4)
+                module.weight.uniform_(0.5, 2)
+                module.bias.uniform_(-1, 1)
+    net.eval()
+    numbers = torch.randn(300, 6)
+    categories = torch.zeros((300, 0), dtype=torch.int64)
+    if cardinalities:
+        categories = torch.stack([torch.randint(0, c, (300,)) for c in cardinalities], dim=1)
+    folded = net.folded()
+    with torch.inference_mode():
+        expected = net(numbers, categories)
+        assert torch.allclose(folded(numbers, categories), expected, rtol=1e-5, atol=1e-5)
+    with torch.no_grad():
+        net.heads[0].bias.add_(1.0)  # the module trained further: the folded form keeps its copy
+    with torch.inference_mode():
+        assert torch.allclose(folded(numbers, categories), expected, rtol=1e-5, atol=1e-5)

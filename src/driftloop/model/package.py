@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 from driftloop.contract import Contract
 from driftloop.errors import ModelPackageError
 from driftloop.features import FeatureSet
-from driftloop.model.network import NetworkSpec, TabularNet
+from driftloop.model.network import FoldedNet, NetworkSpec, TabularNet
 from driftloop.model.train import predict_scaled
 from driftloop.preprocess import Preprocessor, TargetScaler
 from driftloop.sources import to_polars
@@ -76,13 +76,18 @@ class ModelPackage:
         return self._checker.check(to_polars(data))
 
     @cached_property
+    def scorer(self) -> FoldedNet:
+        """The network folded for scoring, built once (see :class:`FoldedNet`)."""
+        return self.network.folded()
+
+    @cached_property
     def _checker(self) -> RowChecker:
         return RowChecker(_scoring_contract(self.contract))
 
     def predict_valid(self, rows: pl.DataFrame) -> pl.DataFrame:
         """Predictions for rows already typed and checked against the contract."""
         numbers, categories = self.preprocessor.transform(self.features.apply(rows))
-        outputs = self.scaler.unscale(predict_scaled(self.network, numbers, categories))
+        outputs = self.scaler.unscale(predict_scaled(self.scorer, numbers, categories))
         return pl.DataFrame({t: outputs[:, i] for i, t in enumerate(self.targets)})
 
     def save(self, folder: Path) -> Path:

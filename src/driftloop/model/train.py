@@ -18,7 +18,7 @@ import torch
 from torch.nn import functional
 
 from driftloop.errors import TrainingError
-from driftloop.model.network import NetworkSpec, TabularNet
+from driftloop.model.network import FoldedNet, NetworkSpec, TabularNet
 from driftloop.model.settings import TrainSettings
 
 LOSSES: dict[str, Callable[..., torch.Tensor]] = {
@@ -144,14 +144,19 @@ def fit(
     return result
 
 
-def predict_scaled(model: TabularNet, numbers: np.ndarray, categories: np.ndarray, batch: int = 65536) -> np.ndarray:
-    """Scaled outputs of ``model`` in evaluation mode, computed in chunks."""
-    if model.training:  # eval() walks every module: a one-row request should not pay for it twice
-        model.eval()
+def predict_scaled(
+    model: TabularNet | FoldedNet, numbers: np.ndarray, categories: np.ndarray, batch: int = 65536
+) -> np.ndarray:
+    """Scaled outputs of ``model`` in evaluation mode, computed in chunks.
+
+    A :class:`TabularNet` is folded first; a caller scoring again and again (a served model)
+    passes its :class:`FoldedNet` once built.
+    """
+    scorer = model if isinstance(model, FoldedNet) else model.folded()
     outputs = []
     with torch.inference_mode():
         for start in range(0, numbers.shape[0], batch):
-            chunk = model(
+            chunk = scorer(
                 torch.from_numpy(numbers[start : start + batch]), torch.from_numpy(categories[start : start + batch])
             )
             outputs.append(chunk.numpy())
