@@ -157,6 +157,8 @@ class RowChecker:
         if plan is None or frame.height == 0:
             return None
         typed = frame.with_columns(plan.conversions) if plan.conversions else frame
+        if any(typed.get_column(n).null_count() != frame.get_column(n).null_count() for n in plan.parsed):
+            return None  # a time none of the formats fits (it became null): the full check names it
         numbers = np.empty((typed.height, len(self._numeric)), np.float64)
         for i, name in enumerate(self._numeric):
             numbers[:, i] = typed.get_column(name).to_numpy()  # a missing value is NaN here
@@ -181,10 +183,7 @@ class RowChecker:
         with np.errstate(invalid="ignore"):  # NaN compares false: a missing value breaks no bound
             if (numbers < self._low).any() or (numbers > self._high).any():
                 return True
-        present = set(typed.columns)
         for name, column in self._others.items():
-            if _TYPE_FLAG + name in present and typed.get_column(_TYPE_FLAG + name).any():
-                return True
             values = typed.get_column(name)
             if not column.nullable and values.null_count():
                 return True
@@ -202,7 +201,7 @@ class RowChecker:
         """How a frame of ``schema`` becomes typed: expressions only for the columns whose type
         is not already the contract's (a column already typed costs nothing); None when a
         column needs the full check's parsing."""
-        plan = _Plan([])
+        plan = _Plan([], [])
         for name in self.contract.stored_columns:
             column = self.contract.columns[name]
             if name not in schema:
@@ -219,8 +218,8 @@ class RowChecker:
                 target = pl.Date() if column.type is ColumnType.DATE else pl.Datetime("us")
                 formats = column.parse_formats
                 parsed = pl.coalesce([pl.col(name).str.strptime(target, f, strict=False) for f in formats])
-                flag = (pl.col(name).is_not_null() & parsed.is_null()).alias(_TYPE_FLAG + name)
-                plan.conversions += [parsed.alias(name), flag]
+                plan.conversions.append(parsed.alias(name))
+                plan.parsed.append(name)
                 continue
             if cast is None:
                 return None
@@ -231,6 +230,7 @@ class RowChecker:
 @dataclass
 class _Plan:
     conversions: list[pl.Expr]  # expressions typing the columns that are not typed yet
+    parsed: list[str]  # columns of text parsed into times (a value that did not parse is null)
 
 
 def _typed_columns(source: pl.DataFrame, contract: Contract) -> list[pl.Series]:
