@@ -55,6 +55,8 @@ def test_numbers_follow_the_documented_arithmetic_exactly() -> None:
     assert np.isfinite(numbers).all()
     large, _ = prep.transform(pl.concat([frame] * 3))
     assert large.dtype == np.float32 and np.array_equal(large[: frame.height], expected)
+    floats_only = Preprocessor.fit(frame.head(1500), ["f"], ["c"], nullable=set())  # all Float64: one copy
+    assert np.array_equal(floats_only.transform(frame)[0], expected[:, :2])
 
 
 def test_state_round_trips_through_json_dicts() -> None:

@@ -128,9 +128,13 @@ class Preprocessor:
     def _numeric_by_numpy(self, frame: pl.DataFrame) -> np.ndarray:
         plan = self._numeric_plan
         numbers = np.empty((frame.height, len(self.numeric_names)), np.float32, order="F")
-        values = np.empty((frame.height, len(self.numeric)), np.float64, order="F")  # columns contiguous
-        for i, name in enumerate(self.numeric):
-            values[:, i] = _float_values(frame.get_column(name))  # a missing value is NaN here
+        columns = [frame.get_column(name) for name in self.numeric]
+        if all(c.dtype == pl.Float64 for c in columns):  # the usual case: one copy for all columns
+            values = pl.DataFrame(columns).to_numpy(order="fortran", writable=True)  # null is NaN here
+        else:
+            values = np.empty((frame.height, len(columns)), np.float64, order="F")  # columns contiguous
+            for i, column in enumerate(columns):
+                values[:, i] = _float_values(column)  # a missing value is NaN here
         missing = np.isnan(values)
         np.clip(values, plan.low, plan.high, out=values)
         np.copyto(values, np.broadcast_to(plan.fill, values.shape), where=missing)
