@@ -32,7 +32,7 @@ from driftloop.registry import CHALLENGER, CHAMPION, Registry
 from driftloop.serve.batcher import BATCHES_IN_FLIGHT, Answer, MicroBatcher
 from driftloop.serve.logbook import PredictionLog
 from driftloop.serve.metrics import ServerMetrics
-from driftloop.serve.payloads import from_records
+from driftloop.serve.payloads import combined, from_records
 from driftloop.serve.routes import ScoringRoute, ScoringRoutes
 from driftloop.serve.settings import ServeSettings
 from driftloop.tracking import MlflowTracker
@@ -452,9 +452,18 @@ def test_a_batch_closes_when_requests_stop_coming_not_at_max_wait() -> None:
     assert time.perf_counter() - started < 2.5  # one max_wait would be 5 s
 
 
-def test_records_become_columns_with_none_where_a_row_lacks_one() -> None:
-    assert from_records({"a": 1, "b": "x"}, max_rows=10) == {"a": [1], "b": ["x"]}
-    assert from_records([{"a": 1}, {"b": 2, "a": 3}, {}], max_rows=10) == {"a": [1, 3, None], "b": [None, 2, None]}
+def test_requests_rows_become_one_set_of_columns_with_none_where_a_row_lacks_one() -> None:
+    one = from_records({"a": 1, "b": "x"}, max_rows=10)
+    assert combined([one]) == {"a": [1], "b": ["x"]}
+    uneven = from_records([{"a": 1}, {"b": 2, "a": 3}, {}], max_rows=10)
+    assert combined([uneven]) == {"a": [1, 3, None], "b": [None, 2, None]}
+    assert combined([one, one]) == {"a": [1, 1], "b": ["x", "x"]}
+    columns = {"b": ["y", "z"], "c": [True, False]}
+    assert combined([one, columns, uneven]) == {
+        "a": [1, None, None, 1, 3, None],
+        "b": ["x", "y", "z", None, 2, None],
+        "c": [None, True, False, None, None, None],
+    }
     with pytest.raises(RequestRefused, match="not JSON objects"):
         from_records([{"a": 1}, [1]], max_rows=10)
     with pytest.raises(RequestRefused) as too_many:

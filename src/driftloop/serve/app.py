@@ -36,7 +36,7 @@ from driftloop.serve.logbook import SPILL_FOLDER, PredictionLog
 from driftloop.serve.metrics import MeasuredRequests, ServerMetrics
 from driftloop.serve.models import LoadedModel, ModelHolder
 from driftloop.serve.payloads import (
-    Columns,
+    Rows,
     answer_schemas,
     from_mlflow,
     from_records,
@@ -47,7 +47,7 @@ from driftloop.serve.payloads import (
 from driftloop.serve.routes import ScoringRoute, ScoringRoutes, openapi_paths, refusal_responses
 
 PROJECT_ENV = "DRIFTLOOP_PROJECT"  # how `driftloop serve --workers N` tells each worker its project
-Parser = Callable[..., Columns]
+Parser = Callable[..., Rows]
 
 
 def create_app(project: Project, *, admin_token: str | None = None) -> ASGIApp:
@@ -107,9 +107,9 @@ def create_app(project: Project, *, admin_token: str | None = None) -> ASGIApp:
     schemas = request_schemas(project.contract)
 
     async def score(body: Any, parse: Parser, client_id: str | None) -> tuple[Answer, str]:
-        columns = parse(body, max_rows=settings.max_rows)
+        rows = parse(body, max_rows=settings.max_rows)
         request_id = client_id or f"{server_id}-{next(numbers)}"
-        return await batcher.score(columns, request_id), request_id
+        return await batcher.score(rows, request_id), request_id
 
     async def predict(body: Any, _: dict[str, str], client_id: str | None) -> dict[str, Any]:
         scored, request_id = await score(body, from_records, client_id)

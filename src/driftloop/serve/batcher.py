@@ -8,8 +8,8 @@ one hand-over of the batch's rows to the prediction log. The event loop only par
 answers, so requests keep arriving while a batch is scored; up to two batches are in flight, so
 the next one is gathered and started while the first is still scored.
 
-If any request in a batch breaks the contract, or the requests do not send the same columns,
-each is checked alone, so only the one at fault is refused, with its own row numbers.
+If any request in a batch breaks the contract (a column it lacks and others sent counts as
+missing), each is checked alone, so only the one at fault is refused, with its own row numbers.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import polars as pl
 
 from driftloop.errors import RequestRefused
 from driftloop.serve.models import LoadedModel
-from driftloop.serve.payloads import Columns, to_frame
+from driftloop.serve.payloads import Rows, combined, row_count, to_frame
 
 BATCHES_IN_FLIGHT = 2
 
@@ -56,7 +56,7 @@ class Answer:
 
 @dataclass
 class _Job:
-    columns: Columns
+    payload: Rows
     rows: int
     request_id: str
     future: asyncio.Future[Answer]
@@ -87,13 +87,13 @@ class MicroBatcher:
         self._waiting = 0  # requests handed to score() and not answered yet
         self._dispatched = 0  # of which in a batch being scored
 
-    async def score(self, columns: Columns, request_id: str) -> Answer:
+    async def score(self, payload: Rows, request_id: str) -> Answer:
         """Score one request's rows with the next batch; raises RequestRefused for what the contract refuses."""
-        rows = len(next(iter(columns.values()))) if columns else 0
+        rows = row_count(payload)
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._waiting += 1
         try:
-            await self._queue.put(_Job(columns, rows, request_id, future))
+            await self._queue.put(_Job(payload, rows, request_id, future))
             return await future
         finally:
             self._waiting -= 1
@@ -177,12 +177,8 @@ class MicroBatcher:
         champion, challenger = self.current()
         if champion is None:
             return [RequestRefused("no model is loaded yet: the project has no champion", status=503)] * len(jobs)
-        names = list(jobs[0].columns)
-        if len(jobs) > 1 and any(list(job.columns) != names for job in jobs):
-            return [self._score_alone(job, champion, challenger) for job in jobs]
-        merged = {name: [v for job in jobs for v in job.columns[name]] for name in names}
         try:
-            scored = self._scored(to_frame(merged), jobs, champion, challenger)
+            scored = self._scored(to_frame(combined([job.payload for job in jobs])), jobs, champion, challenger)
         except RequestRefused as refused:
             if len(jobs) == 1:
                 return [refused]
@@ -199,7 +195,7 @@ class MicroBatcher:
 
     def _score_alone(self, job: _Job, champion: LoadedModel, challenger: LoadedModel | None) -> Answer | BaseException:
         try:
-            scored = self._scored(to_frame(job.columns), [job], champion, challenger)
+            scored = self._scored(to_frame(combined([job.payload])), [job], champion, challenger)
         except RequestRefused as refused:
             return refused
         self.on_scored(scored)

@@ -6,15 +6,19 @@
 - the Open Inference Protocol v2: ``{"inputs": [{"name", "shape", "datatype", "data"}]}``, one
   tensor per column.
 
-Each body becomes :class:`Columns` (plain lists, no frame yet: the batcher builds one frame for a
-whole batch of requests). :func:`to_frame` keeps the types JSON gave; a column whose values mix
-types (``20.5`` and ``"warm"``) is kept as text, so the contract check names the exact cell.
+Each body becomes :data:`Rows`: the row objects as JSON gave them (:data:`Records`), or plain
+lists per column (:data:`Columns`). No frame yet: the batcher's worker thread makes the rows of a
+whole batch of requests into columns (:func:`combined`) and one frame (:func:`to_frame`), so the
+event loop only checks a body's shape. :func:`to_frame` keeps the types JSON gave; a column whose
+values mix types (``20.5`` and ``"warm"``) is kept as text, so the contract check names the
+exact cell.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from itertools import chain
+from typing import Any, cast
 
 import polars as pl
 
@@ -23,11 +27,13 @@ from driftloop.errors import RequestRefused
 
 MLFLOW_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 Columns = dict[str, list[Any]]  # column name -> one value per row
+Records = list[dict[str, Any]]  # one object per row: column name -> value
+Rows = Records | Columns  # one request's rows, as its protocol brought them
 V2_DATATYPES: dict[type, str] = {float: "FP64", bool: "BOOL", int: "INT64", str: "BYTES"}
 
 
-def from_records(records: Any, *, max_rows: int) -> Columns:
-    """The columns of a list of row objects (or of one object)."""
+def from_records(records: Any, *, max_rows: int) -> Records:
+    """A list of row objects (or one object), checked to be one."""
     rows = [records] if isinstance(records, dict) else records
     if not isinstance(rows, list) or not rows:
         raise RequestRefused("the body must be a record (a JSON object) or a non-empty list of records")
@@ -38,10 +44,7 @@ def from_records(records: Any, *, max_rows: int) -> Columns:
             f"row(s) {bad[:5]} are not JSON objects; each row is {{column: value, ...}}",
             [{"row": i, "msg": "not an object"} for i in bad[:20]],
         )
-    if len(rows) == 1:  # the common request, and the one a busy server sees most
-        return {name: [value] for name, value in rows[0].items()}
-    names = dict.fromkeys(name for row in rows for name in row)  # every row's columns, in order of appearance
-    return {name: [row.get(name) for row in rows] for name in names}  # a column a row lacks is None there
+    return rows
 
 
 def from_columns(columns: Any, *, max_rows: int) -> Columns:
@@ -55,7 +58,7 @@ def from_columns(columns: Any, *, max_rows: int) -> Columns:
     return dict(columns)
 
 
-def from_mlflow(body: Any, *, max_rows: int) -> Columns:
+def from_mlflow(body: Any, *, max_rows: int) -> Rows:
     """The rows of an MLflow scoring request (``/invocations``)."""
     if not isinstance(body, dict) or len([k for k in body if k in MLFLOW_FORMATS]) != 1:
         raise RequestRefused(f"an /invocations body holds exactly one of {list(MLFLOW_FORMATS)}")
@@ -109,6 +112,38 @@ def _check_rows(rows: int, max_rows: int) -> None:
             "split it, or score large sets with `driftloop predict`",
             status=413,
         )
+
+
+def row_count(rows: Rows) -> int:
+    """How many rows a request holds."""
+    if isinstance(rows, list):
+        return len(rows)
+    return len(next(iter(rows.values()))) if rows else 0
+
+
+def combined(parts: list[Rows]) -> Columns:
+    """The columns of several requests' rows, one request after the other.
+
+    A column that some rows lack (another request, or another row of the same request, sent
+    it) is None in them: the contract check then judges those rows as if the column were
+    missing. Records whose objects all have the same keys, the usual case, take one pass per
+    column.
+    """
+    if all(isinstance(part, list) for part in parts):
+        records = cast(Records, parts[0] if len(parts) == 1 else list(chain.from_iterable(parts)))
+        keys = records[0].keys()
+        if all(record.keys() == keys for record in records):
+            return {name: [record[name] for record in records] for name in keys}
+        names = dict.fromkeys(name for record in records for name in record)  # in order of appearance
+        return {name: [record.get(name) for record in records] for name in names}
+    columns = [part if isinstance(part, dict) else combined([part]) for part in parts]
+    if len(columns) == 1:
+        return columns[0]
+    names = dict.fromkeys(name for part in columns for name in part)
+    return {
+        name: list(chain.from_iterable(part[name] if name in part else [None] * row_count(part) for part in columns))
+        for name in names
+    }
 
 
 def to_frame(columns: Columns) -> pl.DataFrame:
