@@ -73,7 +73,7 @@ class MicroBatcher:
         *,
         max_rows: int,
         max_wait_ms: float,
-        gap_ms: float = 1.0,
+        gap_ms: float = 0.5,
         on_batch: Callable[[int, float], None] | None = None,
     ) -> None:
         self.current = current
@@ -93,7 +93,7 @@ class MicroBatcher:
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._waiting += 1
         try:
-            await self._queue.put(_Job(payload, rows, request_id, future))
+            self._queue.put_nowait(_Job(payload, rows, request_id, future))  # unbounded: never waits
             return await future
         finally:
             self._waiting -= 1
@@ -142,11 +142,12 @@ class MicroBatcher:
                 if timeout <= 0:
                     break
                 try:
-                    job = await asyncio.wait_for(self._queue.get(), timeout)
+                    async with asyncio.timeout(timeout):  # unlike wait_for, no task of its own
+                        job = await self._queue.get()
                 except TimeoutError:
                     break
             else:
-                job = self._queue.get_nowait()  # no task per job, unlike wait_for
+                job = self._queue.get_nowait()
             if job is None:
                 return jobs, True
             jobs.append(job)

@@ -18,7 +18,7 @@ class ServeSettings(BaseModel):
         5.0, ge=0, description="How long a batch waits for more requests at most, when the first one had company."
     )
     max_gap_ms: float = Field(
-        1.0, ge=0, description="A batch waiting for more requests closes once none arrived for this long."
+        0.5, ge=0, description="A batch waiting for more requests closes once none arrived for this long."
     )
     max_body_bytes: int = Field(4_000_000, ge=1024, description="A larger request body is refused with 413.")
     max_rows: int = Field(10_000, ge=1, description="Rows one request may hold; more is refused with 413.")
