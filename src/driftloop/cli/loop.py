@@ -14,6 +14,7 @@ from rich.table import Table
 from driftloop.cli.common import JsonOption, ProjectOption, emit_json, handled, out, progress_bar
 from driftloop.config import Project
 from driftloop.errors import ConfigError
+from driftloop.monitor import Stream
 
 
 @handled
@@ -60,7 +61,7 @@ def monitor(
     ] = None,
     no_report: Annotated[bool, typer.Option("--no-report", help="Skip the HTML and PNG report.")] = False,
     source: Annotated[
-        str, typer.Option(help="Stream to monitor: batch (features, batch predictions) or online (served requests).")
+        Stream, typer.Option(help="Stream to monitor: batch (features, batch predictions) or online (served requests).")
     ] = "batch",
     project_dir: ProjectOption = Path(),
     as_json: JsonOption = False,
@@ -73,7 +74,7 @@ def monitor(
     pages: tuple[Path, Path] | None = None
     with progress_bar(as_json) as progress:
         progress.add_task("profiling and testing the window", total=None)
-        report = monitor_window(project, start, end, version=version, source=source)  # type: ignore[arg-type]
+        report = monitor_window(project, start, end, version=version, source=source)
         if not no_report:
             from driftloop.monitor.report import write_report
 

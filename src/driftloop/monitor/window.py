@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
 
 import polars as pl
 
@@ -23,6 +22,7 @@ from driftloop.errors import MonitorError
 from driftloop.lake import Where
 from driftloop.model.package import ModelPackage
 from driftloop.model.trainer import model_inputs
+from driftloop.monitor import Stream
 from driftloop.monitor.drift import DriftReport, compare
 from driftloop.monitor.performance import TargetPerformance, actuals, evaluate
 from driftloop.monitor.profile import Profile, profile
@@ -30,7 +30,6 @@ from driftloop.monitor.traffic import ShadowComparison, compare_shadow, logged_i
 from driftloop.monitor.verdict import Verdict, decide
 from driftloop.registry import CHAMPION, Registry
 
-Stream = Literal["batch", "online"]
 SECTIONS = ("input", "prediction", "performance", "verdict")
 
 
