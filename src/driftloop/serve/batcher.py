@@ -142,8 +142,7 @@ class MicroBatcher:
                 if timeout <= 0:
                     break
                 try:
-                    async with asyncio.timeout(timeout):  # unlike wait_for, no task of its own
-                        job = await self._queue.get()
+                    job = await asyncio.wait_for(self._queue.get(), timeout)
                 except TimeoutError:
                     break
             else:
