@@ -4,8 +4,9 @@ model's raw forward pass on the same rows, in the same run.
 A project with a features table of --rows rows (minutely, 20 numeric inputs and a category),
 a champion trained on its first days; then, median of --repeats, interleaved:
   - raw forward: the network as trained, a plain PyTorch forward pass in evaluation mode on the
-    already-preprocessed arrays of all rows, in chunks of 65,536 (the ceiling of the model itself;
-    the issue's baseline);
+    already-preprocessed arrays of all rows, in driftloop's chunks (``SCORING_CHUNK``: the
+    chunk size that is fastest for it is fastest for this too); the ceiling of the model itself
+    and the issue's baseline;
   - folded forward: the same network as driftloop scores with it (batch norm folded into the
     dense layers, one head matrix: ``FoldedNet``), same arrays, for a second, stricter ceiling;
   - driftloop: ``predict_window`` over every row: read the features table, features,
@@ -36,7 +37,7 @@ from driftloop.ingest import ingest
 from driftloop.lake import Lake
 from driftloop.model.network import TabularNet
 from driftloop.model.settings import TrainSettings
-from driftloop.model.train import predict_scaled
+from driftloop.model.train import SCORING_CHUNK, predict_scaled
 from driftloop.model.trainer import train_project
 from driftloop.predict import predict_window
 from driftloop.registry import Registry
@@ -118,7 +119,7 @@ def main() -> None:
           f"vs bare write: {b / o:.0%}")  # fmt: skip
 
 
-def raw_forward(network: TabularNet, numbers: np.ndarray, categories: np.ndarray, chunk: int = 65_536) -> None:
+def raw_forward(network: TabularNet, numbers: np.ndarray, categories: np.ndarray, chunk: int = SCORING_CHUNK) -> None:
     """The network as trained, plain PyTorch in evaluation mode, in the chunks driftloop uses."""
     network.eval()
     with torch.inference_mode():

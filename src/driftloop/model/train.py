@@ -144,8 +144,13 @@ def fit(
     return result
 
 
+# Rows per forward pass when scoring: small enough that a chunk's activations stay in the CPU's
+# cache between layers (1M rows: 0.72 s in chunks of 16,384 against 0.80 s in chunks of 65,536).
+SCORING_CHUNK = 16_384
+
+
 def predict_scaled(
-    model: TabularNet | FoldedNet, numbers: np.ndarray, categories: np.ndarray, batch: int = 65536
+    model: TabularNet | FoldedNet, numbers: np.ndarray, categories: np.ndarray, batch: int = SCORING_CHUNK
 ) -> np.ndarray:
     """Scaled outputs of ``model`` in evaluation mode, computed in chunks.
 
