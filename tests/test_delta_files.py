@@ -18,6 +18,16 @@ def test_interleaved_partitions_are_written_whole_and_readable(tmp_path: Path) -
     assert sorted(DeltaTable(root).partitions(), key=str) == sorted([{"m": "a"}, {"m": "b"}, {"m": None}], key=str)
 
 
+def test_partitions_in_runs_are_written_one_file_each(tmp_path: Path) -> None:
+    frame = pl.DataFrame({"m": ["a", "a", "a", "b", "b"], "k": [1, 1, 2, 2, 2], "v": [1, 2, 3, 4, 5]})
+    root = str(tmp_path / "t")
+    actions = write_files(root, frame, ["m", "k"])
+    partitions = sorted((a.partition_values["m"], a.partition_values["k"]) for a in actions)
+    assert partitions == [("a", "1"), ("a", "2"), ("b", "2")]  # a file per partition, each whole
+    commit(root, actions, delta_schema(frame), ["m", "k"], None)
+    assert pl.read_delta(root).sort("v").select(frame.columns).equals(frame)
+
+
 def test_appends_commit_new_versions_with_the_same_schema(tmp_path: Path) -> None:
     frame = pl.DataFrame({"v": [1.0], "at": [datetime(2024, 1, 1, tzinfo=UTC)]})
     root = str(tmp_path / "t")
