@@ -10,11 +10,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from driftloop import predict
 from driftloop.cli.loop import window
 from driftloop.config import Project
 from driftloop.errors import ConfigError, PredictError
 from driftloop.model.trainer import train_project
-from driftloop.predict import PREDICTION_ID, predict_window
+from driftloop.predict import PREDICTION_ID, VARIABLE_WIDTH, predict_window, row_bytes
 from driftloop.registry import Registry
 from driftloop.tracking import MlflowTracker
 from tests.conftest import make_synthetic_project
@@ -47,6 +48,18 @@ def test_a_window_is_scored_with_its_context(project: Project) -> None:
     features = project.lake.read("features", since=datetime(2024, 1, 3), until=datetime(2024, 1, 5), time_column="ts")
     expected = Registry(project).load(run.model_version).predict_valid(features.sort("ts")).get_column("y")
     assert table.sort("event_time").get_column("y").to_list() == pytest.approx(expected.to_list())
+
+
+def test_chunks_are_whole_days_within_the_memory_budget(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    chunks: list[tuple[list[str], int]] = []
+    since, until = datetime(2024, 1, 3), datetime(2024, 1, 6)
+    predict_window(project, since, until, on_chunk=lambda days, rows: chunks.append(([str(d) for d in days], rows)))
+    assert chunks == [(["2024-01-03", "2024-01-04", "2024-01-05"], 72)]  # three days fit in the default budget
+    chunks.clear()
+    monkeypatch.setattr(predict, "CHUNK_BYTES", 1)  # less than a row: a day is still never split
+    predict_window(project, since, until, on_chunk=lambda days, rows: chunks.append(([str(d) for d in days], rows)))
+    assert chunks == [(["2024-01-03"], 24), (["2024-01-04"], 24), (["2024-01-05"], 24)]
+    assert row_bytes([pl.Float64(), pl.Date(), pl.Boolean(), pl.String()]) == 8 + 8 + 1 + VARIABLE_WIDTH
 
 
 def test_reruns_replace_and_never_touch_rows_outside_the_window(project: Project) -> None:
