@@ -34,6 +34,16 @@ def test_append_read_by_time_and_version(tmp_path: Path) -> None:
     assert lake.read("raw", version=0).height == 3
 
 
+def test_an_append_named_as_a_transaction_can_be_found_committed(tmp_path: Path) -> None:
+    lake = Lake(tmp_path)
+    assert not lake.committed("raw", "first")  # no table yet
+    lake.append("raw", rows(1, "a"), transaction="first")  # creates the table
+    lake.append("raw", rows(2, "b"), transaction="second")
+    lake.append("raw", rows(3, "c").with_columns(pl.lit(1.0).alias("w")), transaction="third")  # a schema change
+    assert all(lake.committed("raw", name) for name in ("first", "second", "third"))
+    assert not lake.committed("raw", "fourth") and lake.row_count("raw") == 9
+
+
 def test_replace_is_idempotent(tmp_path: Path) -> None:
     lake = Lake(tmp_path)
     lake.append("raw", rows(1, "a"))

@@ -311,6 +311,34 @@ def test_the_log_spills_when_the_lake_is_away_and_replays_when_it_is_back(tmp_pa
     assert Lake(blocked).read("predictions").height == 14 and not list((tmp_path / "spill").glob("*.parquet"))
 
 
+KILLED_BEFORE_UNLINK = """
+import os, pathlib, signal, sys
+from driftloop.lake import Lake
+from driftloop.serve.logbook import PredictionLog
+pathlib.Path.unlink = lambda path, missing_ok=False: os.kill(os.getpid(), signal.SIGKILL)  # after the commit
+PredictionLog(Lake(pathlib.Path(sys.argv[1])), pathlib.Path(sys.argv[2]), capacity=10, flush_seconds=3600).start()
+"""
+
+
+def test_a_spill_replay_killed_after_its_commit_is_not_written_twice(tmp_path: Path) -> None:
+    day = datetime(2024, 1, 1).date()
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    pl.DataFrame({"prediction_id": ["r|0", "r|1"], "y": [1.0, 2.0], "_event_date": [day, day]}).write_parquet(
+        spill / "predictions-0.parquet"
+    )
+    lake = tmp_path / "lake"
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_BEFORE_UNLINK, str(lake), str(spill)], check=False, capture_output=True
+    )
+    assert killed.returncode == -9, killed.stderr.decode()[-1000:]
+    assert Lake(lake).read("predictions").height == 2 and (spill / "predictions-0.parquet").exists()
+    again = PredictionLog(Lake(lake), spill, capacity=10, flush_seconds=3600)
+    again.start()
+    again.close()
+    assert Lake(lake).read("predictions").height == 2 and not list(spill.glob("*.parquet"))
+
+
 def test_batches_the_log_cannot_turn_into_rows_yet_are_kept_for_the_next_flush(tmp_path: Path) -> None:
     day = datetime(2024, 1, 1).date()
     rows = pl.DataFrame({"prediction_id": ["r|0", "r|1"], "y": [1.0, 2.0], "_event_date": [day, day]})

@@ -23,7 +23,7 @@ from urllib.parse import quote, unquote
 
 import polars as pl
 from deltalake import CommitProperties, DeltaTable, Schema
-from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
+from deltalake.transaction import AddAction, RemoveAction, Transaction, create_table_with_add_actions
 
 # Delta's convention (and delta-rs's): string statistics are kept only up to this length.
 MAX_STAT_STRING = 32
@@ -87,16 +87,19 @@ def commit(
     table: DeltaTable | None = None,
     removes: list[RemoveAction] | None = None,
     rows_added: int | None = None,
+    transaction: str | None = None,
 ) -> None:
     """Commit ``actions`` (and ``removes``) as one transaction on ``table`` as read, or create the
     table with them when there is none yet.
 
     ``rows_added`` is what the commit's history records as added (default: every added row;
-    a replace that rewrites the kept rows of a file passes only its new rows).
+    a replace that rewrites the kept rows of a file passes only its new rows). ``transaction``
+    is recorded in the table's state with the commit (a Delta app transaction), so that
+    whether this very write was committed can be asked later (``DeltaTable.transaction_version``).
     """
     if rows_added is None:
         rows_added = sum(json.loads(action.stats)["numRecords"] for action in actions)
-    properties = CommitProperties(custom_metadata={**(metadata or {}), ROWS_ADDED: str(rows_added)})
+    properties = commit_properties({**(metadata or {}), ROWS_ADDED: str(rows_added)}, transaction)
     if table is None and DeltaTable.is_deltatable(root):
         table = DeltaTable(root)
     if table is None:
@@ -113,6 +116,17 @@ def commit(
     changes: list[AddAction | RemoveAction] = [*actions, *(removes or [])]
     table.create_write_transaction(
         changes, mode="append", schema=schema, partition_by=partition_by or None, commit_properties=properties
+    )
+
+
+def commit_properties(metadata: Mapping[str, str] | None, transaction: str | None = None) -> CommitProperties | None:
+    """The commit's custom metadata, and the app transaction it records (version 1: a write is
+    committed once or not at all)."""
+    if not metadata and transaction is None:
+        return None
+    return CommitProperties(
+        custom_metadata=dict(metadata) if metadata else None,
+        app_transactions=[Transaction(transaction, 1)] if transaction is not None else None,
     )
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 from deltalake.transaction import AddAction, RemoveAction
 
@@ -217,9 +217,30 @@ class Lake:
 
     # -- writing -----------------------------------------------------------------------------
 
-    def append(self, table: str, frame: pl.DataFrame, *, metadata: Mapping[str, str] | None = None) -> int:
-        """Append ``frame`` to ``table`` (created on first write); returns the new version."""
-        return self._commit(table, frame, where=None, metadata=metadata)
+    def append(
+        self,
+        table: str,
+        frame: pl.DataFrame,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        transaction: str | None = None,
+    ) -> int:
+        """Append ``frame`` to ``table`` (created on first write); returns the new version.
+
+        A ``transaction`` name is recorded with the commit, and :meth:`committed` then tells
+        whether that append is in the table: a writer killed after its commit and before its
+        own bookkeeping can find out on restart instead of appending the rows twice.
+        """
+        return self._commit(table, frame, where=None, metadata=metadata, transaction=transaction)
+
+    def committed(self, table: str, transaction: str) -> bool:
+        """Whether an append recorded as ``transaction`` is in ``table``."""
+        if not self.exists(table):
+            return False
+        try:
+            return self._table(table).transaction_version(transaction) is not None
+        except (DeltaError, OSError) as exc:
+            raise LakeError(f"cannot read the transactions of table {table!r} at {self.uri(table)}: {exc}") from exc
 
     def replace(
         self, table: str, frame: pl.DataFrame, *, where: Where, metadata: Mapping[str, str] | None = None
@@ -263,7 +284,7 @@ class Lake:
                     predicate=on,
                     source_alias="s",
                     target_alias="t",
-                    commit_properties=_commit_properties(metadata),
+                    commit_properties=delta_files.commit_properties(metadata),
                 )
                 .when_matched_update_all()
                 .when_not_matched_insert_all()
@@ -281,7 +302,13 @@ class Lake:
         return self._retry(table, run)
 
     def _commit(
-        self, table: str, frame: pl.DataFrame, *, where: Where | None, metadata: Mapping[str, str] | None
+        self,
+        table: str,
+        frame: pl.DataFrame,
+        *,
+        where: Where | None,
+        metadata: Mapping[str, str] | None,
+        transaction: str | None = None,
     ) -> int:
         spec = TABLES[table]
         partition_by = list(spec.partition_by)
@@ -291,7 +318,7 @@ class Lake:
         current = self._table(table) if self.exists(table) else None
         if current is not None:
             if not delta_files.same_columns(current.schema(), schema):
-                return self._write_deltalake(table, frame, where=where, metadata=metadata)
+                return self._write_deltalake(table, frame, where=where, metadata=metadata, transaction=transaction)
             schema = current.schema()  # the table's column order (files are read by name)
         # The common case, an unchanged schema, is written by Polars (delta_files says why) and
         # committed by us: one transaction adding the new files and removing the replaced ones.
@@ -313,7 +340,15 @@ class Lake:
                 removes, kept = self._unselect(table, read, where)
             added = actions + kept
             delta_files.commit(
-                uri, added, schema, partition_by, metadata, table=read, removes=removes, rows_added=frame.height
+                uri,
+                added,
+                schema,
+                partition_by,
+                metadata,
+                table=read,
+                removes=removes,
+                rows_added=frame.height,
+                transaction=transaction,
             )
             if read is None:
                 return None
@@ -341,13 +376,19 @@ class Lake:
         return removes, kept
 
     def _write_deltalake(
-        self, table: str, frame: pl.DataFrame, *, where: Where | None, metadata: Mapping[str, str] | None
+        self,
+        table: str,
+        frame: pl.DataFrame,
+        *,
+        where: Where | None,
+        metadata: Mapping[str, str] | None,
+        transaction: str | None = None,
     ) -> int:
         """Write through delta-rs: the path for a schema change (a contract column added later)."""
         data = frame.to_arrow()
         options: dict[str, Any] = {
             "partition_by": list(TABLES[table].partition_by) or None,
-            "commit_properties": _commit_properties(metadata),
+            "commit_properties": delta_files.commit_properties(metadata, transaction),
             "schema_mode": "merge",  # a column added to the contract later joins the table
         }
 
@@ -462,7 +503,9 @@ class Lake:
         if self._most_files_in_a_partition(table, read) < min_files:
             return None
         try:
-            metrics = read.optimize.compact(commit_properties=_commit_properties({"driftloop.operation": "compact"}))
+            metrics = read.optimize.compact(
+                commit_properties=delta_files.commit_properties({"driftloop.operation": "compact"})
+            )
         except (DeltaError, OSError) as exc:
             raise LakeError(
                 f"could not compact table {table!r} at {self.uri(table)}: {exc}; nothing was changed, run it again "
@@ -535,10 +578,6 @@ def _rows_added(metrics: Mapping[str, Any], metadata: Mapping[str, str]) -> int 
 def _sql_timestamp(value: datetime) -> str:
     """A naive timestamp as a literal Delta's SQL engine compares with a timestamp column."""
     return f"'{value:%Y-%m-%dT%H:%M:%S.%f}'"
-
-
-def _commit_properties(metadata: Mapping[str, str] | None) -> CommitProperties | None:
-    return CommitProperties(custom_metadata=dict(metadata)) if metadata else None
 
 
 def _lost_creation_race(exc: Exception) -> bool:

@@ -130,8 +130,17 @@ class PredictionLog:
             return
         for path in sorted(self.spill.glob("predictions-*.parquet")):
             rows = pl.read_parquet(path)
+            # Named in its commit, so a server killed between the commit and the unlink below
+            # finds the file committed on restart, and does not append its rows a second time.
+            transaction = f"driftloop-spill-{path.stem}"
             try:
-                self.lake.append("predictions", rows, metadata={"driftloop.source": f"spill {path.name}"})
+                if self.lake.committed("predictions", transaction):
+                    logger.warning("spilled predictions %s were already written; removing the file", path.name)
+                    path.unlink()
+                    continue
+                self.lake.append(
+                    "predictions", rows, metadata={"driftloop.source": f"spill {path.name}"}, transaction=transaction
+                )
             except LakeError as exc:
                 logger.error("spilled predictions %s still cannot be written: %s", path, exc)
                 return
