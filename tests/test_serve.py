@@ -439,7 +439,7 @@ def test_the_batcher_keeps_batches_in_flight_and_stop_answers_every_queued_reque
     model = DoublingModel(delay=0.05)
     batches: list[int] = []
     batcher = MicroBatcher(lambda: (model, None), lambda scored: batches.append(scored.outputs.height),
-                           max_rows=4, max_wait_ms=1)  # fmt: skip
+                           max_rows=4, max_wait_ms=1, gap_ms=0.5)  # fmt: skip
 
     async def traffic() -> list[Answer]:
         batcher.start()

@@ -73,7 +73,7 @@ class MicroBatcher:
         *,
         max_rows: int,
         max_wait_ms: float,
-        gap_ms: float = 0.5,
+        gap_ms: float,
         on_batch: Callable[[int, float], None] | None = None,
     ) -> None:
         self.current = current
