@@ -6,6 +6,7 @@ from datetime import datetime
 import polars as pl
 import pytest
 
+from driftloop import features
 from driftloop.config import Project
 from driftloop.contract import Column, ColumnType, Contract, Role
 from driftloop.errors import FeatureError, NotOnlineComputable, TableNotFound
@@ -124,6 +125,22 @@ def test_materialize_is_incremental_and_idempotent(small_project: Project) -> No
     table = small_project.lake.read("features")
     assert table.height == 7 and table.get_column("id").n_unique() == 7
     assert "ts_hour_sin" in table.columns
+
+
+def test_a_compacted_raw_table_has_nothing_new_to_materialize(
+    small_project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lake, feature_set = small_project.lake, small_project.feature_set()
+    for start in (0, 4):  # two batches: two files in the month's partition
+        ingest(small_project, small_frame(4, start=start))
+    materialize(lake, feature_set)
+    assert lake.compact("raw") is not None
+    with monkeypatch.context() as patch:  # the log says so: raw's batch ids are not scanned
+        patch.setattr(features, "_batch_ids", lambda *_: pytest.fail("scanned raw after a compaction"))
+        run = materialize(lake, feature_set)
+    assert run.batches == [] and run.rows == 0
+    ingest(small_project, small_frame(2, start=8))  # a batch after the compaction is still found
+    assert materialize(lake, feature_set).rows == 2 and lake.read("features").height == 10
 
 
 def test_keep_latest_replaces_the_feature_row(small_project: Project) -> None:
