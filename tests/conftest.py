@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -104,3 +107,17 @@ def make_synthetic_project(root: Path, *, epochs: int = 60) -> Project:
 def synthetic_project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     """Shared by tests that only read it; tests that change it make their own."""
     return make_synthetic_project(tmp_path_factory.mktemp("synthetic"))
+
+
+@contextmanager
+def aliases_unreadable(project: Project) -> Iterator[None]:
+    """The project's MLflow store with its alias table out of reach (as a damaged or half-migrated
+    store leaves it): every alias read fails with an MLflow error that is not "does not exist"."""
+    database = project.tracking_uri.removeprefix("sqlite:///")
+    with sqlite3.connect(database) as connection:
+        connection.execute("ALTER TABLE registered_model_aliases RENAME TO registered_model_aliases_away")
+    try:
+        yield
+    finally:
+        with sqlite3.connect(database) as connection:
+            connection.execute("ALTER TABLE registered_model_aliases_away RENAME TO registered_model_aliases")

@@ -15,11 +15,12 @@ import pytest
 
 from driftloop.alerts import alert
 from driftloop.config import Project, init_project
+from driftloop.errors import RegistryError
 from driftloop.loop import LABELS_FOLDER, tick
 from driftloop.model.settings import TrainSettings
 from driftloop.policy import LoopSettings, should_retrain
 from driftloop.registry import CHAMPION, Registry
-from tests.conftest import synthetic_rows
+from tests.conftest import aliases_unreadable, synthetic_rows
 
 NOW = datetime(2024, 3, 1)
 
@@ -174,3 +175,12 @@ def test_a_tick_killed_before_the_gates_is_finished_by_the_next(tmp_path: Path) 
     assert any("resumed the promotion of version 1" in note for note in resumed.notes)
     assert registry.aliases()[CHAMPION] == "1" and resumed.trained_version is None  # judged, not retrained
     assert [str(v.version) for v in registry.versions()] == ["1"]
+
+
+def test_a_tick_that_cannot_read_the_champion_stops_instead_of_retraining(tmp_path: Path) -> None:
+    project = loop_project(tmp_path / "unreadable")
+    tick(project, date(2024, 1, 14))
+    with aliases_unreadable(project), pytest.raises(RegistryError, match="cannot read the aliases"):
+        tick(project, date(2024, 1, 14))
+    assert [str(v.version) for v in Registry(project).versions()] == ["1"]  # nothing was trained
+    assert Registry(project).aliases() == {CHAMPION: "1"}

@@ -14,7 +14,7 @@ from driftloop.errors import RegistryError
 from driftloop.model.trainer import train_project
 from driftloop.registry import CHAMPION, PREVIOUS, Registry
 from driftloop.tracking import MlflowTracker
-from tests.conftest import make_synthetic_project
+from tests.conftest import aliases_unreadable, make_synthetic_project
 
 
 def train_version(project: Project, **changes: object) -> str:
@@ -104,3 +104,20 @@ def test_two_racing_promotions_leave_one_champion_and_both_decisions(tmp_path: P
     assert set(events.get_column("version")) == {first, second}
     assert events.filter(events.get_column("kind").is_in(["champion", "rejected"])).height == 2
     assert outcomes.count("champion") >= 1
+
+
+def test_a_registry_that_cannot_be_read_stops_a_promotion_instead_of_crowning(tmp_path: Path) -> None:
+    project = make_synthetic_project(tmp_path / "unreadable", epochs=20)
+    registry = Registry(project)
+    champion = train_version(project)
+    registry.promote(champion)
+    challenger = train_version(project, seed=3)
+    with aliases_unreadable(project):
+        with pytest.raises(RegistryError, match="cannot read the aliases"):
+            registry.aliases()
+        with pytest.raises(RegistryError, match="cannot read"):
+            registry.promote(challenger)
+    # Nothing was decided on a failure that looked like "no champion yet".
+    assert registry.aliases() == {CHAMPION: champion}
+    assert registry.stage(challenger) == "dev"
+    assert registry.events().get_column("version").to_list() == [champion, champion]

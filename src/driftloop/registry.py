@@ -97,8 +97,16 @@ class Registry:
         """Alias -> version, e.g. ``{"champion": "3"}``."""
         try:
             aliases = self.client.get_registered_model(self.name).aliases
-        except MlflowException:
-            return {}
+        except MlflowException as exc:
+            # Only a model not registered yet has no aliases. Any other failure (a locked or
+            # damaged store, a server down) must stop the step: read as "no champion yet", it
+            # would crown a version without comparing it with anyone, or retrain for nothing.
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return {}
+            raise RegistryError(
+                f"cannot read the aliases of model {self.name!r} at {self.project.tracking_uri}: {exc}; "
+                "nothing was decided, run the step again once the registry answers"
+            ) from exc
         return {alias: str(version) for alias, version in aliases.items()}  # MLflow may give ints
 
     def stage(self, version: str) -> str:
@@ -237,7 +245,11 @@ class Registry:
         try:
             return self.client.get_model_version(self.name, version)
         except MlflowException as exc:
-            raise RegistryError(f"model {self.name!r} has no version {version!r}") from exc
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                raise RegistryError(f"model {self.name!r} has no version {version!r}") from exc
+            raise RegistryError(
+                f"cannot read version {version} of model {self.name!r} at {self.project.tracking_uri}: {exc}"
+            ) from exc
 
     def _tag_stage(self, version: str, stage: str) -> None:
         self.client.set_model_version_tag(self.name, version, "stage", stage)
