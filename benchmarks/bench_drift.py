@@ -85,6 +85,7 @@ def make(rows: int, seed: int, shifted: bool) -> pl.DataFrame:
 def driftloop_child(reference_path: str, current_path: str) -> None:
     from driftloop.monitor.drift import compare
     from driftloop.monitor.profile import profile
+    from driftloop.monitor.settings import MonitorSettings
     from driftloop.monitor.stattests import tests
 
     tests()  # imports scipy's tests now: imports are not what is measured
@@ -92,7 +93,7 @@ def driftloop_child(reference_path: str, current_path: str) -> None:
     baseline = _rss_mib()
     started = time.perf_counter()
     ref = profile(reference, NUMERIC, CATEGORICAL)
-    report = compare(ref, profile(current, NUMERIC, CATEGORICAL, like=ref))
+    report = compare(ref, profile(current, NUMERIC, CATEGORICAL, like=ref), MonitorSettings())
     seconds = time.perf_counter() - started
     verdicts = {c.column: c.drifted for c in report.columns}
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -92,7 +92,7 @@ def test_dataset_drift_null_rates_and_new_categories() -> None:
         pl.when(pl.int_range(pl.len()) % 3 == 0).then(None).otherwise(pl.col("b")).alias("b"),
         pl.when(pl.int_range(pl.len()) % 2 == 0).then(pl.lit("purple")).otherwise(pl.col("c")).alias("c"),
     )
-    report = compare(reference, profile(later, ["a", "b"], ["c"], like=reference))
+    report = compare(reference, profile(later, ["a", "b"], ["c"], like=reference), MonitorSettings())
     by_name = {c.column: c for c in report.columns}
     assert report.drifted == ["a", "c"] and report.dataset_drift and report.drift_share == pytest.approx(2 / 3)
     assert by_name["b"].null_rate_current == pytest.approx(1 / 3, abs=0.01) and by_name["b"].null_rate_reference == 0

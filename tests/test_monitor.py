@@ -82,3 +82,15 @@ def test_the_report_is_self_contained_html_and_a_png(project: Project, tmp_path:
     assert "<script src=" not in text and "Plotly.newPlot" in text  # plotly.js inlined, no CDN
     assert text.count("Plotly.newPlot") == 3  # metric over time, drift per input, distributions
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_prediction_drift_follows_the_projects_monitor_settings(project: Project) -> None:
+    # PSI with a threshold no window reaches: the inputs and the predictions are judged alike.
+    monitor = project.settings.monitor.model_copy(update={"numeric_test": "psi", "thresholds": {"psi": 1e9}})
+    tuned = Project(project.root, project.settings.model_copy(update={"monitor": monitor}))
+    report = monitor_window(tuned, datetime(2024, 2, 8), datetime(2024, 2, 15))
+    assert report.predictions is not None
+    for drift in (report.inputs, report.predictions):
+        numeric = [c for c in drift.columns if c.kind == "numeric"]
+        assert numeric and {c.result.test for c in numeric} == {"psi"}
+        assert all(c.result.threshold == 1e9 and not c.drifted for c in numeric)

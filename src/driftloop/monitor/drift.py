@@ -63,9 +63,9 @@ def choose_test(kind: str, reference_rows: int, settings: MonitorSettings) -> Dr
     return tests()[auto if chosen == "auto" else chosen]
 
 
-def compare(reference: Profile, current: Profile, settings: MonitorSettings | None = None) -> DriftReport:
-    """Drift of every column both profiles have (current profiled with ``like=reference``)."""
-    settings = settings or MonitorSettings()
+def compare(reference: Profile, current: Profile, settings: MonitorSettings) -> DriftReport:
+    """Drift of every column both profiles have (current profiled with ``like=reference``), by the
+    tests and thresholds of ``settings`` (the project's ``[monitor]``: never silently the defaults)."""
     available = tests()
     results = []
     for name, ref in reference.columns.items():

@@ -98,7 +98,7 @@ def monitor_window(
         what = "feature rows" if source == "batch" else f"online predictions of version {chosen}"
         raise MonitorError(f"no {what} between {since} and {until}; nothing to monitor")
     inputs, reference, current = _input_drift(package, rows, project)
-    predictions = _prediction_drift(package, scored) if scored.height else None
+    predictions = _prediction_drift(package, scored, project) if scored.height else None
     labels = lake.read("labels", since=since, until=until, time_column=clock) if lake.exists("labels") else None
     truth = actuals(contract, _with_known_targets(rows, window, contract) if source == "online" else rows, labels)
     test_metrics = package.metrics.get("network", {}).get("test", {})
@@ -142,10 +142,10 @@ def _input_drift(package: ModelPackage, rows: pl.DataFrame, project: Project) ->
     return compare(inputs_only, current, project.settings.monitor), inputs_only, current
 
 
-def _prediction_drift(package: ModelPackage, scored: pl.DataFrame) -> DriftReport:
+def _prediction_drift(package: ModelPackage, scored: pl.DataFrame, project: Project) -> DriftReport:
     reference = _reference(package, "predictions")
     current = profile(scored, package.targets, [], like=reference)
-    return compare(reference, current)
+    return compare(reference, current, project.settings.monitor)
 
 
 def _predictions(project: Project, since: datetime, until: datetime) -> pl.DataFrame:
