@@ -86,7 +86,7 @@ def test_file_coverage_is_decided_from_the_log_statistics(tmp_path: Path) -> Non
     lake = Lake(tmp_path)
     for day, batch in ((1, "a"), (2, "b"), (3, "c")):
         lake.append("raw", rows(day, batch))
-    files = pl.DataFrame(lake._table("raw").get_add_actions(flatten=True)).sort("min.ts")
+    files = pl.DataFrame(lake.open("raw").get_add_actions(flatten=True)).sort("min.ts")
     every, none = Where(between={"ts": (datetime(2024, 1, 2), datetime(2024, 1, 3, 1))}).file_coverage(
         files, ("_event_month",)
     )

@@ -24,6 +24,7 @@ from starlette.types import Receive, Scope, Send
 from driftloop.config import Project
 from driftloop.errors import MonitorError, RequestRefused
 from driftloop.lake import Lake
+from driftloop.lake.files import ROWS_ADDED
 from driftloop.model.trainer import train_project
 from driftloop.monitor.traffic import logged_inputs
 from driftloop.monitor.window import monitor_window
@@ -200,6 +201,24 @@ def test_no_generated_request_makes_the_server_fail_or_stray_from_its_spec(
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-3000:]
     assert "generated" in run.stdout and "Server error" not in run.stdout
+
+
+def test_online_and_batch_rows_share_one_schema_so_batch_writes_stay_on_the_fast_path(
+    served: tuple[Project, Server],
+) -> None:
+    project, server = served
+    assert server.client.post("/v1/predict", json=records(raw_rows(project, day=6))).status_code == 200
+    deadline = time.monotonic() + 30
+    lake = project.lake
+    while not (lake.exists("predictions") and lake.read("predictions").filter(pl.col("source") == "online").height):
+        assert time.monotonic() < deadline, "the server never logged its predictions"
+        time.sleep(0.2)
+    before = lake.open("predictions").schema().to_json()
+    predict_window(project, datetime(2024, 1, 7), datetime(2024, 1, 8))
+    assert lake.open("predictions").schema().to_json() == before  # no schema merge
+    # The commit came from the fast path (Polars-written files committed by the lake), which is
+    # the only one that records the rows it added.
+    assert ROWS_ADDED in lake.history("predictions", limit=1)[0].metadata
 
 
 def test_admin_reload_needs_the_bearer_token(served: tuple[Project, Server]) -> None:

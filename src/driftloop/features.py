@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapt
 
 from driftloop.contract import Contract, Role
 from driftloop.errors import FeatureError, NotOnlineComputable, TableNotFound
-from driftloop.lake import BATCH_ID, EVENT_DATE, INGESTED_AT, Lake, Where
+from driftloop.lake import BATCH_ID, EVENT_DATE, INGESTED_AT, Lake, Table, Where
 from driftloop.validate import ROW
 
 Part = Literal["hour", "minute", "minute_of_day", "day_of_week", "day_of_month", "day_of_year", "month", "year"]
@@ -362,35 +362,35 @@ def materialize(lake: Lake, features: FeatureSet) -> FeatureRun:
     re-sends a key replaces the earlier row and a rerun changes nothing. The raw version read
     is recorded in the commit, which is how the next run knows where to start.
     """
-    raw_version = lake.version("raw")
+    raw_version = lake.version(Table.RAW)
     if raw_version is None:
         raise TableNotFound("table 'raw' is empty: run `driftloop ingest` before `driftloop features`")
     done = _watermark(lake)
     if done == raw_version or (done is not None and _only_compacted(lake, done, raw_version)):
-        return FeatureRun(lake.version("features"), raw_version, [], 0)
+        return FeatureRun(lake.version(Table.FEATURES), raw_version, [], 0)
     batches = _batch_ids(lake, raw_version) - (_batch_ids(lake, done) if done is not None else set())
     if not batches:
-        return FeatureRun(lake.version("features"), raw_version, [], 0)
+        return FeatureRun(lake.version(Table.FEATURES), raw_version, [], 0)
     new = sorted(batches)
-    rows = lake.scan("raw", version=raw_version).filter(pl.col(BATCH_ID).is_in(new)).collect()
+    rows = lake.scan(Table.RAW, version=raw_version).filter(pl.col(BATCH_ID).is_in(new)).collect()
     key = features.contract.key
     if key:  # a key sent twice among the new batches: the last one ingested wins
         rows = rows.sort(INGESTED_AT, ROW).unique(subset=key, keep="last", maintain_order=True)
     table = features.apply(rows).select(*features.table_columns, BATCH_ID, EVENT_DATE)
     metadata = {RAW_VERSION: str(raw_version), "driftloop.batches": str(len(new))}
     if not table.height:
-        return FeatureRun(lake.version("features"), raw_version, new, 0)
+        return FeatureRun(lake.version(Table.FEATURES), raw_version, new, 0)
     if key:
-        version = lake.merge("features", table, key=key, metadata=metadata)
+        version = lake.merge(Table.FEATURES, table, key=key, metadata=metadata)
     else:
-        version = lake.replace("features", table, where=Where(one_of={BATCH_ID: new}), metadata=metadata)
+        version = lake.replace(Table.FEATURES, table, where=Where(one_of={BATCH_ID: new}), metadata=metadata)
     return FeatureRun(version, raw_version, new, table.height)
 
 
 def _watermark(lake: Lake) -> int | None:
-    if not lake.exists("features"):
+    if not lake.exists(Table.FEATURES):
         return None
-    for commit in lake.history("features", limit=20, counts=False):
+    for commit in lake.history(Table.FEATURES, limit=20, counts=False):
         if RAW_VERSION in commit.metadata:
             return int(commit.metadata[RAW_VERSION])
     return None
@@ -405,10 +405,10 @@ def _only_compacted(lake: Lake, since: int, until: int) -> bool:
     the answer "no", and the batch ids are compared as usual).
     """
     window = until - since
-    commits = [c for c in lake.history("raw", limit=window + 8, counts=False) if since < c.version <= until]
+    commits = [c for c in lake.history(Table.RAW, limit=window + 8, counts=False) if since < c.version <= until]
     return len(commits) == window and all(c.operation == "OPTIMIZE" for c in commits)
 
 
 def _batch_ids(lake: Lake, version: int) -> set[str]:
-    ids = lake.scan("raw", version=version).select(pl.col(BATCH_ID).unique()).collect().to_series()
+    ids = lake.scan(Table.RAW, version=version).select(pl.col(BATCH_ID).unique()).collect().to_series()
     return set(ids.to_list())

@@ -21,27 +21,12 @@ import polars as pl
 
 from driftloop.contract import Contract
 from driftloop.errors import BatchRejected, ContractError
-from driftloop.lake import BATCH_ID, EVENT_DATE, INGEST_DATE, INGESTED_AT, SOURCE, Lake, Where
+from driftloop.lake import BATCH_ID, EVENT_DATE, INGEST_DATE, INGESTED_AT, SOURCE, TABLES, Lake, Table, Where
 from driftloop.sources import Batch, expand_paths, file_batch_id, from_frame, read_file
 from driftloop.validate import RuleCount, check_batch
 
 if TYPE_CHECKING:
     from driftloop.config import Project
-
-BATCHES_SCHEMA: dict[str, pl.DataType] = {
-    "batch_id": pl.String(),
-    "source": pl.String(),
-    "status": pl.String(),
-    "ingested_at": pl.Datetime("us", "UTC"),
-    "rows_in": pl.Int64(),
-    "rows_raw": pl.Int64(),
-    "rows_quarantined": pl.Int64(),
-    "rules": pl.String(),
-    "problems": pl.String(),
-    "ignored_columns": pl.List(pl.String),
-    "raw_version": pl.Int64(),
-    "quarantine_version": pl.Int64(),
-}
 
 
 @dataclass(frozen=True)
@@ -82,7 +67,7 @@ def ingest(
     With ``labels=True`` the rows are ground truth arriving after the fact: they are checked
     against the contract's key and target columns and stored in ``labels``.
     """
-    contract, table = (labels_contract(project.contract), "labels") if labels else (project.contract, "raw")
+    contract, table = (labels_contract(project.contract), Table.LABELS) if labels else (project.contract, Table.RAW)
     summaries: list[IngestSummary] = []
     for batch in _new_batches(project.lake, data, batch_id, summaries):
         step = (lambda s, src=batch.source: on_step(src, s)) if on_step else None
@@ -139,7 +124,7 @@ def ingest_batch(
     contract: Contract,
     batch: Batch,
     *,
-    table: str = "raw",
+    table: Table = Table.RAW,
     on_step: Callable[[str], None] | None = None,
 ) -> IngestSummary:
     """Validate ``batch`` and store it in ``table`` (``raw``, or ``labels`` for ground truth);
@@ -184,7 +169,7 @@ def ingest_batch(
 
     step("writing quarantine")
     quarantined = result.rejected.with_columns(*stamp, pl.lit(now.date()).alias(INGEST_DATE))
-    quarantine_version = _store(lake, "quarantine", quarantined, where, metadata)
+    quarantine_version = _store(lake, Table.QUARANTINE, quarantined, where, metadata)
 
     step("writing raw")
     clock = contract.event_time_column
@@ -217,10 +202,10 @@ def completed_batch(lake: Lake, batch_id: str) -> IngestSummary | None:
 
 def completed_batches(lake: Lake, batch_ids: list[str]) -> dict[str, IngestSummary]:
     """Summaries of those of ``batch_ids`` that were ingested completely before, by id."""
-    if not lake.exists("batches") or not batch_ids:
+    if not lake.exists(Table.BATCHES) or not batch_ids:
         return {}
     rows = (
-        lake.scan("batches")
+        lake.scan(Table.BATCHES)
         .filter(pl.col("batch_id").is_in(batch_ids) & (pl.col("status") == "ingested"))
         .unique("batch_id", keep="first")
         .collect()
@@ -244,7 +229,7 @@ def completed_batches(lake: Lake, batch_ids: list[str]) -> dict[str, IngestSumma
 
 
 def _refused_summary(lake: Lake, batch_id: str) -> IngestSummary:
-    row = lake.scan("batches").filter(pl.col("batch_id") == batch_id).collect().row(-1, named=True)
+    row = lake.scan(Table.BATCHES).filter(pl.col("batch_id") == batch_id).collect().row(-1, named=True)
     return IngestSummary(batch_id, row["source"], "refused", row["rows_in"], 0, 0, problems=json.loads(row["problems"]))
 
 
@@ -272,4 +257,4 @@ def _log_batch(lake: Lake, summary: IngestSummary, when: datetime) -> None:
         "raw_version": summary.raw_version,
         "quarantine_version": summary.quarantine_version,
     }
-    lake.append("batches", pl.DataFrame([row], schema=BATCHES_SCHEMA))
+    lake.append(Table.BATCHES, pl.DataFrame([row], schema=dict(TABLES[Table.BATCHES].columns)))

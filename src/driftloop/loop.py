@@ -25,7 +25,7 @@ from driftloop.config import Project
 from driftloop.errors import LakeError, MonitorError, PredictError, TrainingError
 from driftloop.features import FeatureRun, materialize
 from driftloop.ingest import IngestSummary, ingest
-from driftloop.lake import TABLES, Compaction
+from driftloop.lake import TABLES, Compaction, Table
 from driftloop.model.data import training_rows
 from driftloop.monitor.window import WindowReport, monitor_window
 from driftloop.policy import RetrainDecision, should_retrain
@@ -82,7 +82,7 @@ def tick(project: Project, day: date, *, on_step: Callable[[str], None] | None =
             f"{refused.source}: {'; '.join(refused.problems)}",
             {"batch": refused.batch_id},
         )
-    if not project.lake.exists("raw"):
+    if not project.lake.exists(Table.RAW):
         report.notes.append("nothing ingested yet")
         return report
     step("features")

@@ -20,10 +20,9 @@ import polars as pl
 
 from driftloop.config import Project
 from driftloop.errors import PredictError
-from driftloop.lake import EVENT_DATE, Where
+from driftloop.lake import EVENT_DATE, PREDICTION_ID, PredictionSource, Table, Where
 from driftloop.registry import CHAMPION, Registry
 
-PREDICTION_ID = "prediction_id"
 # Feature bytes read per chunk (whole days are never split); scoring and writing a chunk hold
 # about three times this (1M rows x 22 columns, 200 MB by ``row_bytes``, peaked 510 MB above
 # the process's start). A budget in bytes, not rows, keeps a wide model's chunks in memory,
@@ -32,17 +31,6 @@ PREDICTION_ID = "prediction_id"
 CHUNK_BYTES = 256 * 2**20
 # In-memory width assumed for a value of a variable-width type (a string: its view and text).
 VARIABLE_WIDTH = 32
-BOOKKEEPING: dict[str, pl.DataType] = {
-    PREDICTION_ID: pl.String(),
-    "entity_id": pl.String(),
-    "event_time": pl.Datetime("us"),
-    "scored_at": pl.Datetime("us", "UTC"),
-    "model_name": pl.String(),
-    "model_version": pl.String(),
-    "run_id": pl.String(),
-    "job_id": pl.String(),
-    "source": pl.String(),
-}
 
 
 @dataclass
@@ -89,18 +77,21 @@ def predict_window(
     # Only the columns the model reads: not the targets, not the lake's bookkeeping. A column
     # the model needs and the table lacks is left to the preprocessor to name in its error.
     wanted = {clock, project.contract.id_column, *package.features.table_columns} - set(package.targets)
-    schema = lake.scan("features").collect_schema()
+    schema = lake.scan(Table.FEATURES).collect_schema()
     columns = [c for c in schema.names() if c in wanted]
     if chunk_rows is None:
         chunk_rows = max(1, CHUNK_BYTES // row_bytes([schema[c] for c in columns]))
 
     def write(start: datetime, end: datetime, days: list[date], frame: pl.DataFrame) -> None:
         where = Where(
-            equal={"source": "batch", "model_name": registry.name, "model_version": chosen},
+            equal={"source": PredictionSource.BATCH, "model_name": registry.name, "model_version": chosen},
             between={"event_time": (start, end)},
         )
         run.table_version = lake.replace(
-            "predictions", frame, where=where, metadata={"driftloop.job_id": run.job_id, "driftloop.from": str(start)}
+            Table.PREDICTIONS,
+            frame,
+            where=where,
+            metadata={"driftloop.job_id": run.job_id, "driftloop.from": str(start)},
         )
         run.rows += frame.height
         run.days += [str(d) for d in days]
@@ -112,7 +103,7 @@ def predict_window(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="driftloop-predict-write") as writer:
         pending: Future[None] | None = None
         for start, end, days in _chunks(project, clock, since, until, chunk_rows):
-            rows = lake.read("features", since=start, until=end, time_column=clock, columns=columns)
+            rows = lake.read(Table.FEATURES, since=start, until=end, time_column=clock, columns=columns)
             scored = package.predict_valid(rows)
             frame = _prediction_rows(rows, scored, project, registry.name, chosen, run_id, run.job_id)
             if pending is not None:
@@ -164,7 +155,7 @@ def _prediction_rows(
         pl.lit(version).alias("model_version"),
         pl.lit(run_id).alias("run_id"),
         pl.lit(job_id).alias("job_id"),
-        pl.lit("batch").alias("source"),
+        pl.lit(PredictionSource.BATCH.value).alias("source"),
         event_time.cast(pl.Date).alias(EVENT_DATE),
     )
     return pl.concat([meta, scored], how="horizontal")
@@ -175,7 +166,7 @@ def _chunks(
 ) -> list[tuple[datetime, datetime, list[date]]]:
     """Consecutive days of the window packed into [start, end) spans of about ``chunk_rows`` rows."""
     per_day = (
-        project.lake.scan("features")
+        project.lake.scan(Table.FEATURES)
         .filter((pl.col(clock) >= since) & (pl.col(clock) < until))
         .group_by(pl.col(clock).cast(pl.Date).alias("day"))
         .len()

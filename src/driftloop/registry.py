@@ -28,6 +28,7 @@ from mlflow.tracking import MlflowClient
 from driftloop.config import Project
 from driftloop.errors import RegistryError
 from driftloop.gates import GateResult, compare, qa_gates, score
+from driftloop.lake import TABLES, Table, empty
 from driftloop.model.data import recent_labelled_rows
 from driftloop.model.package import ModelPackage
 
@@ -36,19 +37,6 @@ CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
 DECISION_TAG = "decision"
 # MLflow keeps tag values up to this length.
 TAG_LIMIT = 5000
-EVENTS_SCHEMA: dict[str, pl.DataType] = {
-    "event_id": pl.String(),
-    "at": pl.Datetime("us", "UTC"),
-    "kind": pl.String(),
-    "model": pl.String(),
-    "version": pl.String(),
-    "stage_before": pl.String(),
-    "stage_after": pl.String(),
-    "champion_before": pl.String(),
-    "champion_after": pl.String(),
-    "reason": pl.String(),
-    "details": pl.String(),
-}
 
 
 @dataclass(frozen=True)
@@ -123,9 +111,9 @@ class Registry:
     def events(self) -> pl.DataFrame:
         """Every recorded decision about this model, oldest first."""
         lake = self.project.lake
-        if not lake.exists("events"):
-            return pl.DataFrame(schema=EVENTS_SCHEMA)
-        return lake.read("events").filter(pl.col("model") == self.name).sort("at")
+        if not lake.exists(Table.EVENTS):
+            return empty(Table.EVENTS)
+        return lake.read(Table.EVENTS).filter(pl.col("model") == self.name).sort("at")
 
     def champion_at(self, when: datetime) -> str | None:
         """The version that was champion at ``when`` (None if there was none yet)."""
@@ -276,7 +264,7 @@ class Registry:
             "reason": decision.reason,
             "details": details,
         }
-        self.project.lake.append("events", pl.DataFrame([row], schema=EVENTS_SCHEMA))
+        self.project.lake.append(Table.EVENTS, pl.DataFrame([row], schema=dict(TABLES[Table.EVENTS].columns)))
         return decision
 
     @contextmanager

@@ -15,7 +15,7 @@ import polars as pl
 from driftloop.contract import Contract
 from driftloop.errors import TrainingError
 from driftloop.features import FeatureSet
-from driftloop.lake import Lake
+from driftloop.lake import Lake, Table
 from driftloop.truth import is_labelled, with_truth
 
 
@@ -46,14 +46,14 @@ def training_rows(
     contract = features.contract
     if not contract.targets:
         raise TrainingError("the contract names no target column; give one the role 'target' in driftloop.toml")
-    read_version = lake.version("features") if version is None else version
+    read_version = lake.version(Table.FEATURES) if version is None else version
     if read_version is None:
         raise TrainingError("the features table is empty: run `driftloop ingest` then `driftloop features` first")
     clock = contract.event_time_column if since or until else None
-    rows = lake.read("features", version=read_version, since=since, until=until, time_column=clock)
+    rows = lake.read(Table.FEATURES, version=read_version, since=since, until=until, time_column=clock)
     labels = (
-        lake.read("labels", version=labels_version, since=since, until=until, time_column=clock)
-        if lake.exists("labels")
+        lake.read(Table.LABELS, version=labels_version, since=since, until=until, time_column=clock)
+        if lake.exists(Table.LABELS)
         else None
     )
     labelled = with_truth(rows, labels, contract).filter(is_labelled(contract))
@@ -70,9 +70,9 @@ def newest_labelled_time(lake: Lake, contract: Contract) -> datetime | None:
     clock = contract.event_time_column
     if clock is None:
         raise TrainingError("a recent window is by event time; the contract has no event_time column")
-    times = [lake.scan("features").filter(is_labelled(contract)).select(pl.col(clock).max()).collect().item()]
-    if lake.exists("labels"):
-        times.append(lake.scan("labels").filter(is_labelled(contract)).select(pl.col(clock).max()).collect().item())
+    times = [lake.scan(Table.FEATURES).filter(is_labelled(contract)).select(pl.col(clock).max()).collect().item()]
+    if lake.exists(Table.LABELS):
+        times.append(lake.scan(Table.LABELS).filter(is_labelled(contract)).select(pl.col(clock).max()).collect().item())
     known = [t for t in times if t is not None]
     return max(known) if known else None
 

@@ -19,6 +19,7 @@ from driftloop.config import Project
 from driftloop.contract import ColumnType
 from driftloop.errors import TrainingError
 from driftloop.features import FeatureSet
+from driftloop.lake import Table
 from driftloop.metrics import regression_metrics
 from driftloop.model.baseline import Ridge
 from driftloop.model.data import Splits, split_by_time, training_rows
@@ -80,7 +81,7 @@ def train_project(
             f"[train.targets] names {unknown}, which are not targets; the targets are {contract.targets}"
         )
     lake = project.lake
-    labels_version = lake.version("labels") if lake.exists("labels") else None
+    labels_version = lake.version(Table.LABELS) if lake.exists(Table.LABELS) else None
     rows, version = training_rows(
         lake, features, version=features_version, labels_version=labels_version, since=since, until=until
     )
@@ -113,7 +114,7 @@ def train_project(
         metrics["baseline"][name] = _per_target(actual, scaler.unscale(ridge.predict(numbers, categories)), scaler)
         metrics["overall"][name] = overall(metrics["network"][name])
     lineage = {
-        "features_table": str(lake.uri("features")),
+        "features_table": str(lake.uri(Table.FEATURES)),
         "features_version": version,
         "labels_version": labels_version,
         "window": [since.isoformat() if since else None, until.isoformat() if until else None],

@@ -23,6 +23,7 @@ from plotly.io import to_html
 from plotly.subplots import make_subplots
 
 from driftloop.config import Project
+from driftloop.lake import Table
 from driftloop.monitor.drift import ColumnDrift
 from driftloop.monitor.profile import CategoryProfile, NumericProfile
 from driftloop.monitor.window import WindowReport, section_of
@@ -54,11 +55,11 @@ def write_report(project: Project, report: WindowReport, folder: Path) -> tuple[
 
 def _history(project: Project, section: str) -> pl.DataFrame:
     lake = project.lake
-    if not lake.exists("monitoring"):
+    if not lake.exists(Table.MONITORING):
         return pl.DataFrame(
             schema={"window_end": pl.Datetime("us"), "column": pl.String, "statistic": pl.String, "value": pl.Float64}
         )
-    rows = lake.read("monitoring").filter(pl.col("section") == section)
+    rows = lake.read(Table.MONITORING).filter(pl.col("section") == section)
     # The latest computation of each window counts.
     latest = rows.group_by("window_start", "window_end", "model_version").agg(pl.col("computed_at").max())
     return rows.join(latest, on=["window_start", "window_end", "model_version", "computed_at"]).sort("window_end")

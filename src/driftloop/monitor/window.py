@@ -19,7 +19,7 @@ import polars as pl
 from driftloop.config import Project
 from driftloop.contract import Contract
 from driftloop.errors import MonitorError
-from driftloop.lake import Where
+from driftloop.lake import TABLES, Table, Where
 from driftloop.model.package import ModelPackage
 from driftloop.model.trainer import model_inputs
 from driftloop.monitor import Stream
@@ -37,23 +37,6 @@ def section_of(source: Stream, part: str) -> str:
     """The ``monitoring`` section of one part of a stream's results: batch keeps the plain names
     (as before there were two streams), online ones are prefixed; shadow is online's alone."""
     return part if source == "batch" or part == "shadow" else f"{source} {part}"
-
-
-MONITORING_SCHEMA: dict[str, pl.DataType] = {
-    "window_start": pl.Datetime("us"),
-    "window_end": pl.Datetime("us"),
-    "computed_at": pl.Datetime("us", "UTC"),
-    "model_name": pl.String(),
-    "model_version": pl.String(),
-    # input, prediction, performance, verdict (batch); "online " + those, and shadow (online)
-    "section": pl.String(),
-    "column": pl.String(),
-    "statistic": pl.String(),
-    "value": pl.Float64(),
-    "threshold": pl.Float64(),
-    "flagged": pl.Boolean(),
-    "detail": pl.String(),
-}
 
 
 @dataclass(frozen=True)
@@ -92,14 +75,16 @@ def monitor_window(
         raise MonitorError("no model to monitor: nothing scored this window and there is no champion")
     package = registry.load(chosen)
     scored = in_window.filter(pl.col("model_version") == chosen) if in_window.height else in_window
-    window = lake.read("features", since=since, until=until, time_column=clock) if lake.exists("features") else None
+    window = (
+        lake.read(Table.FEATURES, since=since, until=until, time_column=clock) if lake.exists(Table.FEATURES) else None
+    )
     rows = window if source == "batch" else logged_inputs(scored, contract) if scored.height else None
     if rows is None or rows.is_empty():
         what = "feature rows" if source == "batch" else f"online predictions of version {chosen}"
         raise MonitorError(f"no {what} between {since} and {until}; nothing to monitor")
     inputs, reference, current = _input_drift(package, rows, project)
     predictions = _prediction_drift(package, scored, project) if scored.height else None
-    labels = lake.read("labels", since=since, until=until, time_column=clock) if lake.exists("labels") else None
+    labels = lake.read(Table.LABELS, since=since, until=until, time_column=clock) if lake.exists(Table.LABELS) else None
     truth = actuals(contract, _with_known_targets(rows, window, contract) if source == "online" else rows, labels)
     test_metrics = package.metrics.get("network", {}).get("test", {})
     metric = project.settings.promote.metric
@@ -151,9 +136,9 @@ def _prediction_drift(package: ModelPackage, scored: pl.DataFrame, project: Proj
 def _predictions(project: Project, since: datetime, until: datetime) -> pl.DataFrame:
     """The window's predictions of every source; the caller keeps one stream (batch, or online
     with its shadow), as the same rows scored in batch and online would count twice."""
-    if not project.lake.exists("predictions"):
+    if not project.lake.exists(Table.PREDICTIONS):
         return pl.DataFrame()
-    return project.lake.read("predictions", since=since, until=until, time_column="event_time")
+    return project.lake.read(Table.PREDICTIONS, since=since, until=until, time_column="event_time")
 
 
 def _version_in(scored: pl.DataFrame, registry: Registry) -> str | None:
@@ -215,7 +200,7 @@ def _write(project: Project, model: str, report: WindowReport) -> None:
             pl.lit(model).alias("model_name"),
             pl.lit(report.model_version).alias("model_version"),
         )
-        .select([pl.col(c).cast(t) for c, t in MONITORING_SCHEMA.items()])
+        .select([pl.col(c).cast(t) for c, t in TABLES[Table.MONITORING].columns.items()])
     )
     parts = SECTIONS if report.source == "batch" else (*SECTIONS, "shadow")
     sections = [section_of(report.source, part) for part in parts]
@@ -228,4 +213,4 @@ def _write(project: Project, model: str, report: WindowReport) -> None:
         },
         one_of={"section": sections},  # the other stream's rows of the same window stay
     )
-    project.lake.replace("monitoring", frame, where=where)
+    project.lake.replace(Table.MONITORING, frame, where=where)

@@ -18,6 +18,7 @@ from typing import Any
 
 from driftloop.config import Project
 from driftloop.errors import ReplayError
+from driftloop.lake import Table
 from driftloop.loop import TRAINING_STEP, tick
 from driftloop.predict import midnight
 from driftloop.registry import CHAMPION, Registry
@@ -129,7 +130,7 @@ def run_loop(
 
 def _bootstrap(project: Project, history: History, before: list[date], settings: dict[str, Any]) -> dict[str, Any]:
     registry = Registry(project)
-    if project.lake.exists("raw") or registry.versions():
+    if project.lake.exists(Table.RAW) or registry.versions():
         raise ReplayError(
             f"{project.root} already holds data or models; a replay needs a fresh project of its own "
             "(its lake and registry become the replay's): `driftloop init NEW --data ...`, then replay into NEW"

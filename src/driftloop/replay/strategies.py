@@ -20,6 +20,7 @@ import polars as pl
 
 from driftloop.config import Project
 from driftloop.errors import ReplayError, TrainingError
+from driftloop.lake import Table
 from driftloop.metrics import METRICS, regression_metrics
 from driftloop.model.data import training_rows
 from driftloop.predict import midnight
@@ -76,7 +77,7 @@ def _loop_result(project: Project, run: LoopRun, truth: pl.DataFrame) -> Strateg
     )
     since, until = run.span
     served = (
-        project.lake.read("predictions", since=since, until=until, time_column="event_time")
+        project.lake.read(Table.PREDICTIONS, since=since, until=until, time_column="event_time")
         .filter(pl.col("source") == "batch")
         .with_columns(pl.col("event_time").dt.date().alias(DAY))
         .join(scored_by, on=[DAY, "model_version"], how="semi")

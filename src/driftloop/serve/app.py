@@ -29,8 +29,7 @@ from starlette.types import ASGIApp
 
 from driftloop.config import Project
 from driftloop.errors import RequestRefused
-from driftloop.lake import EVENT_DATE
-from driftloop.predict import PREDICTION_ID
+from driftloop.lake import EVENT_DATE, PREDICTION_ID, PredictionSource
 from driftloop.serve.batcher import Answer, MicroBatcher, Scored
 from driftloop.serve.logbook import SPILL_FOLDER, PredictionLog
 from driftloop.serve.metrics import MeasuredRequests, ServerMetrics
@@ -213,10 +212,10 @@ def logged_rows(project: Project, batches: list[Scored], server_id: str) -> pl.D
     model and source, so building them costs the same for one batch or a thousand."""
     groups: dict[tuple[str, str, str, str], list[tuple[Scored, pl.DataFrame]]] = {}
     for scored in batches:
-        groups.setdefault(("online", *_identity(scored.model)), []).append((scored, scored.outputs))
+        groups.setdefault((PredictionSource.ONLINE, *_identity(scored.model)), []).append((scored, scored.outputs))
         if scored.shadow is not None:
             shadow, outputs = scored.shadow
-            groups.setdefault(("shadow", *_identity(shadow)), []).append((scored, outputs))
+            groups.setdefault((PredictionSource.SHADOW, *_identity(shadow)), []).append((scored, outputs))
     frames = [_rows(project, members, source, name, version, run_id, server_id)
               for (source, name, version, run_id), members in groups.items()]  # fmt: skip
     return pl.concat(frames, how="diagonal_relaxed")

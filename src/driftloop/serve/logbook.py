@@ -21,7 +21,7 @@ from typing import Any
 import polars as pl
 
 from driftloop.errors import LakeError
-from driftloop.lake import Lake
+from driftloop.lake import Lake, Table
 
 logger = logging.getLogger("driftloop.serve")
 SPILL_FOLDER = "spill"
@@ -93,7 +93,7 @@ class PredictionLog:
                     self._pending, self._rows = batch + self._pending, self._rows + pending
                 raise
             try:
-                self.lake.append("predictions", rows, metadata={"driftloop.source": "online"})
+                self.lake.append(Table.PREDICTIONS, rows, metadata={"driftloop.source": "online"})
             except LakeError as exc:
                 logger.error("cannot write %d logged predictions to the lake (%s); spilled to %s", rows.height, exc,
                              self.spill)  # fmt: skip
@@ -134,12 +134,15 @@ class PredictionLog:
             # finds the file committed on restart, and does not append its rows a second time.
             transaction = f"driftloop-spill-{path.stem}"
             try:
-                if self.lake.committed("predictions", transaction):
+                if self.lake.committed(Table.PREDICTIONS, transaction):
                     logger.warning("spilled predictions %s were already written; removing the file", path.name)
                     path.unlink()
                     continue
                 self.lake.append(
-                    "predictions", rows, metadata={"driftloop.source": f"spill {path.name}"}, transaction=transaction
+                    Table.PREDICTIONS,
+                    rows,
+                    metadata={"driftloop.source": f"spill {path.name}"},
+                    transaction=transaction,
                 )
             except LakeError as exc:
                 logger.error("spilled predictions %s still cannot be written: %s", path, exc)

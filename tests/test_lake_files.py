@@ -6,7 +6,7 @@ from pathlib import Path
 import polars as pl
 from deltalake import DeltaTable
 
-from driftloop.delta_files import CHECKPOINT_INTERVAL, commit, delta_schema, file_stats, write_files
+from driftloop.lake.files import CHECKPOINT_INTERVAL, commit, delta_schema, file_stats, write_files
 
 
 def test_interleaved_partitions_are_written_whole_and_readable(tmp_path: Path) -> None:

@@ -6,8 +6,8 @@ part is small and standard: one add action per file, with the file-level statist
 (row count, null counts, min/max) readers use to skip files, committed through delta-rs's
 transaction API, which handles the log, the protocol and concurrent commits.
 
-Only plain appends take this path; :class:`~driftloop.lake.Lake` falls back to
-``write_deltalake`` for anything else (a schema change, an overwrite).
+Appends and replaces of rows in the table's schema take this path (:mod:`driftloop.lake.write`);
+a schema change goes through ``write_deltalake`` instead.
 """
 
 from __future__ import annotations

@@ -1,0 +1,53 @@
+"""The lake: every Delta table of a project under one root, versioned and readable by Polars,
+DuckDB, pandas and Spark.
+
+``tables`` describes each table once, as data (its rows, columns, partitioning and key);
+``where`` is a selection of rows; ``write`` holds the write paths (a commit of Polars-written
+files through ``files``, or ``write_deltalake`` for a schema change), ``read`` the scans and
+windows, ``maintenance`` compaction and history; ``lake`` the :class:`Lake` a project works on.
+"""
+
+from driftloop.lake.lake import Lake
+from driftloop.lake.maintenance import Compaction, TableVersion
+from driftloop.lake.tables import (
+    BATCH_ID,
+    COLUMNS,
+    EVENT_DATE,
+    EVENT_MONTH,
+    INGEST_DATE,
+    INGESTED_AT,
+    PREDICTION_ID,
+    ROW,
+    RULES,
+    SOURCE,
+    TABLES,
+    PredictionSource,
+    Table,
+    TableSpec,
+    conform,
+    empty,
+)
+from driftloop.lake.where import Where
+
+__all__ = [
+    "BATCH_ID",
+    "COLUMNS",
+    "EVENT_DATE",
+    "EVENT_MONTH",
+    "INGESTED_AT",
+    "INGEST_DATE",
+    "PREDICTION_ID",
+    "ROW",
+    "RULES",
+    "SOURCE",
+    "TABLES",
+    "Compaction",
+    "Lake",
+    "PredictionSource",
+    "Table",
+    "TableSpec",
+    "TableVersion",
+    "Where",
+    "conform",
+    "empty",
+]

@@ -1,0 +1,139 @@
+"""The lake of one project: its Delta tables under one root, and everything done to them.
+
+:class:`Lake` is what the stages hold; each of its methods is one operation of the modules
+beside it (``write``, ``read``, ``maintenance``) on a table described in ``tables``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, datetime
+from pathlib import Path
+
+import polars as pl
+from deltalake import DeltaTable
+from deltalake.exceptions import DeltaError, TableNotFoundError
+
+from driftloop.errors import LakeError, TableNotFound
+from driftloop.lake import maintenance, read, write
+from driftloop.lake.maintenance import Compaction, TableVersion
+from driftloop.lake.tables import TableSpec, spec_of
+from driftloop.lake.where import Where
+
+
+class Lake:
+    """The Delta tables of one project, under ``root`` (a local folder)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"Lake({str(self.root)!r})"
+
+    def spec(self, table: str) -> TableSpec:
+        """What ``table`` is (a LakeError for a name that is not a lake table)."""
+        return spec_of(table)
+
+    def uri(self, table: str) -> str:
+        """Location of ``table``; raises LakeError for a name that is not a lake table."""
+        return str(self.root / spec_of(table).name)
+
+    def exists(self, table: str) -> bool:
+        return DeltaTable.is_deltatable(self.uri(table))
+
+    def version(self, table: str) -> int | None:
+        """Current version of ``table``, or None before its first write."""
+        return self.open(table).version() if self.exists(table) else None
+
+    def open(self, table: str) -> DeltaTable:
+        """The Delta table itself, at its latest version."""
+        try:
+            return DeltaTable(self.uri(table))
+        except TableNotFoundError as exc:
+            raise TableNotFound(f"table '{table}' has not been written yet ({self.uri(table)})") from exc
+
+    # -- writing (driftloop.lake.write) -------------------------------------------------------
+
+    def append(
+        self,
+        table: str,
+        frame: pl.DataFrame,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        transaction: str | None = None,
+    ) -> int:
+        """Append ``frame`` to ``table`` (created on first write); returns the new version.
+
+        A ``transaction`` name is recorded with the commit, and :meth:`committed` then tells
+        whether that append is in the table: a writer killed after its commit and before its
+        own bookkeeping can find out on restart instead of appending the rows twice.
+        """
+        return write.commit(self, spec_of(table), frame, where=None, metadata=metadata, transaction=transaction)
+
+    def committed(self, table: str, transaction: str) -> bool:
+        """Whether an append recorded as ``transaction`` is in ``table``."""
+        if not self.exists(table):
+            return False
+        try:
+            return self.open(table).transaction_version(transaction) is not None
+        except (DeltaError, OSError) as exc:
+            raise LakeError(f"cannot read the transactions of table '{table}' at {self.uri(table)}: {exc}") from exc
+
+    def replace(
+        self, table: str, frame: pl.DataFrame, *, where: Where, metadata: Mapping[str, str] | None = None
+    ) -> int:
+        """Atomically replace the rows ``where`` selects with ``frame``; returns the new version.
+
+        Every row of ``frame`` must be selected by ``where``. Rerunning the same replacement gives
+        the same table, which is what makes reruns of a batch or a window idempotent.
+        """
+        return write.commit(self, spec_of(table), frame, where=where, metadata=metadata)
+
+    def merge(
+        self, table: str, frame: pl.DataFrame, *, key: list[str], metadata: Mapping[str, str] | None = None
+    ) -> int:
+        """Upsert ``frame`` into ``table`` by ``key``: matching rows are replaced, new rows added."""
+        return write.merge(self, spec_of(table), frame, key=key, metadata=metadata)
+
+    def delete(self, table: str, *, where: Where) -> int:
+        """Delete the rows ``where`` selects; returns the new version."""
+        return write.delete(self, spec_of(table), where)
+
+    # -- reading (driftloop.lake.read) --------------------------------------------------------
+
+    def scan(self, table: str, *, version: int | None = None) -> pl.LazyFrame:
+        """Lazy scan of ``table`` (at ``version``, or the latest)."""
+        return read.scan(self, spec_of(table), version=version)
+
+    def read(
+        self,
+        table: str,
+        *,
+        version: int | None = None,
+        since: datetime | date | None = None,
+        until: datetime | date | None = None,
+        time_column: str | None = None,
+        columns: list[str] | None = None,
+    ) -> pl.DataFrame:
+        """Read ``table``, optionally at a ``version`` and within ``since <= time_column < until``."""
+        return read.read(
+            self, spec_of(table), version=version, since=since, until=until, time_column=time_column, columns=columns
+        )
+
+    def any_rows(self, table: str, where: Where) -> bool:
+        """Whether any row of ``table`` is selected by ``where``."""
+        return read.any_rows(self, spec_of(table), where)
+
+    # -- maintenance (driftloop.lake.maintenance) ---------------------------------------------
+
+    def compact(self, table: str, *, min_files: int = 2) -> Compaction | None:
+        """Merge the small files of ``table`` once a partition holds ``min_files`` (see maintenance)."""
+        return maintenance.compact(self, spec_of(table), min_files=min_files)
+
+    def history(self, table: str, *, limit: int | None = None, counts: bool = True) -> list[TableVersion]:
+        """The table's commits, newest first, with the row count after each (-1 with ``counts=False``)."""
+        return maintenance.history(self, spec_of(table), limit=limit, counts=counts)
+
+    def row_count(self, table: str) -> int:
+        """Rows in the latest version of ``table`` (0 before its first write)."""
+        return maintenance.row_count(self, spec_of(table))
