@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from driftloop.errors import LakeError, TableNotFound
-from driftloop.lake import BATCH_ID, EVENT_DATE, Lake, Where
+from driftloop.lake import BATCH_ID, EVENT_DATE, EVENT_MONTH, ROW, SOURCE, TABLES, Lake, Table, Where, empty
 
 
 def rows(day: int, batch: str, n: int = 3) -> pl.DataFrame:
@@ -153,6 +153,22 @@ def test_a_write_with_a_clashing_schema_changes_nothing(tmp_path: Path) -> None:
     with pytest.raises(LakeError, match="could not write table 'raw'"):
         lake.append("raw", rows(2, "b").with_columns(pl.lit("text").alias("v")))
     assert lake.version("raw") == 0 and lake.read("raw").height == 3
+
+
+def test_rows_are_conformed_to_their_tables_schema_or_refused_with_the_column(tmp_path: Path) -> None:
+    lake = Lake(tmp_path)
+    lake.append("raw", rows(1, "a"))  # the writer knew nothing of _row, _source, _ingested_at
+    table = lake.read("raw")
+    for name, dtype in TABLES[Table.RAW].columns.items():
+        assert table.schema[name] == dtype
+    assert table.get_column(SOURCE).null_count() == 3 and table.get_column(EVENT_MONTH).to_list() == ["2024-01"] * 3
+    with pytest.raises(LakeError, match=r"table 'events' has no column\(s\) \['surprise'\]"):
+        lake.append("events", pl.DataFrame({"event_id": ["e1"], "surprise": [1]}))
+    with pytest.raises(LakeError, match="'_row'"):
+        lake.append("raw", rows(2, "b").with_columns(pl.lit("first").alias(ROW)))
+    assert lake.version("raw") == 0 and not lake.exists("events")  # nothing written by either
+    events = empty(Table.EVENTS)
+    assert events.is_empty() and events.columns == list(TABLES[Table.EVENTS].columns)
 
 
 WRITER = """
