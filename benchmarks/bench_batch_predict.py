@@ -31,16 +31,16 @@ import polars as pl
 import torch
 from deltalake import write_deltalake
 
-from driftloop.config import Project, init_project
-from driftloop.features import materialize
+from driftloop.feature_table import materialize
 from driftloop.ingest import ingest
 from driftloop.lake import Lake
 from driftloop.model.network import TabularNet
-from driftloop.model.settings import TrainSettings
 from driftloop.model.train import SCORING_CHUNK, predict_scaled
 from driftloop.model.trainer import train_project
 from driftloop.predict import predict_window
+from driftloop.project import Project, init_project
 from driftloop.registry import Registry
+from driftloop.settings.train import TrainSettings
 from driftloop.tracking import MlflowTracker
 
 START = datetime(2020, 1, 1)

@@ -84,9 +84,9 @@ def make(rows: int, seed: int, shifted: bool) -> pl.DataFrame:
 
 def driftloop_child(reference_path: str, current_path: str) -> None:
     from driftloop.monitor.drift import compare
-    from driftloop.monitor.profile import profile
-    from driftloop.monitor.settings import MonitorSettings
     from driftloop.monitor.stattests import tests
+    from driftloop.profiles import profile
+    from driftloop.settings.monitor import MonitorSettings
 
     tests()  # imports scipy's tests now: imports are not what is measured
     reference, current = pl.read_parquet(reference_path), pl.read_parquet(current_path)

@@ -71,10 +71,10 @@ def contract_dict() -> dict[str, object]:
 
 
 def run_driftloop(frame: pl.DataFrame, source: str, workdir: Path) -> dict[str, float]:
-    from driftloop.contract import Contract
+    from driftloop.data.contract import Contract
+    from driftloop.data.sources import from_frame, read_file
     from driftloop.ingest import ingest_batch
     from driftloop.lake import Lake
-    from driftloop.sources import from_frame, read_file
 
     contract = Contract.model_validate(contract_dict())
     started = time.perf_counter()
@@ -85,8 +85,8 @@ def run_driftloop(frame: pl.DataFrame, source: str, workdir: Path) -> dict[str, 
 
 
 def run_check(frame: pl.DataFrame) -> dict[str, float]:
-    from driftloop.contract import Contract
-    from driftloop.validate import check_batch
+    from driftloop.data.contract import Contract
+    from driftloop.data.validate import check_batch
 
     contract = Contract.model_validate(contract_dict())
     started = time.perf_counter()

@@ -88,11 +88,11 @@ def build_project(folder: Path) -> tuple[Path, str, dict[str, object]]:
     """A demo project with a champion; returns its folder, model name and one raw row."""
     import polars as pl
 
-    from driftloop.config import Project
     from driftloop.demo import create_demo_project
-    from driftloop.features import materialize
+    from driftloop.feature_table import materialize
     from driftloop.ingest import ingest
     from driftloop.model.trainer import train_project
+    from driftloop.project import Project
     from driftloop.registry import Registry
     from driftloop.tracking import MlflowTracker
 

@@ -23,13 +23,13 @@ import polars as pl
 import torch
 from torch import nn
 
-from driftloop.config import Project, init_project
-from driftloop.features import materialize
+from driftloop.feature_table import materialize
 from driftloop.ingest import ingest
 from driftloop.model.network import NetworkSpec, TabularNet
-from driftloop.model.settings import TrainSettings
 from driftloop.model.train import Tensors, fit
 from driftloop.model.trainer import train_project
+from driftloop.project import Project, init_project
+from driftloop.settings.train import TrainSettings
 from driftloop.tracking import MlflowTracker
 
 FEATURES = 20

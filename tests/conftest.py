@@ -12,12 +12,13 @@ import numpy as np
 import polars as pl
 import pytest
 
-from driftloop.config import Project, init_project
-from driftloop.contract import Column, ColumnType, Contract, Role
+from driftloop.data.contract import Column, ColumnType, Contract, Role
 from driftloop.demo.data import TARGETS, TIME, load_energy
-from driftloop.features import DatetimeFeature, materialize
+from driftloop.feature_table import materialize
+from driftloop.features import DatetimeFeature
 from driftloop.ingest import ingest
-from driftloop.model.settings import TrainSettings
+from driftloop.project import Project, init_project
+from driftloop.settings.train import TrainSettings
 
 
 @pytest.fixture(scope="session")

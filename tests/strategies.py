@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 from hypothesis import strategies as st
 
-from driftloop.contract import ColumnType, Contract
+from driftloop.data.contract import ColumnType, Contract
 
 GARBAGE = st.sampled_from(["", " ", "NaN", "nan", "inf", "-inf", "NA", "null", "1e400", "-0", "warm", "€", "\t7",
                            "2016-13-45", "25:61", "0x1F", "1,5", "true", "9" * 30, "\x00", "é"])  # fmt: skip

@@ -159,8 +159,8 @@ def test_predict_and_monitor_from_the_command_line(tmp_path: Path) -> None:
 
 
 def test_an_error_naming_a_section_shows_it_verbatim(tmp_path: Path) -> None:
-    from driftloop.config import Project, init_project
-    from driftloop.model.settings import TargetSettings, TrainSettings
+    from driftloop.project import Project, init_project
+    from driftloop.settings.train import TargetSettings, TrainSettings
     from tests.conftest import synthetic_rows
 
     project = init_project(tmp_path / "p", sample=synthetic_rows(48), time_column="ts", targets=("y",))

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from driftloop.config import PROJECT_FILE, Project, init_project
 from driftloop.errors import ConfigError
+from driftloop.project import Project, init_project
+from driftloop.settings import PROJECT_FILE
 from tests.conftest import small_frame
 
 

@@ -5,7 +5,7 @@ import re
 import pytest
 from pydantic import ValidationError
 
-from driftloop.contract import Column, ColumnType, Contract, Role
+from driftloop.data.contract import Column, ColumnType, Contract, Role
 
 
 def test_key_is_id_then_event_time(small_contract: Contract) -> None:

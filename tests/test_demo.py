@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from driftloop.config import Project
 from driftloop.demo import create_demo_project, replay_start
 from driftloop.demo.data import load_energy, messy_energy
 from driftloop.errors import ConfigError
+from driftloop.project import Project
 from driftloop.registry import Registry
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from driftloop.contract import ColumnType, Role
-from driftloop.draft import draft_contract
+from driftloop.data.contract import ColumnType, Role
+from driftloop.data.draft import draft_contract
 from driftloop.errors import ContractError
 
 

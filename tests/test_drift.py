@@ -10,11 +10,11 @@ from hypothesis import strategies as st
 from scipy.stats import ks_2samp, wasserstein_distance
 
 from driftloop.monitor.drift import choose_test, compare
-from driftloop.monitor.profile import NumericProfile, profile
-from driftloop.monitor.settings import MonitorSettings
 from driftloop.monitor.stattests import DriftTest, tests
 from driftloop.monitor.stattests.ks import ks_statistic, max_error
 from driftloop.monitor.stattests.wasserstein import wasserstein
+from driftloop.profiles import NumericProfile, profile
+from driftloop.settings.monitor import MonitorSettings
 
 RNG = np.random.default_rng(0)
 SAME = RNG.normal(0, 1, 20_000)

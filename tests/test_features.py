@@ -6,12 +6,13 @@ from datetime import datetime
 import polars as pl
 import pytest
 
-from driftloop import features
-from driftloop.config import Project
-from driftloop.contract import Column, ColumnType, Contract, Role
+import driftloop.feature_table as feature_table
+from driftloop.data.contract import Column, ColumnType, Contract, Role
 from driftloop.errors import FeatureError, NotOnlineComputable, TableNotFound
-from driftloop.features import DatetimeFeature, ExpressionFeature, FeatureSet, materialize, parse_definitions
+from driftloop.feature_table import materialize
+from driftloop.features import DatetimeFeature, ExpressionFeature, FeatureSet, parse_definitions
 from driftloop.ingest import ingest
+from driftloop.project import Project
 from tests.conftest import small_frame
 
 CONTRACT = Contract(
@@ -136,7 +137,7 @@ def test_a_compacted_raw_table_has_nothing_new_to_materialize(
     materialize(lake, feature_set)
     assert lake.compact("raw") is not None
     with monkeypatch.context() as patch:  # the log says so: raw's batch ids are not scanned
-        patch.setattr(features, "_batch_ids", lambda *_: pytest.fail("scanned raw after a compaction"))
+        patch.setattr(feature_table, "_batch_ids", lambda *_: pytest.fail("scanned raw after a compaction"))
         run = materialize(lake, feature_set)
     assert run.batches == [] and run.rows == 0
     ingest(small_project, small_frame(2, start=8))  # a batch after the compaction is still found

@@ -9,13 +9,12 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from driftloop.config import Project
-from driftloop.contract import Contract
+from driftloop.data.contract import Contract
+from driftloop.data.sources import from_frame
 from driftloop.errors import BatchRejected, ContractError, SourceError
 from driftloop.ingest import ingest, ingest_batch
-from driftloop.lake import BATCH_ID, SOURCE, Lake
-from driftloop.sources import from_frame
-from driftloop.validate import ROW, RULES
+from driftloop.lake import BATCH_ID, ROW, RULES, SOURCE, Lake
+from driftloop.project import Project
 from tests.conftest import small_frame
 from tests.strategies import messy_batches
 from tests.test_validate import CONTRACT
@@ -99,7 +98,7 @@ def test_malformed_inputs_are_clear_errors(small_project: Project, tmp_path: Pat
 
 
 def test_an_empty_contract_is_refused_with_the_fix(tmp_path: Path) -> None:
-    from driftloop.config import init_project
+    from driftloop.project import init_project
 
     project = init_project(tmp_path / "p")
     with pytest.raises(ContractError, match="driftloop init DIR --data SAMPLE --force"):
@@ -108,7 +107,7 @@ def test_an_empty_contract_is_refused_with_the_fix(tmp_path: Path) -> None:
 
 KILLED_MID_INGEST = """
 import os, signal, sys
-from driftloop.config import Project
+from driftloop.project import Project
 from driftloop.ingest import ingest, ingest_batch
 def die(source, step):
     if step == "recording batch":  # raw and quarantine are written, the batch is not yet marked done
@@ -179,7 +178,7 @@ def test_labels_arrive_later_and_corrections_are_kept(small_project: Project, tm
 
 
 def test_labels_need_a_key_and_targets(tmp_path: Path) -> None:
-    from driftloop.config import init_project
+    from driftloop.project import init_project
 
     project = init_project(tmp_path / "p", sample=small_frame().select("x", "n"))
     with pytest.raises(ContractError, match="needs a key column and at least one target"):

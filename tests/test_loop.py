@@ -14,12 +14,13 @@ import polars as pl
 import pytest
 
 from driftloop.alerts import alert
-from driftloop.config import Project, init_project
 from driftloop.errors import RegistryError
 from driftloop.loop import LABELS_FOLDER, tick
-from driftloop.model.settings import TrainSettings
-from driftloop.policy import LoopSettings, should_retrain
+from driftloop.policy import should_retrain
+from driftloop.project import Project, init_project
 from driftloop.registry import CHAMPION, Registry
+from driftloop.settings.loop import LoopSettings
+from driftloop.settings.train import TrainSettings
 from tests.conftest import aliases_unreadable, synthetic_rows
 
 NOW = datetime(2024, 3, 1)
@@ -151,7 +152,7 @@ def test_run_and_schedule_from_the_command_line(tmp_path: Path) -> None:
 KILLED_AT_THE_GATES = """
 import os, signal, sys
 from datetime import date
-from driftloop.config import Project
+from driftloop.project import Project
 from driftloop.loop import tick
 def die(step):
     if step == "promotion gates":  # the model is trained and registered, not yet judged

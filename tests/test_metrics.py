@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from driftloop.metrics import regression_metrics
+from driftloop.model.metrics import regression_metrics
 
 
 def test_known_values() -> None:

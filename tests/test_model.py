@@ -9,12 +9,12 @@ import polars as pl
 import pytest
 import torch
 
-from driftloop.config import Project
 from driftloop.errors import TrainingError
 from driftloop.model.data import split_by_time
 from driftloop.model.network import NetworkSpec, TabularNet
-from driftloop.model.settings import TrainSettings
 from driftloop.model.trainer import TrainedModel, train_project
+from driftloop.project import Project
+from driftloop.settings.train import TrainSettings
 from tests.conftest import make_synthetic_project, synthetic_rows
 
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from driftloop.config import Project
 from driftloop.errors import MonitorError
-from driftloop.features import materialize
+from driftloop.feature_table import materialize
 from driftloop.ingest import ingest
 from driftloop.monitor.window import monitor_window
 from driftloop.predict import predict_window
+from driftloop.project import Project
 from tests.conftest import synthetic_rows
 from tests.test_predict import champion_project
 

@@ -6,10 +6,10 @@ import mlflow
 import polars as pl
 import pytest
 
-from driftloop.config import Project
 from driftloop.errors import ModelPackageError
 from driftloop.model.package import MANIFEST, WEIGHTS, ModelPackage
 from driftloop.model.trainer import TrainedModel, train_project
+from driftloop.project import Project
 from driftloop.tracking import MlflowTracker
 
 

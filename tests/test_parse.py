@@ -5,8 +5,8 @@ from datetime import date, datetime
 import polars as pl
 import pytest
 
-from driftloop.contract import ColumnType
-from driftloop.parse import cast_typed, clean_text, parse_column, unparsed
+from driftloop.data.contract import ColumnType
+from driftloop.data.parse import cast_typed, clean_text, parse_column, unparsed
 
 
 def parse(values: list[str | None], ctype: ColumnType, formats: tuple[str, ...] = ()) -> list[object]:

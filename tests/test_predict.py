@@ -12,10 +12,10 @@ import pytest
 
 from driftloop import predict
 from driftloop.cli.loop import window
-from driftloop.config import Project
 from driftloop.errors import ConfigError, PredictError
 from driftloop.model.trainer import train_project
 from driftloop.predict import PREDICTION_ID, VARIABLE_WIDTH, predict_window, row_bytes
+from driftloop.project import Project
 from driftloop.registry import Registry
 from driftloop.tracking import MlflowTracker
 from tests.conftest import make_synthetic_project
@@ -75,7 +75,7 @@ def test_reruns_replace_and_never_touch_rows_outside_the_window(project: Project
 KILLED = """
 import os, signal, sys
 from datetime import datetime
-from driftloop.config import Project
+from driftloop.project import Project
 from driftloop.predict import predict_window
 def die(days, rows):
     if str(days[-1]) == "2024-01-12":  # two days written (one a chunk), the rest not

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from driftloop.monitor.profile import OTHER, CategoryProfile, NumericProfile, Profile, profile
+from driftloop.profiles import OTHER, CategoryProfile, NumericProfile, Profile, profile
 
 
 def test_reference_bins_hold_equal_shares_and_windows_reuse_them() -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from driftloop.config import Project
 from driftloop.errors import RegistryError
 from driftloop.model.trainer import train_project
+from driftloop.project import Project
 from driftloop.registry import CHAMPION, PREVIOUS, Registry
 from driftloop.tracking import MlflowTracker
 from tests.conftest import aliases_unreadable, make_synthetic_project
@@ -77,7 +77,7 @@ def test_unknown_versions_are_clear_errors(project: Project) -> None:
 
 PROMOTE = """
 import sys
-from driftloop.config import Project
+from driftloop.project import Project
 from driftloop.registry import Registry
 decisions = Registry(Project.load(sys.argv[1])).promote(sys.argv[2])
 print(decisions[-1].kind)

@@ -11,14 +11,15 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from driftloop.config import Project, init_project
 from driftloop.errors import ReplayError
-from driftloop.model.settings import PromoteSettings, TrainSettings
-from driftloop.policy import LoopSettings
+from driftloop.project import Project, init_project
 from driftloop.registry import CHAMPION, Registry
 from driftloop.replay import replay
 from driftloop.replay.feed import EVENT, parse_delay, read_history
 from driftloop.replay.run import STATE_FILE, plan_days
+from driftloop.settings.loop import LoopSettings
+from driftloop.settings.promote import PromoteSettings
+from driftloop.settings.train import TrainSettings
 from tests.conftest import synthetic_rows
 
 DAYS, CHANGE = 16, 9  # hourly rows from 1 January; from the 9th on, y is 4 higher for the same inputs
@@ -111,7 +112,7 @@ KILLED_IN_A_TICK = """
 import os, signal, sys
 from datetime import date
 import driftloop.loop as loop
-from driftloop.config import Project
+from driftloop.project import Project
 from driftloop.replay import replay
 original = loop.tick
 def tick(project, day, on_step=None):
@@ -189,6 +190,6 @@ def test_days_are_planned_and_unreadable_times_are_kept_for_quarantine() -> None
 
 
 def replay_project_contract(data: pl.DataFrame):  # type: ignore[no-untyped-def]
-    from driftloop.draft import draft_contract
+    from driftloop.data.draft import draft_contract
 
     return draft_contract(data.filter(pl.col("ts") != "garbage"), time_column="ts", targets=("y",))

@@ -21,7 +21,6 @@ import polars as pl
 import pytest
 from starlette.types import Receive, Scope, Send
 
-from driftloop.config import Project
 from driftloop.errors import MonitorError, RequestRefused
 from driftloop.lake import Lake
 from driftloop.lake.files import ROWS_ADDED
@@ -29,13 +28,14 @@ from driftloop.model.trainer import train_project
 from driftloop.monitor.traffic import logged_inputs
 from driftloop.monitor.window import monitor_window
 from driftloop.predict import predict_window
+from driftloop.project import Project
 from driftloop.registry import CHALLENGER, CHAMPION, Registry
 from driftloop.serve.batcher import BATCHES_IN_FLIGHT, Answer, MicroBatcher
 from driftloop.serve.logbook import PredictionLog
 from driftloop.serve.metrics import ServerMetrics
 from driftloop.serve.payloads import combined, from_records
 from driftloop.serve.routes import ScoringRoute, ScoringRoutes
-from driftloop.serve.settings import ServeSettings
+from driftloop.settings.serve import ServeSettings
 from driftloop.tracking import MlflowTracker
 from tests.test_predict import champion_project
 

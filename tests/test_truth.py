@@ -7,11 +7,11 @@ from pathlib import Path
 
 import polars as pl
 
-from driftloop.config import Project, init_project
-from driftloop.features import materialize
+from driftloop.feature_table import materialize
 from driftloop.ingest import ingest
 from driftloop.model.data import newest_labelled_time, recent_labelled_rows, training_rows
 from driftloop.monitor.performance import ACTUAL, actuals
+from driftloop.project import Project, init_project
 from tests.conftest import synthetic_rows
 
 

@@ -6,10 +6,11 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from driftloop.contract import Column, ColumnType, Contract, Role
+from driftloop.data.contract import Column, ColumnType, Contract, Role
+from driftloop.data.draft import draft_contract
+from driftloop.data.validate import RowChecker, check_batch
 from driftloop.demo.data import messy_energy
-from driftloop.draft import draft_contract
-from driftloop.validate import COLUMNS, ROW, RULES, RowChecker, check_batch
+from driftloop.lake import COLUMNS, ROW, RULES
 from tests.conftest import small_frame
 from tests.strategies import messy_batches
 

@@ -6,9 +6,9 @@ that loop to backtest it. Every stage is a function here and a
 command of the ``driftloop`` CLI.
 """
 
-from driftloop.config import Project, Settings, init_project
-from driftloop.contract import Column, ColumnType, Contract, Role
-from driftloop.draft import draft_contract
+from driftloop.data.contract import Column, ColumnType, Contract, Role
+from driftloop.data.draft import draft_contract
+from driftloop.data.validate import CheckResult, RuleCount, check_batch
 from driftloop.errors import (
     BatchProblem,
     BatchRejected,
@@ -23,10 +23,12 @@ from driftloop.errors import (
     SourceError,
     TableNotFound,
 )
-from driftloop.features import DatetimeFeature, ExpressionFeature, FeatureRun, FeatureSet, materialize
+from driftloop.feature_table import FeatureRun, materialize
+from driftloop.features import DatetimeFeature, ExpressionFeature, FeatureSet
 from driftloop.ingest import IngestSummary, ingest, ingest_batch
 from driftloop.lake import TABLES, Lake, TableVersion
-from driftloop.validate import CheckResult, RuleCount, check_batch
+from driftloop.project import Project, init_project
+from driftloop.settings import Settings
 
 __version__ = "0.1.0"
 

@@ -21,10 +21,10 @@ from typing import Any
 
 import polars as pl
 
-from driftloop.contract import Contract
-from driftloop.metrics import HIGHER_IS_BETTER, regression_metrics
+from driftloop.data.contract import Contract
+from driftloop.model.metrics import HIGHER_IS_BETTER, regression_metrics
 from driftloop.model.package import ModelPackage
-from driftloop.model.settings import PromoteSettings
+from driftloop.settings.promote import PromoteSettings
 
 # Single-row predictions timed for the latency gate, and the time the fresh process may take.
 LATENCY_ROWS = 200

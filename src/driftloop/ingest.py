@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
 
-from driftloop.contract import Contract
+from driftloop.data.contract import Contract
+from driftloop.data.sources import Batch, expand_paths, file_batch_id, from_frame, read_file
+from driftloop.data.validate import RuleCount, check_batch
 from driftloop.errors import BatchRejected, ContractError
 from driftloop.lake import BATCH_ID, EVENT_DATE, INGEST_DATE, INGESTED_AT, SOURCE, TABLES, Lake, Table, Where
-from driftloop.sources import Batch, expand_paths, file_batch_id, from_frame, read_file
-from driftloop.validate import RuleCount, check_batch
 
 if TYPE_CHECKING:
-    from driftloop.config import Project
+    from driftloop.project import Project
 
 
 @dataclass(frozen=True)

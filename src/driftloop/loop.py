@@ -21,17 +21,17 @@ from datetime import date, datetime, timedelta
 import polars as pl
 
 from driftloop.alerts import alert
-from driftloop.config import Project
+from driftloop.data.sources import READERS
 from driftloop.errors import LakeError, MonitorError, PredictError, TrainingError
-from driftloop.features import FeatureRun, materialize
+from driftloop.feature_table import FeatureRun, materialize
 from driftloop.ingest import IngestSummary, ingest
 from driftloop.lake import TABLES, Compaction, Table
 from driftloop.model.data import training_rows
 from driftloop.monitor.window import WindowReport, monitor_window
 from driftloop.policy import RetrainDecision, should_retrain
 from driftloop.predict import PredictRun, midnight, predict_window
+from driftloop.project import Project
 from driftloop.registry import CHAMPION, DECISION_TAG, Decision, Registry
-from driftloop.sources import READERS
 
 LABELS_FOLDER = "labels"
 # Tag on versions the loop trained (its value: the tick's day), so an interrupted tick's

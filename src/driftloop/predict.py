@@ -18,9 +18,9 @@ from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 
-from driftloop.config import Project
 from driftloop.errors import PredictError
 from driftloop.lake import EVENT_DATE, PREDICTION_ID, PredictionSource, Table, Where
+from driftloop.project import Project
 from driftloop.registry import CHAMPION, Registry
 
 # Feature bytes read per chunk (whole days are never split); scoring and writing a chunk hold

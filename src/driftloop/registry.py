@@ -25,12 +25,12 @@ import polars as pl
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from driftloop.config import Project
 from driftloop.errors import RegistryError
 from driftloop.gates import GateResult, compare, qa_gates, score
 from driftloop.lake import TABLES, Table, empty
 from driftloop.model.data import recent_labelled_rows
 from driftloop.model.package import ModelPackage
+from driftloop.project import Project
 
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
 # Tag on a version once any decision about it was recorded.

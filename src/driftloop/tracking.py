@@ -22,9 +22,9 @@ from mlflow.entities import Metric, Param
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
-from driftloop.config import Project
 from driftloop.model.train import EpochLog
 from driftloop.model.trainer import TrainedModel
+from driftloop.project import Project
 
 # Epoch metrics are sent every this many epochs (and at the end).
 FLUSH_EVERY = 25

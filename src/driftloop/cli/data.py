@@ -9,11 +9,12 @@ import typer
 from rich.table import Table
 
 from driftloop.cli.common import JsonOption, ProjectOption, emit_json, err, handled, out, progress_bar
-from driftloop.config import PROJECT_FILE, Project, init_project
-from driftloop.features import materialize
+from driftloop.data.sources import expand_paths, read_file
+from driftloop.feature_table import materialize
 from driftloop.ingest import IngestSummary, ingest
 from driftloop.lake import TABLES
-from driftloop.sources import expand_paths, read_file
+from driftloop.project import Project, init_project
+from driftloop.settings import PROJECT_FILE
 
 
 @handled

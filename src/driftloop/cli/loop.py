@@ -12,9 +12,9 @@ import typer
 from rich.table import Table
 
 from driftloop.cli.common import JsonOption, ProjectOption, emit_json, handled, out, progress_bar
-from driftloop.config import Project
 from driftloop.errors import ConfigError
 from driftloop.monitor import Stream
+from driftloop.project import Project
 
 
 @handled

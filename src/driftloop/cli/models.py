@@ -10,8 +10,8 @@ import typer
 from rich.table import Table
 
 from driftloop.cli.common import EpochProgress, JsonOption, ProjectOption, emit_json, handled, out, progress_bar
-from driftloop.config import Project
 from driftloop.errors import ConfigError
+from driftloop.project import Project
 
 
 @handled

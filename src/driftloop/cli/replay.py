@@ -11,8 +11,8 @@ import typer
 from rich.table import Table
 
 from driftloop.cli.common import JsonOption, ProjectOption, emit_json, err, handled, out, progress_bar
-from driftloop.config import Project
 from driftloop.errors import ConfigError
+from driftloop.project import Project
 
 # Four weeks of spring: enough for the loop to retrain, promote and reject, in under 3 minutes.
 DEMO_DAYS = 28

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from driftloop.cli.common import ProjectOption, err, handled
-from driftloop.config import Project
+from driftloop.project import Project
 
 
 @handled

@@ -12,12 +12,13 @@ import shutil
 from datetime import date, timedelta
 from pathlib import Path
 
-from driftloop.config import PROJECT_FILE, Project, init_project
 from driftloop.demo.data import TARGETS, TIME, energy_csv, first_day, load_energy, messy_energy
 from driftloop.errors import ConfigError
 from driftloop.features import ExpressionFeature
-from driftloop.model.settings import TargetSettings, TrainSettings
-from driftloop.policy import LoopSettings
+from driftloop.project import Project, init_project
+from driftloop.settings import PROJECT_FILE
+from driftloop.settings.loop import LoopSettings
+from driftloop.settings.train import TargetSettings, TrainSettings
 
 # Derived features a person who knows the house would add: mean indoor temperature and
 # the indoor/outdoor gaps that drive heating.

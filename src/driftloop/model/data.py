@@ -12,11 +12,11 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
-from driftloop.contract import Contract
+from driftloop.data.contract import Contract
+from driftloop.data.truth import is_labelled, with_truth
 from driftloop.errors import TrainingError
 from driftloop.features import FeatureSet
 from driftloop.lake import Lake, Table
-from driftloop.truth import is_labelled, with_truth
 
 
 @dataclass(frozen=True)

@@ -21,14 +21,14 @@ import polars as pl
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from driftloop.contract import Contract
+from driftloop.data.contract import Contract
+from driftloop.data.sources import to_polars
+from driftloop.data.validate import CheckResult, RowChecker
 from driftloop.errors import ModelPackageError
 from driftloop.features import FeatureSet
 from driftloop.model.network import FoldedNet, NetworkSpec, TabularNet
 from driftloop.model.train import predict_scaled
 from driftloop.preprocess import Preprocessor, TargetScaler
-from driftloop.sources import to_polars
-from driftloop.validate import CheckResult, RowChecker
 
 FORMAT_VERSION = 1
 WEIGHTS = "weights.safetensors"

@@ -19,7 +19,7 @@ from torch.nn import functional
 
 from driftloop.errors import TrainingError
 from driftloop.model.network import FoldedNet, NetworkSpec, TabularNet
-from driftloop.model.settings import TrainSettings
+from driftloop.settings.train import TrainSettings
 
 LOSSES: dict[str, Callable[..., torch.Tensor]] = {
     "mse": functional.mse_loss,

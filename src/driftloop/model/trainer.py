@@ -15,19 +15,18 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from driftloop.config import Project
-from driftloop.contract import ColumnType
 from driftloop.errors import TrainingError
 from driftloop.features import FeatureSet
 from driftloop.lake import Table
-from driftloop.metrics import regression_metrics
 from driftloop.model.baseline import Ridge
 from driftloop.model.data import Splits, split_by_time, training_rows
+from driftloop.model.metrics import regression_metrics
 from driftloop.model.network import NetworkSpec
 from driftloop.model.package import ModelPackage
 from driftloop.model.train import Callback, FitResult, Tensors, fit, predict_scaled
-from driftloop.monitor.profile import profile
 from driftloop.preprocess import Preprocessor, TargetScaler
+from driftloop.profiles import profile
+from driftloop.project import Project
 
 SPLITS = ("train", "validation", "test")
 
@@ -49,15 +48,6 @@ class TrainedModel:
     @property
     def baseline_metrics(self) -> dict[str, dict[str, dict[str, float]]]:
         return self.package.metrics["baseline"]  # type: ignore[no-any-return]
-
-
-def model_inputs(features: FeatureSet) -> tuple[list[str], list[str]]:
-    """The model's numeric inputs and its categorical (string) inputs."""
-    contract = features.contract
-    categorical = [
-        n for n in features.inputs if n in contract.columns and contract.columns[n].type is ColumnType.STRING
-    ]
-    return [n for n in features.inputs if n not in categorical], categorical
 
 
 def train_project(
@@ -86,7 +76,7 @@ def train_project(
         lake, features, version=features_version, labels_version=labels_version, since=since, until=until
     )
     splits = split_by_time(rows, clock, settings.validation_fraction, settings.test_fraction)
-    numeric, categorical = model_inputs(features)
+    numeric, categorical = features.numeric_inputs, features.categorical_inputs
     nullable = {n for n in numeric if n not in contract.columns or contract.columns[n].nullable}
     preprocessor = Preprocessor.fit(features.apply(splits.train), numeric, categorical, nullable=nullable)
     scaler = TargetScaler.fit(splits.train, contract.targets)

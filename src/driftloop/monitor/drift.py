@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from driftloop.monitor.profile import CategoryProfile, NumericProfile, Profile
-from driftloop.monitor.settings import MonitorSettings
 from driftloop.monitor.stattests import DriftTest, TestResult, tests
+from driftloop.profiles import CategoryProfile, NumericProfile, Profile
+from driftloop.settings.monitor import MonitorSettings
 
 
 @dataclass(frozen=True)

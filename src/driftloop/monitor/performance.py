@@ -12,9 +12,9 @@ from typing import Any
 
 import polars as pl
 
-from driftloop.contract import Contract
-from driftloop.metrics import HIGHER_IS_BETTER, regression_metrics
-from driftloop.truth import with_truth
+from driftloop.data.contract import Contract
+from driftloop.data.truth import with_truth
+from driftloop.model.metrics import HIGHER_IS_BETTER, regression_metrics
 
 ACTUAL = "__actual_"
 

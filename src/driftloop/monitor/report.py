@@ -22,11 +22,11 @@ import polars as pl
 from plotly.io import to_html
 from plotly.subplots import make_subplots
 
-from driftloop.config import Project
 from driftloop.lake import Table
 from driftloop.monitor.drift import ColumnDrift
-from driftloop.monitor.profile import CategoryProfile, NumericProfile
 from driftloop.monitor.window import WindowReport, section_of
+from driftloop.profiles import CategoryProfile, NumericProfile
+from driftloop.project import Project
 from driftloop.registry import Registry
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2rem;max-width:1200px}

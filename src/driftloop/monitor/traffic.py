@@ -15,9 +15,9 @@ from typing import Any
 
 import polars as pl
 
-from driftloop.contract import ColumnType, Contract
+from driftloop.data.contract import ColumnType, Contract
 from driftloop.errors import MonitorError
-from driftloop.metrics import regression_metrics
+from driftloop.model.metrics import regression_metrics
 from driftloop.monitor.performance import ACTUAL, key_columns
 
 INPUTS = "inputs"  # the predictions column holding a logged request's inputs as JSON

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from driftloop.monitor.drift import DriftReport
 from driftloop.monitor.performance import TargetPerformance
-from driftloop.monitor.settings import MonitorSettings
+from driftloop.settings.monitor import MonitorSettings
 
 ORDER = ("ok", "warn", "drift", "degraded")
 

@@ -16,18 +16,17 @@ from datetime import UTC, datetime
 
 import polars as pl
 
-from driftloop.config import Project
-from driftloop.contract import Contract
+from driftloop.data.contract import Contract
 from driftloop.errors import MonitorError
 from driftloop.lake import TABLES, Table, Where
 from driftloop.model.package import ModelPackage
-from driftloop.model.trainer import model_inputs
 from driftloop.monitor import Stream
 from driftloop.monitor.drift import DriftReport, compare
 from driftloop.monitor.performance import TargetPerformance, actuals, evaluate
-from driftloop.monitor.profile import Profile, profile
 from driftloop.monitor.traffic import ShadowComparison, compare_shadow, logged_inputs
 from driftloop.monitor.verdict import Verdict, decide
+from driftloop.profiles import Profile, profile
+from driftloop.project import Project
 from driftloop.registry import CHAMPION, Registry
 
 SECTIONS = ("input", "prediction", "performance", "verdict")
@@ -121,7 +120,7 @@ def _reference(package: ModelPackage, part: str) -> Profile:
 
 def _input_drift(package: ModelPackage, rows: pl.DataFrame, project: Project) -> tuple[DriftReport, Profile, Profile]:
     reference = _reference(package, "inputs")
-    numeric, categorical = model_inputs(package.features)
+    numeric, categorical = package.features.numeric_inputs, package.features.categorical_inputs
     current = profile(package.features.apply(rows), numeric, categorical, like=reference)
     inputs_only = Profile(reference.rows, {n: p for n, p in reference.columns.items() if n not in package.targets})
     return compare(inputs_only, current, project.settings.monitor), inputs_only, current

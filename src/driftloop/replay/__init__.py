@@ -15,9 +15,9 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from driftloop.config import Project
 from driftloop.ingest import ingest
 from driftloop.predict import midnight
+from driftloop.project import Project
 from driftloop.replay.feed import parse_delay, read_history
 from driftloop.replay.run import DayRecord, LoopRun, plan_days, run_loop
 from driftloop.replay.strategies import STRATEGIES, StrategyResult, compare_strategies

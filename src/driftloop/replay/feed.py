@@ -17,11 +17,11 @@ from typing import Any
 
 import polars as pl
 
-from driftloop.contract import ColumnType, Contract
+from driftloop.data.contract import ColumnType, Contract
+from driftloop.data.parse import cast_typed, clean_text, parse_column
+from driftloop.data.sources import from_frame, read_paths
 from driftloop.errors import ReplayError
-from driftloop.parse import cast_typed, clean_text, parse_column
 from driftloop.predict import midnight
-from driftloop.sources import from_frame, read_paths
 
 EVENT = "__replay_event_time"
 LABELS_FOLDER = "labels"

@@ -20,7 +20,7 @@ import polars as pl
 from plotly.io import to_html
 from plotly.subplots import make_subplots
 
-from driftloop.metrics import HIGHER_IS_BETTER
+from driftloop.model.metrics import HIGHER_IS_BETTER
 from driftloop.replay.run import LoopRun
 from driftloop.replay.strategies import DAY, StrategyResult
 

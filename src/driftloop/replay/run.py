@@ -16,11 +16,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from driftloop.config import Project
 from driftloop.errors import ReplayError
 from driftloop.lake import Table
 from driftloop.loop import TRAINING_STEP, tick
 from driftloop.predict import midnight
+from driftloop.project import Project
 from driftloop.registry import CHAMPION, Registry
 from driftloop.replay.feed import History
 

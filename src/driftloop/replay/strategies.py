@@ -18,12 +18,12 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from driftloop.config import Project
 from driftloop.errors import ReplayError, TrainingError
 from driftloop.lake import Table
-from driftloop.metrics import METRICS, regression_metrics
 from driftloop.model.data import training_rows
+from driftloop.model.metrics import METRICS, regression_metrics
 from driftloop.predict import midnight
+from driftloop.project import Project
 from driftloop.registry import Registry
 from driftloop.replay.run import LoopRun
 

@@ -27,9 +27,9 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.types import ASGIApp
 
-from driftloop.config import Project
 from driftloop.errors import RequestRefused
 from driftloop.lake import EVENT_DATE, PREDICTION_ID, PredictionSource
+from driftloop.project import Project
 from driftloop.serve.batcher import Answer, MicroBatcher, Scored
 from driftloop.serve.logbook import SPILL_FOLDER, PredictionLog
 from driftloop.serve.metrics import MeasuredRequests, ServerMetrics

@@ -22,7 +22,7 @@ from typing import Any, cast
 
 import polars as pl
 
-from driftloop.contract import Column, ColumnType, Contract
+from driftloop.data.contract import Column, ColumnType, Contract
 from driftloop.errors import RequestRefused
 
 MLFLOW_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")

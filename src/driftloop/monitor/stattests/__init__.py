@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from driftloop.monitor.profile import CategoryProfile, NumericProfile
+from driftloop.profiles import CategoryProfile, NumericProfile
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from driftloop.monitor.profile import CategoryProfile
+from driftloop.profiles import CategoryProfile
 
 
 def aligned(reference: CategoryProfile, current: CategoryProfile) -> tuple[np.ndarray, np.ndarray]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from driftloop.monitor.profile import NumericProfile
+from driftloop.profiles import NumericProfile
 
 
 def shares(reference: NumericProfile, current: NumericProfile) -> tuple[np.ndarray, np.ndarray]:

@@ -11,9 +11,9 @@ from typing import Literal
 import numpy as np
 from scipy.stats import chisquare
 
-from driftloop.monitor.profile import CategoryProfile, NumericProfile
 from driftloop.monitor.stattests import TestResult
 from driftloop.monitor.stattests._categories import aligned
+from driftloop.profiles import CategoryProfile, NumericProfile
 
 UNSEEN_SHARE = 1e-6
 

@@ -6,9 +6,9 @@ from typing import Literal
 
 from scipy.spatial.distance import jensenshannon as js_distance
 
-from driftloop.monitor.profile import CategoryProfile, NumericProfile
 from driftloop.monitor.stattests import TestResult
 from driftloop.monitor.stattests._categories import aligned
+from driftloop.profiles import CategoryProfile, NumericProfile
 
 
 class JensenShannon:

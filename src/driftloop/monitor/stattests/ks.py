@@ -14,9 +14,9 @@ from typing import Literal
 import numpy as np
 from scipy.stats import kstwo
 
-from driftloop.monitor.profile import CategoryProfile, NumericProfile
 from driftloop.monitor.stattests import TestResult
 from driftloop.monitor.stattests._cdf import cdfs, shares
+from driftloop.profiles import CategoryProfile, NumericProfile
 
 
 class KolmogorovSmirnov:

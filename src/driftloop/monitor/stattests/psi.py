@@ -11,9 +11,9 @@ from typing import Literal
 
 import numpy as np
 
-from driftloop.monitor.profile import CategoryProfile, NumericProfile
 from driftloop.monitor.stattests import TestResult
 from driftloop.monitor.stattests._cdf import shares
+from driftloop.profiles import CategoryProfile, NumericProfile
 
 FLOOR = 1e-4
 GROUPS = 10

@@ -11,8 +11,8 @@ from typing import Literal
 
 import numpy as np
 
-from driftloop.monitor.profile import CategoryProfile, NumericProfile
 from driftloop.monitor.stattests import TestResult
+from driftloop.profiles import CategoryProfile, NumericProfile
 
 
 class NormalisedWasserstein:

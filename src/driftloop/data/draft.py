@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import polars as pl
 
-from driftloop.contract import Column, ColumnType, Contract, Role
+from driftloop.data.contract import Column, ColumnType, Contract, Role
+from driftloop.data.parse import clean_text, parse_column, unparsed
 from driftloop.errors import ContractError
-from driftloop.parse import clean_text, parse_column, unparsed
 
 # A sample column with at most this many distinct strings is drafted as a category with allowed values.
 MAX_DRAFTED_CATEGORIES = 50

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from driftloop.contract import Contract
+from driftloop.data.contract import Contract
 from driftloop.lake import INGESTED_AT
 
 LABEL_SUFFIX = "__label"

@@ -1,4 +1,4 @@
-"""Training settings: the ``[train]`` section of driftloop.toml (no torch import here)."""
+"""The ``[train]`` section of driftloop.toml: how the network is built and trained."""
 
 from __future__ import annotations
 
@@ -48,19 +48,3 @@ class TrainSettings(BaseModel):
     def target(self, name: str) -> TargetSettings:
         """Settings of target ``name`` (the defaults when the project names none)."""
         return self.targets.get(name, TargetSettings())
-
-
-class PromoteSettings(BaseModel):
-    """The ``[promote]`` section: when a model may move dev -> qa -> prod."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    metric: Literal["mae", "rmse", "smape", "r2"] = Field("mae", description="The metric that decides, per target.")
-    margin: float = Field(0.01, ge=0, description="Relative improvement over the champion required to replace it.")
-    tolerance: float = Field(0.05, ge=0, description="Relative worsening any target may show and still be promoted.")
-    window_days: float = Field(7, gt=0, description="The most recent labelled days both models are scored on.")
-    latency_budget_ms: float = Field(50.0, gt=0, description="p99 single-row latency allowed at the qa gate.")
-    floors: dict[str, float] = Field(
-        default_factory=dict,
-        description='Minimum test metrics, e.g. {"Appliances.r2" = 0.1}; error metrics are maxima.',
-    )

@@ -14,13 +14,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from driftloop.contract import Column, ColumnType, Contract
+from driftloop.data.contract import Column, ColumnType, Contract
+from driftloop.data.parse import cast_typed, clean_text, nested_as_text, parse_column, unparsed
 from driftloop.errors import BatchProblem
-from driftloop.parse import cast_typed, clean_text, nested_as_text, parse_column, unparsed
+from driftloop.lake import COLUMNS, ROW, RULES
 
-ROW = "_row"
-RULES = "_rules"
-COLUMNS = "_columns"
 EXAMPLES_PER_RULE = 3
 _TYPE_FLAG = "__unparsed__"
 

@@ -1,8 +1,6 @@
-"""The project file, ``driftloop.toml``: read once, validated, passed down.
-
-A project is a folder holding ``driftloop.toml``; the lake and the MLflow store live beside it
-by default. :class:`Project` is what every command works on. Nothing below this module reads
-the environment or the file again.
+"""A project: a folder holding ``driftloop.toml``, with the lake and the MLflow store beside it
+by default. :class:`Project` is what every stage works on; :func:`init_project` makes one,
+drafting its contract from a sample.
 """
 
 from __future__ import annotations
@@ -10,23 +8,17 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from driftloop.contract import ColumnType, Contract
-from driftloop.draft import draft_contract
-from driftloop.errors import ConfigError, DriftloopError
-from driftloop.features import DatetimeFeature, FeatureDef, FeatureSet
+from driftloop.data.contract import ColumnType, Contract
+from driftloop.data.draft import draft_contract
+from driftloop.errors import ConfigError
+from driftloop.features import DatetimeFeature, FeatureSet
 from driftloop.lake import Lake
-from driftloop.model.settings import PromoteSettings, TrainSettings
-from driftloop.monitor.settings import MonitorSettings
-from driftloop.policy import LoopSettings
-from driftloop.serve.settings import ServeSettings
+from driftloop.settings import PROJECT_FILE, ProjectSection, Settings, parse_settings
 
-PROJECT_FILE = "driftloop.toml"
 HEADER = """\
 # driftloop project file. Sections:
 #   [project]   where the lake (Delta tables) and the MLflow store live, relative to this folder
@@ -45,34 +37,6 @@ FEATURES_EXAMPLE = """
 # column = "event_time_column"
 # parts = ["hour", "day_of_week", "month"]
 """
-
-
-class ProjectSection(BaseModel):
-    """Where things live."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1)
-    lake: str = Field("lake", description="Folder of the Delta tables, relative to the project.")
-    tracking_uri: str = Field(
-        "sqlite:///mlflow.db", description="MLflow tracking URI; a relative SQLite path is project-relative."
-    )
-    inbox: str = Field("inbox", description="Folder `driftloop run` ingests new files from.")
-
-
-class Settings(BaseModel):
-    """Everything ``driftloop.toml`` says."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    project: ProjectSection
-    contract: Contract
-    features: list[FeatureDef] = Field(default_factory=list)
-    train: TrainSettings = Field(default_factory=TrainSettings)
-    promote: PromoteSettings = Field(default_factory=PromoteSettings)
-    monitor: MonitorSettings = Field(default_factory=MonitorSettings)
-    loop: LoopSettings = Field(default_factory=LoopSettings)
-    serve: ServeSettings = Field(default_factory=ServeSettings)
 
 
 @dataclass(frozen=True)
@@ -131,29 +95,6 @@ class Project:
         (self.root / PROJECT_FILE).write_text(text, encoding="utf-8")
 
 
-def parse_settings(raw: dict[str, Any], where: Path | str = PROJECT_FILE) -> Settings:
-    """Validate the project file's contents; errors name the key, the value and the expected form."""
-    try:
-        return Settings.model_validate(raw)
-    except ValidationError as exc:
-        lines = [_describe(error) for error in exc.errors()]
-        raise ConfigError(f"{where} is invalid:\n" + "\n".join(f"  - {line}" for line in lines)) from exc
-    except DriftloopError as exc:
-        raise ConfigError(f"{where} is invalid: {exc}") from exc
-
-
-def _describe(error: Any) -> str:
-    loc = [str(part) for part in error["loc"]]
-    if loc[:1] == ["features"] and len(loc) > 2 and loc[2] in ("expression", "datetime"):
-        del loc[2]  # the kind of feature pydantic picked, not a key the user wrote
-    key = ".".join(loc)
-    if error["type"] == "extra_forbidden":
-        return f"{key}: unknown key (check its spelling; see the section's keys in the docs)"
-    value = error.get("input")
-    shown = "" if isinstance(value, dict) else f" (got {value!r})"
-    return f"{key}: {error['msg']}{shown}"
-
-
 def init_project(
     root: str | Path,
     *,
@@ -195,4 +136,4 @@ def _draft_features(contract: Contract) -> list[DatetimeFeature]:
     return [DatetimeFeature(column=clock, parts=["day_of_week", "month"])]
 
 
-__all__ = ["PROJECT_FILE", "Project", "ProjectSection", "Settings", "init_project", "parse_settings"]
+__all__ = ["PROJECT_FILE", "Project", "init_project"]

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 import polars as pl
 
-from driftloop.contract import ColumnType
+from driftloop.data.contract import ColumnType
 
 # Written for "no value" by common tools; read as missing in every column that is not a string.
 NULL_WORDS = ("na", "n/a", "nan", "null", "none", "-nan")

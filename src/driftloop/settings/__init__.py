@@ -1,0 +1,23 @@
+"""Settings: the sections of ``driftloop.toml`` as pydantic models, one module per section
+(``train``, ``promote``, ``monitor``, ``loop``, ``serve``), and ``project_file`` for the whole file
+and its ``[project]`` table. Built once at the edge and passed down."""
+
+from driftloop.settings.loop import LoopSettings
+from driftloop.settings.monitor import MonitorSettings
+from driftloop.settings.project_file import PROJECT_FILE, ProjectSection, Settings, parse_settings
+from driftloop.settings.promote import PromoteSettings
+from driftloop.settings.serve import ServeSettings
+from driftloop.settings.train import TargetSettings, TrainSettings
+
+__all__ = [
+    "PROJECT_FILE",
+    "LoopSettings",
+    "MonitorSettings",
+    "ProjectSection",
+    "PromoteSettings",
+    "ServeSettings",
+    "Settings",
+    "TargetSettings",
+    "TrainSettings",
+    "parse_settings",
+]

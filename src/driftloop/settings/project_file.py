@@ -1,0 +1,75 @@
+"""Everything ``driftloop.toml`` says, validated: one section model per table of the file.
+
+Read once at the edge (the CLI, or :meth:`driftloop.project.Project.load`), validated here with
+errors that name the key, the value and the expected form, and passed down; nothing below reads
+the file or the environment again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from driftloop.data.contract import Contract
+from driftloop.errors import ConfigError, DriftloopError
+from driftloop.features import FeatureDef
+from driftloop.settings.loop import LoopSettings
+from driftloop.settings.monitor import MonitorSettings
+from driftloop.settings.promote import PromoteSettings
+from driftloop.settings.serve import ServeSettings
+from driftloop.settings.train import TrainSettings
+
+PROJECT_FILE = "driftloop.toml"
+
+
+class ProjectSection(BaseModel):
+    """Where things live."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    lake: str = Field("lake", description="Folder of the Delta tables, relative to the project.")
+    tracking_uri: str = Field(
+        "sqlite:///mlflow.db", description="MLflow tracking URI; a relative SQLite path is project-relative."
+    )
+    inbox: str = Field("inbox", description="Folder `driftloop run` ingests new files from.")
+
+
+class Settings(BaseModel):
+    """Everything ``driftloop.toml`` says."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    project: ProjectSection
+    contract: Contract
+    features: list[FeatureDef] = Field(default_factory=list)
+    train: TrainSettings = Field(default_factory=TrainSettings)
+    promote: PromoteSettings = Field(default_factory=PromoteSettings)
+    monitor: MonitorSettings = Field(default_factory=MonitorSettings)
+    loop: LoopSettings = Field(default_factory=LoopSettings)
+    serve: ServeSettings = Field(default_factory=ServeSettings)
+
+
+def parse_settings(raw: dict[str, Any], where: Path | str = PROJECT_FILE) -> Settings:
+    """Validate the project file's contents; errors name the key, the value and the expected form."""
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        lines = [_describe(error) for error in exc.errors()]
+        raise ConfigError(f"{where} is invalid:\n" + "\n".join(f"  - {line}" for line in lines)) from exc
+    except DriftloopError as exc:
+        raise ConfigError(f"{where} is invalid: {exc}") from exc
+
+
+def _describe(error: Any) -> str:
+    loc = [str(part) for part in error["loc"]]
+    if loc[:1] == ["features"] and len(loc) > 2 and loc[2] in ("expression", "datetime"):
+        del loc[2]  # the kind of feature pydantic picked, not a key the user wrote
+    key = ".".join(loc)
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key (check its spelling; see the section's keys in the docs)"
+    value = error.get("input")
+    shown = "" if isinstance(value, dict) else f" (got {value!r})"
+    return f"{key}: {error['msg']}{shown}"
