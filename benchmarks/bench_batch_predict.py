@@ -8,7 +8,7 @@ a champion trained on its first days; then, median of --repeats, interleaved:
     chunk size that is fastest for it is fastest for this too); the ceiling of the model itself
     and the issue's baseline;
   - folded forward: the same network as driftloop scores with it (batch norm folded into the
-    dense layers, one head matrix: ``FoldedNet``), same arrays, for a second, stricter ceiling;
+    dense layers, one head matrix: ``FoldedTorch``), same arrays, for a second, stricter ceiling;
   - driftloop: ``predict_window`` over every row: read the features table, features,
     preprocessing, forward pass, prediction metadata, idempotent Delta commits;
   - bare write: ``write_deltalake`` of the same prediction rows, no scoring (the ceiling of I/O).
@@ -35,11 +35,11 @@ from driftloop.feature_table import materialize
 from driftloop.ingest import ingest
 from driftloop.lake import Lake
 from driftloop.model.network import TabularNet
-from driftloop.model.train import SCORING_CHUNK, predict_scaled
 from driftloop.model.trainer import train_project
 from driftloop.predict import predict_window
 from driftloop.project import Project, init_project
 from driftloop.registry import Registry
+from driftloop.runtime.backends.torch import SCORING_CHUNK
 from driftloop.settings.train import TrainSettings
 from driftloop.tracking import MlflowTracker
 
@@ -91,14 +91,16 @@ def main() -> None:
         package = Registry(project).load(version)
         features = project.lake.read("features")
         numbers, categories = package.preprocessor.transform(package.features.apply(features))
+        module = TabularNet(package.spec)  # the network as trained, from the package's weights
+        module.load_state_dict({name: torch.from_numpy(values) for name, values in package.weights.items()})
         end = START + timedelta(minutes=args.rows)
         forward, folded, ours, bare = [], [], [], []
         for i in range(args.repeats):
             started = time.perf_counter()
-            raw_forward(package.network, numbers, categories)
+            raw_forward(module, numbers, categories)
             forward.append(time.perf_counter() - started)
             started = time.perf_counter()
-            predict_scaled(package.scorer, numbers, categories)
+            package.network(numbers, categories)
             folded.append(time.perf_counter() - started)
             started = time.perf_counter()
             predict_window(project, START, end)

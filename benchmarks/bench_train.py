@@ -25,10 +25,11 @@ from torch import nn
 
 from driftloop.feature_table import materialize
 from driftloop.ingest import ingest
-from driftloop.model.network import NetworkSpec, TabularNet
+from driftloop.model.network import TabularNet
 from driftloop.model.train import Tensors, fit
 from driftloop.model.trainer import train_project
 from driftloop.project import Project, init_project
+from driftloop.runtime.spec import NetworkSpec
 from driftloop.settings.train import TrainSettings
 from driftloop.tracking import MlflowTracker
 

@@ -5,15 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 import torch
 
 from driftloop.errors import TrainingError
 from driftloop.model.data import split_by_time
-from driftloop.model.network import NetworkSpec, TabularNet
+from driftloop.model.network import TabularNet
 from driftloop.model.trainer import TrainedModel, train_project
 from driftloop.project import Project
+from driftloop.runtime.backends.torch import FoldedTorch
+from driftloop.runtime.spec import NetworkSpec
 from driftloop.settings.train import TrainSettings
 from tests.conftest import make_synthetic_project, synthetic_rows
 
@@ -48,10 +51,9 @@ def test_same_seed_same_model(synthetic_project: Project) -> None:
     quick = synthetic_project.settings.train.model_copy(update={"epochs": 3})
     project = Project(synthetic_project.root, synthetic_project.settings.model_copy(update={"train": quick}))
     first, second = train_project(project), train_project(project)
-    for (name, a), (_, b) in zip(
-        first.package.network.state_dict().items(), second.package.network.state_dict().items(), strict=True
-    ):
-        assert torch.equal(a, b), name
+    assert first.package.weights.keys() == second.package.weights.keys()
+    for name, values in first.package.weights.items():
+        assert np.array_equal(values, second.package.weights[name]), name
 
 
 def test_early_stopping_keeps_the_best_epoch(trained: TrainedModel) -> None:
@@ -116,11 +118,14 @@ def test_the_folded_network_scores_as_the_module_in_evaluation_mode(
     categories = torch.zeros((300, 0), dtype=torch.int64)
     if cardinalities:
         categories = torch.stack([torch.randint(0, c, (300,)) for c in cardinalities], dim=1)
-    folded = net.folded()
+    weights = net.weights()
+    folded = FoldedTorch(spec, weights)  # from the spec and the arrays alone, as a package loads it
     with torch.inference_mode():
-        expected = net(numbers, categories)
-        assert torch.allclose(folded(numbers, categories), expected, rtol=1e-5, atol=1e-5)
+        expected = net(numbers, categories).numpy()
+    assert np.allclose(folded(numbers.numpy(), categories.numpy()), expected, rtol=1e-5, atol=1e-5)
     with torch.no_grad():
-        net.heads[0].bias.add_(1.0)  # the module trained further: the folded form keeps its copy
-    with torch.inference_mode():
-        assert torch.allclose(folded(numbers, categories), expected, rtol=1e-5, atol=1e-5)
+        net.heads[0].bias.add_(1.0)  # the module trained further: neither its weights nor the folded form move
+    assert np.allclose(folded(numbers.numpy(), categories.numpy()), expected, rtol=1e-5, atol=1e-5)
+    assert np.array_equal(weights["heads.0.bias"], FoldedTorch(spec, weights).head_bias.numpy()[:1])
+    with pytest.raises(KeyError):
+        FoldedTorch(spec, {k: v for k, v in weights.items() if not k.startswith("heads.")})

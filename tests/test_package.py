@@ -7,9 +7,9 @@ import polars as pl
 import pytest
 
 from driftloop.errors import ModelPackageError
-from driftloop.model.package import MANIFEST, WEIGHTS, ModelPackage
 from driftloop.model.trainer import TrainedModel, train_project
 from driftloop.project import Project
+from driftloop.runtime.package import MANIFEST, WEIGHTS, ModelPackage
 from driftloop.tracking import MlflowTracker
 
 

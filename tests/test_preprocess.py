@@ -5,7 +5,7 @@ import polars as pl
 import pytest
 
 from driftloop.errors import PreprocessError
-from driftloop.preprocess import NUMPY_ROWS, UNKNOWN, Preprocessor, TargetScaler
+from driftloop.runtime.preprocess import NUMPY_ROWS, UNKNOWN, Preprocessor, TargetScaler
 
 TRAIN = pl.DataFrame(
     {"x": [1.0, 2.0, 3.0, 4.0, None], "c": ["a", "a", "b", None, "b"], "y": [10.0, 20.0, 30.0, 40.0, 50.0]}

@@ -35,7 +35,7 @@ __version__ = "0.1.0"
 # Entry points whose modules load torch or MLflow: imported on first use, so that
 # `import driftloop` (and every CLI command that does not train or serve) stays light.
 _LAZY = {
-    "ModelPackage": "driftloop.model.package",
+    "ModelPackage": "driftloop.runtime.package",
     "Registry": "driftloop.registry",
     "monitor_window": "driftloop.monitor.window",
     "predict_window": "driftloop.predict",

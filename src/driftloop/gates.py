@@ -23,7 +23,7 @@ import polars as pl
 
 from driftloop.data.contract import Contract
 from driftloop.model.metrics import HIGHER_IS_BETTER, regression_metrics
-from driftloop.model.package import ModelPackage
+from driftloop.runtime.package import ModelPackage
 from driftloop.settings.promote import PromoteSettings
 
 # Single-row predictions timed for the latency gate, and the time the fresh process may take.

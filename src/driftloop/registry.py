@@ -29,8 +29,8 @@ from driftloop.errors import RegistryError
 from driftloop.gates import GateResult, compare, qa_gates, score
 from driftloop.lake import TABLES, Table, empty
 from driftloop.model.data import recent_labelled_rows
-from driftloop.model.package import ModelPackage
 from driftloop.project import Project
+from driftloop.runtime.package import ModelPackage
 
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
 # Tag on a version once any decision about it was recorded.

@@ -18,7 +18,8 @@ import torch
 from torch.nn import functional
 
 from driftloop.errors import TrainingError
-from driftloop.model.network import FoldedNet, NetworkSpec, TabularNet
+from driftloop.model.network import TabularNet
+from driftloop.runtime.spec import NetworkSpec
 from driftloop.settings.train import TrainSettings
 
 LOSSES: dict[str, Callable[..., torch.Tensor]] = {
@@ -142,30 +143,6 @@ def fit(
     model.eval()
     result.seconds = time.perf_counter() - started
     return result
-
-
-# Rows per forward pass when scoring: small enough that a chunk's activations stay in the CPU's
-# cache between layers (1M rows: 0.72 s in chunks of 16,384 against 0.80 s in chunks of 65,536).
-SCORING_CHUNK = 16_384
-
-
-def predict_scaled(
-    model: TabularNet | FoldedNet, numbers: np.ndarray, categories: np.ndarray, batch: int = SCORING_CHUNK
-) -> np.ndarray:
-    """Scaled outputs of ``model`` in evaluation mode, computed in chunks.
-
-    A :class:`TabularNet` is folded first; a caller scoring again and again (a served model)
-    passes its :class:`FoldedNet` once built.
-    """
-    scorer = model if isinstance(model, FoldedNet) else model.folded()
-    outputs = []
-    with torch.inference_mode():
-        for start in range(0, numbers.shape[0], batch):
-            chunk = scorer(
-                torch.from_numpy(numbers[start : start + batch]), torch.from_numpy(categories[start : start + batch])
-            )
-            outputs.append(chunk.numpy())
-    return np.concatenate(outputs) if outputs else np.zeros((0, model.spec.targets), np.float32)
 
 
 def evaluate_loss(model: TabularNet, data: Tensors, losses: Sequence[str]) -> list[float]:

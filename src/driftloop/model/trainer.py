@@ -21,12 +21,12 @@ from driftloop.lake import Table
 from driftloop.model.baseline import Ridge
 from driftloop.model.data import Splits, split_by_time, training_rows
 from driftloop.model.metrics import regression_metrics
-from driftloop.model.network import NetworkSpec
-from driftloop.model.package import ModelPackage
-from driftloop.model.train import Callback, FitResult, Tensors, fit, predict_scaled
-from driftloop.preprocess import Preprocessor, TargetScaler
+from driftloop.model.train import Callback, FitResult, Tensors, fit
 from driftloop.profiles import profile
 from driftloop.project import Project
+from driftloop.runtime.package import ModelPackage
+from driftloop.runtime.preprocess import Preprocessor, TargetScaler
+from driftloop.runtime.spec import NetworkSpec
 
 SPLITS = ("train", "validation", "test")
 
@@ -93,14 +93,13 @@ def train_project(
     result = fit(
         Tensors.of(*data["train"]), Tensors.of(*data["validation"]), spec, settings, contract.targets, callbacks
     )
+    package = ModelPackage(spec, result.model.weights(), preprocessor, scaler, features)
     ridge = Ridge.fit(*data["train"], preprocessor.cardinalities)
     metrics: dict[str, Any] = {"network": {}, "baseline": {}, "overall": {}}
     for name in SPLITS:
         numbers, categories, scaled = data[name]
         actual = scaler.unscale(scaled)
-        metrics["network"][name] = _per_target(
-            actual, scaler.unscale(predict_scaled(result.model, numbers, categories)), scaler
-        )
+        metrics["network"][name] = _per_target(actual, scaler.unscale(package.network(numbers, categories)), scaler)
         metrics["baseline"][name] = _per_target(actual, scaler.unscale(ridge.predict(numbers, categories)), scaler)
         metrics["overall"][name] = overall(metrics["network"][name])
     lineage = {
@@ -116,7 +115,7 @@ def train_project(
         "seed": settings.seed,
         "best_epoch": result.best_epoch,
     }
-    package = ModelPackage(result.model, preprocessor, scaler, features, metrics, lineage)
+    package.metrics, package.lineage = metrics, lineage
     package.reference = reference_profiles(package, splits.train, numeric, categorical)
     return TrainedModel(package, result, splits, version)
 

@@ -19,7 +19,6 @@ import polars as pl
 from driftloop.data.contract import Contract
 from driftloop.errors import MonitorError
 from driftloop.lake import TABLES, Table, Where
-from driftloop.model.package import ModelPackage
 from driftloop.monitor import Stream
 from driftloop.monitor.drift import DriftReport, compare
 from driftloop.monitor.performance import TargetPerformance, actuals, evaluate
@@ -28,6 +27,7 @@ from driftloop.monitor.verdict import Verdict, decide
 from driftloop.profiles import Profile, profile
 from driftloop.project import Project
 from driftloop.registry import CHAMPION, Registry
+from driftloop.runtime.package import ModelPackage
 
 SECTIONS = ("input", "prediction", "performance", "verdict")
 

@@ -17,9 +17,9 @@ import polars as pl
 
 from driftloop.data.validate import CheckResult
 from driftloop.errors import DriftloopError, RequestRefused
-from driftloop.model.package import ModelPackage
 from driftloop.project import Project
 from driftloop.registry import CHALLENGER, CHAMPION, Registry
+from driftloop.runtime.package import ModelPackage
 
 logger = logging.getLogger("driftloop.serve")
 # Field-level errors listed in one 422 answer; a request with more says how many there were.

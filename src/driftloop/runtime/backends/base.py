@@ -1,0 +1,30 @@
+"""What a scoring backend is: the network's function, rebuilt from a package's spec and weights.
+
+A backend takes the preprocessed inputs (standardised numbers, category indices) and gives the
+scaled outputs, one column per target; the package around it does the contract check, features,
+preprocessing and unscaling, the same for every backend. A backend is immutable once built, so
+threads may score with it at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+import numpy as np
+
+from driftloop.runtime.spec import NetworkSpec
+
+
+class Backend(Protocol):
+    """A network ready to score: ``(numbers float32, categories int64) -> scaled outputs float32``."""
+
+    name: str
+
+    def __call__(self, numbers: np.ndarray, categories: np.ndarray) -> np.ndarray: ...
+
+
+class BackendLoader(Protocol):
+    """Builds a backend from a network's spec and weights (parameter name -> array)."""
+
+    def __call__(self, spec: NetworkSpec, weights: Mapping[str, np.ndarray]) -> Backend: ...

@@ -1,0 +1,80 @@
+"""The folded PyTorch backend: the network in evaluation mode, with fewer operations.
+
+``BatchNorm(x W' + b)`` in evaluation mode is an affine map of its input, so it folds into the
+Linear before it: ``W = W' * s`` and ``b = (b' - mean) * s + beta`` with
+``s = gamma / sqrt(var + eps)``, computed in float64 and rounded once. Dropout is the identity in
+evaluation mode and goes, and the heads become one matrix product. Outputs match the module's to
+float32 rounding (a few 1e-7 relative), in about a third of the time for a request-sized batch
+(the module's Python layers cost more than the arithmetic) and three quarters for a large one
+(one pass less over the activations per block).
+
+Built from the spec and the saved weights alone: scoring needs no training code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import numpy as np
+import torch
+from torch.nn import functional
+
+from driftloop.runtime.spec import BATCH_NORM_EPS, NetworkSpec, trunk_batch_norm, trunk_linear
+
+# Rows per forward pass when scoring: small enough that a chunk's activations stay in the CPU's
+# cache between layers (1M rows: 0.72 s in chunks of 16,384 against 0.80 s in chunks of 65,536).
+SCORING_CHUNK = 16_384
+# The activations as functions writing over their input (GELU has no in-place form).
+IN_PLACE: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "swish": lambda x: functional.silu(x, inplace=True),
+    "relu": torch.relu_,
+    "gelu": functional.gelu,
+}
+
+
+class FoldedTorch:
+    """The folded network of ``spec`` with ``weights`` (a TabularNet state dict, as arrays)."""
+
+    name = "torch"
+
+    def __init__(self, spec: NetworkSpec, weights: Mapping[str, np.ndarray]) -> None:
+        self.spec = spec
+        self.activation = IN_PLACE[spec.activation]
+        tensor = {name: torch.from_numpy(np.array(value)) for name, value in weights.items()}  # copies
+        self.embeddings = [tensor[f"embeddings.{i}.weight"] for i in range(len(spec.cardinalities))]
+        self.blocks: list[tuple[torch.Tensor, torch.Tensor]] = []  # (weight transposed, bias)
+        for block in range(len(spec.hidden)):
+            linear = trunk_linear(spec, block)
+            weight, bias = tensor[f"{linear}.weight"].double(), tensor[f"{linear}.bias"].double()
+            if spec.batch_norm:
+                norm = trunk_batch_norm(spec, block)
+                scale = tensor[f"{norm}.weight"].double() / torch.sqrt(
+                    tensor[f"{norm}.running_var"].double() + BATCH_NORM_EPS
+                )
+                weight = weight * scale[:, None]
+                bias = (bias - tensor[f"{norm}.running_mean"].double()) * scale + tensor[f"{norm}.bias"].double()
+            self.blocks.append((weight.t().float().contiguous(), bias.float().contiguous()))
+        heads = range(spec.targets)
+        self.head_weight = torch.cat([tensor[f"heads.{i}.weight"] for i in heads]).t().contiguous()
+        self.head_bias = torch.cat([tensor[f"heads.{i}.bias"] for i in heads])
+
+    def __call__(self, numbers: np.ndarray, categories: np.ndarray) -> np.ndarray:
+        """Scaled outputs for preprocessed rows, computed in chunks of ``SCORING_CHUNK``."""
+        outputs = []
+        with torch.inference_mode():
+            for start in range(0, numbers.shape[0], SCORING_CHUNK):
+                chunk = self.forward(
+                    torch.from_numpy(numbers[start : start + SCORING_CHUNK]),
+                    torch.from_numpy(categories[start : start + SCORING_CHUNK]),
+                )
+                outputs.append(chunk.numpy())
+        return np.concatenate(outputs) if outputs else np.zeros((0, self.spec.targets), np.float32)
+
+    def forward(self, numbers: torch.Tensor, categories: torch.Tensor) -> torch.Tensor:
+        """Outputs for a batch of tensors, as the module in evaluation mode gives them; call it
+        under ``torch.inference_mode()`` (the activations are computed in place)."""
+        parts = [numbers, *(functional.embedding(categories[:, i], w) for i, w in enumerate(self.embeddings))]
+        hidden = torch.cat(parts, dim=1) if len(parts) > 1 else numbers
+        for weight, bias in self.blocks:
+            hidden = self.activation(torch.addmm(bias, hidden, weight))
+        return torch.addmm(self.head_bias, hidden, self.head_weight)

@@ -1,0 +1,157 @@
+"""The model package: everything a prediction needs, read and scored without MLflow or training code.
+
+A folder with ``weights.safetensors`` (the network's parameters) and ``package.json`` (network
+shape, preprocessing state, target scaling, feature definitions, data contract, metrics, lineage
+and the reference profiles of the training window, for drift monitoring). Only JSON and
+safetensors are read: no pickle. Scoring runs the same steps everywhere (training's evaluation,
+batch prediction, the server, a fresh process at the qa gate): contract check, features,
+preprocessing, then the network through a scoring backend (:mod:`driftloop.runtime.backends`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+from safetensors import SafetensorError
+from safetensors.numpy import load_file, save_file
+
+from driftloop.data.contract import Contract
+from driftloop.data.sources import to_polars
+from driftloop.data.validate import CheckResult, RowChecker
+from driftloop.errors import ModelPackageError
+from driftloop.features import FeatureSet
+from driftloop.runtime.backends import DEFAULT_BACKEND, Backend, resolve_backend
+from driftloop.runtime.preprocess import Preprocessor, TargetScaler
+from driftloop.runtime.spec import NetworkSpec
+
+FORMAT_VERSION = 1
+WEIGHTS = "weights.safetensors"
+MANIFEST = "package.json"
+# Rows of a prediction request listed in an error about invalid input.
+ERROR_ROWS_SHOWN = 5
+
+
+@dataclass
+class ModelPackage:
+    """A trained model's network (shape and weights) with its preprocessing, features and contract."""
+
+    spec: NetworkSpec
+    weights: dict[str, np.ndarray]
+    preprocessor: Preprocessor
+    scaler: TargetScaler
+    features: FeatureSet
+    metrics: dict[str, Any] = field(default_factory=dict)
+    lineage: dict[str, Any] = field(default_factory=dict)
+    reference: dict[str, Any] = field(default_factory=dict)  # profiles of the training window (JSON)
+    backend_name: str = DEFAULT_BACKEND
+
+    @property
+    def contract(self) -> Contract:
+        return self.features.contract
+
+    @property
+    def targets(self) -> list[str]:
+        return list(self.scaler.mean)
+
+    @cached_property
+    def network(self) -> Backend:
+        """The network as the scoring backend runs it, built once."""
+        try:
+            return resolve_backend(self.backend_name)(self.spec, self.weights)
+        except KeyError as exc:
+            raise ModelPackageError(f"the package's weights lack the parameter {exc} its network needs") from exc
+
+    def predict(self, data: Any) -> pl.DataFrame:
+        """Predictions (one column per target) for raw rows as the contract describes them.
+
+        Raises ModelPackageError naming the rows and rules when the input breaks the contract.
+        """
+        result = self.check(data)
+        if not result.ok:
+            raise ModelPackageError("input refused: " + "; ".join(str(p) for p in result.problems))
+        if result.rejected.height:
+            shown = result.rejected.head(ERROR_ROWS_SHOWN).select("_row", "_rules").rows()
+            detail = "; ".join(f"row {row}: {', '.join(rules)}" for row, rules in shown)
+            raise ModelPackageError(f"{result.rejected.height} input row(s) break the data contract: {detail}")
+        return self.predict_valid(result.valid)
+
+    def check(self, data: Any) -> CheckResult:
+        """Raw rows checked against the contract as rows to score (their targets may be missing)."""
+        return self._checker.check(to_polars(data))
+
+    def predict_valid(self, rows: pl.DataFrame) -> pl.DataFrame:
+        """Predictions for rows already typed and checked against the contract."""
+        outputs = self.scaler.unscale(self.predict_scaled(rows))
+        return pl.DataFrame({t: outputs[:, i] for i, t in enumerate(self.targets)})
+
+    def predict_scaled(self, rows: pl.DataFrame) -> np.ndarray:
+        """The network's outputs for typed rows, on the targets' training scale."""
+        numbers, categories = self.preprocessor.transform(self.features.apply(rows))
+        return self.network(numbers, categories)
+
+    @cached_property
+    def _checker(self) -> RowChecker:
+        return RowChecker(_scoring_contract(self.contract))
+
+    def save(self, folder: Path) -> Path:
+        """Write the package into ``folder`` (created); returns it."""
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file({k: np.ascontiguousarray(v) for k, v in self.weights.items()}, str(folder / WEIGHTS))
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "network": self.spec.to_dict(),
+            "preprocessor": self.preprocessor.to_dict(),
+            "targets": self.scaler.to_dict(),
+            "features": json.loads(self.features.to_json()),
+            "contract": self.contract.model_dump(mode="json", exclude_none=True),
+            "metrics": self.metrics,
+            "lineage": self.lineage,
+            "reference": self.reference,
+        }
+        (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path, *, backend: str = DEFAULT_BACKEND) -> ModelPackage:
+        """Read a package written by :meth:`save`, to score with ``backend``."""
+        path = Path(folder)
+        try:
+            manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+            if manifest.get("format_version") != FORMAT_VERSION:
+                raise ModelPackageError(
+                    f"{path} holds package format {manifest.get('format_version')}, this driftloop reads "
+                    f"{FORMAT_VERSION}; load it with the driftloop version that wrote it"
+                )
+            contract = Contract.model_validate(manifest["contract"])
+            spec = NetworkSpec.from_dict(manifest["network"])
+            weights = load_file(str(path / WEIGHTS))
+        except (OSError, ValueError, KeyError, TypeError, SafetensorError) as exc:
+            raise ModelPackageError(f"cannot read the model package at {path}: {exc}") from exc
+        package = cls(
+            spec,
+            weights,
+            Preprocessor.from_dict(manifest["preprocessor"]),
+            TargetScaler.from_dict(manifest["targets"]),
+            FeatureSet.from_json(json.dumps(manifest["features"]), contract),
+            manifest.get("metrics", {}),
+            manifest.get("lineage", {}),
+            manifest.get("reference", {}),
+            backend,
+        )
+        _ = package.network  # a package whose weights do not fit its network fails here, not at a request
+        return package
+
+
+def _scoring_contract(contract: Contract) -> Contract:
+    """The contract for rows to score: their targets are unknown yet, so not required."""
+    columns = {
+        name: column.model_copy(update={"required": False, "nullable": True}) if name in contract.targets else column
+        for name, column in contract.columns.items()
+    }
+    return contract.model_copy(update={"columns": columns})
