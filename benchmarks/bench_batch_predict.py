@@ -39,9 +39,9 @@ from driftloop.model.trainer import train_project
 from driftloop.predict import predict_window
 from driftloop.project import Project, init_project
 from driftloop.registry import Registry
+from driftloop.registry.mlflow.tracking import MlflowTracker
 from driftloop.runtime.backends.torch import SCORING_CHUNK
 from driftloop.settings.train import TrainSettings
-from driftloop.tracking import MlflowTracker
 
 START = datetime(2020, 1, 1)
 

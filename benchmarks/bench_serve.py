@@ -94,7 +94,7 @@ def build_project(folder: Path) -> tuple[Path, str, dict[str, object]]:
     from driftloop.model.trainer import train_project
     from driftloop.project import Project
     from driftloop.registry import Registry
-    from driftloop.tracking import MlflowTracker
+    from driftloop.registry.mlflow.tracking import MlflowTracker
 
     project, data = create_demo_project(folder / "energy")
     frame = pl.read_csv(data, infer_schema=False).head(21 * 144)

@@ -29,9 +29,9 @@ from driftloop.model.network import TabularNet
 from driftloop.model.train import Tensors, fit
 from driftloop.model.trainer import train_project
 from driftloop.project import Project, init_project
+from driftloop.registry.mlflow.tracking import MlflowTracker
 from driftloop.runtime.spec import NetworkSpec
 from driftloop.settings.train import TrainSettings
-from driftloop.tracking import MlflowTracker
 
 FEATURES = 20
 

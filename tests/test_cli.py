@@ -10,7 +10,7 @@ import polars as pl
 from typer.testing import CliRunner
 
 from driftloop.cli import app
-from driftloop.registry import CHAMPION, Registry
+from driftloop.registry import Alias, Registry
 from driftloop.serve.app import logged_rows
 from driftloop.serve.batcher import Scored
 from driftloop.serve.models import LoadedModel
@@ -133,7 +133,7 @@ def test_predict_and_monitor_from_the_command_line(tmp_path: Path) -> None:
 
     # Requests the server would have answered, logged as it logs them.
     registry = Registry(project)
-    version = registry.aliases()[CHAMPION]
+    version = registry.aliases()[Alias.CHAMPION]
     model = LoadedModel(registry.name, version, "run", registry.load(version))
     raw = project.lake.read("raw", since=datetime(2024, 1, 10), until=datetime(2024, 1, 11), time_column="ts")
     typed = model.check(raw.select("ts", "a", "b", "c"))

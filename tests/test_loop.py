@@ -18,7 +18,7 @@ from driftloop.errors import RegistryError
 from driftloop.loop import LABELS_FOLDER, tick
 from driftloop.policy import should_retrain
 from driftloop.project import Project, init_project
-from driftloop.registry import CHAMPION, Registry
+from driftloop.registry import Alias, Registry
 from driftloop.settings.loop import LoopSettings
 from driftloop.settings.train import TrainSettings
 from tests.conftest import aliases_unreadable, synthetic_rows
@@ -117,7 +117,7 @@ def test_a_changed_world_with_late_labels_triggers_a_retrain(tmp_path: Path) -> 
     assert "retrain" in kinds
     # The retrain learnt from the late labels (the rows themselves came without a target), so it
     # beats the old champion on the recent window where y tripled.
-    assert Registry(project).aliases()[CHAMPION] == "2", report.decisions[-1].reason
+    assert Registry(project).aliases()[Alias.CHAMPION] == "2", report.decisions[-1].reason
 
 
 def test_run_and_schedule_from_the_command_line(tmp_path: Path) -> None:
@@ -171,10 +171,10 @@ def test_a_tick_killed_before_the_gates_is_finished_by_the_next(tmp_path: Path) 
     )
     assert killed.returncode == -9, killed.stderr.decode()[-1500:]
     registry = Registry(project)
-    assert registry.stage("1") == "dev" and CHAMPION not in registry.aliases()
+    assert registry.stage("1") == "dev" and Alias.CHAMPION not in registry.aliases()
     resumed = tick(project, date(2024, 1, 14))
     assert any("resumed the promotion of version 1" in note for note in resumed.notes)
-    assert registry.aliases()[CHAMPION] == "1" and resumed.trained_version is None  # judged, not retrained
+    assert registry.aliases()[Alias.CHAMPION] == "1" and resumed.trained_version is None  # judged, not retrained
     assert [str(v.version) for v in registry.versions()] == ["1"]
 
 
@@ -184,4 +184,37 @@ def test_a_tick_that_cannot_read_the_champion_stops_instead_of_retraining(tmp_pa
     with aliases_unreadable(project), pytest.raises(RegistryError, match="cannot read the aliases"):
         tick(project, date(2024, 1, 14))
     assert [str(v.version) for v in Registry(project).versions()] == ["1"]  # nothing was trained
-    assert Registry(project).aliases() == {CHAMPION: "1"}
+    assert Registry(project).aliases() == {Alias.CHAMPION: "1"}
+
+
+COUNTING_READS = """
+import sys
+from datetime import date
+from driftloop.loop import tick
+from driftloop.project import Project
+from driftloop.runtime.package import ModelPackage
+reads = []
+read = ModelPackage.load.__func__
+def counted(cls, folder, **options):
+    reads.append(str(folder))
+    return read(cls, folder, **options)
+ModelPackage.load = classmethod(counted)
+report = tick(Project.load(sys.argv[1]), date(2024, 1, 14))
+assert report.predicted is not None and report.monitored is not None, report.notes
+print(len(reads))
+"""
+
+
+def test_a_tick_reads_the_champion_from_the_registry_once(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    project = loop_project(tmp_path / "once")
+    tick(project, date(2024, 1, 14))  # trains and crowns version 1
+    # The daily tick of a scheduler or cron is a fresh process: it scores, monitors and asks the
+    # policy with the champion, and reads its package once.
+    done = subprocess.run(
+        [sys.executable, "-c", COUNTING_READS, str(project.root)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "1"

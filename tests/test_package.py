@@ -9,8 +9,8 @@ import pytest
 from driftloop.errors import ModelPackageError
 from driftloop.model.trainer import TrainedModel, train_project
 from driftloop.project import Project
+from driftloop.registry.mlflow.tracking import MlflowTracker
 from driftloop.runtime.package import MANIFEST, WEIGHTS, ModelPackage
-from driftloop.tracking import MlflowTracker
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from driftloop.model.trainer import train_project
 from driftloop.predict import PREDICTION_ID, VARIABLE_WIDTH, predict_window, row_bytes
 from driftloop.project import Project
 from driftloop.registry import Registry
-from driftloop.tracking import MlflowTracker
+from driftloop.registry.mlflow.tracking import MlflowTracker
 from tests.conftest import make_synthetic_project
 
 START = datetime(2024, 1, 1)  # the synthetic data: hourly from here for 20 days

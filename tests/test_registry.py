@@ -12,8 +12,8 @@ import pytest
 from driftloop.errors import RegistryError
 from driftloop.model.trainer import train_project
 from driftloop.project import Project
-from driftloop.registry import CHAMPION, PREVIOUS, Registry
-from driftloop.tracking import MlflowTracker
+from driftloop.registry import Alias, Registry
+from driftloop.registry.mlflow.tracking import MlflowTracker
 from tests.conftest import aliases_unreadable, make_synthetic_project
 
 
@@ -35,24 +35,24 @@ def test_first_champion_then_a_worse_or_equal_one_is_rejected_then_a_better_one_
     [to_qa, crowned] = registry.promote(weak)
     assert to_qa.kind == "promoted to qa" and all(g.passed for g in to_qa.gates)
     assert {g.name for g in to_qa.gates} >= {"loads in a fresh process", "refuses invalid input", "latency"}
-    assert crowned.kind == "champion" and registry.aliases()[CHAMPION] == weak
+    assert crowned.kind == "champion" and registry.aliases()[Alias.CHAMPION] == weak
 
     same = train_version(project, epochs=8)  # same seed, same data: not better
     [_, rejected] = registry.promote(same)
     assert rejected.kind == "rejected" and "less than the required margin" in rejected.reason
     assert rejected.gates[0].numbers["champion"]["y"]["mae"] > 0  # the compared numbers are kept
-    assert registry.stage(same) == "rejected" and registry.aliases()[CHAMPION] == weak
+    assert registry.stage(same) == "rejected" and registry.aliases()[Alias.CHAMPION] == weak
 
     strong = train_version(project)
     [_, promoted] = registry.promote(strong)
     assert promoted.kind == "champion", promoted.reason
-    assert registry.aliases() == {CHAMPION: strong, PREVIOUS: weak}
-    tags = registry.client.get_model_version(project.settings.project.name, strong).tags
+    assert registry.aliases() == {Alias.CHAMPION: strong, Alias.PREVIOUS: weak}
+    tags = registry.version(strong).tags
     assert tags["stage"] == "prod" and tags["decision"] == "champion" and "relative_gain" in tags["decision_numbers"]
 
     when = datetime.now(UTC)
     back = registry.rollback()
-    assert back.version == weak and registry.aliases() == {CHAMPION: weak}
+    assert back.version == weak and registry.aliases() == {Alias.CHAMPION: weak}
     assert registry.champion_at(when) == strong and registry.champion_at(datetime.now(UTC)) == weak
     with pytest.raises(RegistryError, match="no previous champion"):
         registry.rollback()
@@ -99,7 +99,7 @@ def test_two_racing_promotions_leave_one_champion_and_both_decisions(tmp_path: P
         assert run.returncode == 0, stderr.decode()[-2000:]
         outcomes.append(stdout.decode().strip().splitlines()[-1])
     registry = Registry(project)
-    assert registry.aliases()[CHAMPION] in (first, second)
+    assert registry.aliases()[Alias.CHAMPION] in (first, second)
     events = registry.events()
     assert set(events.get_column("version")) == {first, second}
     assert events.filter(events.get_column("kind").is_in(["champion", "rejected"])).height == 2
@@ -118,6 +118,6 @@ def test_a_registry_that_cannot_be_read_stops_a_promotion_instead_of_crowning(tm
         with pytest.raises(RegistryError, match="cannot read"):
             registry.promote(challenger)
     # Nothing was decided on a failure that looked like "no champion yet".
-    assert registry.aliases() == {CHAMPION: champion}
+    assert registry.aliases() == {Alias.CHAMPION: champion}
     assert registry.stage(challenger) == "dev"
     assert registry.events().get_column("version").to_list() == [champion, champion]

@@ -13,7 +13,7 @@ import pytest
 
 from driftloop.errors import ReplayError
 from driftloop.project import Project, init_project
-from driftloop.registry import CHAMPION, Registry
+from driftloop.registry import Alias, Registry
 from driftloop.replay import replay
 from driftloop.replay.feed import EVENT, parse_delay, read_history
 from driftloop.replay.run import STATE_FILE, plan_days
@@ -141,7 +141,7 @@ def test_a_replay_killed_mid_tick_finishes_on_the_rerun(tmp_path: Path) -> None:
     assert [r.day for r in result.run.records] == [date(2024, 1, d) for d in (7, 8, 9, 10)]
     predictions = project.lake.read("predictions")
     assert predictions.height == predictions.select("prediction_id").n_unique()  # the rerun replaced, never duplicated
-    assert Registry(project).aliases().get(CHAMPION) is not None
+    assert Registry(project).aliases().get(Alias.CHAMPION) is not None
 
 
 def test_bad_replays_are_refused_with_the_reason(tmp_path: Path) -> None:

@@ -29,14 +29,14 @@ from driftloop.monitor.traffic import logged_inputs
 from driftloop.monitor.window import monitor_window
 from driftloop.predict import predict_window
 from driftloop.project import Project
-from driftloop.registry import CHALLENGER, CHAMPION, Registry
+from driftloop.registry import Alias, Registry
+from driftloop.registry.mlflow.tracking import MlflowTracker
 from driftloop.serve.batcher import BATCHES_IN_FLIGHT, Answer, MicroBatcher
 from driftloop.serve.logbook import PredictionLog
 from driftloop.serve.metrics import ServerMetrics
 from driftloop.serve.payloads import combined, from_records
 from driftloop.serve.routes import ScoringRoute, ScoringRoutes
 from driftloop.settings.serve import ServeSettings
-from driftloop.tracking import MlflowTracker
 from tests.test_predict import champion_project
 
 TOKEN = "s3cret-token"
@@ -123,7 +123,7 @@ def test_every_protocol_answers_exactly_what_batch_prediction_wrote(served: tupl
     v1 = server.client.post("/v1/predict", json=records(rows))
     assert v1.status_code == 200, v1.text
     body = v1.json()
-    assert body["model_version"] == Registry(project).aliases()[CHAMPION]
+    assert body["model_version"] == Registry(project).aliases()[Alias.CHAMPION]
     assert [p["y"] for p in body["predictions"]] == pytest.approx(expected, rel=FLOAT32)  # no skew
     assert len({p["prediction_id"] for p in body["predictions"]}) == 24
 
@@ -233,7 +233,7 @@ def test_sigterm_flushes_every_answered_prediction_and_the_shadow_is_logged_not_
     project = serving_project(tmp_path / "p", flush_seconds=3600, shadow=True)  # only the shutdown flush writes
     with MlflowTracker(project) as tracker:
         challenger = tracker.record(train_project(project, callbacks=[tracker]))
-    Registry(project).client.set_registered_model_alias(project.settings.project.name, CHALLENGER, challenger)
+    Registry(project).store.set_alias(Alias.CHALLENGER, challenger)
     server = Server(project)
     rows = records(raw_rows(project))
     answered = 0
@@ -303,7 +303,7 @@ def test_the_server_follows_a_promotion_without_a_failed_request(tmp_path: Path)
             if time.monotonic() > deadline:
                 break
             if i == 200:
-                Registry(project).client.set_registered_model_alias(project.settings.project.name, CHAMPION, second)
+                Registry(project).store.set_alias(Alias.CHAMPION, second)
             pool.submit(one, i)
     after = server.client.post("/v1/predict", json=rows[0]).json()["model_version"]
     code, err = server.stop()

@@ -36,7 +36,7 @@ __version__ = "0.1.0"
 # `import driftloop` (and every CLI command that does not train or serve) stays light.
 _LAZY = {
     "ModelPackage": "driftloop.runtime.package",
-    "Registry": "driftloop.registry",
+    "Registry": "driftloop.registry.registry",
     "monitor_window": "driftloop.monitor.window",
     "predict_window": "driftloop.predict",
     "replay": "driftloop.replay",

@@ -31,7 +31,8 @@ from driftloop.monitor.window import WindowReport, monitor_window
 from driftloop.policy import RetrainDecision, should_retrain
 from driftloop.predict import PredictRun, midnight, predict_window
 from driftloop.project import Project
-from driftloop.registry import CHAMPION, DECISION_TAG, Decision, Registry
+from driftloop.registry import Alias, Decision, DecisionKind, Registry
+from driftloop.registry.decisions import DECISION_TAG
 
 LABELS_FOLDER = "labels"
 # Tag on versions the loop trained (its value: the tick's day), so an interrupted tick's
@@ -40,7 +41,6 @@ LOOP_TAG = "trained_by_loop"
 # The step of a tick that trains a model (a replay times it); "promotion gates" follows it.
 TRAINING_STEP = "training"
 GATES_STEP = "promotion gates"
-RETRAIN = "retrain"  # the kind of event a retrain records
 
 
 @dataclass
@@ -90,9 +90,9 @@ def tick(project: Project, day: date, *, on_step: Callable[[str], None] | None =
     report.compacted = _compact(project, report, step)
     registry = Registry(project)
     _resume_promotions(registry, report, step)
-    if registry.aliases().get(CHAMPION) is None:
+    if registry.champion() is None:
         _retrain(project, report, RetrainDecision(True, "no champion yet"), end, step)
-        if registry.aliases().get(CHAMPION) is None:
+        if registry.champion() is None:
             return report
     # The whole monitored window is scored, not only the day: a day missed by an earlier tick
     # catches up, and rows the champion already scored are replaced by the same values.
@@ -111,7 +111,7 @@ def tick(project: Project, day: date, *, on_step: Callable[[str], None] | None =
     verdict = report.monitored.verdict
     if verdict.level in ("drift", "degraded"):
         _alert(project, report, verdict.level, "; ".join(verdict.reasons), {"window_end": end})
-    champion = registry.load(registry.aliases()[CHAMPION])
+    champion = registry.load(registry.aliases()[Alias.CHAMPION])
     decision = should_retrain(
         verdict.level,
         _new_labels(project, champion.lineage.get("data_until")),
@@ -160,7 +160,7 @@ def _retrain(
 ) -> None:
     # Imported here: torch and the tracker load only on the ticks that train.
     from driftloop.model.trainer import train_project
-    from driftloop.tracking import MlflowTracker
+    from driftloop.registry.mlflow.tracking import MlflowTracker
 
     settings = project.settings.loop
     since = end - timedelta(days=settings.window_days) if settings.training_window == "sliding" else None
@@ -174,8 +174,8 @@ def _retrain(
         report.notes.append(f"retrain: {exc}")
         return
     report.trained_version = version
-    registry.client.set_model_version_tag(registry.name, version, LOOP_TAG, str(end.date()))
-    registry.record_event(RETRAIN, version, decision.reason, at=end)
+    registry.tag(version, {LOOP_TAG: str(end.date())})
+    registry.record_event(DecisionKind.RETRAIN, version, decision.reason, at=end)
     _promote(registry, report, version, step)
 
 
@@ -194,9 +194,9 @@ def _resume_promotions(registry: Registry, report: TickReport, step: Callable[[s
     latest decision is still their retrain are taken up again.
     """
     for pending in reversed(registry.versions()):
-        if LOOP_TAG in pending.tags and pending.tags.get(DECISION_TAG, RETRAIN) == RETRAIN:
+        if LOOP_TAG in pending.tags and pending.tags.get(DECISION_TAG, DecisionKind.RETRAIN) == DecisionKind.RETRAIN:
             report.notes.append(f"resumed the promotion of version {pending.version}, trained by an interrupted tick")
-            _promote(registry, report, str(pending.version), step)
+            _promote(registry, report, pending.version, step)
 
 
 def _new_labels(project: Project, data_until: str | None) -> int:
@@ -210,7 +210,7 @@ def _new_labels(project: Project, data_until: str | None) -> int:
 
 
 def _last_retrain(registry: Registry) -> datetime | None:
-    events = registry.events().filter(pl.col("kind") == RETRAIN)
+    events = registry.events().filter(pl.col("kind") == DecisionKind.RETRAIN)
     return None if events.is_empty() else events.get_column("at")[-1].replace(tzinfo=None)
 
 

@@ -21,7 +21,7 @@ import polars as pl
 from driftloop.errors import PredictError
 from driftloop.lake import EVENT_DATE, PREDICTION_ID, PredictionSource, Table, Where
 from driftloop.project import Project
-from driftloop.registry import CHAMPION, Registry
+from driftloop.registry import Registry
 
 # Feature bytes read per chunk (whole days are never split); scoring and writing a chunk hold
 # about three times this (1M rows x 22 columns, 200 MB by ``row_bytes``, peaked 510 MB above
@@ -64,11 +64,11 @@ def predict_window(
     if until <= since:
         raise PredictError(f"the window is empty: --until ({until}) must be after --since ({since})")
     registry = Registry(project)
-    chosen = version or registry.aliases().get(CHAMPION)
+    chosen = version or registry.champion()
     if chosen is None:
         raise PredictError(f"model {registry.name!r} has no champion yet; run `driftloop promote`, or pass --version")
     package = registry.load(chosen)
-    run_id = str(registry.client.get_model_version(registry.name, chosen).run_id or "")
+    run_id = registry.version(chosen).run_id
     clock = project.contract.event_time_column
     if clock is None:
         raise PredictError("batch prediction windows are by event time; the contract has no event_time column")

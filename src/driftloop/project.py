@@ -19,6 +19,8 @@ from driftloop.features import DatetimeFeature, FeatureSet
 from driftloop.lake import Lake
 from driftloop.settings import PROJECT_FILE, ProjectSection, Settings, parse_settings
 
+# Folder of a local tracking store's artifacts, in the project.
+ARTIFACTS = "mlartifacts"
 HEADER = """\
 # driftloop project file. Sections:
 #   [project]   where the lake (Delta tables) and the MLflow store live, relative to this folder
@@ -78,6 +80,18 @@ class Project:
         if uri.startswith(prefix) and not uri[len(prefix) :].startswith("/"):
             return prefix + str(self.root / uri[len(prefix) :])
         return uri
+
+    @property
+    def artifact_location(self) -> str | None:
+        """Where a new experiment of this project keeps its artifacts: ``[project] artifacts``, or
+        ``mlartifacts/`` in the project for a local tracking store (MLflow's own default is a
+        folder in the current directory, which scatters a project's models over wherever its
+        commands ran), or None to let a tracking server decide."""
+        chosen = self.settings.project.artifacts
+        if chosen is not None:
+            return chosen if "://" in chosen else (self.root / chosen).resolve().as_uri()
+        local = self.tracking_uri.startswith(("sqlite:", "file:")) or "://" not in self.tracking_uri
+        return (self.root / ARTIFACTS).as_uri() if local else None
 
     @property
     def inbox(self) -> Path:

@@ -22,7 +22,7 @@ def train(
 ) -> None:
     """Train the network on the features table, track the run in MLflow, register a dev version."""
     from driftloop.model.trainer import train_project
-    from driftloop.tracking import MlflowTracker
+    from driftloop.registry.mlflow.tracking import MlflowTracker
 
     project = Project.load(project_dir)
     epochs = project.settings.train.epochs
@@ -66,15 +66,15 @@ def evaluate(
     as_json: JsonOption = False,
 ) -> None:
     """Score a version (and the champion) on the most recent labelled window."""
-    from driftloop.gates import score
     from driftloop.model.data import recent_labelled_rows
-    from driftloop.registry import CHAMPION, Registry
+    from driftloop.registry import Alias, Registry
+    from driftloop.registry.gates import score
 
     project = Project.load(project_dir)
     registry = Registry(project)
     window = recent_labelled_rows(project.lake, project.feature_set(), project.settings.promote.window_days)
     metrics = score(registry.load(version), window)
-    champion = registry.aliases().get(CHAMPION)
+    champion = registry.aliases().get(Alias.CHAMPION)
     baseline = score(registry.load(champion), window) if champion and champion != version else None
     if as_json:
         champion_part = {"version": champion, "metrics": baseline} if baseline else None
@@ -140,16 +140,16 @@ def models(
     by_version: dict[str, list[str]] = {}
     for alias, number in aliases.items():
         by_version.setdefault(number, []).append(alias)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for v in registry.versions():
-        run = registry.client.get_run(v.run_id) if v.run_id else None
-        metrics = {k: round(m, 4) for k, m in (run.data.metrics.items() if run else []) if k.startswith("test_")}
+        run = registry.store.run_metrics(v.run_id) if v.run_id else {}
+        metrics = {k: round(m, 4) for k, m in run.items() if k.startswith("test_")}
         rows.append(
             {
-                "version": str(v.version),
-                "stage": v.tags.get("stage", "dev"),
-                "aliases": sorted(by_version.get(str(v.version), [])),
-                "created": datetime.fromtimestamp(v.creation_timestamp / 1000, tz=UTC).isoformat(),
+                "version": v.version,
+                "stage": v.stage.value,
+                "aliases": sorted(by_version.get(v.version, [])),
+                "created": v.created.isoformat(),
                 "test_metrics": metrics,
                 "decision": v.tags.get("decision"),
                 "reason": v.tags.get("decision_reason"),

@@ -22,13 +22,13 @@ def serve(
     """Serve the champion: /v1/predict, MLflow's /invocations, Open Inference v2, /metrics. SIGTERM drains."""
     import uvicorn
 
-    from driftloop.registry import CHAMPION, Registry
+    from driftloop.registry import Alias, Registry
     from driftloop.serve.app import PROJECT_ENV, create_app
 
     project = Project.load(project_dir)
     settings = project.settings.serve
     host, port, workers = host or settings.host, settings.port if port is None else port, workers or settings.workers
-    if Registry(project).aliases().get(CHAMPION) is None:
+    if Registry(project).aliases().get(Alias.CHAMPION) is None:
         err.print(f"[yellow]no champion yet: /health/ready answers 503 until one is promoted "
                   f"(checked every {settings.poll_seconds:g} s)[/]")  # fmt: skip
     token = os.environ.get(settings.admin_token_env) or None  # read here, at the edge, once

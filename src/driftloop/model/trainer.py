@@ -2,7 +2,7 @@
 the training window -> network -> metrics on every split, and the ridge baseline beside it.
 
 The result is a :class:`TrainedModel`: a package ready to save, with the numbers that judge it.
-Tracking is not done here; an observer (``driftloop.tracking``) records what this produces.
+Tracking is not done here; an observer (``driftloop.registry.mlflow.tracking``) records what this produces.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from driftloop.lake import Table
 from driftloop.loop import TRAINING_STEP, tick
 from driftloop.predict import midnight
 from driftloop.project import Project
-from driftloop.registry import CHAMPION, Registry
+from driftloop.registry import Alias, Registry
 from driftloop.replay.feed import History
 
 STATE_FILE = "replay-state.json"
@@ -140,7 +140,7 @@ def _bootstrap(project: Project, history: History, before: list[date], settings:
     report = tick(project, before[-1], on_step=timer.step)
     timer.stop()
     report.wait_for_alerts(project.settings.loop.webhook_timeout_seconds)
-    champion = registry.aliases().get(CHAMPION)
+    champion = registry.aliases().get(Alias.CHAMPION)
     if champion is None:
         why = "; ".join(d.reason for d in report.decisions) or "; ".join(report.notes) or "no model was trained"
         raise ReplayError(
@@ -176,7 +176,7 @@ def _replay_day(project: Project, history: History, day: date, label_delay: time
         retrain_reason=report.retrain.reason if report.retrain else "; ".join(report.notes),
         trained_version=report.trained_version,
         decisions=[f"v{d.version} {d.kind}" for d in report.decisions],
-        champion_after=registry.aliases().get(CHAMPION),
+        champion_after=registry.aliases().get(Alias.CHAMPION),
         seconds=timer.total,
         training_seconds=timer.seconds.get(TRAINING_STEP, 0.0),
     )

@@ -18,7 +18,7 @@ import polars as pl
 from driftloop.data.validate import CheckResult
 from driftloop.errors import DriftloopError, RequestRefused
 from driftloop.project import Project
-from driftloop.registry import CHALLENGER, CHAMPION, Registry
+from driftloop.registry import Alias, Registry
 from driftloop.runtime.package import ModelPackage
 
 logger = logging.getLogger("driftloop.serve")
@@ -87,14 +87,14 @@ class ModelHolder:
             registry = Registry(self.project)
             aliases = registry.aliases()
             changed = False
-            wanted = aliases.get(CHAMPION)
+            wanted = aliases.get(Alias.CHAMPION)
             if wanted is not None and (self.champion is None or self.champion.version != wanted):
                 self.champion = _load(registry, wanted)  # the swap: one reference assignment
                 self.swaps += 1
                 changed = True
                 logger.warning("serving version %s of %s", wanted, registry.name)
             if self.shadow_enabled:
-                shadow = aliases.get(CHALLENGER)
+                shadow = aliases.get(Alias.CHALLENGER)
                 if shadow is None:
                     self.challenger = None
                 elif self.challenger is None or self.challenger.version != shadow:
@@ -111,5 +111,5 @@ class ModelHolder:
 
 def _load(registry: Registry, version: str) -> LoadedModel:
     package = registry.load(version)
-    run_id = str(registry.client.get_model_version(registry.name, version).run_id or "")
+    run_id = registry.version(version).run_id
     return LoadedModel(registry.name, version, run_id, package)

@@ -35,6 +35,11 @@ class ProjectSection(BaseModel):
         "sqlite:///mlflow.db", description="MLflow tracking URI; a relative SQLite path is project-relative."
     )
     inbox: str = Field("inbox", description="Folder `driftloop run` ingests new files from.")
+    artifacts: str | None = Field(
+        None,
+        description="Where the experiment keeps model artifacts, a folder relative to the project or a URI; "
+        "default: mlartifacts/ in the project with a local tracking store, the server's choice with a server.",
+    )
 
 
 class Settings(BaseModel):

@@ -1,4 +1,4 @@
-"""Promotion gates: checks that return results; :mod:`driftloop.registry` decides on them.
+"""Promotion gates: checks that return results; :mod:`driftloop.registry.registry` decides on them.
 
 dev -> qa: the model loads from the registry in a fresh process, scores contract-valid rows
 with finite outputs, refuses invalid rows with a clear error, meets the p99 single-row
@@ -12,6 +12,7 @@ without any target getting worse beyond the tolerance.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -29,6 +30,8 @@ from driftloop.settings.promote import PromoteSettings
 # Single-row predictions timed for the latency gate, and the time the fresh process may take.
 LATENCY_ROWS = 200
 FRESH_PROCESS_SECONDS = 300
+# The module the fresh process runs (by name: the gates themselves import nothing of MLflow).
+FRESH_LOAD = "driftloop.registry.mlflow.fresh_load"
 
 
 @dataclass(frozen=True)
@@ -66,19 +69,19 @@ def fresh_process_report(model_uri: str, tracking_uri: str, sample: pl.DataFrame
         sample.write_parquet(valid)
         invalid_rows(sample, contract).write_parquet(invalid)
         request = {
-            "tracking_uri": tracking_uri,
             "model_uri": model_uri,
             "valid": str(valid),
             "invalid": str(invalid),
             "latency_rows": LATENCY_ROWS,
         }
         done = subprocess.run(
-            [sys.executable, "-m", "driftloop.model.fresh_load"],
+            [sys.executable, "-m", FRESH_LOAD],
             input=json.dumps(request),
             capture_output=True,
             text=True,
             timeout=FRESH_PROCESS_SECONDS,
             check=False,
+            env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_REGISTRY_URI": tracking_uri},
         )
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:

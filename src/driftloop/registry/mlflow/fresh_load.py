@@ -1,7 +1,9 @@
-"""Run as ``python -m driftloop.model.fresh_load``: load a registered model in a clean process.
+"""Run as ``python -m driftloop.registry.mlflow.fresh_load``: load a registered model in a clean
+process, as a user's own would: ``mlflow.pyfunc.load_model``, with the tracking URI in the
+process's environment (``MLFLOW_TRACKING_URI``), where MLflow looks for it.
 
-Reads a JSON request on standard input (tracking URI, model URI, and two Parquet files: rows
-that follow the contract and rows that break it), and prints a JSON report: whether the model
+Reads a JSON request on standard input (the model URI, and two Parquet files: rows that follow
+the contract and rows that break it), and prints a JSON report: whether the model
 loaded, scored the valid rows with finite outputs, refused the invalid ones with a clear
 error, and how long single-row predictions took. This is the qa gate's "would it work in
 production" check, made where nothing of the training process is in memory.
@@ -13,7 +15,7 @@ import json
 import sys
 import time
 
-import mlflow
+import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 import polars as pl
@@ -24,7 +26,6 @@ def main() -> None:
     request = json.loads(sys.stdin.read())
     report: dict[str, object] = {"loaded": False}
     try:
-        mlflow.set_tracking_uri(request["tracking_uri"])
         model = mlflow.pyfunc.load_model(request["model_uri"])
         report["loaded"] = True
         valid = pd.read_parquet(request["valid"])

@@ -1,0 +1,239 @@
+"""The model registry policy: dev -> qa -> prod, champion and challenger, rollback.
+
+Each trained version is registered in MLflow with the tag ``stage=dev``. :meth:`Registry.promote`
+runs the dev -> qa gates, then (as a challenger) the qa -> prod comparison with the champion on
+the most recent labelled window. The aliases ``champion``, ``challenger`` and ``previous`` carry
+the state. Promotions hold a lock on the project, so two racing promotions run one after the
+other: the second is judged against the champion the first left. Every decision goes to the
+``events`` table and onto the version as tags, with the numbers and the reason. MLflow itself is
+behind :class:`~driftloop.registry.mlflow.store.ModelStore`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import polars as pl
+
+from driftloop.errors import RegistryError
+from driftloop.lake import TABLES, Table, empty
+from driftloop.model.data import recent_labelled_rows
+from driftloop.project import Project
+from driftloop.registry.decisions import DECISION_TAG, STAGE_TAG, Alias, Decision, DecisionKind, Stage
+from driftloop.registry.gates import compare, qa_gates, score
+from driftloop.registry.mlflow.store import ModelStore, VersionInfo
+from driftloop.runtime import ModelPackage
+
+
+class Registry:
+    """The project's registered model, and the policy that moves its versions."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self.name = project.settings.project.name
+        self.store = ModelStore(project.tracking_uri, self.name)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def versions(self) -> list[VersionInfo]:
+        """Every version of the model, newest first."""
+        return self.store.versions()
+
+    def version(self, version: str) -> VersionInfo:
+        """One version (its run, tags and stage); a RegistryError when there is no such version."""
+        return self.store.version(version)
+
+    def aliases(self) -> dict[str, str]:
+        """Alias -> version, e.g. ``{"champion": "3"}``."""
+        return self.store.aliases()
+
+    def champion(self) -> str | None:
+        """The version the ``champion`` alias names (None before the first promotion)."""
+        return self.aliases().get(Alias.CHAMPION)
+
+    def stage(self, version: str) -> Stage:
+        return self.store.version(version).stage
+
+    def load(self, version: str) -> ModelPackage:
+        """The package of ``version``, read from the registry once per process."""
+        return self.store.load(version)
+
+    def events(self) -> pl.DataFrame:
+        """Every recorded decision about this model, oldest first."""
+        lake = self.project.lake
+        if not lake.exists(Table.EVENTS):
+            return empty(Table.EVENTS)
+        return lake.read(Table.EVENTS).filter(pl.col("model") == self.name).sort("at")
+
+    def champion_at(self, when: datetime) -> str | None:
+        """The version that was champion at ``when`` (None if there was none yet)."""
+        changes = self.events().filter((pl.col("at") <= when) & pl.col("champion_after").is_not_null())
+        return None if changes.is_empty() else str(changes.get_column("champion_after")[-1])
+
+    # -- deciding ----------------------------------------------------------------------------
+
+    def promote(self, version: str | None = None) -> list[Decision]:
+        """Move ``version`` (default: the newest in dev or qa) as far as the policy allows."""
+        with self._lock():
+            chosen = version or self._next_candidate()
+            decisions = []
+            if self.stage(chosen) is Stage.DEV:
+                decisions.append(self._to_qa(chosen))
+                if not decisions[-1].accepted:
+                    return decisions
+            if self.stage(chosen) in (Stage.QA, Stage.REJECTED, Stage.ARCHIVED):
+                decisions.append(self._to_prod(chosen))
+            elif not decisions:
+                raise RegistryError(f"version {chosen} is already {self.stage(chosen)}; nothing to promote")
+            return decisions
+
+    def rollback(self) -> Decision:
+        """Make the ``previous`` champion the champion again."""
+        with self._lock():
+            aliases = self.aliases()
+            if Alias.PREVIOUS not in aliases:
+                raise RegistryError(f"model {self.name!r} has no previous champion to roll back to")
+            back, current = aliases[Alias.PREVIOUS], aliases.get(Alias.CHAMPION)
+            self.store.set_alias(Alias.CHAMPION, back)
+            self.store.delete_alias(Alias.PREVIOUS)
+            self._tag_stage(back, Stage.PROD)
+            if current:
+                self._tag_stage(current, Stage.ARCHIVED)
+            decision = Decision(
+                DecisionKind.ROLLBACK,
+                back,
+                Stage.ARCHIVED,
+                Stage.PROD,
+                f"rolled back from version {current}",
+                current,
+                back,
+            )
+            return self._record(decision)
+
+    def record_event(self, kind: DecisionKind, version: str, reason: str, *, at: datetime | None = None) -> Decision:
+        """Record a decision taken outside the promotion gates (e.g. a retrain), at ``at``
+        (naive times are UTC; a replay passes its simulated time)."""
+        when = at or datetime.now(UTC)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        stage = self.stage(version)
+        return self._record(Decision(kind, version, stage, stage, reason, at=when))
+
+    def tag(self, version: str, tags: dict[str, str]) -> None:
+        """Set tags of the caller's own on ``version`` (e.g. which tick trained it)."""
+        self.store.set_tags(version, tags)
+
+    def _to_qa(self, version: str) -> Decision:
+        package = self.load(version)
+        rows = self._recent_rows()
+        inputs = [c for c in package.contract.stored_columns if c not in package.contract.targets]
+        gates = qa_gates(
+            package, self.store.model_uri(version), self.project.tracking_uri, rows.select(inputs),
+            self.project.settings.promote,
+        )  # fmt: skip
+        failed = [g for g in gates if not g.passed]
+        if failed:
+            reason = "; ".join(f"{g.name}: {g.detail}" for g in failed)
+            decision = Decision(DecisionKind.REJECTED_AT_QA, version, Stage.DEV, Stage.DEV, reason, gates=gates)
+        else:
+            self._tag_stage(version, Stage.QA)
+            self.store.set_alias(Alias.CHALLENGER, version)
+            decision = Decision(
+                DecisionKind.PROMOTED_TO_QA, version, Stage.DEV, Stage.QA, "all qa gates passed", gates=gates
+            )
+        return self._record(decision)
+
+    def _to_prod(self, version: str) -> Decision:
+        before = self.stage(version)
+        champion = self.champion()
+        if champion == version:
+            raise RegistryError(f"version {version} is already the champion")
+        if champion is None:
+            self._crown(version, None)
+            return self._record(
+                Decision(DecisionKind.CHAMPION, version, before, Stage.PROD, "first champion", None, version)
+            )
+        rows = self._recent_rows()
+        verdict = compare(
+            score(self.load(version), rows), score(self.load(champion), rows), self.project.settings.promote
+        )
+        verdict.numbers["window_rows"] = rows.height
+        if verdict.passed:
+            self._crown(version, champion)
+            decision = Decision(
+                DecisionKind.CHAMPION, version, before, Stage.PROD, verdict.detail, champion, version, [verdict]
+            )
+        else:
+            self._tag_stage(version, Stage.REJECTED)
+            if self.aliases().get(Alias.CHALLENGER) == version:
+                self.store.delete_alias(Alias.CHALLENGER)
+            decision = Decision(
+                DecisionKind.REJECTED, version, before, Stage.REJECTED, verdict.detail, champion, None, [verdict]
+            )
+        return self._record(decision)
+
+    def _crown(self, version: str, old: str | None) -> None:
+        if old is not None:
+            self.store.set_alias(Alias.PREVIOUS, old)
+            self._tag_stage(old, Stage.ARCHIVED)
+        self.store.set_alias(Alias.CHAMPION, version)  # the one atomic switch
+        if self.aliases().get(Alias.CHALLENGER) == version:
+            self.store.delete_alias(Alias.CHALLENGER)
+        self._tag_stage(version, Stage.PROD)
+
+    def _recent_rows(self) -> pl.DataFrame:
+        return recent_labelled_rows(
+            self.project.lake, self.project.feature_set(), self.project.settings.promote.window_days
+        )
+
+    def _next_candidate(self) -> str:
+        for v in self.versions():
+            if v.stage in (Stage.DEV, Stage.QA):
+                return v.version
+        raise RegistryError(f"model {self.name!r} has no version in dev or qa; train one with `driftloop train`")
+
+    def _tag_stage(self, version: str, stage: Stage) -> None:
+        self.store.set_tags(version, {STAGE_TAG: stage})
+
+    def _record(self, decision: Decision) -> Decision:
+        details = json.dumps([g.to_dict() for g in decision.gates], default=str)
+        self.store.set_tags(
+            decision.version,
+            {
+                DECISION_TAG: decision.kind,
+                "decision_at": decision.at.isoformat(),
+                "decision_reason": decision.reason,
+                "decision_numbers": details,
+            },
+        )
+        row = {
+            "event_id": uuid.uuid4().hex,
+            "at": decision.at,
+            "kind": decision.kind.value,
+            "model": self.name,
+            "version": decision.version,
+            "stage_before": decision.stage_before.value,
+            "stage_after": decision.stage_after.value,
+            "champion_before": decision.champion_before,
+            "champion_after": decision.champion_after,
+            "reason": decision.reason,
+            "details": details,
+        }
+        self.project.lake.append(Table.EVENTS, pl.DataFrame([row], schema=dict(TABLES[Table.EVENTS].columns)))
+        return decision
+
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        """Hold the project's promotion lock (released by the OS if the process dies)."""
+        path = self.project.root / ".promotion.lock"
+        with path.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
