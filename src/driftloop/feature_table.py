@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from driftloop.engine import Engine, resolve_engine
 from driftloop.errors import TableNotFound
 from driftloop.features import FeatureSet
 from driftloop.lake import BATCH_ID, EVENT_DATE, INGESTED_AT, ROW, Lake, Table, Where
@@ -28,8 +29,9 @@ class FeatureRun:
     rows: int
 
 
-def materialize(lake: Lake, features: FeatureSet) -> FeatureRun:
-    """Bring ``features`` up to date with ``raw``, computing only batches added since the last run.
+def materialize(lake: Lake, features: FeatureSet, *, engine: str | Engine | None = None) -> FeatureRun:
+    """Bring ``features`` up to date with ``raw`` on ``engine``, computing only the batches added since
+    the last run.
 
     Rows are upserted by the contract's key (id and/or event time), so a later batch that
     re-sends a key replaces the earlier row and a rerun changes nothing. The raw version read
@@ -49,7 +51,7 @@ def materialize(lake: Lake, features: FeatureSet) -> FeatureRun:
     key = features.contract.key
     if key:  # a key sent twice among the new batches: the last one ingested wins
         rows = rows.sort(INGESTED_AT, ROW).unique(subset=key, keep="last", maintain_order=True)
-    table = features.apply(rows).select(*features.table_columns, BATCH_ID, EVENT_DATE)
+    table = resolve_engine(engine).add_features(rows, features).select(*features.table_columns, BATCH_ID, EVENT_DATE)
     metadata = {RAW_VERSION: str(raw_version), "driftloop.batches": str(len(new))}
     if not table.height:
         return FeatureRun(lake.version(Table.FEATURES), raw_version, new, 0)

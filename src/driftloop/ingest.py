@@ -21,7 +21,8 @@ import polars as pl
 
 from driftloop.data.contract import Contract
 from driftloop.data.sources import Batch, expand_paths, file_batch_id, from_frame, read_file
-from driftloop.data.validate import RuleCount, check_batch
+from driftloop.data.validate import RuleCount
+from driftloop.engine import Engine, resolve_engine
 from driftloop.errors import BatchRejected, ContractError
 from driftloop.lake import BATCH_ID, EVENT_DATE, INGEST_DATE, INGESTED_AT, SOURCE, TABLES, Lake, Table, Where
 
@@ -72,7 +73,9 @@ def ingest(
     for batch in _new_batches(project.lake, data, batch_id, summaries):
         step = (lambda s, src=batch.source: on_step(src, s)) if on_step else None
         try:
-            summaries.append(ingest_batch(project.lake, contract, batch, table=table, on_step=step))
+            summaries.append(
+                ingest_batch(project.lake, contract, batch, table=table, on_step=step, engine=project.engine)
+            )
         except BatchRejected:
             if on_refused == "raise":
                 raise
@@ -126,9 +129,11 @@ def ingest_batch(
     *,
     table: Table = Table.RAW,
     on_step: Callable[[str], None] | None = None,
+    engine: str | Engine | None = None,
 ) -> IngestSummary:
-    """Validate ``batch`` and store it in ``table`` (``raw``, or ``labels`` for ground truth);
-    raise BatchRejected (writing no data) on a batch-level failure."""
+    """Validate ``batch`` on ``engine`` (the default one when None) and store it in ``table``
+    (``raw``, or ``labels`` for ground truth); raise BatchRejected (writing no data) on a
+    batch-level failure."""
     if not contract.columns:
         raise ContractError(
             "the contract has no columns yet; draft one from a sample with "
@@ -142,7 +147,7 @@ def ingest_batch(
 
     step("validating")
     seen = lake.scan(table).filter(pl.col(BATCH_ID) != batch.batch_id) if lake.exists(table) else None
-    result = check_batch(batch.frame, contract, seen_keys=seen)
+    result = resolve_engine(engine).check(batch.frame, contract, seen_keys=seen)
     now = datetime.now(UTC)
     if not result.ok:
         refused = IngestSummary(

@@ -86,7 +86,7 @@ def tick(project: Project, day: date, *, on_step: Callable[[str], None] | None =
         report.notes.append("nothing ingested yet")
         return report
     step("features")
-    report.features = materialize(project.lake, project.feature_set())
+    report.features = materialize(project.lake, project.feature_set(), engine=project.engine)
     report.compacted = _compact(project, report, step)
     registry = Registry(project)
     _resume_promotions(registry, report, step)

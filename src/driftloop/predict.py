@@ -72,7 +72,7 @@ def predict_window(
     clock = project.contract.event_time_column
     if clock is None:
         raise PredictError("batch prediction windows are by event time; the contract has no event_time column")
-    lake = project.lake
+    lake, engine = project.lake, project.engine
     run = PredictRun(uuid.uuid4().hex, chosen, since, until)
     # Only the columns the model reads: not the targets, not the lake's bookkeeping. A column
     # the model needs and the table lacks is left to the preprocessor to name in its error.
@@ -104,8 +104,8 @@ def predict_window(
         pending: Future[None] | None = None
         for start, end, days in _chunks(project, clock, since, until, chunk_rows):
             rows = lake.read(Table.FEATURES, since=start, until=end, time_column=clock, columns=columns)
-            scored = package.predict_valid(rows)
-            frame = _prediction_rows(rows, scored, project, registry.name, chosen, run_id, run.job_id)
+            scored = engine.score(rows, package.predict_valid)
+            frame = _prediction_rows(scored, package.targets, project, registry.name, chosen, run_id, run.job_id)
             if pending is not None:
                 pending.result()
             pending = writer.submit(write, start, end, days, frame)
@@ -133,20 +133,21 @@ def prediction_ids(entity: pl.Expr, event_time: pl.Expr, model_version: str) -> 
 
 
 def _prediction_rows(
-    rows: pl.DataFrame,
     scored: pl.DataFrame,
+    targets: list[str],
     project: Project,
     model: str,
     version: str,
     run_id: str,
     job_id: str,
 ) -> pl.DataFrame:
+    """The rows ``predictions`` stores for ``scored`` (feature rows with their outputs beside them)."""
     contract = project.contract
     clock = contract.event_time_column
     assert clock is not None
     entity = pl.col(contract.id_column).cast(pl.String) if contract.id_column else pl.lit(None, pl.String)
     event_time = pl.col(clock).cast(pl.Datetime("us"))
-    meta = rows.select(
+    return scored.select(
         prediction_ids(entity, event_time, version).alias(PREDICTION_ID),
         entity.alias("entity_id"),
         event_time.alias("event_time"),
@@ -157,8 +158,8 @@ def _prediction_rows(
         pl.lit(job_id).alias("job_id"),
         pl.lit(PredictionSource.BATCH.value).alias("source"),
         event_time.cast(pl.Date).alias(EVENT_DATE),
+        *targets,
     )
-    return pl.concat([meta, scored], how="horizontal")
 
 
 def _chunks(

@@ -14,6 +14,7 @@ import tomli_w
 
 from driftloop.data.contract import ColumnType, Contract
 from driftloop.data.draft import draft_contract
+from driftloop.engine import Engine, resolve_engine
 from driftloop.errors import ConfigError
 from driftloop.features import DatetimeFeature, FeatureSet
 from driftloop.lake import Lake
@@ -92,6 +93,11 @@ class Project:
             return chosen if "://" in chosen else (self.root / chosen).resolve().as_uri()
         local = self.tracking_uri.startswith(("sqlite:", "file:")) or "://" not in self.tracking_uri
         return (self.root / ARTIFACTS).as_uri() if local else None
+
+    @property
+    def engine(self) -> Engine:
+        """The dataframe engine the project's stages run on (``[project] engine``)."""
+        return resolve_engine(self.settings.project.engine)
 
     @property
     def inbox(self) -> Path:

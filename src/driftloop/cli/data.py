@@ -99,7 +99,7 @@ def features(project_dir: ProjectOption = Path(), as_json: JsonOption = False) -
     project = Project.load(project_dir)
     with progress_bar(as_json) as progress:
         progress.add_task("computing features", total=None)
-        run = materialize(project.lake, project.feature_set())
+        run = materialize(project.lake, project.feature_set(), engine=project.engine)
     if as_json:
         emit_json(run.__dict__)
     elif not run.batches:

@@ -24,7 +24,7 @@ from driftloop.monitor.drift import DriftReport, compare
 from driftloop.monitor.performance import TargetPerformance, actuals, evaluate
 from driftloop.monitor.traffic import ShadowComparison, compare_shadow, logged_inputs
 from driftloop.monitor.verdict import Verdict, decide
-from driftloop.profiles import Profile, profile
+from driftloop.profiles import Profile
 from driftloop.project import Project
 from driftloop.registry import Alias, Registry
 from driftloop.runtime.package import ModelPackage
@@ -121,14 +121,15 @@ def _reference(package: ModelPackage, part: str) -> Profile:
 def _input_drift(package: ModelPackage, rows: pl.DataFrame, project: Project) -> tuple[DriftReport, Profile, Profile]:
     reference = _reference(package, "inputs")
     numeric, categorical = package.features.numeric_inputs, package.features.categorical_inputs
-    current = profile(package.features.apply(rows), numeric, categorical, like=reference)
+    engine = project.engine
+    current = engine.profile(engine.add_features(rows, package.features), numeric, categorical, like=reference)
     inputs_only = Profile(reference.rows, {n: p for n, p in reference.columns.items() if n not in package.targets})
     return compare(inputs_only, current, project.settings.monitor), inputs_only, current
 
 
 def _prediction_drift(package: ModelPackage, scored: pl.DataFrame, project: Project) -> DriftReport:
     reference = _reference(package, "predictions")
-    current = profile(scored, package.targets, [], like=reference)
+    current = project.engine.profile(scored, package.targets, [], like=reference)
     return compare(reference, current, project.settings.monitor)
 
 

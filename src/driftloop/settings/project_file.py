@@ -10,9 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from driftloop.data.contract import Contract
+from driftloop.engine import DEFAULT_ENGINE, ENGINES
 from driftloop.errors import ConfigError, DriftloopError
 from driftloop.features import FeatureDef
 from driftloop.settings.loop import LoopSettings
@@ -35,11 +36,19 @@ class ProjectSection(BaseModel):
         "sqlite:///mlflow.db", description="MLflow tracking URI; a relative SQLite path is project-relative."
     )
     inbox: str = Field("inbox", description="Folder `driftloop run` ingests new files from.")
+    engine: str = Field(DEFAULT_ENGINE, description=f"The dataframe engine the stages run on: {', '.join(ENGINES)}.")
     artifacts: str | None = Field(
         None,
         description="Where the experiment keeps model artifacts, a folder relative to the project or a URI; "
         "default: mlartifacts/ in the project with a local tracking store, the server's choice with a server.",
     )
+
+    @field_validator("engine")
+    @classmethod
+    def _known_engine(cls, name: str) -> str:
+        if name not in ENGINES:
+            raise ValueError(f"no engine named {name!r} in this driftloop; the engines are {sorted(ENGINES)}")
+        return name
 
 
 class Settings(BaseModel):

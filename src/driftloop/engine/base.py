@@ -1,0 +1,49 @@
+"""What the stages need from a dataframe engine, as one small interface.
+
+Four operations, each given the same descriptions whatever the engine: the contract check (the
+contract's rules), feature materialisation (the feature definitions), batch scoring (the
+package's scoring function, applied batch by batch) and profiles (the reference's bins). An
+engine compiles them to its own frames: Polars in this process, or a cluster's (Spark). The
+stages never ask which engine they run on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import polars as pl
+
+from driftloop.data.contract import Contract
+from driftloop.data.validate import CheckResult
+from driftloop.features import FeatureSet
+from driftloop.profiles import Profile
+
+# A batch of typed rows in, one output column per target out, row for row (a package's
+# ``predict_valid``). Engines apply it to the batches they hold; it always sees a Polars frame.
+Scorer = Callable[[pl.DataFrame], pl.DataFrame]
+
+
+class Engine(Protocol):
+    """A dataframe engine as the stages use it; ``frame`` is the engine's own kind of frame."""
+
+    name: str
+
+    def check(self, frame: Any, contract: Contract, *, seen_keys: Any | None = None) -> CheckResult:
+        """Split ``frame`` by the contract: valid rows typed, rejected rows as text with their rules,
+        batch-level problems; ``seen_keys`` holds rows already stored, for key duplicates."""
+        ...
+
+    def add_features(self, frame: Any, features: FeatureSet) -> Any:
+        """``frame`` with the columns ``features`` derive, computed row by row."""
+        ...
+
+    def score(self, frame: Any, scorer: Scorer) -> Any:
+        """``frame`` with the outputs ``scorer`` gives for its rows beside them, row for row."""
+        ...
+
+    def profile(
+        self, frame: Any, numeric: list[str], categorical: list[str], *, like: Profile | None = None
+    ) -> Profile:
+        """The profile of the columns of ``frame`` (numeric ones on ``like``'s bins when given)."""
+        ...

@@ -1,0 +1,49 @@
+"""The Polars engine: the stages in this process, on Polars frames.
+
+Its operations are the Polars implementations that live beside their descriptions
+(:func:`~driftloop.data.validate.check_batch`, :meth:`~driftloop.features.FeatureSet.apply`,
+:func:`~driftloop.profiles.profile`): single requests and the edge runtime use those directly,
+with no engine in between, so what a batch and a request compute cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from driftloop.data.contract import Contract
+from driftloop.data.sources import to_polars
+from driftloop.data.validate import CheckResult, check_batch
+from driftloop.engine.base import Scorer
+from driftloop.errors import PredictError
+from driftloop.features import FeatureSet
+from driftloop.profiles import Profile, profile
+
+
+class PolarsEngine:
+    """Every operation on Polars frames (a lazy frame is collected; pandas and Arrow are converted)."""
+
+    name = "polars"
+
+    def check(self, frame: Any, contract: Contract, *, seen_keys: Any | None = None) -> CheckResult:
+        return check_batch(to_polars(frame), contract, seen_keys=seen_keys)
+
+    def add_features(self, frame: Any, features: FeatureSet) -> pl.DataFrame:
+        added: pl.DataFrame = features.apply(to_polars(frame))
+        return added
+
+    def score(self, frame: Any, scorer: Scorer) -> pl.DataFrame:
+        rows = to_polars(frame)
+        outputs = scorer(rows)
+        if outputs.height != rows.height:
+            raise PredictError(f"the scorer gave {outputs.height} output rows for {rows.height} input rows")
+        clash = sorted(set(outputs.columns) & set(rows.columns))
+        if clash:
+            raise PredictError(f"the scorer's outputs {clash} have the names of input columns")
+        return pl.concat([rows, outputs], how="horizontal")
+
+    def profile(
+        self, frame: Any, numeric: list[str], categorical: list[str], *, like: Profile | None = None
+    ) -> Profile:
+        return profile(to_polars(frame), numeric, categorical, like=like)
