@@ -13,7 +13,9 @@ from driftloop.cli import app
 from driftloop.registry import Alias, Registry
 from driftloop.serve.app import logged_rows
 from driftloop.serve.batcher import Scored
-from driftloop.serve.models import LoadedModel
+from driftloop.serve.deployments import Deployment
+from driftloop.serve.deployments.champion import Champion
+from driftloop.serve.loaded import LoadedModel
 from tests.conftest import make_synthetic_project, small_frame
 from tests.test_predict import champion_project
 
@@ -135,9 +137,10 @@ def test_predict_and_monitor_from_the_command_line(tmp_path: Path) -> None:
     registry = Registry(project)
     version = registry.aliases()[Alias.CHAMPION]
     model = LoadedModel(registry.name, version, "run", registry.load(version))
+    champion = Deployment(Champion(), model)
     raw = project.lake.read("raw", since=datetime(2024, 1, 10), until=datetime(2024, 1, 11), time_column="ts")
     typed = model.check(raw.select("ts", "a", "b", "c"))
-    scored = Scored(typed, model.predict(typed), model, [f"r{i}|0" for i in range(typed.height)])
+    scored = Scored(typed, model.predict(typed), champion, [f"r{i}|0" for i in range(typed.height)])
     project.lake.append("predictions", logged_rows(project, [scored], "serve-test"))
     code, out, _ = run("monitor", "--date", "2024-01-10", "--source", "online", "--project", folder, "--json")
     online = json.loads(out)

@@ -28,12 +28,13 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.types import ASGIApp
 
 from driftloop.errors import RequestRefused
-from driftloop.lake import EVENT_DATE, PREDICTION_ID, PredictionSource
+from driftloop.lake import EVENT_DATE, PREDICTION_ID
 from driftloop.project import Project
 from driftloop.serve.batcher import Answer, MicroBatcher, Scored
+from driftloop.serve.deployments import Deployment, Deployments, kinds
+from driftloop.serve.loaded import LoadedModel
 from driftloop.serve.logbook import SPILL_FOLDER, PredictionLog
 from driftloop.serve.metrics import MeasuredRequests, ServerMetrics
-from driftloop.serve.models import LoadedModel, ModelHolder
 from driftloop.serve.payloads import (
     Rows,
     answer_schemas,
@@ -56,7 +57,7 @@ def create_app(project: Project, *, admin_token: str | None = None) -> ASGIApp:
     that answers the rest and writes the OpenAPI spec of all of them.
     """
     settings = project.settings.serve
-    holder = ModelHolder(project, shadow=settings.shadow)
+    deployments = Deployments(project, kinds(settings))
     metrics = ServerMetrics()
     server_id = f"serve-{uuid.uuid4().hex[:12]}"
     numbers = itertools.count(1)  # request ids: unique per server, and servers have unique ids
@@ -70,7 +71,7 @@ def create_app(project: Project, *, admin_token: str | None = None) -> ASGIApp:
         metrics.batch_seconds.observe(seconds)
 
     batcher = MicroBatcher(
-        lambda: (holder.champion, holder.challenger),
+        lambda: deployments.live,
         lambda scored: log.add(scored, scored.outputs.height),  # rows are built by the log's writer
         max_rows=settings.max_batch_rows,
         max_wait_ms=settings.max_wait_ms,
@@ -80,14 +81,14 @@ def create_app(project: Project, *, admin_token: str | None = None) -> ASGIApp:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await asyncio.to_thread(holder.try_refresh)
+        await asyncio.to_thread(deployments.try_refresh)
         await asyncio.to_thread(log.start)
         # Everything loaded so far (libraries, the model) lives as long as the server: out of the
         # collector's sight, a full collection no longer walks it in the middle of requests
         # (those pauses made the p99 at 32 connections 260 ms against a 35 ms median).
         gc.freeze()
         batcher.start()
-        poller = asyncio.create_task(_follow_champion(holder, settings.poll_seconds), name="driftloop-poller")
+        poller = asyncio.create_task(_follow_registry(deployments, settings.poll_seconds), name="driftloop-poller")
         try:
             yield
         finally:  # uvicorn has stopped accepting and answered what was in flight
@@ -102,7 +103,7 @@ def create_app(project: Project, *, admin_token: str | None = None) -> ASGIApp:
         description="Predictions of the project's champion; every one is logged for monitoring.",
         lifespan=lifespan,
     )
-    app.state.holder, app.state.log, app.state.metrics = holder, log, metrics
+    app.state.deployments, app.state.log, app.state.metrics = deployments, log, metrics
     schemas = request_schemas(project.contract)
 
     async def score(body: Any, parse: Parser, client_id: str | None) -> tuple[Answer, str]:
@@ -142,7 +143,7 @@ def create_app(project: Project, *, admin_token: str | None = None) -> ASGIApp:
              responses=refusal_responses("404", "503"))  # fmt: skip
     async def model_metadata(name: str) -> dict[str, Any]:
         _same_model(name, project)
-        model = _ready(holder.champion)
+        model = _ready(deployments.live.answering)
         contract = model.package.contract
         inputs = [c for c in contract.stored_columns if c not in contract.targets]
         return {
@@ -164,14 +165,15 @@ def create_app(project: Project, *, admin_token: str | None = None) -> ASGIApp:
     @app.get("/v2/health/ready", summary="Open Inference Protocol v2: ready to answer",
              responses=refusal_responses("503"))  # fmt: skip
     async def ready() -> dict[str, str]:
-        model = _ready(holder.champion)
+        model = _ready(deployments.live.answering)
         return {"status": "ready", "model": model.name, "model_version": model.version}
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
     async def prometheus() -> Response:
-        if holder.champion is not None:
-            metrics.model_version.labels(holder.champion.name).set(float(holder.champion.version))
-        metrics.model_swaps.set(holder.swaps)
+        answering = deployments.live.answering
+        if answering is not None:
+            metrics.model_version.labels(answering.model.name).set(float(answering.model.version))
+        metrics.model_swaps.set(deployments.swaps)
         metrics.log_queue.set(log.depth)
         metrics.log_written.set(log.written)
         metrics.log_spilled.set(log.spilled)
@@ -181,8 +183,8 @@ def create_app(project: Project, *, admin_token: str | None = None) -> ASGIApp:
               responses=refusal_responses("401", "403", "503"))  # fmt: skip
     async def reload(request: Request) -> dict[str, Any]:
         _authorise(request, admin_token, settings.admin_token_env)
-        changed = await asyncio.to_thread(holder.refresh)
-        model = _ready(holder.champion)
+        changed = await asyncio.to_thread(deployments.refresh)
+        model = _ready(deployments.live.answering)
         return {"reloaded": changed, "model_version": model.version}
 
     @app.exception_handler(RequestRefused)
@@ -212,17 +214,18 @@ def logged_rows(project: Project, batches: list[Scored], server_id: str) -> pl.D
     model and source, so building them costs the same for one batch or a thousand."""
     groups: dict[tuple[str, str, str, str], list[tuple[Scored, pl.DataFrame]]] = {}
     for scored in batches:
-        groups.setdefault((PredictionSource.ONLINE, *_identity(scored.model)), []).append((scored, scored.outputs))
-        if scored.shadow is not None:
-            shadow, outputs = scored.shadow
-            groups.setdefault((PredictionSource.SHADOW, *_identity(shadow)), []).append((scored, outputs))
+        groups.setdefault(_identity(scored.deployment), []).append((scored, scored.outputs))
+        for shadow, outputs in scored.shadows:
+            groups.setdefault(_identity(shadow), []).append((scored, outputs))
     frames = [_rows(project, members, source, name, version, run_id, server_id)
               for (source, name, version, run_id), members in groups.items()]  # fmt: skip
     return pl.concat(frames, how="diagonal_relaxed")
 
 
-def _identity(model: LoadedModel) -> tuple[str, str, str]:
-    return model.name, model.version, model.run_id
+def _identity(deployment: Deployment) -> tuple[str, str, str, str]:
+    """What a logged row says made it: the source its deployment logs as, and the model."""
+    model = deployment.model
+    return deployment.source, model.name, model.version, model.run_id
 
 
 def _rows(
@@ -257,16 +260,17 @@ def _rows(
     return pl.concat([meta, outputs.cast(pl.Float64)], how="horizontal")
 
 
-async def _follow_champion(holder: ModelHolder, seconds: float) -> None:
+async def _follow_registry(deployments: Deployments, seconds: float) -> None:
     while True:
         await asyncio.sleep(seconds)
-        await asyncio.to_thread(holder.try_refresh)
+        await asyncio.to_thread(deployments.try_refresh)
 
 
-def _ready(model: LoadedModel | None) -> LoadedModel:
-    if model is None:
+def _ready(answering: Deployment | None) -> LoadedModel:
+    """The model answering requests; a 503 before there is one."""
+    if answering is None:
         raise RequestRefused("no model is loaded: the project has no champion yet (`driftloop promote`)", status=503)
-    return model
+    return answering.model
 
 
 def _same_model(name: str, project: Project) -> None:

@@ -24,7 +24,8 @@ from typing import Any
 import polars as pl
 
 from driftloop.errors import RequestRefused
-from driftloop.serve.models import LoadedModel
+from driftloop.serve.deployments import Deployment, Live
+from driftloop.serve.loaded import LoadedModel
 from driftloop.serve.payloads import Rows, combined, row_count, to_frame
 
 BATCHES_IN_FLIGHT = 2
@@ -32,16 +33,20 @@ BATCHES_IN_FLIGHT = 2
 
 @dataclass(frozen=True)
 class Scored:
-    """Scored rows: the typed inputs, the outputs, the model that made them, their prediction
-    ids and when they were scored; ``shadow`` is the challenger's outputs for the same rows, in
-    shadow mode."""
+    """Scored rows: the typed inputs, the outputs, the deployment that answered with them, their
+    prediction ids and when they were scored; ``shadows`` are the outputs each shadow deployment
+    gave for the same rows."""
 
     typed: pl.DataFrame
     outputs: pl.DataFrame
-    model: LoadedModel
+    deployment: Deployment
     prediction_ids: list[str]
-    shadow: tuple[LoadedModel, pl.DataFrame] | None = None
+    shadows: tuple[tuple[Deployment, pl.DataFrame], ...] = ()
     scored_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def model(self) -> LoadedModel:
+        return self.deployment.model
 
 
 @dataclass(frozen=True)
@@ -63,12 +68,12 @@ class _Job:
 
 
 class MicroBatcher:
-    """Gathers requests and scores each batch with the models ``current()`` gives at its start;
+    """Gathers requests and scores each batch with the deployments ``current()`` gives at its start;
     ``on_scored`` receives every scored batch (the prediction log), in the worker thread."""
 
     def __init__(
         self,
-        current: Callable[[], tuple[LoadedModel | None, LoadedModel | None]],
+        current: Callable[[], Live],
         on_scored: Callable[[Scored], None],
         *,
         max_rows: int,
@@ -174,15 +179,15 @@ class MicroBatcher:
                 job.future.set_result(result)
 
     def _score_batch(self, jobs: list[_Job]) -> list[Answer | BaseException]:
-        champion, challenger = self.current()
-        if champion is None:
+        live = self.current()
+        if live.answering is None:
             return [RequestRefused("no model is loaded yet: the project has no champion", status=503)] * len(jobs)
         try:
-            scored = self._scored(to_frame(combined([job.payload for job in jobs])), jobs, champion, challenger)
+            scored = self._scored(to_frame(combined([job.payload for job in jobs])), jobs, live)
         except RequestRefused as refused:
             if len(jobs) == 1:
                 return [refused]
-            return [self._score_alone(job, champion, challenger) for job in jobs]  # find who is at fault
+            return [self._score_alone(job, live) for job in jobs]  # find who is at fault
         self.on_scored(scored)
         records = scored.outputs.to_dicts()  # once a batch: each request takes its slice of plain rows
         answers: list[Answer | BaseException] = []
@@ -190,20 +195,22 @@ class MicroBatcher:
         for job in jobs:
             part = slice(offset, offset + job.rows)
             offset += job.rows
-            answers.append(Answer(records[part], scored.prediction_ids[part], champion))
+            answers.append(Answer(records[part], scored.prediction_ids[part], scored.model))
         return answers
 
-    def _score_alone(self, job: _Job, champion: LoadedModel, challenger: LoadedModel | None) -> Answer | BaseException:
+    def _score_alone(self, job: _Job, live: Live) -> Answer | BaseException:
         try:
-            scored = self._scored(to_frame(combined([job.payload])), [job], champion, challenger)
+            scored = self._scored(to_frame(combined([job.payload])), [job], live)
         except RequestRefused as refused:
             return refused
         self.on_scored(scored)
-        return Answer(scored.outputs.to_dicts(), scored.prediction_ids, champion)
+        return Answer(scored.outputs.to_dicts(), scored.prediction_ids, scored.model)
 
     @staticmethod
-    def _scored(frame: pl.DataFrame, jobs: list[_Job], champion: LoadedModel, challenger: LoadedModel | None) -> Scored:
-        typed = champion.check(frame)
+    def _scored(frame: pl.DataFrame, jobs: list[_Job], live: Live) -> Scored:
+        answering = live.answering
+        assert answering is not None  # checked by the caller
+        typed = answering.model.check(frame)
         ids = [f"{job.request_id}|{i}" for job in jobs for i in range(job.rows)]
-        shadow = (challenger, challenger.predict(typed)) if challenger is not None else None
-        return Scored(typed, champion.predict(typed), champion, ids, shadow)
+        shadows = tuple((shadow, shadow.model.predict(typed)) for shadow in live.shadows)
+        return Scored(typed, answering.model.predict(typed), answering, ids, shadows)

@@ -1,0 +1,98 @@
+"""The deployments a server holds: which versions are in front of traffic, and in what role.
+
+``base`` defines a deployment and the interface of a kind; ``champion`` (answers every request)
+and ``shadow`` (the challenger scores the same requests, never answers) are the kinds; a canary
+or A/B arm is the next, one module each. :class:`Deployments` follows the registry: a version
+an alias moves to is loaded and warmed beside the old one, then the whole set is swapped in one
+assignment, so a batch that started on the old set finishes on it and no request waits for a load.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from driftloop.errors import DriftloopError
+from driftloop.project import Project
+from driftloop.registry import Registry
+from driftloop.serve.deployments.base import Deployment, DeploymentKind, Role
+from driftloop.serve.deployments.champion import Champion
+from driftloop.serve.deployments.shadow import Shadow
+from driftloop.serve.loaded import LoadedModel
+from driftloop.settings import ServeSettings
+
+logger = logging.getLogger("driftloop.serve")
+
+
+def kinds(settings: ServeSettings) -> list[DeploymentKind]:
+    """The kinds of deployment ``[serve]`` asks for: the champion, and the shadow when on."""
+    chosen: list[DeploymentKind] = [Champion()]
+    if settings.shadow:
+        chosen.append(Shadow())
+    return chosen
+
+
+@dataclass(frozen=True)
+class Live:
+    """The deployments in front of traffic at one moment; replaced whole, never changed."""
+
+    deployments: tuple[Deployment, ...] = ()
+
+    @property
+    def answering(self) -> Deployment | None:
+        """The deployment whose outputs are the answer (None before there is a champion)."""
+        return next((d for d in self.deployments if d.role is Role.ANSWERS), None)
+
+    @property
+    def shadows(self) -> tuple[Deployment, ...]:
+        return tuple(d for d in self.deployments if d.role is Role.SHADOWS)
+
+
+class Deployments:
+    """A project's deployments of ``kinds``, reloaded when the registry says another version."""
+
+    def __init__(self, project: Project, kinds: Sequence[DeploymentKind]) -> None:
+        self.project = project
+        self.kinds = list(kinds)
+        self.live = Live()
+        self.swaps = 0  # times the answering version changed
+        self._lock = threading.Lock()  # one refresh at a time (poller and /admin/reload)
+
+    def refresh(self) -> bool:
+        """Load the versions the registry names now, where they changed; True when the answering
+        version changed. An answering deployment whose alias is gone keeps serving (a server
+        never goes dark over a deleted alias); a shadow whose alias is gone is dropped."""
+        with self._lock:
+            registry = Registry(self.project)
+            aliases = registry.aliases()
+            current = {d.kind.name: d for d in self.live.deployments}
+            kept: list[Deployment] = []
+            changed = False
+            for kind in self.kinds:
+                wanted, serving = kind.wanted(aliases), current.get(kind.name)
+                if wanted is None:
+                    if serving is not None and kind.role is Role.ANSWERS:
+                        kept.append(serving)
+                    continue
+                if serving is not None and serving.model.version == wanted:
+                    kept.append(serving)
+                    continue
+                kept.append(Deployment(kind, LoadedModel.load(registry, wanted)))
+                if kind.role is Role.ANSWERS:
+                    changed = True
+                    self.swaps += 1
+                    logger.warning("serving version %s of %s", wanted, registry.name)
+            self.live = Live(tuple(kept))  # the swap: one reference assignment
+            return changed
+
+    def try_refresh(self) -> None:
+        """:meth:`refresh`, logging (not raising) a failure: the server goes on with what it has."""
+        try:
+            self.refresh()
+        except DriftloopError as exc:
+            logger.error("could not load the versions the registry names, still serving the old ones: %s", exc)
+
+
+__all__ = ["Deployment", "DeploymentKind", "Deployments", "Live", "Role", "kinds"]
