@@ -459,7 +459,7 @@ def test_the_batcher_keeps_batches_in_flight_and_stop_answers_every_queued_reque
     more than BATCHES_IN_FLIGHT at once, and stop() answers every queued request."""
     model = DoublingModel(delay=0.05)
     batches: list[int] = []
-    live = Live((Deployment(Champion(), model),))  # type: ignore[arg-type]
+    live = Live((Deployment(Champion(), model),))  # a stand-in where a LoadedModel goes
     batcher = MicroBatcher(lambda: live, lambda scored: batches.append(scored.outputs.height),
                            max_rows=4, max_wait_ms=1, gap_ms=0.5)  # fmt: skip
 
@@ -483,7 +483,7 @@ def test_a_batch_closes_when_requests_stop_coming_not_at_max_wait() -> None:
     closes: it does not sit out max_wait, and a request after the gap opens the next batch."""
     model = DoublingModel()
     batches: list[list[float]] = []
-    live = Live((Deployment(Champion(), model),))  # type: ignore[arg-type]
+    live = Live((Deployment(Champion(), model),))  # a stand-in where a LoadedModel goes
     batcher = MicroBatcher(lambda: live, lambda scored: batches.append(scored.typed["x"].to_list()),
                            max_rows=100, max_wait_ms=5_000, gap_ms=150)  # fmt: skip
 
