@@ -13,10 +13,10 @@ from typing import ClassVar
 import polars as pl
 import pytest
 
-from driftloop.alerts import alert
 from driftloop.errors import RegistryError
 from driftloop.loop import LABELS_FOLDER, tick
-from driftloop.policy import should_retrain
+from driftloop.loop.alerts import alert
+from driftloop.loop.policy import should_retrain
 from driftloop.project import Project, init_project
 from driftloop.registry import Alias, Registry
 from driftloop.settings.loop import LoopSettings
@@ -61,7 +61,7 @@ def test_alerts_reach_a_webhook_and_a_dead_one_only_logs(caplog: pytest.LogCaptu
         assert _Catcher.received[-1] == {"kind": "drift", "message": "inputs drifted", "details": {"window": "x"}}
     finally:
         server.shutdown()
-    with caplog.at_level(logging.WARNING, logger="driftloop.alerts"):
+    with caplog.at_level(logging.WARNING, logger="driftloop.loop.alerts"):
         dead = alert("drift", "again", {}, url=f"http://127.0.0.1:{server.server_port}/gone", attempts=2, timeout=1)
         assert dead is not None
         dead.join(10)

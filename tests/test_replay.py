@@ -70,7 +70,7 @@ def test_the_loop_notices_the_change_retrains_and_beats_the_static_model(replaye
     gates = Registry(project).events().filter(pl.col("kind").is_in(["promoted to qa", "rejected at qa"]))
     assert gates.height == gates.get_column("version").n_unique() == loop.trainings  # the first model too
     # The day's predictions are by the champion of that day's tick, not a later one.
-    first_promotion = next(r for r in result.run.records if any(d.endswith(" champion") for d in r.decisions))
+    first_promotion = next(r for r in result.run.records if r.promoted)
     later = [r for r in result.run.records if r.day > first_promotion.day]
     assert later and all(r.scored_by == first_promotion.champion_after for r in later[:1])
 

@@ -40,7 +40,7 @@ _LAZY = {
     "monitor_window": "driftloop.monitor.window",
     "predict_window": "driftloop.predict",
     "replay": "driftloop.replay",
-    "tick": "driftloop.loop",
+    "tick": "driftloop.loop.tick",
     "train_project": "driftloop.model.trainer",
 }
 

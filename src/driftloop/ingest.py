@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -30,13 +31,21 @@ if TYPE_CHECKING:
     from driftloop.project import Project
 
 
+class BatchStatus(StrEnum):
+    """What became of a batch (also the ``status`` column of the ``batches`` table)."""
+
+    INGESTED = "ingested"
+    ALREADY_INGESTED = "already ingested"
+    REFUSED = "refused"
+
+
 @dataclass(frozen=True)
 class IngestSummary:
     """What happened to one batch: where its rows went and which rules they broke."""
 
     batch_id: str
     source: str
-    status: str  # "ingested", "already ingested" or "refused"
+    status: BatchStatus
     rows_in: int
     rows_raw: int
     rows_quarantined: int
@@ -153,7 +162,7 @@ def ingest_batch(
         refused = IngestSummary(
             batch.batch_id,
             batch.source,
-            "refused",
+            BatchStatus.REFUSED,
             batch.frame.height,
             0,
             0,
@@ -185,7 +194,7 @@ def ingest_batch(
     summary = IngestSummary(
         batch.batch_id,
         batch.source,
-        "ingested",
+        BatchStatus.INGESTED,
         batch.frame.height,
         accepted.height,
         quarantined.height,
@@ -211,7 +220,7 @@ def completed_batches(lake: Lake, batch_ids: list[str]) -> dict[str, IngestSumma
         return {}
     rows = (
         lake.scan(Table.BATCHES)
-        .filter(pl.col("batch_id").is_in(batch_ids) & (pl.col("status") == "ingested"))
+        .filter(pl.col("batch_id").is_in(batch_ids) & (pl.col("status") == BatchStatus.INGESTED))
         .unique("batch_id", keep="first")
         .collect()
     )
@@ -219,7 +228,7 @@ def completed_batches(lake: Lake, batch_ids: list[str]) -> dict[str, IngestSumma
         row["batch_id"]: IngestSummary(
             row["batch_id"],
             row["source"],
-            "already ingested",
+            BatchStatus.ALREADY_INGESTED,
             row["rows_in"],
             row["rows_raw"],
             row["rows_quarantined"],
@@ -235,7 +244,9 @@ def completed_batches(lake: Lake, batch_ids: list[str]) -> dict[str, IngestSumma
 
 def _refused_summary(lake: Lake, batch_id: str) -> IngestSummary:
     row = lake.scan(Table.BATCHES).filter(pl.col("batch_id") == batch_id).collect().row(-1, named=True)
-    return IngestSummary(batch_id, row["source"], "refused", row["rows_in"], 0, 0, problems=json.loads(row["problems"]))
+    return IngestSummary(
+        batch_id, row["source"], BatchStatus.REFUSED, row["rows_in"], 0, 0, problems=json.loads(row["problems"])
+    )
 
 
 def _store(lake: Lake, table: str, rows: pl.DataFrame, where: Where, metadata: dict[str, str]) -> int | None:
@@ -251,7 +262,7 @@ def _log_batch(lake: Lake, summary: IngestSummary, when: datetime) -> None:
     row = {
         "batch_id": summary.batch_id,
         "source": summary.source,
-        "status": summary.status,
+        "status": summary.status.value,
         "ingested_at": when,
         "rows_in": summary.rows_in,
         "rows_raw": summary.rows_raw,

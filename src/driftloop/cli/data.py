@@ -11,7 +11,7 @@ from rich.table import Table
 from driftloop.cli.common import JsonOption, ProjectOption, emit_json, err, handled, out, progress_bar
 from driftloop.data.sources import expand_paths, read_file
 from driftloop.feature_table import materialize
-from driftloop.ingest import IngestSummary, ingest
+from driftloop.ingest import BatchStatus, IngestSummary, ingest
 from driftloop.lake import TABLES
 from driftloop.project import Project, init_project
 from driftloop.settings import PROJECT_FILE
@@ -89,7 +89,7 @@ def ingest_command(
         emit_json([s.to_dict() for s in summaries])
     else:
         show_ingest(summaries)
-    if any(s.status == "refused" for s in summaries):
+    if any(s.status is BatchStatus.REFUSED for s in summaries):
         raise typer.Exit(1)
 
 
@@ -173,7 +173,7 @@ def compact(
 def show_ingest(summaries: list[IngestSummary]) -> None:
     table = Table("source", "status", "rows in", "raw", "quarantined", "seconds", title="Ingest")
     for s in summaries:
-        colour = {"ingested": "green", "refused": "red"}.get(s.status, "yellow")
+        colour = {BatchStatus.INGESTED: "green", BatchStatus.REFUSED: "red"}.get(s.status, "yellow")
         table.add_row(
             Path(s.source).name,
             f"[{colour}]{s.status}[/]",

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from driftloop.cli.common import JsonOption, ProjectOption, emit_json, handled, out, progress_bar
 from driftloop.errors import ConfigError
+from driftloop.ingest import BatchStatus
 from driftloop.monitor import Stream
 from driftloop.project import Project
 
@@ -62,7 +63,7 @@ def monitor(
     no_report: Annotated[bool, typer.Option("--no-report", help="Skip the HTML and PNG report.")] = False,
     source: Annotated[
         Stream, typer.Option(help="Stream to monitor: batch (features, batch predictions) or online (served requests).")
-    ] = "batch",
+    ] = Stream.BATCH,
     project_dir: ProjectOption = Path(),
     as_json: JsonOption = False,
 ) -> None:
@@ -164,7 +165,7 @@ def run(
     if as_json:
         emit_json(summary)
         return
-    new = sum(1 for s in report.ingested if s.status == "ingested")
+    new = sum(1 for s in report.ingested if s.status is BatchStatus.INGESTED)
     out.print(f"[bold]tick {report.day}[/]: {new} new file(s), {summary['features_rows']:,} new feature rows, "
               f"{summary['predicted_rows']:,} rows scored")  # fmt: skip
     for c in report.compacted:

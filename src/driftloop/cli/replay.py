@@ -76,7 +76,7 @@ def run_replay(
     from driftloop.replay import replay as replay_history
 
     # Each tick's alert would be a log line a day; a replay's verdicts are in its diary and report.
-    logging.getLogger("driftloop.alerts").setLevel(logging.ERROR)
+    logging.getLogger("driftloop.loop.alerts").setLevel(logging.ERROR)
     with progress_bar(quiet, bar=True) as progress:
         ticks = progress.add_task("replaying", total=days)
         baseline = progress.add_task("retrain-every-day baseline", total=days, visible=False)

@@ -1,6 +1,17 @@
-"""Monitoring: profiles of data and predictions, and (built on them) drift and performance checks."""
+"""Monitoring: drift of inputs and predictions against the model's training profile, performance
+once labels arrive, and a verdict.
 
-from typing import Literal
+``drift`` runs the tests of ``stattests`` (one module each) over profiles; ``performance`` joins
+predictions to ground truth; ``traffic`` reads what the server logged and pairs a shadow with the
+champion; ``verdict`` is the policy that turns results into a level with reasons; ``window``
+monitors one window of one stream and writes ``monitoring``; ``report`` draws it.
+"""
 
-# The streams of predictions a window can monitor: batch scoring, or the requests a server answered.
-Stream = Literal["batch", "online"]
+from enum import StrEnum
+
+
+class Stream(StrEnum):
+    """The predictions a window can monitor: batch scoring, or the requests a server answered."""
+
+    BATCH = "batch"
+    ONLINE = "online"

@@ -23,7 +23,9 @@ from plotly.io import to_html
 from plotly.subplots import make_subplots
 
 from driftloop.lake import Table
+from driftloop.monitor import Stream
 from driftloop.monitor.drift import ColumnDrift
+from driftloop.monitor.verdict import VerdictLevel
 from driftloop.monitor.window import WindowReport, section_of
 from driftloop.profiles import CategoryProfile, NumericProfile
 from driftloop.project import Project
@@ -39,7 +41,7 @@ DISTRIBUTIONS_SHOWN = 6
 def write_report(project: Project, report: WindowReport, folder: Path) -> tuple[Path, Path]:
     """Write ``monitor_<start>_<end>.html`` and ``.png`` into ``folder``; returns both paths."""
     folder.mkdir(parents=True, exist_ok=True)
-    stream = "" if report.source == "batch" else f"{report.source}_"
+    stream = "" if report.source is Stream.BATCH else f"{report.source}_"
     stem = f"monitor_{stream}{report.since:%Y%m%dT%H%M}_{report.until:%Y%m%dT%H%M}"
     history = _history(project, section_of(report.source, "performance"))
     metric = project.settings.promote.metric
@@ -145,7 +147,7 @@ def _shares(
 
 
 def _page(report: WindowReport, metric: str, charts: list[str]) -> str:
-    colour = {"ok": "#2e7d32", "warn": "#f9a825"}.get(report.verdict.level, "#c62828")
+    colour = {VerdictLevel.OK: "#2e7d32", VerdictLevel.WARN: "#f9a825"}.get(report.verdict.level, "#c62828")
     reasons = "".join(f"<li>{html.escape(r)}</li>" for r in report.verdict.reasons) or "<li>nothing to report</li>"
     performance = "".join(
         f"<tr><td>{html.escape(p.target)}</td><td>{p.rows:,}</td>"
@@ -160,7 +162,7 @@ def _page(report: WindowReport, metric: str, charts: list[str]) -> str:
         for c in sorted(report.inputs.columns, key=severity, reverse=True)
     )
     title = f"driftloop monitoring {report.since:%Y-%m-%d} to {report.until:%Y-%m-%d}"
-    stream = "batch predictions" if report.source == "batch" else "online traffic"
+    stream = "batch predictions" if report.source is Stream.BATCH else "online traffic"
     shadow_columns = ("target", "challenger", "requests", "mean |difference|", "labelled", f"champion {metric}",
                       f"challenger {metric}")  # fmt: skip
     shadow_head = "".join(f"<th>{h}</th>" for h in shadow_columns)

@@ -8,24 +8,41 @@ predictions drift), ``warn`` (some input drifts, a null rate rose, a category is
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from driftloop.monitor.drift import DriftReport
 from driftloop.monitor.performance import TargetPerformance
 from driftloop.settings.monitor import MonitorSettings
 
-ORDER = ("ok", "warn", "drift", "degraded")
+
+class VerdictLevel(StrEnum):
+    """A window's verdict, from best to worst (the order :attr:`rank` gives)."""
+
+    OK = "ok"
+    WARN = "warn"
+    DRIFT = "drift"
+    DEGRADED = "degraded"
+
+    @property
+    def rank(self) -> int:
+        return list(VerdictLevel).index(self)
+
+    @property
+    def signals_retrain(self) -> bool:
+        """Whether this level is one a retrain policy may act on."""
+        return self in (VerdictLevel.DRIFT, VerdictLevel.DEGRADED)
 
 
 @dataclass(frozen=True)
 class Verdict:
     """The window's verdict and every reason behind it."""
 
-    level: str
+    level: VerdictLevel
     reasons: list[str] = field(default_factory=list)
 
     @property
     def retrain_signal(self) -> bool:
-        return self.level in ("drift", "degraded")
+        return self.level.signals_retrain
 
 
 def decide(
@@ -35,35 +52,35 @@ def decide(
     settings: MonitorSettings,
     metric: str,
 ) -> Verdict:
-    levels, reasons = ["ok"], []
+    levels, reasons = [VerdictLevel.OK], []
     for result in performance:
         if result.rows >= settings.min_labelled_rows and result.worsening > settings.degradation:
-            levels.append("degraded")
+            levels.append(VerdictLevel.DEGRADED)
             reasons.append(
                 f"{result.target}: {metric} {result.metrics[metric]:.4g} is {result.worsening:.0%} worse than on "
                 f"the model's test window ({result.test_metrics.get(metric, float('nan')):.4g}), "
                 f"limit {settings.degradation:.0%}"
             )
     if inputs.dataset_drift:
-        levels.append("drift")
+        levels.append(VerdictLevel.DRIFT)
         reasons.append(
             f"{len(inputs.drifted)} of {len(inputs.columns)} inputs drifted ({inputs.drift_share:.0%}, limit "
             f"{settings.drift_share:.0%}): {', '.join(inputs.drifted[:10])}"
         )
     elif inputs.drifted:
-        levels.append("warn")
+        levels.append(VerdictLevel.WARN)
         reasons.append(f"inputs drifting: {', '.join(inputs.drifted[:10])}")
     if predictions is not None and predictions.drifted:
-        levels.append("drift")
+        levels.append(VerdictLevel.DRIFT)
         reasons.append(f"predictions drifted: {', '.join(predictions.drifted)}")
     for column in inputs.columns:
         rise = column.null_rate_current - column.null_rate_reference
         if rise > settings.null_rate_change:
-            levels.append("warn")
+            levels.append(VerdictLevel.WARN)
             reasons.append(
                 f"{column.column}: null rate up from {column.null_rate_reference:.1%} to {column.null_rate_current:.1%}"
             )
         if column.new_categories:
-            levels.append("warn")
+            levels.append(VerdictLevel.WARN)
             reasons.append(f"{column.column}: new categories {column.new_categories[:5]}")
-    return Verdict(max(levels, key=ORDER.index), reasons)
+    return Verdict(max(levels, key=lambda level: level.rank), reasons)

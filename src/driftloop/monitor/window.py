@@ -18,7 +18,7 @@ import polars as pl
 
 from driftloop.data.contract import Contract
 from driftloop.errors import MonitorError
-from driftloop.lake import TABLES, Table, Where
+from driftloop.lake import TABLES, PredictionSource, Table, Where
 from driftloop.monitor import Stream
 from driftloop.monitor.drift import DriftReport, compare
 from driftloop.monitor.performance import TargetPerformance, actuals, evaluate
@@ -30,12 +30,13 @@ from driftloop.registry import Alias, Registry
 from driftloop.runtime.package import ModelPackage
 
 SECTIONS = ("input", "prediction", "performance", "verdict")
+SHADOW = "shadow"  # the section of a shadow's comparison with the champion (online only)
 
 
 def section_of(source: Stream, part: str) -> str:
     """The ``monitoring`` section of one part of a stream's results: batch keeps the plain names
     (as before there were two streams), online ones are prefixed; shadow is online's alone."""
-    return part if source == "batch" or part == "shadow" else f"{source} {part}"
+    return part if source is Stream.BATCH or part == SHADOW else f"{source} {part}"
 
 
 @dataclass(frozen=True)
@@ -52,20 +53,21 @@ class WindowReport:
     verdict: Verdict
     reference: Profile  # the model's training inputs
     current: Profile  # the window's inputs, on the reference's bins
-    source: Stream = "batch"
+    source: Stream = Stream.BATCH
     shadow: list[ShadowComparison] = field(default_factory=list)  # online, in shadow mode
 
 
 def monitor_window(
-    project: Project, since: datetime, until: datetime, *, version: str | None = None, source: Stream = "batch"
+    project: Project, since: datetime, until: datetime, *, version: str | None = None, source: Stream = Stream.BATCH
 ) -> WindowReport:
     """Monitor ``since <= event time < until`` of one stream and write the results to ``monitoring``."""
     contract, lake, registry = project.contract, project.lake, Registry(project)
     clock = contract.event_time_column
     if clock is None:
         raise MonitorError("monitoring windows are by event time; the contract has no event_time column")
-    if source not in ("batch", "online"):
-        raise MonitorError(f"no stream {source!r} to monitor; choose 'batch' or 'online'")
+    if source not in set(Stream):
+        raise MonitorError(f"no stream {source!r} to monitor; choose one of {[s.value for s in Stream]}")
+    source = Stream(source)  # a caller may pass the stream's name as text
     # Read once: the window's predictions name the version and hold the outputs (and the shadow's).
     every = _predictions(project, since, until)
     in_window = every.filter(pl.col("source") == source) if every.height else every
@@ -77,21 +79,21 @@ def monitor_window(
     window = (
         lake.read(Table.FEATURES, since=since, until=until, time_column=clock) if lake.exists(Table.FEATURES) else None
     )
-    rows = window if source == "batch" else logged_inputs(scored, contract) if scored.height else None
+    rows = window if source is Stream.BATCH else logged_inputs(scored, contract) if scored.height else None
     if rows is None or rows.is_empty():
-        what = "feature rows" if source == "batch" else f"online predictions of version {chosen}"
+        what = "feature rows" if source is Stream.BATCH else f"online predictions of version {chosen}"
         raise MonitorError(f"no {what} between {since} and {until}; nothing to monitor")
     inputs, reference, current = _input_drift(package, rows, project)
     predictions = _prediction_drift(package, scored, project) if scored.height else None
     labels = lake.read(Table.LABELS, since=since, until=until, time_column=clock) if lake.exists(Table.LABELS) else None
-    truth = actuals(contract, _with_known_targets(rows, window, contract) if source == "online" else rows, labels)
+    truth = actuals(contract, _with_known_targets(rows, window, contract) if source is Stream.ONLINE else rows, labels)
     test_metrics = package.metrics.get("network", {}).get("test", {})
     metric = project.settings.promote.metric
     performance = evaluate(scored, truth, contract, test_metrics, metric) if scored.height else []
     verdict = decide(inputs, predictions, performance, project.settings.monitor, metric)
     shadow = (
-        compare_shadow(scored, every.filter(pl.col("source") == "shadow"), truth, contract)
-        if source == "online"
+        compare_shadow(scored, every.filter(pl.col("source") == PredictionSource.SHADOW), truth, contract)
+        if source is Stream.ONLINE
         else []
     )
     report = WindowReport(
@@ -183,12 +185,12 @@ def _write(project: Project, model: str, report: WindowReport) -> None:
         add("performance", target.target, "worsening", target.worsening, None, False)
     for pair in report.shadow:
         detail = f"challenger version {pair.challenger_version}"
-        add("shadow", pair.target, "mean_abs_difference", pair.mean_abs_difference, None, False, detail)
-        add("shadow", pair.target, "labelled_rows", float(pair.labelled_rows), None, False, detail)
+        add(SHADOW, pair.target, "mean_abs_difference", pair.mean_abs_difference, None, False, detail)
+        add(SHADOW, pair.target, "labelled_rows", float(pair.labelled_rows), None, False, detail)
         for name, value in pair.champion.items():
-            add("shadow", pair.target, f"champion_{name}", value, None, False, detail)
+            add(SHADOW, pair.target, f"champion_{name}", value, None, False, detail)
         for name, value in pair.challenger.items():
-            add("shadow", pair.target, f"challenger_{name}", value, None, False, detail)
+            add(SHADOW, pair.target, f"challenger_{name}", value, None, False, detail)
     add("verdict", None, report.verdict.level, float(len(report.verdict.reasons)), None,
         report.verdict.retrain_signal, json.dumps(report.verdict.reasons))  # fmt: skip
     frame = (
@@ -202,7 +204,7 @@ def _write(project: Project, model: str, report: WindowReport) -> None:
         )
         .select([pl.col(c).cast(t) for c, t in TABLES[Table.MONITORING].columns.items()])
     )
-    parts = SECTIONS if report.source == "batch" else (*SECTIONS, "shadow")
+    parts = SECTIONS if report.source is Stream.BATCH else (*SECTIONS, SHADOW)
     sections = [section_of(report.source, part) for part in parts]
     where = Where(
         equal={

@@ -83,10 +83,9 @@ def _per_day_chart(results: list[StrategyResult], run: LoopRun, metric: str, tar
             figure.add_trace(line, row, 1)
             figure.add_trace(dots, row, 1)
     for record in run.records:
-        promoted = [d for d in record.decisions if d.endswith(" champion")]
-        if record.retrained or promoted:
-            figure.add_vline(x=str(record.day), line_dash="solid" if promoted else "dot",
-                             line_color="#1b5e20" if promoted else "grey", opacity=0.6)  # fmt: skip
+        if record.retrained or record.promoted:
+            figure.add_vline(x=str(record.day), line_dash="solid" if record.promoted else "dot",
+                             line_color="#1b5e20" if record.promoted else "grey", opacity=0.6)  # fmt: skip
     figure.update_layout(
         title=f"{metric} per day ({ROLLING_DAYS}-day mean; dots: each day). Green lines: the loop promoted a model; "
         "grey dotted: it retrained and kept the champion",
@@ -122,7 +121,7 @@ def _page(results: list[StrategyResult], run: LoopRun, metric: str, targets: lis
     )
     diary = "".join(
         f"<tr><td class=text>{d.day}</td><td>v{html.escape(str(d.scored_by))}</td><td class=text>{d.verdict}</td>"
-        f"<td class=text>{'retrained' if d.retrained else ''} {html.escape('; '.join(d.decisions))}</td>"
+        f"<td class=text>{'retrained' if d.retrained else ''} {html.escape('; '.join(map(str, d.decisions)))}</td>"
         f"<td class=text>{html.escape(d.retrain_reason)}</td><td>{d.seconds:.1f}</td></tr>"
         for d in run.records
     )
@@ -159,7 +158,7 @@ def _summary_png(results: list[StrategyResult], run: LoopRun, metric: str, targe
                       color=COLOURS.get(result.name, "grey"), linewidth=2.5,
                       label=f"{result.name} ({result.overall[target][metric]:.4g} overall)")  # fmt: skip
         for record in run.records:
-            if any(d.endswith(" champion") for d in record.decisions):
+            if record.promoted:
                 axis.axvline(record.day, color="#1b5e20", alpha=0.4)
         axis.set(title=f"{target}: {metric} per day ({ROLLING_DAYS}-day mean)", ylabel=metric)
         axis.legend(loc="upper left")

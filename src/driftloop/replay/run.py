@@ -19,9 +19,10 @@ from typing import Any
 from driftloop.errors import ReplayError
 from driftloop.lake import Table
 from driftloop.loop import TRAINING_STEP, tick
+from driftloop.monitor.verdict import VerdictLevel
 from driftloop.predict import midnight
 from driftloop.project import Project
-from driftloop.registry import Alias, Registry
+from driftloop.registry import Alias, DecisionKind, Registry
 from driftloop.replay.feed import History
 
 STATE_FILE = "replay-state.json"
@@ -30,21 +31,42 @@ DEFAULT_HISTORY_SHARE = 0.25
 MIN_HISTORY_DAYS = 7
 
 
+@dataclass(frozen=True)
+class DayDecision:
+    """One decision a replayed day's tick took about a version."""
+
+    version: str
+    kind: DecisionKind
+
+    def __str__(self) -> str:
+        return f"v{self.version} {self.kind}"
+
+
 @dataclass
 class DayRecord:
     """One replayed day: who scored it, what monitoring said, what the policy did."""
 
     day: date
     scored_by: str | None
-    verdict: str | None
+    verdict: VerdictLevel | None
     reasons: list[str]
     retrained: bool
     retrain_reason: str
     trained_version: str | None
-    decisions: list[str]
+    decisions: list[DayDecision]
     champion_after: str | None
     seconds: float
     training_seconds: float
+
+    @property
+    def promoted(self) -> bool:
+        """Whether the day's tick crowned a new champion."""
+        return any(d.kind is DecisionKind.CHAMPION for d in self.decisions)
+
+    @property
+    def rejected(self) -> bool:
+        """Whether the day's tick turned a version down, at qa or against the champion."""
+        return any(d.kind in (DecisionKind.REJECTED, DecisionKind.REJECTED_AT_QA) for d in self.decisions)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -53,7 +75,9 @@ class DayRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DayRecord:
-        return cls(**{**data, "day": date.fromisoformat(data["day"])})
+        decisions = [DayDecision(d["version"], DecisionKind(d["kind"])) for d in data["decisions"]]
+        verdict = VerdictLevel(data["verdict"]) if data["verdict"] is not None else None
+        return cls(**{**data, "day": date.fromisoformat(data["day"]), "verdict": verdict, "decisions": decisions})
 
 
 @dataclass
@@ -175,7 +199,7 @@ def _replay_day(project: Project, history: History, day: date, label_delay: time
         retrained=report.trained_version is not None,
         retrain_reason=report.retrain.reason if report.retrain else "; ".join(report.notes),
         trained_version=report.trained_version,
-        decisions=[f"v{d.version} {d.kind}" for d in report.decisions],
+        decisions=[DayDecision(d.version, d.kind) for d in report.decisions],
         champion_after=registry.aliases().get(Alias.CHAMPION),
         seconds=timer.total,
         training_seconds=timer.seconds.get(TRAINING_STEP, 0.0),

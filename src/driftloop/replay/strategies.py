@@ -19,7 +19,7 @@ from datetime import date, timedelta
 import polars as pl
 
 from driftloop.errors import ReplayError, TrainingError
-from driftloop.lake import Table
+from driftloop.lake import PredictionSource, Table
 from driftloop.model.data import training_rows
 from driftloop.model.metrics import METRICS, regression_metrics
 from driftloop.predict import midnight
@@ -78,7 +78,7 @@ def _loop_result(project: Project, run: LoopRun, truth: pl.DataFrame) -> Strateg
     since, until = run.span
     served = (
         project.lake.read(Table.PREDICTIONS, since=since, until=until, time_column="event_time")
-        .filter(pl.col("source") == "batch")
+        .filter(pl.col("source") == PredictionSource.BATCH)
         .with_columns(pl.col("event_time").dt.date().alias(DAY))
         .join(scored_by, on=[DAY, "model_version"], how="semi")
         .rename({"event_time": clock, **({"entity_id": contract.id_column} if contract.id_column else {})})
@@ -93,9 +93,9 @@ def _loop_result(project: Project, run: LoopRun, truth: pl.DataFrame) -> Strateg
         trainings=1 + sum(r.retrained for r in records),
         training_seconds=run.bootstrap_training_seconds + sum(r.training_seconds for r in records),
         retrains=sum(r.retrained for r in records),
-        promotions=sum(any(d.endswith(" champion") for d in r.decisions) for r in records),
-        rejections=sum(any(" rejected" in d for d in r.decisions) for r in records),
-        drift_days=sum(r.verdict in ("drift", "degraded") for r in records),
+        promotions=sum(r.promoted for r in records),
+        rejections=sum(r.rejected for r in records),
+        drift_days=sum(r.verdict is not None and r.verdict.signals_retrain for r in records),
         notes=[f"{r.day}: scored by no model ({r.retrain_reason})" for r in records if r.scored_by is None],
     )
 

@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-logger = logging.getLogger("driftloop.alerts")
+logger = logging.getLogger(__name__)
 
 
 def alert(

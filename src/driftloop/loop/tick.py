@@ -20,15 +20,15 @@ from datetime import date, datetime, timedelta
 
 import polars as pl
 
-from driftloop.alerts import alert
 from driftloop.data.sources import READERS
 from driftloop.errors import LakeError, MonitorError, PredictError, TrainingError
 from driftloop.feature_table import FeatureRun, materialize
-from driftloop.ingest import IngestSummary, ingest
+from driftloop.ingest import BatchStatus, IngestSummary, ingest
 from driftloop.lake import TABLES, Compaction, Table
+from driftloop.loop.alerts import alert
+from driftloop.loop.policy import RetrainDecision, should_retrain
 from driftloop.model.data import training_rows
 from driftloop.monitor.window import WindowReport, monitor_window
-from driftloop.policy import RetrainDecision, should_retrain
 from driftloop.predict import PredictRun, midnight, predict_window
 from driftloop.project import Project
 from driftloop.registry import Alias, Decision, DecisionKind, Registry
@@ -74,7 +74,7 @@ def tick(project: Project, day: date, *, on_step: Callable[[str], None] | None =
     end = midnight(day) + timedelta(days=1)
     step("ingesting the inbox")
     report.ingested, report.labels = _ingest_inbox(project)
-    for refused in (s for s in report.ingested + report.labels if s.status == "refused"):
+    for refused in (s for s in report.ingested + report.labels if s.status is BatchStatus.REFUSED):
         _alert(
             project,
             report,
@@ -109,7 +109,7 @@ def tick(project: Project, day: date, *, on_step: Callable[[str], None] | None =
         report.notes.append(f"monitor: {exc}")
         return report
     verdict = report.monitored.verdict
-    if verdict.level in ("drift", "degraded"):
+    if verdict.retrain_signal:
         _alert(project, report, verdict.level, "; ".join(verdict.reasons), {"window_end": end})
     champion = registry.load(registry.aliases()[Alias.CHAMPION])
     decision = should_retrain(
