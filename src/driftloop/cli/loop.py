@@ -72,13 +72,13 @@ def monitor(
 
     start, end = window(day, since, until)
     project = Project.load(project_dir)
+    if not no_report:  # before the work: a missing plotting library is said at once, not after it
+        from driftloop.monitor.report import write_report
     pages: tuple[Path, Path] | None = None
     with progress_bar(as_json) as progress:
         progress.add_task("profiling and testing the window", total=None)
         report = monitor_window(project, start, end, version=version, source=source)
         if not no_report:
-            from driftloop.monitor.report import write_report
-
             pages = write_report(project, report, report_dir or project.root / "reports")
     if as_json:
         emit_json(

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from driftloop.cli.common import ProjectOption, err, handled
+from driftloop.errors import MissingDependency
 from driftloop.project import Project
 
 
@@ -20,10 +21,13 @@ def serve(
     project_dir: ProjectOption = Path(),
 ) -> None:
     """Serve the champion: /v1/predict, MLflow's /invocations, Open Inference v2, /metrics. SIGTERM drains."""
-    import uvicorn
-
     from driftloop.registry import Alias, Registry
-    from driftloop.serve.app import PROJECT_ENV, create_app
+    from driftloop.serve.app import PROJECT_ENV, create_app  # says which extra to install when it is missing
+
+    try:
+        import uvicorn
+    except ModuleNotFoundError as missing:
+        raise MissingDependency.of(missing, extra="serve", purpose="driftloop serve") from missing
 
     project = Project.load(project_dir)
     settings = project.settings.serve

@@ -6,11 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import matplotlib as mpl
-
-mpl.use("Agg")  # files only, never a window
-import matplotlib.pyplot as plt
 import numpy as np
+
+from driftloop.errors import MissingDependency
+
+try:  # the plotting library is an extra: say which
+    from matplotlib.figure import Figure
+except ModuleNotFoundError as missing:
+    raise MissingDependency.of(missing, extra="reports", purpose="drawing a training run's plots") from missing
 
 if TYPE_CHECKING:
     from driftloop.model.trainer import TrainedModel
@@ -33,7 +36,8 @@ def draw(trained: TrainedModel, folder: Path) -> Path:
 
 def _learning_curve(trained: TrainedModel, path: Path) -> None:
     history = trained.fit.history
-    figure, axes = plt.subplots(figsize=(7, 4))
+    figure = Figure(figsize=(7, 4))
+    axes = figure.subplots()
     epochs = [h.epoch for h in history]
     axes.plot(epochs, [h.train_loss for h in history], label="training")
     axes.plot(epochs, [h.validation_loss for h in history], label="validation")
@@ -42,25 +46,24 @@ def _learning_curve(trained: TrainedModel, path: Path) -> None:
     axes.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=100)
-    plt.close(figure)
 
 
 def _versus(actual: np.ndarray, predicted: np.ndarray, target: str, path: Path) -> None:
-    figure, axes = plt.subplots(figsize=(5, 5))
+    figure = Figure(figsize=(5, 5))
+    axes = figure.subplots()
     axes.scatter(actual, predicted, s=4, alpha=0.4)
     low, high = float(min(actual.min(), predicted.min())), float(max(actual.max(), predicted.max()))
     axes.plot([low, high], [low, high], color="black", linewidth=1)
     axes.set(xlabel=f"actual {target}", ylabel=f"predicted {target}", title=f"{target}: test window")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
-    plt.close(figure)
 
 
 def _residuals(residuals: np.ndarray, target: str, path: Path) -> None:
-    figure, axes = plt.subplots(figsize=(6, 4))
+    figure = Figure(figsize=(6, 4))
+    axes = figure.subplots()
     axes.hist(residuals, bins=50)
     axes.axvline(0, color="black", linewidth=1)
     axes.set(xlabel=f"predicted - actual {target}", ylabel="rows", title=f"{target}: residuals on the test window")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
-    plt.close(figure)

@@ -12,15 +12,18 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-import matplotlib as mpl
-
-mpl.use("Agg")  # files only, never a window
-import matplotlib.pyplot as plt
 import numpy as np
-import plotly.graph_objects as go
 import polars as pl
-from plotly.io import to_html
-from plotly.subplots import make_subplots
+
+from driftloop.errors import MissingDependency
+
+try:  # the reports' plotting libraries are an extra: say which
+    import plotly.graph_objects as go
+    from matplotlib.figure import Figure
+    from plotly.io import to_html
+    from plotly.subplots import make_subplots
+except ModuleNotFoundError as missing:
+    raise MissingDependency.of(missing, extra="reports", purpose="the monitoring report") from missing
 
 from driftloop.lake import Table
 from driftloop.monitor import Stream
@@ -200,7 +203,8 @@ def _page(report: WindowReport, metric: str, charts: list[str]) -> str:
 
 
 def _summary_png(report: WindowReport, history: pl.DataFrame, metric: str, path: Path) -> None:
-    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5))
+    figure = Figure(figsize=(13, 4.5))
+    left, right = figure.subplots(1, 2)
     values = history.filter(pl.col("statistic") == metric)
     for target in values.get_column("column").unique().sort().to_list():
         series = values.filter(pl.col("column") == target)
@@ -220,4 +224,3 @@ def _summary_png(report: WindowReport, history: pl.DataFrame, metric: str, path:
     right.set(title=f"verdict: {report.verdict.level}: drift severity (above 1: drifted)", xlabel="severity")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
-    plt.close(figure)

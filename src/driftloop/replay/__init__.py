@@ -79,6 +79,9 @@ def replay(
     the first model; ``days`` days from ``start`` are replayed (default: all). A replay that
     was stopped goes on where it was when called again with the same arguments.
     """
+    # Imported first: a missing plotting library is said before the days are replayed, not after.
+    from driftloop.replay.report import write_replay_report
+
     delay = parse_delay(label_delay) if isinstance(label_delay, str) else label_delay
     history = read_history(data, project.contract)
     before, replayed = plan_days(history.days, start, days)
@@ -91,8 +94,6 @@ def replay(
     results = compare_strategies(project, run, daily=daily_baseline, on_daily=on_baseline_day)
     metric = project.settings.promote.metric
     folder = report_dir or project.root / "reports"
-    from driftloop.replay.report import write_replay_report  # plotting loads only when a report is drawn
-
     pages = write_replay_report(results, run, metric, folder)
     result = ReplayResult(run, results, metric, pages)
     (folder / SUMMARY_FILE).write_text(json.dumps(result.to_dict(), indent=1, default=str), encoding="utf-8")

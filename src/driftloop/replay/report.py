@@ -11,14 +11,17 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-import matplotlib as mpl
-
-mpl.use("Agg")  # files only, never a window
-import matplotlib.pyplot as plt
-import plotly.graph_objects as go
 import polars as pl
-from plotly.io import to_html
-from plotly.subplots import make_subplots
+
+from driftloop.errors import MissingDependency
+
+try:  # the reports' plotting libraries are an extra: say which
+    import plotly.graph_objects as go
+    from matplotlib.figure import Figure
+    from plotly.io import to_html
+    from plotly.subplots import make_subplots
+except ModuleNotFoundError as missing:
+    raise MissingDependency.of(missing, extra="reports", purpose="the replay report") from missing
 
 from driftloop.model.metrics import HIGHER_IS_BETTER
 from driftloop.replay.run import LoopRun
@@ -150,7 +153,8 @@ def _best(results: list[StrategyResult], target: str, metric: str) -> str:
 
 
 def _summary_png(results: list[StrategyResult], run: LoopRun, metric: str, targets: list[str], path: Path) -> None:
-    figure, axes = plt.subplots(len(targets), 1, figsize=(12, 3.6 * len(targets)), sharex=True, squeeze=False)
+    figure = Figure(figsize=(12, 3.6 * len(targets)))
+    axes = figure.subplots(len(targets), 1, sharex=True, squeeze=False)
     for axis, target in zip(axes[:, 0], targets, strict=True):
         for result in results:
             series = _rolling(result.per_day, target, metric)
@@ -165,4 +169,3 @@ def _summary_png(results: list[StrategyResult], run: LoopRun, metric: str, targe
     axes[-1, 0].tick_params(axis="x", rotation=30)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
-    plt.close(figure)

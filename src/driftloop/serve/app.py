@@ -22,19 +22,25 @@ from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import polars as pl
-from fastapi import FastAPI, Request, Response
-from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse, PlainTextResponse
-from starlette.types import ASGIApp
 
-from driftloop.errors import RequestRefused
+from driftloop.errors import MissingDependency, RequestRefused
+
+try:
+    from fastapi import FastAPI, Request, Response
+    from fastapi.openapi.utils import get_openapi
+    from fastapi.responses import JSONResponse, PlainTextResponse
+    from starlette.types import ASGIApp
+
+    from driftloop.serve.metrics import MeasuredRequests, ServerMetrics
+    from driftloop.serve.routes import ScoringRoute, ScoringRoutes, openapi_paths, refusal_responses
+except ModuleNotFoundError as missing:  # the serving stack is an extra: say which
+    raise MissingDependency.of(missing, extra="serve", purpose="the prediction server") from missing
 from driftloop.lake import EVENT_DATE, PREDICTION_ID
 from driftloop.project import Project
 from driftloop.serve.batcher import Answer, MicroBatcher, Scored
 from driftloop.serve.deployments import Deployment, Deployments, kinds
 from driftloop.serve.loaded import LoadedModel
 from driftloop.serve.logbook import SPILL_FOLDER, PredictionLog
-from driftloop.serve.metrics import MeasuredRequests, ServerMetrics
 from driftloop.serve.payloads import (
     Rows,
     answer_schemas,
@@ -44,7 +50,6 @@ from driftloop.serve.payloads import (
     request_schemas,
     v2_outputs,
 )
-from driftloop.serve.routes import ScoringRoute, ScoringRoutes, openapi_paths, refusal_responses
 
 PROJECT_ENV = "DRIFTLOOP_PROJECT"  # how `driftloop serve --workers N` tells each worker its project
 Parser = Callable[..., Rows]

@@ -29,6 +29,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import Model, infer_signature
 from mlflow.tracking import MlflowClient
 
+from driftloop.errors import MissingDependency
 from driftloop.model.train import EpochLog
 from driftloop.model.trainer import TrainedModel
 from driftloop.project import Project
@@ -136,8 +137,11 @@ class MlflowTracker:
         self.client.log_dict(self.run_id, contract, "contract.json")
         self.client.log_dict(self.run_id, lineage, "lineage.json")
         self.client.log_dict(self.run_id, trained.package.reference, "reference_profile.json")
-        from driftloop.model import plots  # matplotlib is loaded only when a run is recorded
-
+        try:  # matplotlib is loaded only when a run is recorded, and only if the reports extra is there
+            from driftloop.model import plots
+        except MissingDependency as missing:  # the run is whole without its pictures; it says why
+            self.client.set_tag(self.run_id, "driftloop.plots", f"not drawn: {missing}")
+            return
         with tempfile.TemporaryDirectory() as folder:
             self.client.log_artifacts(self.run_id, str(plots.draw(trained, Path(folder) / "plots")), "plots")
 
