@@ -2,13 +2,14 @@
 
 ingest -> validate -> versioned features (Delta) -> train (PyTorch, MLflow) -> registry ->
 batch and online inference -> monitoring -> retraining, and the replay of a history through
-that loop to backtest it. Every stage is a function here and a
-command of the ``driftloop`` CLI.
+that loop to backtest it. Every stage is a function here and a command of the ``driftloop``
+CLI; docs/architecture.md says which package holds what.
 """
 
 from driftloop.data.contract import Column, ColumnType, Contract, Role
 from driftloop.data.draft import draft_contract
 from driftloop.data.validate import CheckResult, RuleCount, check_batch
+from driftloop.engine import Engine, resolve_engine
 from driftloop.errors import (
     BatchProblem,
     BatchRejected,
@@ -18,15 +19,23 @@ from driftloop.errors import (
     DriftloopError,
     FeatureError,
     LakeError,
+    MissingDependency,
+    ModelPackageError,
+    MonitorError,
     NotOnlineComputable,
+    PredictError,
+    PreprocessError,
+    RegistryError,
     ReplayError,
+    RequestRefused,
     SourceError,
     TableNotFound,
+    TrainingError,
 )
 from driftloop.feature_table import FeatureRun, materialize
 from driftloop.features import DatetimeFeature, ExpressionFeature, FeatureSet
-from driftloop.ingest import IngestSummary, ingest, ingest_batch
-from driftloop.lake import TABLES, Lake, TableVersion
+from driftloop.ingest import BatchStatus, IngestSummary, ingest, ingest_batch
+from driftloop.lake import TABLES, Lake, PredictionSource, Table, TableVersion, Where
 from driftloop.project import Project, init_project
 from driftloop.settings import Settings
 
@@ -35,8 +44,16 @@ __version__ = "0.1.0"
 # Entry points whose modules load torch or MLflow: imported on first use, so that
 # `import driftloop` (and every CLI command that does not train or serve) stays light.
 _LAZY = {
+    "Alias": "driftloop.registry.decisions",
+    "Decision": "driftloop.registry.decisions",
+    "DecisionKind": "driftloop.registry.decisions",
+    "MlflowTracker": "driftloop.registry.mlflow.tracking",
     "ModelPackage": "driftloop.runtime.package",
     "Registry": "driftloop.registry.registry",
+    "Stage": "driftloop.registry.decisions",
+    "Stream": "driftloop.monitor",
+    "VerdictLevel": "driftloop.monitor.verdict",
+    "create_app": "driftloop.serve.app",
     "monitor_window": "driftloop.monitor.window",
     "predict_window": "driftloop.predict",
     "replay": "driftloop.replay",
@@ -55,8 +72,10 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "TABLES",
+    "Alias",
     "BatchProblem",
     "BatchRejected",
+    "BatchStatus",
     "CheckResult",
     "Column",
     "ColumnType",
@@ -64,8 +83,11 @@ __all__ = [
     "Contract",
     "ContractError",
     "DatetimeFeature",
+    "Decision",
+    "DecisionKind",
     "DemoDataError",
     "DriftloopError",
+    "Engine",
     "ExpressionFeature",
     "FeatureError",
     "FeatureRun",
@@ -73,19 +95,35 @@ __all__ = [
     "IngestSummary",
     "Lake",
     "LakeError",
+    "MissingDependency",
+    "MlflowTracker",
     "ModelPackage",
+    "ModelPackageError",
+    "MonitorError",
     "NotOnlineComputable",
+    "PredictError",
+    "PredictionSource",
+    "PreprocessError",
     "Project",
     "Registry",
+    "RegistryError",
     "ReplayError",
+    "RequestRefused",
     "Role",
     "RuleCount",
     "Settings",
     "SourceError",
+    "Stage",
+    "Stream",
+    "Table",
     "TableNotFound",
     "TableVersion",
+    "TrainingError",
+    "VerdictLevel",
+    "Where",
     "__version__",
     "check_batch",
+    "create_app",
     "draft_contract",
     "ingest",
     "ingest_batch",
@@ -94,6 +132,7 @@ __all__ = [
     "monitor_window",
     "predict_window",
     "replay",
+    "resolve_engine",
     "tick",
     "train_project",
 ]
