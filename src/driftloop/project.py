@@ -24,7 +24,8 @@ from driftloop.settings import PROJECT_FILE, ProjectSection, Settings, parse_set
 ARTIFACTS = "mlartifacts"
 HEADER = """\
 # driftloop project file. Sections:
-#   [project]   where the lake (Delta tables) and the MLflow store live, relative to this folder
+#   [project]   where the lake (Delta tables), the MLflow store and its artifacts live, relative to
+#               this folder, and the dataframe engine the stages run on (engine = "polars")
 #   [contract]  what a valid row looks like; rows breaking a rule go to the quarantine table
 #               (types: int float bool string date datetime; roles: id event_time feature target
 #               segment ignore; rules: nullable, min, max, allowed, formats, max_null_rate)
