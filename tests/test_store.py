@@ -1,0 +1,54 @@
+"""The MLflow boundary on real stores: two projects in one process, artifacts in their project,
+and a version's package read once per process, never confused with another store's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+
+from driftloop.model.trainer import train_project
+from driftloop.project import Project
+from driftloop.registry import Registry
+from driftloop.registry.mlflow.store import LOADED
+from driftloop.registry.mlflow.tracking import MlflowTracker
+from tests.conftest import make_synthetic_project
+
+
+def train(project: Project) -> str:
+    with MlflowTracker(project) as tracker:
+        return tracker.record(train_project(project, callbacks=[tracker]))
+
+
+def test_two_projects_live_in_one_process_each_with_its_own_store_and_artifacts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = tmp_path / "elsewhere"  # the folder the commands run from
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    before = mlflow.get_tracking_uri()
+    first = make_synthetic_project(tmp_path / "first", epochs=2)
+    second = make_synthetic_project(tmp_path / "second", epochs=3)
+    versions = train(first), train(second)
+    assert versions == ("1", "1")
+    assert mlflow.get_tracking_uri() == before  # nothing process-wide was set
+    for project in (first, second):
+        info = Registry(project).version("1")
+        assert Path(info.source.removeprefix("file://")).is_relative_to(project.root / "mlartifacts")
+        assert Registry(project).load("1").lineage["features_table"] == project.lake.uri("features")
+    assert list(elsewhere.iterdir()) == []  # MLflow's default would have put ./mlruns here
+
+
+def test_a_version_is_read_once_per_process_and_each_version_on_its_own(tmp_path: Path) -> None:
+    project = make_synthetic_project(tmp_path / "once", epochs=2)
+    first = train(project)
+    reads = LOADED.loads
+    package = Registry(project).load(first)
+    assert Registry(project).load(first) is package and LOADED.loads == reads + 1  # the second came from memory
+    tuned = project.settings.train.model_copy(update={"seed": 9})
+    second = train(Project(project.root, project.settings.model_copy(update={"train": tuned})))
+    other = Registry(project).load(second)
+    assert other is not package and LOADED.loads == reads + 2
+    assert any(not np.array_equal(v, package.weights[k]) for k, v in other.weights.items())
