@@ -3,16 +3,18 @@ and a version's package read once per process, never confused with another store
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import mlflow
 import numpy as np
 import pytest
 
+from driftloop.errors import RegistryError
 from driftloop.model.trainer import train_project
 from driftloop.project import Project
 from driftloop.registry import Registry
-from driftloop.registry.mlflow.store import LOADED
+from driftloop.registry.mlflow.store import LOADED, ModelStore, PackageCache
 from driftloop.registry.mlflow.tracking import MlflowTracker
 from tests.conftest import make_synthetic_project
 
@@ -52,3 +54,14 @@ def test_a_version_is_read_once_per_process_and_each_version_on_its_own(tmp_path
     other = Registry(project).load(second)
     assert other is not package and LOADED.loads == reads + 2
     assert any(not np.array_equal(v, package.weights[k]) for k, v in other.weights.items())
+
+
+def test_a_version_whose_artifacts_are_gone_is_a_registry_error(tmp_path: Path) -> None:
+    project = make_synthetic_project(tmp_path / "gone", epochs=2)
+    version = train(project)
+    shutil.rmtree(project.root / "mlartifacts")
+    fresh = ModelStore(project.tracking_uri, project.settings.project.name, cache=PackageCache())  # a new process
+    with pytest.raises(RegistryError, match=f"version {version}"):
+        fresh.load(version)
+    with pytest.raises(RegistryError, match="has no version '7'"):
+        fresh.load("7")

@@ -67,14 +67,14 @@ def evaluate(
 ) -> None:
     """Score a version (and the champion) on the most recent labelled window."""
     from driftloop.model.data import recent_labelled_rows
-    from driftloop.registry import Alias, Registry
+    from driftloop.registry import Registry
     from driftloop.registry.gates import score
 
     project = Project.load(project_dir)
     registry = Registry(project)
     window = recent_labelled_rows(project.lake, project.feature_set(), project.settings.promote.window_days)
     metrics = score(registry.load(version), window)
-    champion = registry.aliases().get(Alias.CHAMPION)
+    champion = registry.champion()
     baseline = score(registry.load(champion), window) if champion and champion != version else None
     if as_json:
         champion_part = {"version": champion, "metrics": baseline} if baseline else None

@@ -21,7 +21,7 @@ def serve(
     project_dir: ProjectOption = Path(),
 ) -> None:
     """Serve the champion: /v1/predict, MLflow's /invocations, Open Inference v2, /metrics. SIGTERM drains."""
-    from driftloop.registry import Alias, Registry
+    from driftloop.registry import Registry
     from driftloop.serve.app import PROJECT_ENV, create_app  # says which extra to install when it is missing
 
     try:
@@ -32,7 +32,7 @@ def serve(
     project = Project.load(project_dir)
     settings = project.settings.serve
     host, port, workers = host or settings.host, settings.port if port is None else port, workers or settings.workers
-    if Registry(project).aliases().get(Alias.CHAMPION) is None:
+    if Registry(project).champion() is None:
         err.print(f"[yellow]no champion yet: /health/ready answers 503 until one is promoted "
                   f"(checked every {settings.poll_seconds:g} s)[/]")  # fmt: skip
     token = os.environ.get(settings.admin_token_env) or None  # read here, at the edge, once

@@ -31,7 +31,7 @@ from driftloop.model.data import training_rows
 from driftloop.monitor.window import WindowReport, monitor_window
 from driftloop.predict import PredictRun, midnight, predict_window
 from driftloop.project import Project
-from driftloop.registry import Alias, Decision, DecisionKind, Registry
+from driftloop.registry import Decision, DecisionKind, Registry
 from driftloop.registry.decisions import DECISION_TAG
 
 LABELS_FOLDER = "labels"
@@ -111,7 +111,11 @@ def tick(project: Project, day: date, *, on_step: Callable[[str], None] | None =
     verdict = report.monitored.verdict
     if verdict.retrain_signal:
         _alert(project, report, verdict.level, "; ".join(verdict.reasons), {"window_end": end})
-    champion = registry.load(registry.aliases()[Alias.CHAMPION])
+    serving = registry.champion()
+    if serving is None:  # rolled back to nothing while the tick ran: nothing to judge the policy by
+        report.notes.append("the champion alias was removed during the tick; the policy was not asked")
+        return report
+    champion = registry.load(serving)
     decision = should_retrain(
         verdict.level,
         _new_labels(project, champion.lineage.get("data_until")),

@@ -26,7 +26,7 @@ from driftloop.monitor.traffic import ShadowComparison, compare_shadow, logged_i
 from driftloop.monitor.verdict import Verdict, decide
 from driftloop.profiles import Profile
 from driftloop.project import Project
-from driftloop.registry import Alias, Registry
+from driftloop.registry import Registry
 from driftloop.runtime.package import ModelPackage
 
 SECTIONS = ("input", "prediction", "performance", "verdict")
@@ -71,7 +71,7 @@ def monitor_window(
     # Read once: the window's predictions name the version and hold the outputs (and the shadow's).
     every = _predictions(project, since, until)
     in_window = every.filter(pl.col("source") == source) if every.height else every
-    chosen = version or _version_in(in_window, registry) or registry.aliases().get(Alias.CHAMPION)
+    chosen = version or _version_in(in_window, registry) or registry.champion()
     if chosen is None:
         raise MonitorError("no model to monitor: nothing scored this window and there is no champion")
     package = registry.load(chosen)
@@ -148,7 +148,7 @@ def _version_in(scored: pl.DataFrame, registry: Registry) -> str | None:
     if scored.is_empty():
         return None
     versions = scored.get_column("model_version").unique().to_list()
-    champion = registry.aliases().get(Alias.CHAMPION)
+    champion = registry.champion()
     if champion in versions:
         return champion
     return str(max(versions, key=int))

@@ -22,7 +22,7 @@ from driftloop.loop import TRAINING_STEP, tick
 from driftloop.monitor.verdict import VerdictLevel
 from driftloop.predict import midnight
 from driftloop.project import Project
-from driftloop.registry import Alias, DecisionKind, Registry
+from driftloop.registry import DecisionKind, Registry
 from driftloop.replay.feed import History
 
 STATE_FILE = "replay-state.json"
@@ -164,7 +164,7 @@ def _bootstrap(project: Project, history: History, before: list[date], settings:
     report = tick(project, before[-1], on_step=timer.step)
     timer.stop()
     report.wait_for_alerts(project.settings.loop.webhook_timeout_seconds)
-    champion = registry.aliases().get(Alias.CHAMPION)
+    champion = registry.champion()
     if champion is None:
         why = "; ".join(d.reason for d in report.decisions) or "; ".join(report.notes) or "no model was trained"
         raise ReplayError(
@@ -200,7 +200,7 @@ def _replay_day(project: Project, history: History, day: date, label_delay: time
         retrain_reason=report.retrain.reason if report.retrain else "; ".join(report.notes),
         trained_version=report.trained_version,
         decisions=[DayDecision(d.version, d.kind) for d in report.decisions],
-        champion_after=registry.aliases().get(Alias.CHAMPION),
+        champion_after=registry.champion(),
         seconds=timer.total,
         training_seconds=timer.seconds.get(TRAINING_STEP, 0.0),
     )

@@ -159,19 +159,25 @@ class ModelStore:
 
     def _download(self, info: VersionInfo) -> ModelPackage:
         """Download a version's model and read its package folder (no pickle, no pyfunc wrapper)."""
-        with self._translated(f"download version {info.version}"), tempfile.TemporaryDirectory() as folder:
-            location = self._artifact_location(info)
-            path = Path(
-                mlflow.artifacts.download_artifacts(
-                    artifact_uri=location, dst_path=folder, tracking_uri=self.tracking_uri
-                )
+        try:
+            with self._translated(f"download version {info.version}"), tempfile.TemporaryDirectory() as folder:
+                return self._read(info, Path(folder))
+        except OSError as exc:  # the store names artifacts that are gone or cannot be read
+            raise RegistryError(
+                f"cannot read the artifacts of version {info.version} of {self.name!r} ({info.source}): {exc}"
+            ) from exc
+
+    def _read(self, info: VersionInfo, folder: Path) -> ModelPackage:
+        location = self._artifact_location(info)
+        path = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=location, dst_path=str(folder), tracking_uri=self.tracking_uri
             )
-            data = Model.load(str(path)).flavors.get("python_function", {}).get("data")
-            if data is None:
-                raise ModelPackageError(
-                    f"version {info.version} of {self.name!r} at {location} is not a driftloop model (no package data)"
-                )
-            return ModelPackage.load(path / data)
+        )
+        data = Model.load(str(path)).flavors.get("python_function", {}).get("data")
+        if data is None:
+            raise ModelPackageError(f"version {info.version} of {self.name!r} at {location} holds no driftloop package")
+        return ModelPackage.load(path / data)
 
     def _artifact_location(self, info: VersionInfo) -> str:
         """Where the version's model artifacts are; resolved with this store's client, since
