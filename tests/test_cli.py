@@ -172,3 +172,28 @@ def test_an_error_naming_a_section_shows_it_verbatim(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["train", "--project", str(project.root)])
     assert result.exit_code == 1
     assert "[train.targets] names ['nope']" in result.stderr.replace("\n", " ")  # not eaten as Rich markup
+
+
+def test_init_reads_the_whole_file_and_says_what_it_inferred(tmp_path: Path) -> None:
+    # A file sorted by time whose second half is warmer than anything in its first rows.
+    rows = 400
+    frame = pl.DataFrame(
+        {
+            "ts": [f"2024-01-{1 + i // 24:02d}T{i % 24:02d}:00:00Z" for i in range(rows)],
+            "temp": [str(i / 10) for i in range(rows)],
+            "sensor": ["s1"] * rows,
+            "y": [str(i % 13) for i in range(rows)],
+        }
+    )
+    path = tmp_path / "readings.csv"
+    frame.write_csv(path)
+    project = str(tmp_path / "proj")
+    code, out, _ = run(
+        "init", project, "--data", str(path), "--target", "y", "--sample-rows", "50", "--timezone", "Asia/Tokyo"
+    )
+    assert code == 0 and "50 rows read evenly" in out and "missing" in out
+    assert "sensor: constant" in " ".join(out.split())
+    code, out, _ = run("ingest", str(path), "--project", project, "--json")
+    assert code == 0 and json.loads(out)[0]["rows_quarantined"] == 0  # the later, warmer rows pass
+    code, out, _ = run("init", str(tmp_path / "bad"), "--data", str(path), "--timezone", "Mars/Olympus")
+    assert code != 0 and "unknown time zone 'Mars/Olympus'" in out + _

@@ -4,7 +4,7 @@ import polars as pl
 import pytest
 
 from driftloop.data.contract import ColumnType, Role
-from driftloop.data.draft import draft_contract
+from driftloop.data.draft import ASSEMBLED_TIME, draft_contract, review_draft, spread_sample
 from driftloop.errors import ContractError
 
 
@@ -41,3 +41,54 @@ def test_a_role_naming_a_missing_column_is_refused() -> None:
 def test_a_non_temporal_event_time_is_refused() -> None:
     with pytest.raises(ContractError, match="do not parse as dates"):
         draft_contract(pl.DataFrame({"a": ["1"]}), time_column="a")
+
+
+def test_a_measure_seen_only_above_zero_may_cross_it_a_count_may_not() -> None:
+    sample = pl.DataFrame({"temp": ["0.5", "10.5"], "count": ["1", "11"], "energy": ["0.0", "8.0"]})
+    columns = draft_contract(sample).columns
+    assert (columns["temp"].min, columns["temp"].max) == (-9.5, 20.5)  # winter comes
+    assert columns["count"].min == 0.0 and columns["energy"].min == 0.0
+
+
+def test_the_sample_is_spread_over_the_whole_file() -> None:
+    frame = pl.DataFrame({"i": range(1000)})
+    sample = spread_sample(frame, 10).get_column("i").to_list()
+    assert sample == [0, 100, 200, 300, 400, 500, 600, 700, 800, 900]
+    assert spread_sample(frame.head(5), 10).height == 5
+
+
+def test_event_times_of_every_kind_are_drafted() -> None:
+    zoned = draft_contract(pl.DataFrame({"t": ["2016-03-01T10:00:00Z", "2016-03-01T11:00:00+01:00"], "x": ["1", "2"]}))
+    assert zoned.columns["t"].type is ColumnType.DATETIME and zoned.event_time_column == "t"
+    epoch = draft_contract(pl.DataFrame({"t": [1452531600000, 1452535200000], "x": [1.0, 2.0]}), time_column="t")
+    assert (epoch.columns["t"].type, epoch.columns["t"].unit) == (ColumnType.DATETIME, "ms")
+    seconds = draft_contract(pl.DataFrame({"t": ["1452531600", "1452535200"]}), time_column="t")
+    assert seconds.columns["t"].unit == "s"
+    with pytest.raises(ContractError, match="do not parse as dates"):
+        draft_contract(pl.DataFrame({"t": [3, 4]}), time_column="t")  # too small for an epoch
+    parts = pl.DataFrame({"y": ["2016", "2016"], "m": ["3", "3"], "d": ["27", "27"], "h": ["1", "3"], "x": ["1", "2"]})
+    assembled = draft_contract(parts, time_column="y,m,d,h", timezone="Europe/Paris")
+    assert assembled.columns[ASSEMBLED_TIME].parts == ["y", "m", "d", "h"]
+    assert assembled.event_time_column == ASSEMBLED_TIME and assembled.columns["y"].role is Role.IGNORE
+    assert assembled.timezone == "Europe/Paris"
+    with pytest.raises(ContractError, match="do not make a valid datetime"):
+        draft_contract(parts.with_columns(pl.lit("13").alias("m")), time_column="y,m,d,h")
+
+
+def test_the_review_points_out_ids_constants_and_copies_of_a_target() -> None:
+    rows = 40
+    sample = pl.DataFrame(
+        {
+            "order": [f"o{i}" for i in range(rows)],
+            "site": ["a"] * rows,
+            "x": [float(i % 7) for i in range(rows)],
+            "y": [float(i) for i in range(rows)],
+            "y_cents": [float(i * 100) for i in range(rows)],
+        }
+    )
+    contract = draft_contract(sample, targets=("y",))
+    review = review_draft(sample, contract)
+    found = " ".join(review.warnings)
+    assert "order: every value is different" in found and "site: constant" in found
+    assert "y_cents: a copy of the target 'y'" in found and "x:" not in found
+    assert review.null_rates["x"] == 0.0

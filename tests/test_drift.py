@@ -9,8 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import ks_2samp, wasserstein_distance
 
+from driftloop.monitor import stattests
 from driftloop.monitor.drift import choose_test, compare
-from driftloop.monitor.stattests import DriftTest, tests
+from driftloop.monitor.stattests import DriftTest
 from driftloop.monitor.stattests.ks import ks_statistic, max_error
 from driftloop.monitor.stattests.wasserstein import wasserstein
 from driftloop.profiles import NumericProfile, profile
@@ -37,7 +38,7 @@ def category_pair(reference: np.ndarray, current: np.ndarray):  # type: ignore[n
     return ref.columns["c"], cur.columns["c"]
 
 
-@pytest.mark.parametrize("test", list(tests().values()), ids=lambda t: t.name)
+@pytest.mark.parametrize("test", list(stattests.tests().values()), ids=lambda t: t.name)
 def test_every_test_is_quiet_on_the_same_distribution_and_fires_on_a_shift(test: DriftTest) -> None:
     if test.applies_to == "numeric":
         quiet, loud = numeric_pair(SAME, LATER), numeric_pair(SAME, SHIFTED)
@@ -109,11 +110,11 @@ values = st.lists(st.sampled_from([0.0, 1.0, 2.0, 2.5, -7.0, 1e6]) | st.floats(-
 @given(values.filter(bool), values)
 def test_no_test_breaks_on_degenerate_data(reference: list[float], current: list[float]) -> None:
     ref, cur = numeric_pair(np.asarray(reference), np.asarray(current))
-    for test in tests().values():
+    for test in stattests.tests().values():
         if test.applies_to == "numeric":
             result = test(ref, cur, test.default_threshold)
             assert np.isfinite(result.statistic)
     categories = category_pair(np.asarray([str(v) for v in reference]), np.asarray([str(v) for v in current] or ["x"]))
-    for test in tests().values():
+    for test in stattests.tests().values():
         if test.applies_to == "category":
             assert np.isfinite(test(*categories, test.default_threshold).statistic)

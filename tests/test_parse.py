@@ -5,13 +5,17 @@ from datetime import date, datetime
 import polars as pl
 import pytest
 
-from driftloop.data.contract import ColumnType
-from driftloop.data.parse import cast_typed, clean_text, parse_column, unparsed
+from driftloop.data.contract import Column, ColumnType
+from driftloop.data.parse import assemble_time, cast_typed, clean_text, parse_column, unparsed
 
 
-def parse(values: list[str | None], ctype: ColumnType, formats: tuple[str, ...] = ()) -> list[object]:
+def parse(
+    values: list[str | None], ctype: ColumnType, formats: tuple[str, ...] = (), zone: str = "UTC", **rules: object
+) -> list[object]:
     text = clean_text(pl.Series("v", values, pl.String))
-    return parse_column(text, ctype, formats).to_list()
+    return parse_column(
+        text, Column.model_validate({"type": ctype, "formats": formats or None, **rules}), zone
+    ).to_list()
 
 
 def test_numbers_tolerate_padding_and_reject_words() -> None:
@@ -21,7 +25,7 @@ def test_numbers_tolerate_padding_and_reject_words() -> None:
 
 def test_null_words_are_missing_outside_strings_only() -> None:
     text = clean_text(pl.Series(["NA", "null", " ", "warm"]))
-    values = parse_column(text, ColumnType.FLOAT)
+    values = parse_column(text, Column(type=ColumnType.FLOAT))
     assert values.to_list() == [None, None, None, None]
     assert unparsed(text, values, ColumnType.FLOAT).to_list() == [False, False, False, True]
     assert parse(["NA", "null"], ColumnType.STRING) == ["NA", "null"]
@@ -57,14 +61,14 @@ def test_datetimes_try_formats_in_order() -> None:
     ],
 )
 def test_typed_sources_cast_only_when_lossless(source: pl.DataType, ctype: ColumnType, lossless: bool) -> None:
-    assert (cast_typed(pl.col("v"), source, ctype) is not None) is lossless
+    assert (cast_typed(pl.col("v"), source, Column(type=ctype)) is not None) is lossless
 
 
 def test_aware_datetimes_are_stored_as_utc() -> None:
     frame = pl.DataFrame({"v": [datetime(2024, 7, 1, 12, 0)]}).with_columns(
         pl.col("v").dt.replace_time_zone("Europe/Brussels")
     )
-    expr = cast_typed(pl.col("v"), frame.schema["v"], ColumnType.DATETIME)
+    expr = cast_typed(pl.col("v"), frame.schema["v"], Column(type=ColumnType.DATETIME))
     assert expr is not None
     assert frame.select(expr).item() == datetime(2024, 7, 1, 10, 0)
 
@@ -73,7 +77,7 @@ def test_a_date_column_through_pandas_is_its_calendar_day() -> None:
     # pandas has no date type: MLflow's pyfunc hands a date column over as midnight datetimes.
     through_pandas = pl.from_pandas(pl.DataFrame({"v": [date(2016, 1, 11), None]}).to_pandas())
     assert isinstance(through_pandas.schema["v"], pl.Datetime)
-    expr = cast_typed(pl.col("v"), through_pandas.schema["v"], ColumnType.DATE)
+    expr = cast_typed(pl.col("v"), through_pandas.schema["v"], Column(type=ColumnType.DATE))
     assert expr is not None
     assert through_pandas.select(expr).to_series().to_list() == [date(2016, 1, 11), None]
 
@@ -82,4 +86,66 @@ def test_a_nested_value_is_text_that_fails_its_type() -> None:
     values = pl.Series("v", [[1, 2], None, [3]])  # a list where a number was expected
     text = clean_text(values)
     assert text.to_list() == ["[1, 2]", None, "[3]"]
-    assert unparsed(text, parse_column(text, ColumnType.FLOAT), ColumnType.FLOAT).to_list() == [True, False, True]
+    assert unparsed(text, parse_column(text, Column(type=ColumnType.FLOAT)), ColumnType.FLOAT).to_list() == [
+        True,
+        False,
+        True,
+    ]
+
+
+def test_times_with_an_offset_say_their_own_instant() -> None:
+    written = ["2016-03-01T10:00:00Z", "2016-03-01T10:00:00+01:00", "2016-03-01 10:00:00.5-05:30", "2016-03-01T10:00Z"]
+    assert parse(written, ColumnType.DATETIME, zone="Asia/Tokyo") == [
+        datetime(2016, 3, 1, 10, 0),
+        datetime(2016, 3, 1, 9, 0),
+        datetime(2016, 3, 1, 15, 30, 0, 500000),
+        datetime(2016, 3, 1, 10, 0),
+    ]
+
+
+def test_naive_times_are_read_in_the_zone_across_daylight_saving() -> None:
+    # Paris: clocks go forward at 02:00 on 2016-03-27 (02:30 does not exist) and back at 03:00 on
+    # 2016-10-30 (02:30 happens twice: first in summer time, then in winter time).
+    written = ["2016-03-27 01:30:00", "2016-03-27 02:30:00", "2016-03-27 03:30:00",
+               "2016-10-30 02:30:00", "2016-10-30 02:30:00", "2016-10-30 03:30:00"]  # fmt: skip
+    assert parse(written, ColumnType.DATETIME, zone="Europe/Paris") == [
+        datetime(2016, 3, 27, 0, 30),
+        None,  # quarantined with its text by the check: no such time in Paris
+        datetime(2016, 3, 27, 1, 30),
+        datetime(2016, 10, 30, 0, 30),
+        datetime(2016, 10, 30, 1, 30),
+        datetime(2016, 10, 30, 2, 30),
+    ]
+
+
+def test_epoch_numbers_are_instants_in_their_unit() -> None:
+    assert parse(["1452531600", "1452531600.25", "soon"], ColumnType.DATETIME, unit="s") == [
+        datetime(2016, 1, 11, 17, 0),
+        datetime(2016, 1, 11, 17, 0, 0, 250000),
+        None,
+    ]
+    assert parse(["1452531600000"], ColumnType.DATETIME, unit="ms") == [datetime(2016, 1, 11, 17, 0)]
+    column = Column(type=ColumnType.DATETIME, unit="ms")
+    expr = cast_typed(pl.col("v"), pl.Int64(), column, "Asia/Tokyo")
+    assert expr is not None
+    assert pl.DataFrame({"v": [1452531600000]}).select(expr).item() == datetime(2016, 1, 11, 17, 0)
+
+
+def test_a_time_assembled_from_parts_keeps_a_broken_part_visible() -> None:
+    frame = pl.DataFrame(
+        {"y": ["2016", "2016", "2016"], "m": ["3", "3", "13"], "d": ["1", None, "1"], "h": ["6", "7", "x"]}
+    )
+    column = Column(type=ColumnType.DATETIME, parts=["y", "m", "d", "h"])
+    text = assemble_time(frame, "when", column)
+    assert text.to_list() == ["2016-03-01 06:00:00", None, "2016|13|1|x"]
+    assert parse_column(clean_text(text), Column(type=ColumnType.DATETIME)).to_list()[0] == datetime(2016, 3, 1, 6)
+
+
+def test_a_naive_typed_time_is_local_and_an_aware_one_is_its_instant() -> None:
+    column = Column(type=ColumnType.DATETIME)
+    frame = pl.DataFrame({"v": [datetime(2016, 7, 1, 12, 0)]})
+    local = cast_typed(pl.col("v"), frame.schema["v"], column, "Europe/Paris")
+    assert local is not None and frame.select(local).item() == datetime(2016, 7, 1, 10, 0)
+    aware = frame.with_columns(pl.col("v").dt.replace_time_zone("Asia/Tokyo"))
+    converted = cast_typed(pl.col("v"), aware.schema["v"], column, "Europe/Paris")
+    assert converted is not None and aware.select(converted).item() == datetime(2016, 7, 1, 3, 0)

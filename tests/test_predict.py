@@ -106,11 +106,11 @@ def test_what_cannot_be_scored_is_a_clear_error(project: Project, tmp_path: Path
 
 
 def test_command_line_windows() -> None:
-    assert window("2024-01-03", None, None) == (datetime(2024, 1, 3), datetime(2024, 1, 4))
-    assert window(None, "2024-01-03T06:00", "2024-01-04") == (datetime(2024, 1, 3, 6), datetime(2024, 1, 4))
+    assert window("2024-01-03", None, None, "UTC") == (datetime(2024, 1, 3), datetime(2024, 1, 4))
+    assert window(None, "2024-01-03T06:00", "2024-01-04", "UTC") == (datetime(2024, 1, 3, 6), datetime(2024, 1, 4))
     with pytest.raises(ConfigError, match="not both"):
-        window("2024-01-03", "2024-01-03", None)
+        window("2024-01-03", "2024-01-03", None, "UTC")
     with pytest.raises(ConfigError, match="is not an ISO date"):
-        window("03/01/2024", None, None)
+        window("03/01/2024", None, None, "UTC")
     with pytest.raises(ConfigError, match="say which rows"):
-        window(None, "2024-01-03", None)
+        window(None, "2024-01-03", None, "UTC")

@@ -14,10 +14,11 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 import polars as pl
 
+from driftloop.data.clock import EventClock, days_span
 from driftloop.errors import PredictError
 from driftloop.lake import EVENT_DATE, PREDICTION_ID, PredictionSource, Table, Where
 from driftloop.project import Project
@@ -69,9 +70,8 @@ def predict_window(
         raise PredictError(f"model {registry.name!r} has no champion yet; run `driftloop promote`, or pass --version")
     package = registry.load(chosen)
     run_id = registry.version(chosen).run_id
-    clock = project.contract.event_time_column
-    if clock is None:
-        raise PredictError("batch prediction windows are by event time; the contract has no event_time column")
+    events = event_clock(project)
+    clock = events.column
     lake, engine = project.lake, project.engine
     run = PredictRun(uuid.uuid4().hex, chosen, since, until)
     # Only the columns the model reads: not the targets, not the lake's bookkeeping. A column
@@ -102,8 +102,9 @@ def predict_window(
     # the forward pass overlap; one chunk at most waits, which bounds the memory to two chunks.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="driftloop-predict-write") as writer:
         pending: Future[None] | None = None
-        for start, end, days in _chunks(project, clock, since, until, chunk_rows):
-            rows = lake.read(Table.FEATURES, since=start, until=end, time_column=clock, columns=columns)
+        for start, end, days in _chunks(project, events, since, until, chunk_rows):
+            low, high = events.bounds(start, end)
+            rows = lake.read(Table.FEATURES, since=low, until=high, time_column=clock, columns=columns)
             scored = engine.score(rows, package.predict_valid)
             frame = _prediction_rows(scored, package.targets, project, registry.name, chosen, run_id, run.job_id)
             if pending is not None:
@@ -143,10 +144,8 @@ def _prediction_rows(
 ) -> pl.DataFrame:
     """The rows ``predictions`` stores for ``scored`` (feature rows with their outputs beside them)."""
     contract = project.contract
-    clock = contract.event_time_column
-    assert clock is not None
     entity = pl.col(contract.id_column).cast(pl.String) if contract.id_column else pl.lit(None, pl.String)
-    event_time = pl.col(clock).cast(pl.Datetime("us"))
+    event_time = event_clock(project).instants()
     return scored.select(
         prediction_ids(entity, event_time, version).alias(PREDICTION_ID),
         entity.alias("entity_id"),
@@ -162,14 +161,24 @@ def _prediction_rows(
     )
 
 
+def event_clock(project: Project) -> EventClock:
+    """The project's event clock; batch prediction windows are by event time."""
+    clock = project.contract.clock
+    if clock is None:
+        raise PredictError("batch prediction windows are by event time; the contract has no event_time column")
+    return clock
+
+
 def _chunks(
-    project: Project, clock: str, since: datetime, until: datetime, chunk_rows: int
+    project: Project, events: EventClock, since: datetime, until: datetime, chunk_rows: int
 ) -> list[tuple[datetime, datetime, list[date]]]:
-    """Consecutive days of the window packed into [start, end) spans of about ``chunk_rows`` rows."""
+    """Consecutive days of the window (in the contract's zone) packed into [start, end) spans of
+    about ``chunk_rows`` rows."""
+    low, high = events.bounds(since, until)
     per_day = (
         project.lake.scan(Table.FEATURES)
-        .filter((pl.col(clock) >= since) & (pl.col(clock) < until))
-        .group_by(pl.col(clock).cast(pl.Date).alias("day"))
+        .filter((pl.col(events.column) >= low) & (pl.col(events.column) < high))
+        .group_by(events.days().alias("day"))
         .len()
         .sort("day")
         .collect()
@@ -181,18 +190,14 @@ def _chunks(
     rows = 0
     for day, count in per_day.iter_rows():
         if days and rows + count > chunk_rows:
-            chunks.append(_span(days, since, until))
+            chunks.append(_span(days, since, until, events.zone))
             days, rows = [], 0
         days.append(day)
         rows += count
-    chunks.append(_span(days, since, until))
+    chunks.append(_span(days, since, until, events.zone))
     return chunks
 
 
-def _span(days: list[date], since: datetime, until: datetime) -> tuple[datetime, datetime, list[date]]:
-    return max(since, midnight(days[0])), min(until, midnight(days[-1]) + timedelta(days=1)), days
-
-
-def midnight(day: date) -> datetime:
-    """The start of ``day`` (naive, as event times are stored)."""
-    return datetime(day.year, day.month, day.day)
+def _span(days: list[date], since: datetime, until: datetime, zone_name: str) -> tuple[datetime, datetime, list[date]]:
+    start, end = days_span(days[0], days[-1], zone_name)
+    return max(since, start), min(until, end), days

@@ -12,6 +12,7 @@ from pathlib import Path
 import polars as pl
 import tomli_w
 
+from driftloop.data.clock import UTC_ZONE, zone
 from driftloop.data.contract import ColumnType, Contract
 from driftloop.data.draft import draft_contract
 from driftloop.engine import Engine, resolve_engine
@@ -28,7 +29,9 @@ HEADER = """\
 #               this folder, and the dataframe engine the stages run on (engine = "polars")
 #   [contract]  what a valid row looks like; rows breaking a rule go to the quarantine table
 #               (types: int float bool string date datetime; roles: id event_time feature target
-#               segment ignore; rules: nullable, min, max, allowed, formats, max_null_rate)
+#               segment ignore; rules: nullable, min, max, allowed, formats, max_null_rate; a datetime
+#               may be epoch numbers (unit = "s" or "ms") or assembled from columns (parts = [...]));
+#               timezone: the IANA zone naive times are written in and the loop's days follow
 #   [[features]] derived columns ("expr") and calendar parts of a datetime column ("column", "parts")
 # Ranges and categories below were drafted from a sample: widen them to what the domain allows.
 """
@@ -124,18 +127,23 @@ def init_project(
     id_column: str | None = None,
     time_column: str | None = None,
     targets: tuple[str, ...] = (),
+    timezone: str = UTC_ZONE,
     force: bool = False,
 ) -> Project:
-    """Create ``root/driftloop.toml``, drafting the contract from ``sample`` when given."""
+    """Create ``root/driftloop.toml``, drafting the contract from ``sample`` when given; naive
+    times are read in ``timezone``."""
     folder = Path(root).resolve()
+    zone(timezone)  # an unknown zone is named before anything is drafted
     if (folder / PROJECT_FILE).exists() and not force:
         raise ConfigError(f"{folder / PROJECT_FILE} already exists; pass --force to replace it")
     if sample is None:
         if id_column or time_column or targets:
             raise ConfigError("--id, --time and --target need --data: the sample the contract is drafted from")
-        contract = Contract(columns={})
+        contract = Contract(columns={}, timezone=timezone)
     else:
-        contract = draft_contract(sample, id_column=id_column, time_column=time_column, targets=targets)
+        contract = draft_contract(
+            sample, id_column=id_column, time_column=time_column, targets=targets, timezone=timezone
+        )
     settings = Settings(
         project=ProjectSection(name=name or folder.name),
         contract=contract,

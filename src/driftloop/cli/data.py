@@ -9,6 +9,9 @@ import typer
 from rich.table import Table
 
 from driftloop.cli.common import JsonOption, ProjectOption, emit_json, err, handled, out, progress_bar
+from driftloop.data.clock import UTC_ZONE
+from driftloop.data.contract import Column
+from driftloop.data.draft import DraftReview, review_draft, spread_sample
 from driftloop.data.sources import expand_paths, read_file
 from driftloop.feature_table import materialize
 from driftloop.ingest import BatchStatus, IngestSummary, ingest
@@ -22,15 +25,27 @@ def init(
     folder: Annotated[Path, typer.Argument(help="Folder of the new project (created if needed).")],
     data: Annotated[Path | None, typer.Option("--data", help="Sample file the contract is drafted from.")] = None,
     id_column: Annotated[str | None, typer.Option("--id", help="Column that identifies an entity.")] = None,
-    time_column: Annotated[str | None, typer.Option("--time", help="Column holding the event time.")] = None,
+    time_column: Annotated[
+        str | None,
+        typer.Option(
+            "--time",
+            help="Column holding the event time (text, a date, or epoch numbers), or the year,month,day[,hour...] "
+            "columns to assemble it from, comma-separated.",
+        ),
+    ] = None,
     target: Annotated[list[str] | None, typer.Option("--target", help="A column to predict (repeatable).")] = None,
     name: Annotated[str | None, typer.Option(help="Project name (default: the folder's name).")] = None,
-    sample_rows: Annotated[int, typer.Option(help="Rows of the sample read to draft the contract.", min=1)] = 100_000,
+    sample_rows: Annotated[
+        int, typer.Option(help="Rows the contract is drafted from, taken evenly over the whole file.", min=1)
+    ] = 100_000,
+    timezone: Annotated[
+        str, typer.Option(help="IANA zone naive times are written in; the loop's day starts at its midnight.")
+    ] = UTC_ZONE,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing driftloop.toml.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Create a project: driftloop.toml with a data contract drafted from a sample."""
-    sample = read_file(expand_paths([data])[0]).frame.head(sample_rows) if data else None
+    sample = spread_sample(read_file(expand_paths([data])[0]).frame, sample_rows) if data else None
     project = init_project(
         folder,
         sample=sample,
@@ -38,9 +53,11 @@ def init(
         id_column=id_column,
         time_column=time_column,
         targets=tuple(target or ()),
+        timezone=timezone,
         force=force,
     )
     contract = project.contract
+    review = review_draft(sample, contract) if sample is not None else DraftReview({}, [])
     summary = {
         "project": str(project.root / PROJECT_FILE),
         "columns": len(contract.columns),
@@ -48,18 +65,34 @@ def init(
         "event_time": contract.event_time_column,
         "targets": contract.targets,
         "features": project.feature_set().inputs,
+        "sample_rows": 0 if sample is None else sample.height,
+        "null_rates": review.null_rates,
+        "warnings": review.warnings,
     }
     if as_json:
         emit_json(summary)
         return
     out.print(f"[green]created[/] {summary['project']}")
     if contract.columns:
-        table = Table("column", "type", "role", "nullable", "rule", title="Drafted contract")
+        title = f"Drafted contract ({summary['sample_rows']:,} rows read evenly over {data})"
+        table = Table("column", "type", "role", "nullable", "missing", "rule", title=title)
         for column_name, column in contract.columns.items():
-            rule = rule_text(column.min, column.max, column.allowed)
-            table.add_row(column_name, column.type.value, column.role.value, str(column.nullable), rule)
+            rate = review.null_rates.get(column_name)
+            table.add_row(
+                column_name,
+                column.type.value + (f" ({column.unit} since 1970)" if column.unit else ""),
+                column.role.value,
+                str(column.nullable),
+                "" if rate is None else f"{rate:.1%}",
+                column_rule(column),
+            )
         out.print(table)
-        out.print("Ranges are the sample's widened by its own span; review them, then `driftloop ingest`.")
+        for warning in review.warnings:
+            out.print(f"[yellow]check[/] {warning}", highlight=False)
+        out.print(
+            f"Naive times are read in {contract.timezone}. Ranges are the sample's widened by its own span; "
+            "review them, then `driftloop ingest`."
+        )
     else:
         out.print("The contract is empty: rerun with --data SAMPLE to draft it, or add [contract.columns.NAME].")
 
@@ -196,6 +229,13 @@ def show_ingest(summaries: list[IngestSummary]) -> None:
             )
         for problem in s.problems:
             err.print(f"[bold red]refused[/] {s.source}: {problem}", highlight=False)
+
+
+def column_rule(column: Column) -> str:
+    """A contract column's rule as a person reads it."""
+    if column.parts:
+        return "from " + " ".join(column.parts)
+    return rule_text(column.min, column.max, column.allowed)
 
 
 def rule_text(low: float | None, high: float | None, allowed: list[str] | None) -> str:

@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from driftloop.cli.common import JsonOption, ProjectOption, emit_json, handled, out, progress_bar
+from driftloop.data.clock import day_span, local_day, today, zone
 from driftloop.errors import ConfigError
 from driftloop.ingest import BatchStatus
 from driftloop.monitor import Stream
@@ -30,9 +31,9 @@ def predict(
     """Score a window of the features table and write the predictions table (reruns replace)."""
     from driftloop.predict import predict_window
 
-    start, end = window(day, since, until)
     project = Project.load(project_dir)
-    total_days = (end.date() - start.date()).days + 1
+    start, end = window(day, since, until, project.contract.timezone)
+    total_days = (local_day(end, project.contract.timezone) - local_day(start, project.contract.timezone)).days + 1
     with progress_bar(as_json, bar=True) as progress:
         task = progress.add_task("scoring", total=total_days)
 
@@ -70,8 +71,8 @@ def monitor(
     """Drift of inputs and predictions, performance where labels exist, and a verdict for a window."""
     from driftloop.monitor.window import monitor_window
 
-    start, end = window(day, since, until)
     project = Project.load(project_dir)
+    start, end = window(day, since, until, project.contract.timezone)
     if not no_report:  # before the work: a missing plotting library is said at once, not after it
         from driftloop.monitor.report import write_report
     pages: tuple[Path, Path] | None = None
@@ -135,15 +136,17 @@ def monitor(
 
 @handled
 def run(
-    day: Annotated[str | None, typer.Option("--date", help="The tick's day (default: today, UTC).")] = None,
+    day: Annotated[
+        str | None, typer.Option("--date", help="The tick's day (default: today in the contract's timezone).")
+    ] = None,
     project_dir: ProjectOption = Path(),
     as_json: JsonOption = False,
 ) -> None:
     """One tick of the loop: ingest the inbox, features, score, monitor, retrain if the policy says so."""
     from driftloop.loop import tick
 
-    when = _parse(day, "--date").date() if day else datetime.now(UTC).date()
     project = Project.load(project_dir)
+    when = _parse_day(day) if day else today(project.contract.timezone)
     with progress_bar(as_json) as progress:
         task = progress.add_task("tick", total=None)
         report = tick(project, when, on_step=lambda step: progress.update(task, description=f"{when}: {step}"))
@@ -185,7 +188,8 @@ def run(
 
 @handled
 def schedule(project_dir: ProjectOption = Path()) -> None:
-    """Run a tick every day at [loop] schedule_at (UTC) in the foreground; SIGTERM/SIGINT stop it cleanly."""
+    """Run a tick every day at [loop] schedule_at (in the contract's timezone) in the foreground; SIGTERM/SIGINT
+    stop it cleanly."""
     from driftloop.loop import tick
 
     project = Project.load(project_dir)
@@ -193,37 +197,57 @@ def schedule(project_dir: ProjectOption = Path()) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     hour, minute = (int(part) for part in project.settings.loop.schedule_at.split(":"))
-    out.print(f"driftloop schedule: a tick every day at {hour:02d}:{minute:02d} UTC for {project.root}; SIGTERM stops")
+    zone_name = project.contract.timezone
+    out.print(
+        f"driftloop schedule: a tick every day at {hour:02d}:{minute:02d} {zone_name} for {project.root}; SIGTERM stops"
+    )
     while not stop.is_set():
-        now = datetime.now(UTC)
-        due = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
-        if due <= now:
-            due += timedelta(days=1)
-        if stop.wait((due - now).total_seconds()):
+        due = next_run(datetime.now(UTC), hour, minute, zone_name)
+        if stop.wait((due - datetime.now(UTC)).total_seconds()):
             break
-        report = tick(Project.load(project_dir), due.date())  # the project file is reread for each tick
+        # The project file is reread for each tick.
+        report = tick(Project.load(project_dir), due.astimezone(zone(zone_name)).date())
         verdict = report.monitored.verdict.level if report.monitored else "not monitored"
         out.print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} tick {report.day}: {verdict}")
     out.print("driftloop schedule: stopped")
 
 
-def window(day: str | None, since: str | None, until: str | None) -> tuple[datetime, datetime]:
-    """The [start, end) window of ``--date`` or ``--since``/``--until``."""
+def window(day: str | None, since: str | None, until: str | None, zone_name: str) -> tuple[datetime, datetime]:
+    """The [start, end) window of ``--date`` (a day of the zone) or ``--since``/``--until``, as
+    naive UTC instants."""
     if day is not None:
         if since or until:
             raise ConfigError("give either --date or --since/--until, not both")
-        start = _parse(day, "--date")
-        return start, start + timedelta(days=1)
+        return day_span(_parse_day(day), zone_name)
     if since is None or until is None:
         raise ConfigError("say which rows to score: --date YYYY-MM-DD, or both --since and --until")
-    return _parse(since, "--since"), _parse(until, "--until")
+    return _parse(since, "--since", zone_name), _parse(until, "--until", zone_name)
 
 
-def _parse(text: str, option: str) -> datetime:
+def next_run(now: datetime, hour: int, minute: int, zone_name: str) -> datetime:
+    """The next ``hour:minute`` of the zone after ``now`` (aware), as an aware UTC time."""
+    local = now.astimezone(zone(zone_name))
+    due = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if due <= local:
+        due += timedelta(days=1)  # wall-clock arithmetic: the same hour:minute the next day
+    return due.astimezone(UTC)
+
+
+def _parse_day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise ConfigError(f"--date {text!r} is not an ISO date such as 2016-03-01") from exc
+
+
+def _parse(text: str, option: str, zone_name: str) -> datetime:
+    """An ISO date or date-time as a naive UTC instant: one with an offset says its own, a naive
+    one is a wall-clock time of the zone."""
     try:
         value = datetime.fromisoformat(text)
     except ValueError as exc:
         raise ConfigError(
-            f"{option} {text!r} is not an ISO date or date-time, e.g. 2016-03-01 or 2016-03-01T06:00"
+            f"{option} {text!r} is not an ISO date or date-time, e.g. 2016-03-01, 2016-03-01T06:00 or 2016-03-01T06:00Z"
         ) from exc
-    return value.replace(tzinfo=None)
+    local = value if value.tzinfo else value.replace(tzinfo=zone(zone_name))
+    return local.astimezone(UTC).replace(tzinfo=None)

@@ -12,7 +12,10 @@ from enum import StrEnum
 from typing import Literal, Self
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from driftloop.data.clock import UTC_ZONE, EventClock, as_sent, zone
+from driftloop.errors import ContractError
 
 DEFAULT_DATETIME_FORMATS = (
     "%Y-%m-%d %H:%M:%S",
@@ -22,8 +25,16 @@ DEFAULT_DATETIME_FORMATS = (
     "%Y-%m-%d %H:%M",
     "%Y-%m-%dT%H:%M",
     "%Y-%m-%d",
+    # With an offset ("Z", "+01:00", "+0530"): the text says its own instant.
+    "%Y-%m-%dT%H:%M:%S%.f%#z",
+    "%Y-%m-%d %H:%M:%S%.f%#z",
+    "%Y-%m-%dT%H:%M%#z",
+    "%Y-%m-%d %H:%M%#z",
 )
 DEFAULT_DATE_FORMATS = ("%Y-%m-%d",)
+# Columns an event time can be assembled from, in this order (the first three are required).
+TIME_PARTS = ("year", "month", "day", "hour", "minute", "second")
+EpochUnit = Literal["s", "ms", "us"]
 
 
 class ColumnType(StrEnum):
@@ -81,6 +92,16 @@ class Column(BaseModel):
     max: float | None = None
     allowed: list[str] | None = Field(None, description="Allowed values of a string column.")
     formats: list[str] | None = Field(None, description="strptime formats tried in order (date/datetime).")
+    unit: EpochUnit | None = Field(
+        None,
+        description="A datetime written as a number of seconds (s), milliseconds (ms) or microseconds (us) "
+        "since 1970-01-01 UTC.",
+    )
+    parts: list[str] | None = Field(
+        None,
+        description="Assemble this date or datetime from these columns of the input, holding the year, month, "
+        "day and optionally hour, minute and second, in that order.",
+    )
     max_null_rate: float | None = Field(None, ge=0.0, le=1.0, description="Refuse a batch above this.")
 
     @model_validator(mode="after")
@@ -93,11 +114,27 @@ class Column(BaseModel):
             raise ValueError(f"allowed values apply to string columns, not {self.type.value}")
         if self.formats is not None and not self.type.is_temporal:
             raise ValueError(f"formats apply to date and datetime columns, not {self.type.value}")
+        if self.unit is not None and self.type is not ColumnType.DATETIME:
+            raise ValueError(f"an epoch unit applies to datetime columns, not {self.type.value}")
+        if self.parts is not None:
+            self._check_parts()
         if self.role is Role.EVENT_TIME and not self.type.is_temporal:
             raise ValueError(f"an event_time column must be date or datetime, not {self.type.value}")
         if self.role in (Role.ID, Role.EVENT_TIME) and self.nullable:
             self.nullable = False  # a key column can never be null; say so rather than fail later
         return self
+
+    def _check_parts(self) -> None:
+        parts = self.parts or []
+        if not self.type.is_temporal or self.unit is not None or self.formats is not None:
+            raise ValueError("parts assemble a date or datetime column; they go without unit and formats")
+        most = 3 if self.type is ColumnType.DATE else len(TIME_PARTS)
+        if not 3 <= len(parts) <= most or len(set(parts)) < len(parts):
+            optional = ", ".join(TIME_PARTS[3:most]) or "nothing more"
+            raise ValueError(
+                f"parts name {', '.join(TIME_PARTS[:3])} and optionally {optional}, in that order, each a "
+                f"different column; got {parts}"
+            )
 
     @property
     def parse_formats(self) -> tuple[str, ...]:
@@ -120,9 +157,27 @@ class Contract(BaseModel):
     max_unparseable_rate: float = Field(
         0.5, ge=0.0, le=1.0, description="Refuse a batch if more than this share of a column fails to parse."
     )
+    timezone: str = Field(
+        UTC_ZONE,
+        description="IANA zone of the data's local time: naive times are read in it, and the loop's day runs "
+        "from its midnight. Times are stored in UTC.",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            zone(name)
+        except ContractError as exc:
+            raise ValueError(str(exc)) from exc
+        return name
 
     @model_validator(mode="after")
     def _one_key_each(self) -> Self:
+        for name, column in self.columns.items():
+            absent = [p for p in column.parts or () if p not in self.columns]
+            if absent:
+                raise ValueError(f"column {name!r} is assembled from {absent}, which the contract does not list")
         for role in (Role.ID, Role.EVENT_TIME):
             named = [n for n, c in self.columns.items() if c.role is role]
             if len(named) > 1:
@@ -142,6 +197,14 @@ class Contract(BaseModel):
         return next(iter(self.with_role(Role.EVENT_TIME)), None)
 
     @property
+    def clock(self) -> EventClock | None:
+        """The event time's mapping to instants and days, in the contract's zone (None without one)."""
+        name = self.event_time_column
+        if name is None:
+            return None
+        return EventClock(name, self.columns[name].type is ColumnType.DATE, self.timezone)
+
+    @property
     def key(self) -> list[str]:
         """The columns that identify a row: entity id and event time, whichever exist."""
         return self.with_role(Role.ID, Role.EVENT_TIME)
@@ -154,6 +217,12 @@ class Contract(BaseModel):
     def stored_columns(self) -> list[str]:
         """Columns kept in the lake (every column not marked ignore)."""
         return [n for n, c in self.columns.items() if c.role is not Role.IGNORE]
+
+    def as_sent(self, rows: pl.DataFrame) -> pl.DataFrame:
+        """Stored rows as a caller would send them: their datetimes on the zone's wall clock (see
+        :func:`driftloop.data.clock.as_sent`)."""
+        datetimes = [n for n, c in self.columns.items() if c.type is ColumnType.DATETIME]
+        return as_sent(rows, datetimes, self.timezone)
 
     def polars_schema(self) -> dict[str, pl.DataType]:
         """Polars schema of the stored columns."""

@@ -4,21 +4,45 @@ The draft records what the sample shows: each column's narrowest type, a range a
 observed one, its categories when there are few, and whether it had nulls. A range is a
 validity bound, not a description of today's data: values that merely drift (a warmer month)
 must pass and be caught by monitoring, so the observed span is widened by itself on each side
-(and a column never seen negative stays non-negative). Tighten ranges to what the domain allows.
+(a count, or a measure that reaches zero and never goes below, stays non-negative: one seen
+only above zero may cross it later). Tighten ranges to what the domain allows.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import polars as pl
 
-from driftloop.data.contract import Column, ColumnType, Contract, Role
-from driftloop.data.parse import clean_text, parse_column, unparsed
+from driftloop.data.clock import UTC_ZONE
+from driftloop.data.contract import TIME_PARTS, Column, ColumnType, Contract, EpochUnit, Role
+from driftloop.data.parse import assemble_time, clean_text, epoch_instants, parse_column, unparsed
+from driftloop.data.validate import check_batch
 from driftloop.errors import ContractError
 
 # A sample column with at most this many distinct strings is drafted as a category with allowed values.
 MAX_DRAFTED_CATEGORIES = 50
 # A drafted range reaches this many observed spans beyond the observed min and max.
 RANGE_MARGIN = 1.0
+# Name of an event time assembled from parts (``--time year,month,day,hour``).
+ASSEMBLED_TIME = "event_time"
+# Numbers read as an epoch event time: the largest magnitude of each unit (seconds up to the year
+# 5138, milliseconds and microseconds the same span) and the smallest (1973) of any.
+EPOCH_LIMITS: tuple[tuple[float, EpochUnit], ...] = ((1e11, "s"), (1e14, "ms"), (1e17, "us"))
+EPOCH_FLOOR = 1e8
+# A feature whose values are all different over at least this many rows looks like an id.
+MIN_ROWS_FOR_ID = 20
+# A numeric feature this correlated with a target looks like a copy of it.
+COPY_CORRELATION = 0.999
+
+
+def spread_sample(frame: pl.DataFrame, rows: int) -> pl.DataFrame:
+    """At most ``rows`` rows taken evenly over the whole of ``frame``, in its order: a file sorted
+    by time then gives every season to the draft, not only its first."""
+    if frame.height <= rows:
+        return frame
+    step = frame.height / rows
+    return frame[[int(i * step) for i in range(rows)]]
 
 
 def draft_contract(
@@ -27,18 +51,34 @@ def draft_contract(
     id_column: str | None = None,
     time_column: str | None = None,
     targets: tuple[str, ...] = (),
+    timezone: str = UTC_ZONE,
 ) -> Contract:
     """Draft a contract from a sample: types, observed ranges, categories and nullability.
 
     ``sample`` may hold strings (a CSV read as text) or typed columns. The ranges drafted are
     the sample's own min and max; widen them to what the domain allows before production.
+    ``time_column`` may name several columns, comma-separated, holding the year, month, day and
+    optionally hour, minute and second: the event time is then assembled from them. A numeric
+    time column is read as seconds, milliseconds or microseconds since the epoch, by magnitude.
     """
-    for name in (id_column, time_column, *targets):
+    parts = _time_parts(time_column)
+    if parts:
+        time_column = ASSEMBLED_TIME
+    for name in (id_column, *parts, *targets, *([] if parts else [time_column])):
         if name is not None and name not in sample.columns:
             raise ContractError(
                 f"column {name!r} given as a role is not in the sample; its columns are {sample.columns}"
             )
     inferred = {name: _infer(sample.get_column(name)) for name in sample.columns}
+    if parts:
+        inferred = {ASSEMBLED_TIME: _assembled(sample, parts), **inferred}
+    unit = _epoch_unit(*inferred[time_column]) if time_column in sample.columns else None
+    if unit is not None:
+        numbers = inferred[str(time_column)][0]
+        inferred[str(time_column)] = (
+            numbers.to_frame().select(epoch_instants(pl.all(), unit)).to_series(),
+            ColumnType.DATETIME,
+        )
     if time_column is None:
         clocks = [n for n, (_, t) in inferred.items() if t.is_temporal and n != id_column and n not in targets]
         if len(clocks) == 1:  # one obvious clock: make it the event time
@@ -47,7 +87,97 @@ def draft_contract(
         name: _draft_column(values, ctype, _role(name, ctype, id_column, time_column, targets))
         for name, (values, ctype) in inferred.items()
     }
-    return Contract(columns=columns)
+    if parts:  # the parts are read to build the time, not stored beside it
+        columns[ASSEMBLED_TIME] = columns[ASSEMBLED_TIME].model_copy(update={"parts": parts})
+        columns.update({p: columns[p].model_copy(update={"role": Role.IGNORE}) for p in parts})
+    if unit is not None:
+        columns[str(time_column)] = columns[str(time_column)].model_copy(update={"unit": unit})
+    return Contract(columns=columns, timezone=timezone)
+
+
+@dataclass(frozen=True)
+class DraftReview:
+    """What a person should know about a drafted contract: each column's share of missing
+    values in the sample, and columns that look wrong for their role."""
+
+    null_rates: dict[str, float]
+    warnings: list[str]
+
+
+def review_draft(sample: pl.DataFrame, contract: Contract) -> DraftReview:
+    """Read ``sample`` through ``contract`` and point out columns that look like an id, are
+    constant, or copy a target (a feature known only with the label leaks it)."""
+    typed = check_batch(sample, contract, check_keys=False).valid
+    present = [n for n in contract.stored_columns if n in typed.columns]
+    null_rates = {n: typed.get_column(n).null_count() / max(typed.height, 1) for n in present}
+    warnings = []
+    features = [n for n in present if contract.columns[n].role is Role.FEATURE]
+    for name in features:
+        values = typed.get_column(name).drop_nulls()
+        distinct = values.n_unique()
+        if distinct <= 1:
+            shown = repr(values[0]) if values.len() else "no value"
+            warnings.append(
+                f"{name}: constant in the sample ({shown}); it teaches the model nothing: "
+                'set role = "ignore" unless it varies later'
+            )
+        elif values.len() >= MIN_ROWS_FOR_ID and distinct == values.len() and not values.dtype.is_float():
+            warnings.append(
+                f"{name}: every value is different, like an id; pass it as --id, or set role = "
+                '"ignore": a model cannot learn from a name it never sees again'
+            )
+        for target in contract.targets:
+            if target in typed.columns and _copies(typed, name, target):
+                warnings.append(
+                    f"{name}: a copy of the target {target!r} in the sample; a feature known only with the "
+                    'label leaks it: set role = "ignore"'
+                )
+    return DraftReview(null_rates, warnings)
+
+
+def _copies(typed: pl.DataFrame, feature: str, target: str) -> bool:
+    """Whether ``feature`` equals ``target`` (or is a linear function of it) wherever both are known."""
+    both = typed.select(feature, target).drop_nulls()
+    if both.height < 2:
+        return False
+    left, right = both.get_column(feature), both.get_column(target)
+    if left.dtype.is_numeric() and right.dtype.is_numeric():
+        correlation = both.select(pl.corr(feature, target)).item()
+        return correlation is not None and abs(correlation) > COPY_CORRELATION
+    return bool((left.cast(pl.String) == right.cast(pl.String)).all())
+
+
+def _time_parts(time_column: str | None) -> list[str]:
+    """The columns an event time is assembled from, when ``time_column`` names several."""
+    if time_column is None or "," not in time_column:
+        return []
+    parts = [p.strip() for p in time_column.split(",") if p.strip()]
+    if not 3 <= len(parts) <= len(TIME_PARTS):
+        raise ContractError(
+            f"--time {time_column!r}: an event time assembled from columns names the year, month and day "
+            f"columns, then optionally hour, minute and second, comma-separated"
+        )
+    return parts
+
+
+def _assembled(sample: pl.DataFrame, parts: list[str]) -> tuple[pl.Series, ColumnType]:
+    ctype = ColumnType.DATETIME if len(parts) > 3 else ColumnType.DATE
+    column = Column(type=ctype, parts=parts)
+    text = assemble_time(sample, ASSEMBLED_TIME, column)
+    parsed = parse_column(text, Column(type=ctype))
+    if unparsed(text, parsed, ctype).any() or parsed.is_null().all():
+        shown = text.filter(unparsed(text, parsed, ctype)).head(3).to_list()
+        raise ContractError(f"the columns {parts} do not make a valid {ctype.value} on every row, e.g. {shown}")
+    return parsed, ctype
+
+
+def _epoch_unit(values: pl.Series, ctype: ColumnType) -> EpochUnit | None:
+    """The epoch unit a numeric event-time column is written in, judged by the size of its
+    numbers; None for a column that is not numbers of an epoch's size."""
+    largest = values.abs().max() if ctype.is_numeric else None
+    if not isinstance(largest, int | float) or largest < EPOCH_FLOOR:
+        return None
+    return next((unit for limit, unit in EPOCH_LIMITS if largest < limit), None)
 
 
 def _role(
@@ -75,7 +205,8 @@ def _draft_column(values: pl.Series, ctype: ColumnType, role: Role) -> Column:
     if ctype.is_numeric and role is not Role.ID and values.len() > nulls:
         finite = values.filter(values.is_finite()) if ctype is ColumnType.FLOAT else values.drop_nulls()
         if finite.len():
-            spec.update(_widened(float(finite.min()), float(finite.max())))  # type: ignore[arg-type]
+            low, high = float(finite.min()), float(finite.max())  # type: ignore[arg-type]
+            spec.update(_widened(low, high, floor_at_zero=low == 0 or (ctype is ColumnType.INT and low >= 0)))
     if ctype is ColumnType.STRING and role not in (Role.ID,):
         distinct = values.drop_nulls().unique()
         if distinct.len() <= MAX_DRAFTED_CATEGORIES:
@@ -83,11 +214,12 @@ def _draft_column(values: pl.Series, ctype: ColumnType, role: Role) -> Column:
     return Column.model_validate(spec)
 
 
-def _widened(low: float, high: float) -> dict[str, float]:
-    """The observed range widened by its own span on each side (at least 1 when the span is 0)."""
+def _widened(low: float, high: float, *, floor_at_zero: bool) -> dict[str, float]:
+    """The observed range widened by its own span on each side (at least 1 when the span is 0),
+    not below zero with ``floor_at_zero``."""
     span = (high - low) or max(abs(high), 1.0)
     wide_low = low - RANGE_MARGIN * span
-    if low >= 0:
+    if floor_at_zero:
         wide_low = max(wide_low, 0.0)
     return {"min": _round(wide_low), "max": _round(high + RANGE_MARGIN * span)}
 
@@ -106,13 +238,13 @@ def _infer(values: pl.Series) -> tuple[pl.Series, ColumnType]:
         return values.cast(pl.Float64).fill_nan(None), ColumnType.FLOAT
     if values.dtype == pl.Date:
         return values, ColumnType.DATE
-    if isinstance(values.dtype, pl.Datetime):
-        return values.cast(pl.Datetime("us")).dt.replace_time_zone(None), ColumnType.DATETIME
+    if isinstance(values.dtype, pl.Datetime):  # an aware time is drafted as its UTC instant
+        aware = values.dt.convert_time_zone("UTC") if values.dtype.time_zone else values
+        return aware.dt.replace_time_zone(None).cast(pl.Datetime("us")), ColumnType.DATETIME
     text = clean_text(values)
     if text.null_count() < text.len():
         for ctype in (ColumnType.INT, ColumnType.FLOAT, ColumnType.BOOL, ColumnType.DATE, ColumnType.DATETIME):
-            formats = Column(type=ctype).parse_formats if ctype.is_temporal else ()
-            parsed = parse_column(text, ctype, formats)
+            parsed = parse_column(text, Column(type=ctype))
             if not unparsed(text, parsed, ctype).any():
                 return parsed.fill_nan(None) if ctype is ColumnType.FLOAT else parsed, ctype
     # A string column keeps words like "NA" as values: only empty cells are missing.

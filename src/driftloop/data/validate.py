@@ -14,8 +14,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
+from driftloop.data.clock import UTC_ZONE
 from driftloop.data.contract import Column, ColumnType, Contract
-from driftloop.data.parse import cast_typed, clean_text, nested_as_text, parse_column, unparsed
+from driftloop.data.parse import (
+    assemble_time,
+    cast_typed,
+    clean_text,
+    nested_as_text,
+    parse_column,
+    time_parsers,
+    unparsed,
+)
 from driftloop.errors import BatchProblem
 from driftloop.lake import COLUMNS, ROW, RULES
 
@@ -62,6 +71,7 @@ def check_batch(
     """
     stored = contract.stored_columns
     ignored = [c for c in frame.columns if c not in contract.columns]
+    frame = with_assembled_times(frame, contract)
     missing = [c for c in stored if c not in frame.columns]
     problems = [
         BatchProblem(c, "required", "the column is missing from the batch")
@@ -107,6 +117,17 @@ def check_batch(
         reasons.list.eval(pl.element().str.split(":").list.first()).list.unique(maintain_order=True).alias(COLUMNS),
     )
     return CheckResult(valid, rejected, _rule_counts(hits, text, contract.key), problems, ignored)
+
+
+def with_assembled_times(frame: pl.DataFrame, contract: Contract) -> pl.DataFrame:
+    """``frame`` with each time the contract assembles from parts (that it does not already hold)
+    added as text; a batch without one of the parts leaves it missing, and so refused."""
+    assembled = [
+        assemble_time(frame, name, column)
+        for name, column in contract.columns.items()
+        if column.parts and name not in frame.columns and all(p in frame.columns for p in column.parts)
+    ]
+    return frame.with_columns(assembled) if assembled else frame
 
 
 class RowChecker:
@@ -207,15 +228,14 @@ class RowChecker:
                     return None
                 plan.conversions.append(pl.lit(None, column.type.polars).alias(name))  # as check_batch fills it
                 continue
-            if schema[name] == column.type.polars:
+            if schema[name] == column.type.polars and not _local_times(column, self.contract):
                 continue
-            cast = cast_typed(pl.col(name), schema[name], column.type)
+            cast = cast_typed(pl.col(name), schema[name], column, self.contract.timezone)
             if cast is None and column.type.is_temporal and schema[name] == pl.String:
                 # JSON has no date type: a time arrives as text. Parsed by the column's formats
                 # (the first that fits wins); a value none fits sends the request to the full check.
-                target = pl.Date() if column.type is ColumnType.DATE else pl.Datetime("us")
-                formats = column.parse_formats
-                parsed = pl.coalesce([pl.col(name).str.strptime(target, f, strict=False) for f in formats])
+                parsers = time_parsers(column, self.contract.timezone)
+                parsed = pl.coalesce([parse(pl.col(name)) for parse in parsers])
                 plan.conversions.append(parsed.alias(name))
                 plan.parsed.append(name)
                 continue
@@ -223,6 +243,11 @@ class RowChecker:
                 return None
             plan.conversions.append((cast.fill_nan(None) if column.type is ColumnType.FLOAT else cast).alias(name))
         return plan
+
+
+def _local_times(column: Column, contract: Contract) -> bool:
+    """Whether a naive datetime given for ``column`` is a wall-clock time to convert to UTC."""
+    return column.type is ColumnType.DATETIME and contract.timezone != UTC_ZONE
 
 
 @dataclass
@@ -235,7 +260,7 @@ def _typed_columns(source: pl.DataFrame, contract: Contract) -> list[pl.Series]:
     """Each stored column converted to its contract type, plus a flag where text did not parse."""
     casts = {}
     for name in contract.stored_columns:
-        cast = cast_typed(pl.col(name), source.schema[name], contract.columns[name].type)
+        cast = cast_typed(pl.col(name), source.schema[name], contract.columns[name], contract.timezone)
         if cast is not None:
             if contract.columns[name].type is ColumnType.FLOAT:
                 cast = cast.fill_nan(None)  # NaN means missing, as an empty cell does
@@ -249,7 +274,7 @@ def _typed_columns(source: pl.DataFrame, contract: Contract) -> list[pl.Series]:
             continue
         column = contract.columns[name]  # no lossless cast: parse the text, and remember where it failed
         text = clean_text(source.get_column(name))
-        typed = parse_column(text, column.type, column.parse_formats if column.type.is_temporal else ())
+        typed = parse_column(text, column, contract.timezone)
         columns.append(unparsed(text, typed, column.type).alias(_TYPE_FLAG + name))
         if column.type is ColumnType.FLOAT:
             typed = typed.fill_nan(None)

@@ -17,6 +17,7 @@ from typing import Any
 
 import narwhals as nw
 
+from driftloop.data.clock import UTC_ZONE
 from driftloop.errors import FeatureError, NotOnlineComputable
 from driftloop.features.definitions import CYCLES, DatetimeFeature
 
@@ -132,8 +133,12 @@ def _divide(left: Any, right: Any, ns: Namespace) -> Any:
     return ns.when(right != 0).then(left / right)
 
 
-def datetime_parts(definition: DatetimeFeature, ns: Namespace) -> list[Any]:
+def datetime_parts(definition: DatetimeFeature, ns: Namespace, zone_name: str = UTC_ZONE) -> list[Any]:
+    """The calendar parts of a date or datetime column; a datetime (a naive UTC instant) is read
+    on the wall clock of ``zone_name``."""
     column = ns.col(definition.column)
+    if zone_name != UTC_ZONE:
+        column = column.dt.replace_time_zone(UTC_ZONE).dt.convert_time_zone(zone_name).dt.replace_time_zone(None)
     exprs = []
     values: dict[str, Any] = {
         "hour": column.dt.hour(),

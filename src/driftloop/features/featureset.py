@@ -10,6 +10,7 @@ from typing import Any
 import narwhals as nw
 import polars as pl
 
+from driftloop.data.clock import UTC_ZONE
 from driftloop.data.contract import ColumnType, Contract, Role
 from driftloop.errors import FeatureError
 from driftloop.features.compile import Namespace, compile_expression, datetime_parts, referenced_columns
@@ -112,7 +113,9 @@ class FeatureSet:
                     raise FeatureError(
                         f"datetime feature on {d.column!r}: needs a date or datetime column of the contract"
                     )
-                exprs, used = datetime_parts(d, ns), {d.column}
+                # Calendar parts are the zone's (a factory's hour 6 is 06:00 on its own clock); a date is a day already.
+                zone_name = self.contract.timezone if column.type is ColumnType.DATETIME else UTC_ZONE
+                exprs, used = datetime_parts(d, ns, zone_name), {d.column}
             else:
                 exprs, used = [compile_expression(d.expr, available, ns).alias(d.name)], referenced_columns(d.expr)
             level = 1 + max((level_of.get(name, -1) for name in used), default=-1)

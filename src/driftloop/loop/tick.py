@@ -20,6 +20,7 @@ from datetime import date, datetime, timedelta
 
 import polars as pl
 
+from driftloop.data.clock import day_span, window_start
 from driftloop.data.sources import READERS
 from driftloop.errors import LakeError, MonitorError, PredictError, TrainingError
 from driftloop.feature_table import FeatureRun, materialize
@@ -29,7 +30,7 @@ from driftloop.loop.alerts import alert
 from driftloop.loop.policy import RetrainDecision, should_retrain
 from driftloop.model.data import training_rows
 from driftloop.monitor.window import WindowReport, monitor_window
-from driftloop.predict import PredictRun, midnight, predict_window
+from driftloop.predict import PredictRun, predict_window
 from driftloop.project import Project
 from driftloop.registry import Decision, DecisionKind, Registry
 from driftloop.registry.decisions import DECISION_TAG
@@ -71,7 +72,8 @@ def tick(project: Project, day: date, *, on_step: Callable[[str], None] | None =
     """Run the loop once for ``day``."""
     step = on_step or (lambda _: None)
     report = TickReport(day)
-    end = midnight(day) + timedelta(days=1)
+    zone_name = project.contract.timezone
+    end = day_span(day, zone_name)[1]
     step("ingesting the inbox")
     report.ingested, report.labels = _ingest_inbox(project)
     for refused in (s for s in report.ingested + report.labels if s.status is BatchStatus.REFUSED):
@@ -96,7 +98,7 @@ def tick(project: Project, day: date, *, on_step: Callable[[str], None] | None =
             return report
     # The whole monitored window is scored, not only the day: a day missed by an earlier tick
     # catches up, and rows the champion already scored are replaced by the same values.
-    start = end - timedelta(days=project.settings.loop.monitor_days)
+    start = window_start(day, project.settings.loop.monitor_days, zone_name)
     step("predicting")
     try:
         report.predicted = predict_window(project, start, end)
@@ -159,6 +161,15 @@ def _ingest_inbox(project: Project) -> tuple[list[IngestSummary], list[IngestSum
     return ingested, truth
 
 
+def training_since(project: Project, day: date) -> datetime | None:
+    """Where the training window of a retrain at the end of ``day`` starts: the last
+    ``window_days`` days with a sliding window, everything (None) with an expanding one."""
+    settings = project.settings.loop
+    if settings.training_window == "expanding":
+        return None
+    return window_start(day, settings.window_days, project.contract.timezone)
+
+
 def _retrain(
     project: Project, report: TickReport, decision: RetrainDecision, end: datetime, step: Callable[[str], None]
 ) -> None:
@@ -166,8 +177,7 @@ def _retrain(
     from driftloop.model.trainer import train_project
     from driftloop.registry.mlflow.tracking import MlflowTracker
 
-    settings = project.settings.loop
-    since = end - timedelta(days=settings.window_days) if settings.training_window == "sliding" else None
+    since = training_since(project, report.day)
     registry = Registry(project)
     step(TRAINING_STEP)
     try:

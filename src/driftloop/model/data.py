@@ -49,10 +49,12 @@ def training_rows(
     read_version = lake.version(Table.FEATURES) if version is None else version
     if read_version is None:
         raise TrainingError("the features table is empty: run `driftloop ingest` then `driftloop features` first")
-    clock = contract.event_time_column if since or until else None
-    rows = lake.read(Table.FEATURES, version=read_version, since=since, until=until, time_column=clock)
+    clock = contract.clock if since or until else None
+    low, high = clock.bounds(since, until) if clock else (None, None)
+    column = clock.column if clock else None
+    rows = lake.read(Table.FEATURES, version=read_version, since=low, until=high, time_column=column)
     labels = (
-        lake.read(Table.LABELS, version=labels_version, since=since, until=until, time_column=clock)
+        lake.read(Table.LABELS, version=labels_version, since=low, until=high, time_column=column)
         if lake.exists(Table.LABELS)
         else None
     )
@@ -63,16 +65,18 @@ def training_rows(
 
 
 def newest_labelled_time(lake: Lake, contract: Contract) -> datetime | None:
-    """The latest event time with a known target, in the features table or among the labels.
+    """The latest event time with a known target (an instant, naive UTC), in the features table
+    or among the labels.
 
     Lazy scans of one column each, so the cost does not grow with the table's history.
     """
-    clock = contract.event_time_column
+    clock = contract.clock
     if clock is None:
         raise TrainingError("a recent window is by event time; the contract has no event_time column")
-    times = [lake.scan(Table.FEATURES).filter(is_labelled(contract)).select(pl.col(clock).max()).collect().item()]
+    newest = clock.instants(pl.col(clock.column).max())
+    times = [lake.scan(Table.FEATURES).filter(is_labelled(contract)).select(newest).collect().item()]
     if lake.exists(Table.LABELS):
-        times.append(lake.scan(Table.LABELS).filter(is_labelled(contract)).select(pl.col(clock).max()).collect().item())
+        times.append(lake.scan(Table.LABELS).filter(is_labelled(contract)).select(newest).collect().item())
     known = [t for t in times if t is not None]
     return max(known) if known else None
 

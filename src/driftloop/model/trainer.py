@@ -62,9 +62,10 @@ def train_project(
     optionally on the rows with ``since <= event time < until`` only."""
     features = project.feature_set()
     contract, settings = project.contract, project.settings.train
-    clock = contract.event_time_column
-    if clock is None:
+    events = contract.clock
+    if events is None:
         raise TrainingError("training splits by event time; give one date or datetime column the role 'event_time'")
+    clock = events.column
     unknown = [t for t in settings.targets if t not in contract.targets]
     if unknown:
         raise TrainingError(
@@ -107,7 +108,7 @@ def train_project(
         "features_version": version,
         "labels_version": labels_version,
         "window": [since.isoformat() if since else None, until.isoformat() if until else None],
-        "data_until": str(rows.get_column(clock).max()),  # the newest event time trained on
+        "data_until": str(rows.select(events.instants().max()).item()),  # the newest event time trained on
         "rows": {name: getattr(splits, name).height for name in SPLITS},
         "validation_start": splits.validation_start.isoformat(),
         "test_start": splits.test_start.isoformat(),

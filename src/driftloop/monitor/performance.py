@@ -80,9 +80,8 @@ def key_columns(contract: Contract) -> list[pl.Expr]:
         columns.append(
             pl.col("entity_id").cast(contract.columns[contract.id_column].type.polars).alias(contract.id_column)
         )
-    if contract.event_time_column:
-        clock = contract.columns[contract.event_time_column].type.polars
-        columns.append(pl.col("event_time").cast(clock).alias(contract.event_time_column))
+    if contract.clock is not None:
+        columns.append(contract.clock.from_instants(pl.col("event_time")))
     return columns
 
 

@@ -62,9 +62,10 @@ def monitor_window(
 ) -> WindowReport:
     """Monitor ``since <= event time < until`` of one stream and write the results to ``monitoring``."""
     contract, lake, registry = project.contract, project.lake, Registry(project)
-    clock = contract.event_time_column
-    if clock is None:
+    events = contract.clock
+    if events is None:
         raise MonitorError("monitoring windows are by event time; the contract has no event_time column")
+    clock, (low, high) = events.column, events.bounds(since, until)
     if source not in set(Stream):
         raise MonitorError(f"no stream {source!r} to monitor; choose one of {[s.value for s in Stream]}")
     source = Stream(source)  # a caller may pass the stream's name as text
@@ -77,7 +78,7 @@ def monitor_window(
     package = registry.load(chosen)
     scored = in_window.filter(pl.col("model_version") == chosen) if in_window.height else in_window
     window = (
-        lake.read(Table.FEATURES, since=since, until=until, time_column=clock) if lake.exists(Table.FEATURES) else None
+        lake.read(Table.FEATURES, since=low, until=high, time_column=clock) if lake.exists(Table.FEATURES) else None
     )
     rows = window if source is Stream.BATCH else logged_inputs(scored, contract) if scored.height else None
     if rows is None or rows.is_empty():
@@ -85,7 +86,7 @@ def monitor_window(
         raise MonitorError(f"no {what} between {since} and {until}; nothing to monitor")
     inputs, reference, current = _input_drift(package, rows, project)
     predictions = _prediction_drift(package, scored, project) if scored.height else None
-    labels = lake.read(Table.LABELS, since=since, until=until, time_column=clock) if lake.exists(Table.LABELS) else None
+    labels = lake.read(Table.LABELS, since=low, until=high, time_column=clock) if lake.exists(Table.LABELS) else None
     truth = actuals(contract, _with_known_targets(rows, window, contract) if source is Stream.ONLINE else rows, labels)
     test_metrics = package.metrics.get("network", {}).get("test", {})
     metric = project.settings.promote.metric

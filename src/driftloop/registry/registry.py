@@ -133,7 +133,8 @@ class Registry:
         rows = self._recent_rows()
         inputs = [c for c in package.contract.stored_columns if c not in package.contract.targets]
         gates = qa_gates(
-            package, self.store.model_uri(version), self.project.tracking_uri, rows.select(inputs),
+            package, self.store.model_uri(version), self.project.tracking_uri,
+            package.contract.as_sent(rows.select(inputs)),
             self.project.settings.promote,
         )  # fmt: skip
         failed = [g for g in gates if not g.passed]

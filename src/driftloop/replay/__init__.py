@@ -15,8 +15,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from driftloop.data.clock import day_span
 from driftloop.ingest import ingest
-from driftloop.predict import midnight
 from driftloop.project import Project
 from driftloop.replay.feed import parse_delay, read_history
 from driftloop.replay.run import DayRecord, LoopRun, plan_days, run_loop
@@ -87,7 +87,7 @@ def replay(
     before, replayed = plan_days(history.days, start, days)
     run = run_loop(project, history, before, replayed, delay, on_day=on_day)
     # The labels of the last day(s) arrive after the replay's last tick; scoring those days needs them.
-    end = midnight(replayed[-1]) + timedelta(days=1)
+    end = day_span(replayed[-1], project.contract.timezone)[1]
     late = history.labels_file(end - delay, end, project.inbox, "after-replay")
     if late is not None:
         ingest(project, late, on_refused="continue", labels=True)

@@ -17,11 +17,12 @@ from typing import Any
 
 import polars as pl
 
+from driftloop.data.clock import as_instants, day_start, local_days
 from driftloop.data.contract import ColumnType, Contract
 from driftloop.data.parse import cast_typed, clean_text, parse_column
 from driftloop.data.sources import from_frame, read_paths
+from driftloop.data.validate import with_assembled_times
 from driftloop.errors import ReplayError
-from driftloop.predict import midnight
 
 EVENT = "__replay_event_time"
 LABELS_FOLDER = "labels"
@@ -37,18 +38,20 @@ class History:
     @property
     def days(self) -> list[date]:
         """The calendar days the rows fall on, in order."""
-        values = self.rows.get_column(EVENT).drop_nulls().dt.date().unique().sort()
-        return list(values.to_list())
+        days = self.rows.select(local_days(pl.col(EVENT), self.contract.timezone).alias(EVENT)).get_column(EVENT)
+        return list(days.drop_nulls().unique().sort().to_list())
 
     def data_file(self, day: date, folder: Path) -> Path:
         """Write the inputs of ``day`` (without their targets) into ``folder``."""
-        rows = self.rows.filter(pl.col(EVENT).dt.date() == day).drop(EVENT, *self.contract.targets, strict=False)
+        on_day = local_days(pl.col(EVENT), self.contract.timezone) == day
+        rows = self.rows.filter(on_day).drop(EVENT, *self.contract.targets, strict=False)
         return _write(rows, folder / f"replay_{day}.parquet")
 
     def history_file(self, before: date, folder: Path) -> Path:
         """Write every row before ``before`` with its targets, in one file: the history the first
         model learns from (with the rows whose event time is unreadable, so ingest quarantines them)."""
-        rows = self.rows.filter((pl.col(EVENT) < midnight(before)) | pl.col(EVENT).is_null()).drop(EVENT)
+        start = day_start(before, self.contract.timezone)
+        rows = self.rows.filter((pl.col(EVENT) < start) | pl.col(EVENT).is_null()).drop(EVENT)
         return _write(rows, folder / f"history_before_{before}.parquet")
 
     def labels_file(self, after: datetime, before: datetime, folder: Path, name: str) -> Path | None:
@@ -77,6 +80,7 @@ def read_history(data: str | Path | Any, contract: Contract) -> History:
     paths = isinstance(data, str | Path)
     frames = [batch.frame for batch in read_paths([data])] if paths else [from_frame(data).frame]
     rows = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
+    rows = with_assembled_times(rows, contract)
     missing = [c for c in [clock, *contract.targets] if c not in rows.columns]
     if missing:
         raise ReplayError(f"the data to replay lacks column(s) {missing}; it has {rows.columns[:20]}")
@@ -87,13 +91,15 @@ def read_history(data: str | Path | Any, contract: Contract) -> History:
 
 
 def _event_time(values: pl.Series, contract: Contract) -> pl.Series:
+    """The event time as naive UTC instants (a date is its local midnight), null where unreadable."""
     column = contract.columns[str(contract.event_time_column)]
-    cast = cast_typed(pl.col(values.name), values.dtype, column.type)
+    cast = cast_typed(pl.col(values.name), values.dtype, column, contract.timezone)
     if cast is not None:
         typed = values.to_frame().select(cast).to_series()
     else:
-        typed = parse_column(clean_text(values), column.type, column.parse_formats)
-    return typed.cast(pl.Datetime("us")) if column.type is ColumnType.DATE else typed
+        typed = parse_column(clean_text(values), column, contract.timezone)
+    instants = as_instants(pl.col(values.name), column.type is ColumnType.DATE, contract.timezone)
+    return typed.to_frame().select(instants).to_series()
 
 
 def _write(rows: pl.DataFrame, path: Path) -> Path:

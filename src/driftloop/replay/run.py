@@ -16,11 +16,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from driftloop.data.clock import day_span, days_span
 from driftloop.errors import ReplayError
 from driftloop.lake import Table
 from driftloop.loop import TRAINING_STEP, tick
 from driftloop.monitor.verdict import VerdictLevel
-from driftloop.predict import midnight
 from driftloop.project import Project
 from driftloop.registry import DecisionKind, Registry
 from driftloop.replay.feed import History
@@ -91,10 +91,9 @@ class LoopRun:
     bootstrap_training_seconds: float
     records: list[DayRecord] = field(default_factory=list)
 
-    @property
-    def span(self) -> tuple[datetime, datetime]:
-        """The replayed days as ``[start, end)``."""
-        return midnight(self.replay_days[0]), midnight(self.replay_days[-1]) + timedelta(days=1)
+    def span(self, zone_name: str) -> tuple[datetime, datetime]:
+        """The replayed days as ``[start, end)`` instants, days of the zone."""
+        return days_span(self.replay_days[0], self.replay_days[-1], zone_name)
 
 
 def plan_days(days: list[date], start: date | None, count: int | None) -> tuple[list[date], list[date]]:
@@ -180,7 +179,7 @@ def _bootstrap(project: Project, history: History, before: list[date], settings:
 
 
 def _replay_day(project: Project, history: History, day: date, label_delay: timedelta) -> DayRecord:
-    end = midnight(day) + timedelta(days=1)
+    end = day_span(day, project.contract.timezone)[1]
     history.data_file(day, project.inbox)
     # Labels of every row whose delay has passed by the end of the day; earlier days' files
     # are already in the inbox, so this day's file holds only what newly arrived.

@@ -14,15 +14,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 
 import polars as pl
 
+from driftloop.data.clock import EventClock, day_span, local_days
 from driftloop.errors import ReplayError, TrainingError
 from driftloop.lake import PredictionSource, Table
+from driftloop.loop.tick import training_since
 from driftloop.model.data import training_rows
 from driftloop.model.metrics import METRICS, regression_metrics
-from driftloop.predict import midnight
+from driftloop.monitor.performance import key_columns
 from driftloop.project import Project
 from driftloop.registry import Registry
 from driftloop.replay.run import LoopRun
@@ -59,7 +61,7 @@ def compare_strategies(
 
 
 def _truth(project: Project, run: LoopRun) -> pl.DataFrame:
-    since, until = run.span
+    since, until = run.span(project.contract.timezone)
     try:
         rows, _ = training_rows(project.lake, project.feature_set(), since=since, until=until)
     except TrainingError as exc:
@@ -70,22 +72,18 @@ def _truth(project: Project, run: LoopRun) -> pl.DataFrame:
 def _loop_result(project: Project, run: LoopRun, truth: pl.DataFrame) -> StrategyResult:
     """Each day as the loop served it: the predictions of the version that scored it on its own tick."""
     contract = project.contract
-    clock = str(contract.event_time_column)
     scored_by = pl.DataFrame(
         {DAY: [r.day for r in run.records], "model_version": [r.scored_by for r in run.records]},
         schema={DAY: pl.Date, "model_version": pl.String},
     )
-    since, until = run.span
+    since, until = run.span(contract.timezone)
     served = (
         project.lake.read(Table.PREDICTIONS, since=since, until=until, time_column="event_time")
         .filter(pl.col("source") == PredictionSource.BATCH)
-        .with_columns(pl.col("event_time").dt.date().alias(DAY))
+        .with_columns(local_days(pl.col("event_time"), contract.timezone).alias(DAY))
         .join(scored_by, on=[DAY, "model_version"], how="semi")
-        .rename({"event_time": clock, **({"entity_id": contract.id_column} if contract.id_column else {})})
     )
-    if contract.id_column:
-        served = served.with_columns(pl.col(contract.id_column).cast(contract.columns[contract.id_column].type.polars))
-    predicted = served.select(*contract.key, *contract.targets)
+    predicted = served.select(*key_columns(contract), *contract.targets)
     records = run.records
     return StrategyResult(
         "driftloop",
@@ -114,18 +112,17 @@ def _daily_result(
     """Retrain after every day on what was labelled by its end; the model scores the next day."""
     from driftloop.model.trainer import train_project  # torch loads only when a baseline trains
 
-    clock = str(project.contract.event_time_column)
-    settings = project.settings.loop
+    clock = _clock(project)
     package = Registry(project).load(run.first_version)  # the first day is scored by the first model
     seconds, trainings, parts = run.bootstrap_training_seconds, 1, []
     for i, day in enumerate(run.replay_days):
-        rows = truth.filter(pl.col(clock).dt.date() == day)
+        rows = truth.filter(clock.days() == day)
         if rows.height:
             parts.append(rows.select(*project.contract.key).hstack(package.predict_valid(rows)))
         if i + 1 == len(run.replay_days):
             break
-        end = midnight(day) + timedelta(days=1)  # rows labelled by then are those at least the delay older
-        since = end - timedelta(days=settings.window_days) if settings.training_window == "sliding" else None
+        end = day_span(day, clock.zone)[1]  # rows labelled by then are those at least the delay older
+        since = training_since(project, day)
         started = time.perf_counter()
         try:
             package = train_project(project, since=since, until=end - run.label_delay).package
@@ -147,15 +144,20 @@ def _daily_result(
     )
 
 
+def _clock(project: Project) -> EventClock:
+    clock = project.contract.clock
+    assert clock is not None, "a replay's contract has an event time (read_history checks it)"
+    return clock
+
+
 def _score(
     predicted: pl.DataFrame, truth: pl.DataFrame, project: Project
 ) -> tuple[pl.DataFrame, dict[str, dict[str, float]]]:
     """Per-day and overall metrics of ``predicted`` against ``truth``, per target."""
     contract = project.contract
-    clock = str(contract.event_time_column)
     renamed = predicted.rename({t: f"{t}__predicted" for t in contract.targets})
     pairs = truth.select(*contract.key, *contract.targets).join(renamed, on=contract.key, how="inner")
-    pairs = pairs.with_columns(pl.col(clock).dt.date().alias(DAY))
+    pairs = pairs.with_columns(_clock(project).days().alias(DAY))
     per_day, overall = [], {}
     for target in contract.targets:
         both = pairs.select(DAY, pl.col(target).alias("a"), pl.col(f"{target}__predicted").alias("p")).drop_nulls()

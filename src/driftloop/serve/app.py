@@ -242,8 +242,7 @@ def _rows(
     outputs = pl.concat([outputs for _, outputs in members], how="vertical_relaxed")
     ids = [i for scored, _ in members for i in scored.prediction_ids]
     scored_at = pl.Series("_scored_at", [s.scored_at for s, o in members for _ in range(o.height)])
-    clock = contract.event_time_column
-    event_time = pl.col(clock).cast(pl.Datetime("us")) if clock else pl.lit(None, pl.Datetime("us"))
+    event_time = contract.clock.instants() if contract.clock else pl.lit(None, pl.Datetime("us"))
     # A request without an event time is logged at the time it was scored.
     event_time = pl.coalesce(event_time, pl.col("_scored_at").dt.replace_time_zone(None)).cast(pl.Datetime("us"))
     entity = pl.col(contract.id_column).cast(pl.String) if contract.id_column else pl.lit(None, pl.String)

@@ -152,7 +152,7 @@ class MlflowTracker:
         self.client.log_outputs(self.run_id, [LoggedModelOutput(logged.model_id, step=0)])
         with tempfile.TemporaryDirectory() as folder:
             package = trained.package.save(Path(folder) / "package")
-            example = trained.splits.test.select(_raw_inputs(trained)).head(5)
+            example = trained.package.contract.as_sent(trained.splits.test.select(_raw_inputs(trained)).head(5))
             local = Path(folder) / "model"
             mlflow.pyfunc.save_model(
                 path=str(local),
