@@ -26,7 +26,7 @@ from mlflow.data.delta_dataset_source import DeltaDatasetSource
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.entities import Dataset, DatasetInput, InputTag, LoggedModelOutput, Metric, Param
 from mlflow.exceptions import MlflowException
-from mlflow.models import Model, infer_signature
+from mlflow.models import Model
 from mlflow.tracking import MlflowClient
 
 from driftloop.errors import MissingDependency
@@ -35,6 +35,7 @@ from driftloop.model.trainer import TrainedModel
 from driftloop.project import Project
 from driftloop.registry.decisions import STAGE_TAG, Stage
 from driftloop.registry.mlflow import pyfunc
+from driftloop.registry.mlflow.signature import contract_signature
 from driftloop.registry.mlflow.store import translated
 
 # Epoch metrics are sent every this many epochs (and at the end).
@@ -158,7 +159,7 @@ class MlflowTracker:
                 path=str(local),
                 loader_module=pyfunc.__name__,
                 data_path=str(package),
-                signature=infer_signature(example.to_pandas(), trained.package.predict(example).to_pandas()),
+                signature=contract_signature(trained.package.contract, trained.package.targets),
                 input_example=example.to_pandas(),
                 pip_requirements=[f"driftloop=={_driftloop_version()}"],
                 mlflow_model=Model(
