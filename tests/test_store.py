@@ -9,12 +9,14 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 from driftloop.errors import RegistryError
 from driftloop.model.trainer import train_project
 from driftloop.project import Project
 from driftloop.registry import Registry
-from driftloop.registry.mlflow.store import LOADED, ModelStore, PackageCache
+from driftloop.registry.mlflow.store import LOADED, Missing, ModelStore, PackageCache, translated
 from driftloop.registry.mlflow.tracking import MlflowTracker
 from tests.conftest import make_synthetic_project
 
@@ -65,3 +67,15 @@ def test_a_version_whose_artifacts_are_gone_is_a_registry_error(tmp_path: Path) 
         fresh.load(version)
     with pytest.raises(RegistryError, match="has no version '7'"):
         fresh.load("7")
+
+
+def test_only_a_thing_that_is_absent_reads_as_missing() -> None:
+    # MLflow's SQL store answers an absent alias with INVALID_PARAMETER_VALUE, the code it also
+    # uses for a bad value; a bad value must stop the step, never read as "nothing there".
+    absent = MlflowException("Registered model alias champion not found.", error_code=INVALID_PARAMETER_VALUE)
+    with pytest.raises(Missing), translated("read the aliases", "sqlite:///x.db"):
+        raise absent
+    bad = MlflowException("Input example does not match the model signature.", error_code=INVALID_PARAMETER_VALUE)
+    with pytest.raises(RegistryError) as raised, translated("record the run", "sqlite:///x.db"):
+        raise bad
+    assert not isinstance(raised.value, Missing) and "does not exist" not in str(raised.value)

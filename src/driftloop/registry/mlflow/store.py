@@ -32,7 +32,10 @@ from driftloop.registry.decisions import STAGE_TAG, Stage
 from driftloop.runtime import ModelPackage
 
 # MLflow's codes for "there is no such thing": the only failures that are an answer.
-NOT_FOUND = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
+NOT_FOUND = "RESOURCE_DOES_NOT_EXIST"
+# MLflow's SQL store says an alias is absent with this code (and "not found"); the same code
+# also means a bad value (an input example that breaks its signature), which is no absence.
+BAD_VALUE = "INVALID_PARAMETER_VALUE"
 # MLflow keeps tag values up to this length.
 TAG_LIMIT = 5000
 # Packages kept loaded per process; a server holds two (champion and challenger), a tick one.
@@ -203,7 +206,7 @@ def translated(action: str, tracking_uri: str) -> Iterator[None]:
     try:
         yield
     except MlflowException as exc:
-        if exc.error_code in NOT_FOUND:
+        if exc.error_code == NOT_FOUND or (exc.error_code == BAD_VALUE and "not found" in str(exc)):
             raise Missing(f"cannot {action}: it does not exist ({exc})") from exc
         raise RegistryError(
             f"cannot {action} at {tracking_uri}: {exc}; nothing was decided, run the step again once the "
