@@ -83,16 +83,16 @@ def test_training_refuses_what_it_cannot_do(tmp_path: Path, small_project: Proje
 
 
 def test_missing_labels_add_no_loss_and_no_gradient() -> None:
-    from driftloop.model.train import per_target_loss
+    from driftloop.model.train import Head, per_target_loss
 
     output = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], requires_grad=True)
     target = torch.tensor([[0.0, float("nan")], [3.0, 4.0], [float("nan"), 8.0]])
-    losses = per_target_loss(output, target, ["mse", "mae"], masked=True)
+    losses = per_target_loss(output, target, [Head("mse"), Head("mae")], masked=True)
     assert losses.tolist() == pytest.approx([(1.0 + 0.0) / 2, (0.0 + 2.0) / 2])
     losses.sum().backward()  # type: ignore[no-untyped-call]
     assert output.grad is not None
     assert output.grad[2, 0] == 0 and output.grad[0, 1] == 0
-    full = per_target_loss(output, torch.nan_to_num(target), ["mse", "mse"], masked=False)
+    full = per_target_loss(output, torch.nan_to_num(target), [Head("mse"), Head("mse")], masked=False)
     assert full.shape == (2,)
 
 

@@ -38,10 +38,12 @@ def test_saved_package_is_json_and_safetensors_only_and_predicts_the_same(
 
 
 def test_mlflow_pyfunc_from_the_registry_predicts_what_the_package_does(
-    tracked: tuple[TrainedModel, str], synthetic_project: Project
+    tracked: tuple[TrainedModel, str], synthetic_project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     trained, version = tracked
-    mlflow.set_tracking_uri(synthetic_project.tracking_uri)
+    # As a user's own process finds the store: in the environment, not in MLflow's process-wide
+    # state (which would outlive the test and point every later one at this store).
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", synthetic_project.tracking_uri)
     model = mlflow.pyfunc.load_model(f"models:/{synthetic_project.settings.project.name}/{version}")
     through_mlflow = model.predict(raw_rows(trained).to_pandas())
     assert pl.from_pandas(through_mlflow).equals(trained.package.predict(raw_rows(trained)))

@@ -5,7 +5,7 @@ import polars as pl
 import pytest
 
 from driftloop.errors import PreprocessError
-from driftloop.runtime.preprocess import NUMPY_ROWS, UNKNOWN, Preprocessor, TargetScaler
+from driftloop.runtime.preprocess import NUMPY_ROWS, UNKNOWN, Preprocessor
 
 TRAIN = pl.DataFrame(
     {"x": [1.0, 2.0, 3.0, 4.0, None], "c": ["a", "a", "b", None, "b"], "y": [10.0, 20.0, 30.0, 40.0, 50.0]}
@@ -64,13 +64,6 @@ def test_state_round_trips_through_json_dicts() -> None:
     again = Preprocessor.from_dict(prep.to_dict())
     assert again == prep
     assert np.array_equal(again.transform(TRAIN)[0], prep.transform(TRAIN)[0])
-
-
-def test_targets_scale_and_unscale() -> None:
-    scaler = TargetScaler.fit(TRAIN, ["y"])
-    scaled = scaler.scale(TRAIN)
-    assert scaled.mean() == pytest.approx(0.0, abs=1e-6)
-    assert np.allclose(scaler.unscale(scaled)[:, 0], TRAIN.get_column("y").to_numpy())
 
 
 def test_errors_name_the_problem() -> None:

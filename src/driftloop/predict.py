@@ -106,7 +106,9 @@ def predict_window(
             low, high = events.bounds(start, end)
             rows = lake.read(Table.FEATURES, since=low, until=high, time_column=clock, columns=columns)
             scored = engine.score(rows, package.predict_valid)
-            frame = _prediction_rows(scored, package.targets, project, registry.name, chosen, run_id, run.job_id)
+            frame = _prediction_rows(
+                scored, package.heads.output_columns, project, registry.name, chosen, run_id, run.job_id
+            )
             if pending is not None:
                 pending.result()
             pending = writer.submit(write, start, end, days, frame)
@@ -135,7 +137,7 @@ def prediction_ids(entity: pl.Expr, event_time: pl.Expr, model_version: str) -> 
 
 def _prediction_rows(
     scored: pl.DataFrame,
-    targets: list[str],
+    outputs: list[str],
     project: Project,
     model: str,
     version: str,
@@ -157,7 +159,7 @@ def _prediction_rows(
         pl.lit(job_id).alias("job_id"),
         pl.lit(PredictionSource.BATCH.value).alias("source"),
         event_time.cast(pl.Date).alias(EVENT_DATE),
-        *targets,
+        *outputs,
     )
 
 

@@ -31,7 +31,8 @@ HEADER = """\
 #               (types: int float bool string date datetime; roles: id event_time feature target
 #               segment ignore; rules: nullable, min, max, allowed, formats, max_null_rate; a datetime
 #               may be epoch numbers (unit = "s" or "ms") or assembled from columns (parts = [...]));
-#               timezone: the IANA zone naive times are written in and the loop's days follow
+#               timezone: the IANA zone naive times are written in and the loop's days follow;
+#               a string or bool target is a label (classes = [...]), as is an int one listing classes
 #   [[features]] derived columns ("expr") and calendar parts of a datetime column ("column", "parts")
 # Ranges and categories below were drafted from a sample: widen them to what the domain allows.
 """

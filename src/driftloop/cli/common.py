@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from driftloop.errors import DriftloopError
 
@@ -59,3 +60,21 @@ class EpochProgress:
         self.progress.update(
             self.task, completed=log.epoch, description=f"epoch {log.epoch}: validation loss {log.validation_loss:.4f}"
         )
+
+
+# How each metric is headed in a table.
+METRIC_HEADINGS = {"mae": "MAE", "rmse": "RMSE", "smape": "SMAPE %", "r2": "R²", "accuracy": "accuracy",
+                   "balanced_accuracy": "balanced acc.", "macro_f1": "macro F1", "roc_auc": "ROC AUC",
+                   "log_loss": "log loss", "brier": "Brier"}  # fmt: skip
+
+
+def metrics_table(title: str, first: str, rows: list[tuple[str, dict[str, float], list[str], str]]) -> Table:
+    """A table of metrics, a row each (label, metrics, extra cells, style), with a column for
+    every metric any row has: numbers' and labels' side by side in a mixed project."""
+    names = [m for m in METRIC_HEADINGS if any(m in values for _, values, _, _ in rows)]
+    extra = max((len(cells) for _, _, cells, _ in rows), default=0)
+    table = Table(first, *(METRIC_HEADINGS[m] for m in names), *([""] * extra), title=title)
+    for label, values, cells, style in rows:
+        shown = [f"{values[m]:.4g}" if m in values else "" for m in names]
+        table.add_row(label, *shown, *cells, style=style or None)
+    return table

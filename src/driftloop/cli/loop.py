@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from driftloop.cli.common import JsonOption, ProjectOption, emit_json, handled, out, progress_bar
+from driftloop.cli.common import JsonOption, ProjectOption, emit_json, handled, metrics_table, out, progress_bar
 from driftloop.data.clock import day_span, local_day, today, zone
 from driftloop.errors import ConfigError
 from driftloop.ingest import BatchStatus
@@ -115,12 +115,9 @@ def monitor(
         )
     out.print(table)
     if report.performance:
-        perf = Table("target", "rows", "MAE", "RMSE", "SMAPE %", "R²", "vs test", title="Performance")
-        for p in report.performance:
-            m = p.metrics
-            perf.add_row(p.target, f"{p.rows:,}", f"{m['mae']:.4g}", f"{m['rmse']:.4g}", f"{m['smape']:.4g}",
-                         f"{m['r2']:.3f}", f"{p.worsening:+.0%}")  # fmt: skip
-        out.print(perf)
+        rows = [(f"{p.target} ({p.rows:,} rows)", p.metrics, [f"{p.worsening:+.0%} {p.metric} vs test"], "")
+                for p in report.performance]  # fmt: skip
+        out.print(metrics_table("Performance", "target", rows))
     if report.shadow:
         metric = project.settings.promote.metric
         shadow = Table("target", "challenger", "requests", "mean |diff|", "labelled", f"champion {metric}",

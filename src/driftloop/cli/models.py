@@ -9,7 +9,16 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from driftloop.cli.common import EpochProgress, JsonOption, ProjectOption, emit_json, handled, out, progress_bar
+from driftloop.cli.common import (
+    EpochProgress,
+    JsonOption,
+    ProjectOption,
+    emit_json,
+    handled,
+    metrics_table,
+    out,
+    progress_bar,
+)
 from driftloop.errors import ConfigError
 from driftloop.project import Project
 
@@ -185,14 +194,12 @@ def models(
 def show_metrics(
     title: str, metrics: dict[str, dict[str, float]], other: dict[str, dict[str, float]] | None, other_name: str
 ) -> None:
-    table = Table("target", "MAE", "RMSE", "SMAPE %", "R²", title=title)
+    rows: list[tuple[str, dict[str, float], list[str], str]] = []
     for target, values in metrics.items():
-        table.add_row(target, *(f"{values[m]:.4g}" for m in ("mae", "rmse", "smape", "r2")))
+        rows.append((target, values, [], ""))
         if other is not None:
-            table.add_row(
-                f"  {other_name}", *(f"{other[target][m]:.4g}" for m in ("mae", "rmse", "smape", "r2")), style="dim"
-            )
-    out.print(table)
+            rows.append((f"  {other_name}", other[target], [], "dim"))
+    out.print(metrics_table(title, "target", rows))
 
 
 def show_decision(decision: Any) -> None:

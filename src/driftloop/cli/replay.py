@@ -113,8 +113,9 @@ def show_replay(result: ReplayResult) -> None:
     )
     table.columns[0].no_wrap = True
     for s in result.strategies:
-        r2 = sum(m["r2"] for m in s.overall.values()) / len(s.overall)
-        table.add_row(s.name, *(f"{s.overall[t][metric]:.4g}" for t in targets), f"{r2:.3f}", str(s.trainings),
+        r2 = sum(m.get("r2", float("nan")) for m in s.overall.values()) / len(s.overall)
+        table.add_row(s.name, *(f"{s.overall[t].get(metric, float('nan')):.4g}" for t in targets), f"{r2:.3f}",
+                      str(s.trainings),
                       str(s.promotions), str(s.rejections), str(s.drift_days), f"{s.training_seconds:.1f}")  # fmt: skip
     out.print(table)
     out.print(headline(result.strategies, metric))

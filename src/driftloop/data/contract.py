@@ -68,6 +68,18 @@ class ColumnType(StrEnum):
         return self in (ColumnType.DATE, ColumnType.DATETIME)
 
 
+# Target types whose values are labels: always a classification target.
+LABEL_TYPES = (ColumnType.STRING, ColumnType.BOOL)
+
+
+def _is_int(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
+
+
 class Role(StrEnum):
     """What a column is for."""
 
@@ -91,6 +103,12 @@ class Column(BaseModel):
     min: float | None = None
     max: float | None = None
     allowed: list[str] | None = Field(None, description="Allowed values of a string column.")
+    classes: list[str] | None = Field(
+        None,
+        description="The labels of a classification target, as text (a string, int or bool target); a label "
+        "outside them is quarantined. A string or bool target is a classification target, an int one when it "
+        "names its classes.",
+    )
     formats: list[str] | None = Field(None, description="strptime formats tried in order (date/datetime).")
     unit: EpochUnit | None = Field(
         None,
@@ -114,6 +132,8 @@ class Column(BaseModel):
             raise ValueError(f"allowed values apply to string columns, not {self.type.value}")
         if self.formats is not None and not self.type.is_temporal:
             raise ValueError(f"formats apply to date and datetime columns, not {self.type.value}")
+        if self.classes is not None or (self.role is Role.TARGET and self.type in LABEL_TYPES):
+            self._check_classes()
         if self.unit is not None and self.type is not ColumnType.DATETIME:
             raise ValueError(f"an epoch unit applies to datetime columns, not {self.type.value}")
         if self.parts is not None:
@@ -123,6 +143,29 @@ class Column(BaseModel):
         if self.role in (Role.ID, Role.EVENT_TIME) and self.nullable:
             self.nullable = False  # a key column can never be null; say so rather than fail later
         return self
+
+    def _check_classes(self) -> None:
+        if self.role is not Role.TARGET or self.type not in (*LABEL_TYPES, ColumnType.INT):
+            raise ValueError(
+                f"classes belong to a string, bool or int target, not a {self.type.value} {self.role.value}"
+            )
+        if self.type is ColumnType.BOOL:
+            self.classes = self.classes or ["false", "true"]
+        if self.classes is None:
+            raise ValueError('a string target is a classification target: list its labels in classes = ["a", "b"]')
+        if len(self.classes) < 2 or len(set(self.classes)) < len(self.classes):
+            raise ValueError(f"classes need at least two different labels, got {self.classes}")
+        if self.type is ColumnType.INT and not all(_is_int(c) for c in self.classes):
+            raise ValueError(f"the classes of an int target are whole numbers, got {self.classes}")
+        if self.type is ColumnType.BOOL and sorted(self.classes) != ["false", "true"]:
+            raise ValueError(f'the classes of a bool target are ["false", "true"], got {self.classes}')
+        if self.allowed is not None:
+            raise ValueError("a classification target lists its labels in classes, not allowed")
+
+    @property
+    def is_classification(self) -> bool:
+        """Whether this column is a target with labels (classes) rather than a number to predict."""
+        return self.classes is not None
 
     def _check_parts(self) -> None:
         parts = self.parts or []
@@ -212,6 +255,11 @@ class Contract(BaseModel):
     @property
     def targets(self) -> list[str]:
         return self.with_role(Role.TARGET)
+
+    @property
+    def class_targets(self) -> list[str]:
+        """The targets that are labels (classification), in contract order."""
+        return [t for t in self.targets if self.columns[t].is_classification]
 
     @property
     def stored_columns(self) -> list[str]:

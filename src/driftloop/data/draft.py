@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from driftloop.data.clock import UTC_ZONE
-from driftloop.data.contract import TIME_PARTS, Column, ColumnType, Contract, EpochUnit, Role
+from driftloop.data.contract import LABEL_TYPES, TIME_PARTS, Column, ColumnType, Contract, EpochUnit, Role
 from driftloop.data.parse import assemble_time, clean_text, epoch_instants, parse_column, unparsed
 from driftloop.data.validate import check_batch
 from driftloop.errors import ContractError
@@ -207,11 +207,25 @@ def _draft_column(values: pl.Series, ctype: ColumnType, role: Role) -> Column:
         if finite.len():
             low, high = float(finite.min()), float(finite.max())  # type: ignore[arg-type]
             spec.update(_widened(low, high, floor_at_zero=low == 0 or (ctype is ColumnType.INT and low >= 0)))
-    if ctype is ColumnType.STRING and role not in (Role.ID,):
+    if role is Role.TARGET and ctype in LABEL_TYPES:  # labels: the classes the model predicts among
+        spec["classes"] = sorted(_labels(values))
+    elif ctype is ColumnType.STRING and role not in (Role.ID,):
         distinct = values.drop_nulls().unique()
         if distinct.len() <= MAX_DRAFTED_CATEGORIES:
             spec["allowed"] = sorted(distinct.to_list())
     return Column.model_validate(spec)
+
+
+def _labels(values: pl.Series) -> list[str]:
+    labels = values.drop_nulls().cast(pl.String).unique().to_list()
+    if values.dtype == pl.Boolean:
+        return ["false", "true"]
+    if len(labels) < 2:
+        raise ContractError(
+            f"target {values.name!r} holds {len(labels)} label(s) in the sample ({labels}); a classification "
+            "target needs at least two: draft from a sample that holds every class"
+        )
+    return labels
 
 
 def _widened(low: float, high: float, *, floor_at_zero: bool) -> dict[str, float]:

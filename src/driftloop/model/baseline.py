@@ -1,7 +1,10 @@
-"""A ridge regression on the same preprocessed inputs: the floor a network must beat.
+"""Linear models on the same preprocessed inputs: the floor a network must beat.
 
-Closed form (numpy), one fit for all targets; categories enter as one-hot columns. A deep
-model that cannot beat this is not worth its cost, which is what the dev -> qa gate checks.
+A number gets a ridge regression (closed form); a label a multinomial logistic regression with
+the same penalty (fitted by L-BFGS); categories enter both as one-hot columns. Their outputs
+take the network's form (a scaled number, or logits per class), so they are decoded and scored
+the same way. A deep model that cannot beat this is not worth its cost, which is what the
+dev -> qa gate checks.
 """
 
 from __future__ import annotations
@@ -9,31 +12,65 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import minimize
+
+from driftloop.runtime.targets import softmax
 
 RIDGE_PENALTY = 1.0
+# Iterations of L-BFGS for a logistic baseline: plenty for a convex problem of this size.
+LOGISTIC_ITERATIONS = 200
 
 
 @dataclass(frozen=True)
-class Ridge:
-    """Linear weights per target over [numbers, one-hot categories, 1]."""
+class Baseline:
+    """Linear weights over [numbers, one-hot categories, 1], a block of columns per head."""
 
-    weights: np.ndarray
+    weights: list[np.ndarray]
     cardinalities: list[int]
 
     @classmethod
-    def fit(cls, numbers: np.ndarray, categories: np.ndarray, targets: np.ndarray, cardinalities: list[int]) -> Ridge:
+    def fit(
+        cls, numbers: np.ndarray, categories: np.ndarray, targets: np.ndarray, cardinalities: list[int],
+        head_sizes: list[int],
+    ) -> Baseline:  # fmt: skip
+        """One model per target, each on its own labelled rows: ``targets`` holds a scaled
+        number or a class index per head (NaN where missing)."""
         design = _design(numbers, categories, cardinalities)
-        weights = np.zeros((design.shape[1], targets.shape[1]))
-        for i in range(targets.shape[1]):  # each target on its own labelled rows
+        weights = []
+        for i, size in enumerate(head_sizes):
             known = ~np.isnan(targets[:, i])
             x, y = design[known], targets[known, i].astype(np.float64)
-            gram = x.T @ x + RIDGE_PENALTY * np.eye(x.shape[1])
-            weights[:, i] = np.linalg.solve(gram, x.T @ y)
+            weights.append(_ridge(x, y) if size == 1 else _logistic(x, y.astype(np.int64), size))
         return cls(weights, cardinalities)
 
     def predict(self, numbers: np.ndarray, categories: np.ndarray) -> np.ndarray:
-        predicted: np.ndarray = _design(numbers, categories, self.cardinalities) @ self.weights
-        return predicted
+        """Outputs in the network's form: the heads side by side."""
+        design = _design(numbers, categories, self.cardinalities)
+        return np.hstack([design @ w for w in self.weights])
+
+
+def _ridge(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    gram = x.T @ x + RIDGE_PENALTY * np.eye(x.shape[1])
+    solved: np.ndarray = np.linalg.solve(gram, x.T @ y)
+    return solved[:, None]
+
+
+def _logistic(x: np.ndarray, y: np.ndarray, classes: int) -> np.ndarray:
+    """Multinomial logistic regression with an L2 penalty; its weights give logits."""
+    onehot = np.eye(classes)[y]
+    rows, width = x.shape
+
+    def loss_and_gradient(flat: np.ndarray) -> tuple[float, np.ndarray]:
+        w = flat.reshape(width, classes)
+        p = softmax(x @ w)
+        loss = -np.sum(onehot * np.log(np.clip(p, 1e-15, 1.0))) / rows + RIDGE_PENALTY * np.sum(w**2) / (2 * rows)
+        gradient = x.T @ (p - onehot) / rows + RIDGE_PENALTY * w / rows
+        return float(loss), gradient.ravel()
+
+    start = np.zeros(width * classes)
+    found = minimize(loss_and_gradient, start, jac=True, method="L-BFGS-B", options={"maxiter": LOGISTIC_ITERATIONS})
+    fitted: np.ndarray = found.x.reshape(width, classes)
+    return fitted
 
 
 def _design(numbers: np.ndarray, categories: np.ndarray, cardinalities: list[int]) -> np.ndarray:

@@ -18,7 +18,7 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {"swish": nn.SiLU, "relu": nn.ReLU, "g
 
 
 class TabularNet(nn.Module):
-    """Dense network over standardised numbers and embedded categories, one output per target."""
+    """Dense network over standardised numbers and embedded categories, a head per target."""
 
     def __init__(self, spec: NetworkSpec) -> None:
         super().__init__()
@@ -33,7 +33,7 @@ class TabularNet(nn.Module):
             layers += [ACTIVATIONS[spec.activation](), nn.Dropout(spec.dropout)]
             width = size
         self.trunk = nn.Sequential(*layers)
-        self.heads = nn.ModuleList(nn.Linear(width, 1) for _ in range(spec.targets))
+        self.heads = nn.ModuleList(nn.Linear(width, size) for size in spec.head_sizes)
 
     def forward(self, numbers: torch.Tensor, categories: torch.Tensor) -> torch.Tensor:
         parts = [numbers, *(embed(categories[:, i]) for i, embed in enumerate(self.embeddings))]

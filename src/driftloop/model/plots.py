@@ -1,5 +1,6 @@
-"""Plots of a training run, saved as PNG for MLflow: the learning curve, and per target the
-predicted-vs-actual scatter and the residual histogram on the test window."""
+"""Plots of a training run, saved as PNG for MLflow: the learning curve; per number the
+predicted-vs-actual scatter and the residual histogram on the test window; per label the
+confusion matrix and the calibration curve (reliability diagram) on the test window."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from driftloop.errors import MissingDependency
+from driftloop.model.metrics import class_indices
+from driftloop.runtime.targets import probability_column
 
 try:  # the plotting library is an extra: say which
     from matplotlib.figure import Figure
@@ -18,6 +21,8 @@ except ModuleNotFoundError as missing:
 if TYPE_CHECKING:
     from driftloop.model.trainer import TrainedModel
 
+CALIBRATION_BINS = 10
+
 
 def draw(trained: TrainedModel, folder: Path) -> Path:
     """Write the run's plots into ``folder``; returns it."""
@@ -25,13 +30,60 @@ def draw(trained: TrainedModel, folder: Path) -> Path:
     _learning_curve(trained, folder / "learning_curve.png")
     test = trained.splits.test
     predicted = trained.package.predict_valid(test)
+    heads = trained.package.heads
     for target in trained.package.targets:
+        if target in heads.classes:
+            classes = heads.classes[target]
+            actual_index = class_indices(test.get_column(target), classes)
+            probabilities = predicted.select(probability_column(target, c) for c in classes).to_numpy()
+            known = np.isfinite(actual_index)
+            _confusion(actual_index[known].astype(int), probabilities[known], classes, target, folder)
+            _calibration(actual_index[known].astype(int), probabilities[known], classes, target, folder)
+            continue
         actual = test.get_column(target).cast(float).to_numpy()
         guess = predicted.get_column(target).to_numpy()
         known = np.isfinite(actual)
         _versus(actual[known], guess[known], target, folder / f"predicted_vs_actual_{target}.png")
         _residuals(guess[known] - actual[known], target, folder / f"residuals_{target}.png")
     return folder
+
+
+def _confusion(actual: np.ndarray, probabilities: np.ndarray, classes: list[str], target: str, folder: Path) -> None:
+    size = len(classes)
+    counts = np.zeros((size, size), dtype=int)
+    np.add.at(counts, (actual, probabilities.argmax(axis=1)), 1)
+    figure = Figure(figsize=(1.2 * size + 3, 1.2 * size + 2))
+    axes = figure.subplots()
+    image = axes.imshow(counts, cmap="Blues")
+    for (row, column), count in np.ndenumerate(counts):
+        shade = "white" if count > counts.max() / 2 else "black"
+        axes.text(column, row, str(count), ha="center", va="center", color=shade)
+    axes.set_xticks(range(size), classes, rotation=45, ha="right")
+    axes.set_yticks(range(size), classes)
+    axes.set(xlabel=f"predicted {target}", ylabel=f"actual {target}", title=f"{target}: confusion on the test window")
+    figure.colorbar(image, ax=axes, label="rows")
+    figure.tight_layout()
+    figure.savefig(folder / f"confusion_{target}.png", dpi=100)
+
+
+def _calibration(actual: np.ndarray, probabilities: np.ndarray, classes: list[str], target: str, folder: Path) -> None:
+    """Per class (the positive one of two), the observed share against the predicted
+    probability in ten bins: on the diagonal, a probability of 0.7 is right 70% of the time."""
+    figure = Figure(figsize=(5, 5))
+    axes = figure.subplots()
+    shown = classes[1:] if len(classes) == 2 else classes
+    edges = np.linspace(0, 1, CALIBRATION_BINS + 1)
+    for name in shown:
+        index = classes.index(name)
+        p, hit = probabilities[:, index], actual == index
+        bins = np.clip(np.digitize(p, edges) - 1, 0, CALIBRATION_BINS - 1)
+        used = [b for b in range(CALIBRATION_BINS) if np.any(bins == b)]
+        axes.plot([p[bins == b].mean() for b in used], [hit[bins == b].mean() for b in used], marker="o", label=name)
+    axes.plot([0, 1], [0, 1], color="black", linewidth=1, linestyle="--")
+    axes.set(xlabel="predicted probability", ylabel="observed share", title=f"{target}: calibration on the test window")
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(folder / f"calibration_{target}.png", dpi=100)
 
 
 def _learning_curve(trained: TrainedModel, path: Path) -> None:

@@ -20,7 +20,7 @@ from torch.nn import functional
 from driftloop.errors import TrainingError
 from driftloop.model.network import TabularNet
 from driftloop.runtime.spec import NetworkSpec
-from driftloop.settings.train import TrainSettings
+from driftloop.settings.train import CLASSIFICATION_LOSS, TrainSettings
 
 LOSSES: dict[str, Callable[..., torch.Tensor]] = {
     "mse": functional.mse_loss,
@@ -82,8 +82,12 @@ def fit(
     settings: TrainSettings,
     targets: Sequence[str],
     callbacks: Sequence[Callback] = (),
+    classes: dict[str, list[str]] | None = None,
 ) -> FitResult:
-    """Train a :class:`TabularNet` on ``train``, stopping when ``validation`` stops improving."""
+    """Train a :class:`TabularNet` on ``train``, stopping when ``validation`` stops improving.
+
+    ``classes`` names the labels of each classification target (its head has one output per
+    class); every other target is a number."""
     if len(train) < 2 or len(validation) < 1:
         raise TrainingError(
             f"too few rows to train: {len(train)} training and {len(validation)} validation rows; "
@@ -95,7 +99,7 @@ def fit(
     model = TabularNet(spec)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
     scheduler = _scheduler(optimizer, settings)
-    losses = [settings.target(t).loss for t in targets]
+    heads = heads_of(spec, settings, targets, train, classes or {})
     weights = torch.tensor([settings.target(t).weight for t in targets])
     generator = torch.Generator().manual_seed(settings.seed)
     gaps = bool(torch.isnan(train.targets).any())  # some labels missing: mask them in every batch
@@ -112,13 +116,13 @@ def fit(
             if len(index) < 2 and spec.batch_norm:
                 continue  # batch norm needs two rows; a lone last row is skipped this epoch
             output = model(train.numbers[index], train.categories[index])
-            loss = (per_target_loss(output, train.targets[index], losses, masked=gaps) * weights).sum()
+            loss = (per_target_loss(output, train.targets[index], heads, masked=gaps) * weights).sum()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
             total, batches = total + loss.item(), batches + 1
             result.samples_seen += len(index)
-        by_target = evaluate_loss(model, validation, losses)
+        by_target = evaluate_loss(model, validation, heads)
         score = float(sum(w * v for w, v in zip(weights.tolist(), by_target, strict=True)))
         _step(scheduler, score)
         log = EpochLog(
@@ -145,30 +149,92 @@ def fit(
     return result
 
 
-def evaluate_loss(model: TabularNet, data: Tensors, losses: Sequence[str]) -> list[float]:
+def evaluate_loss(model: TabularNet, data: Tensors, heads: Sequence[Head]) -> list[float]:
     """The loss of each target on ``data`` (rows missing that target are left out)."""
     model.eval()
     with torch.inference_mode():
         output = model(data.numbers, data.categories)
-        return [float(v) for v in per_target_loss(output, data.targets, losses, masked=True)]
+        return [float(v) for v in per_target_loss(output, data.targets, heads, masked=True)]
 
 
-def per_target_loss(output: torch.Tensor, target: torch.Tensor, losses: Sequence[str], *, masked: bool) -> torch.Tensor:
-    """Mean loss of each target column, over the rows that have that target.
+@dataclass(frozen=True)
+class Head:
+    """One target's head: its loss, its width (one output, or one per class) and, for a label,
+    the weight of each class in the loss."""
 
-    One elementwise loss call for all targets (when they share a loss), then a mean per
-    column: no Python loop per target on the hot path. A missing label is replaced by the
-    prediction itself, which adds zero loss and zero gradient, and is left out of the count.
+    loss: str
+    size: int = 1
+    class_weights: torch.Tensor | None = None
+
+    @property
+    def is_label(self) -> bool:
+        return self.loss == CLASSIFICATION_LOSS
+
+
+def heads_of(
+    spec: NetworkSpec, settings: TrainSettings, targets: Sequence[str], train: Tensors, classes: dict[str, list[str]]
+) -> list[Head]:
+    """The heads of ``targets``: a label head's class weights come from its training labels."""
+    heads = []
+    for i, (name, size) in enumerate(zip(targets, spec.head_sizes, strict=True)):
+        options = settings.target(name)
+        try:
+            loss = options.loss_for(name in classes)
+        except ValueError as exc:
+            raise TrainingError(f"[train.targets.{name}]: {exc}") from exc
+        weights = _class_weights(options.class_weights, train.targets[:, i], size, classes.get(name, []), name)
+        heads.append(Head(loss, size, weights))
+    return heads
+
+
+def _class_weights(
+    chosen: str | dict[str, float] | None, labels: torch.Tensor, size: int, classes: list[str], name: str
+) -> torch.Tensor | None:
+    if chosen is None or size == 1:
+        return None
+    if isinstance(chosen, dict):
+        unknown = sorted(set(chosen) - set(classes))
+        if unknown:
+            raise TrainingError(f"[train.targets.{name}] class_weights name {unknown}, not classes of {name} {classes}")
+        return torch.tensor([float(chosen.get(c, 1.0)) for c in classes])
+    known = labels[~torch.isnan(labels)].long()
+    counts = torch.bincount(known, minlength=size).float()
+    # Inverse to each class's share; a class absent from training gets the largest weight seen.
+    weights = known.numel() / (size * counts.clamp(min=1))
+    return torch.where(counts > 0, weights, weights.max())
+
+
+def per_target_loss(output: torch.Tensor, target: torch.Tensor, heads: Sequence[Head], *, masked: bool) -> torch.Tensor:
+    """Mean loss of each target, over the rows that have that target.
+
+    ``output`` holds the heads side by side (one column a number, one per class a label);
+    ``target`` one column per target (a scaled number, or a class index). When every head is one
+    number with the same loss, one elementwise loss call covers them all: no Python loop per
+    target on the hot path. A missing label is replaced by the prediction itself, which adds
+    zero loss and zero gradient, and is left out of the count.
     """
+    if all(h.size == 1 for h in heads) and len({h.loss for h in heads}) == 1:
+        return _numbers_loss(output, target, heads[0].loss, masked=masked)
+    losses, start = [], 0
+    for i, head in enumerate(heads):
+        column, block = target[:, i], output[:, start : start + head.size]
+        start += head.size
+        if not head.is_label:
+            losses.append(_numbers_loss(block, column[:, None], head.loss, masked=masked)[0])
+            continue
+        known = ~torch.isnan(column) if masked else torch.ones_like(column, dtype=torch.bool)
+        if not known.any():
+            losses.append(block.sum() * 0.0)  # no label in this batch: no loss, no gradient
+            continue
+        losses.append(functional.cross_entropy(block[known], column[known].long(), weight=head.class_weights))
+    return torch.stack(losses)
+
+
+def _numbers_loss(output: torch.Tensor, target: torch.Tensor, loss: str, *, masked: bool) -> torch.Tensor:
     if masked:
         known = ~torch.isnan(target)
         target = torch.where(known, target, output.detach())
-    if len(set(losses)) == 1:
-        elementwise = LOSSES[losses[0]](output, target, reduction="none")
-    else:
-        elementwise = torch.stack(
-            [LOSSES[name](output[:, i], target[:, i], reduction="none") for i, name in enumerate(losses)], dim=1
-        )
+    elementwise = LOSSES[loss](output, target, reduction="none")
     if not masked:
         return elementwise.mean(dim=0)
     return elementwise.sum(dim=0) / known.sum(dim=0).clamp(min=1)

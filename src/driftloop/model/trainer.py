@@ -1,5 +1,5 @@
 """Train a project's model: features at a known version -> time split -> preprocessing fitted on
-the training window -> network -> metrics on every split, and the ridge baseline beside it.
+the training window -> network -> metrics on every split, and the linear baseline beside it.
 
 The result is a :class:`TrainedModel`: a package ready to save, with the numbers that judge it.
 Tracking is not done here; an observer (``driftloop.registry.mlflow.tracking``) records what this produces.
@@ -18,15 +18,16 @@ import polars as pl
 from driftloop.errors import TrainingError
 from driftloop.features import FeatureSet
 from driftloop.lake import Table
-from driftloop.model.baseline import Ridge
+from driftloop.model.baseline import Baseline
 from driftloop.model.data import Splits, split_by_time, training_rows
-from driftloop.model.metrics import regression_metrics
+from driftloop.model.metrics import CLASSIFICATION_METRICS, classification_metrics, regression_metrics
 from driftloop.model.train import Callback, FitResult, Tensors, fit
 from driftloop.profiles import profile
 from driftloop.project import Project
 from driftloop.runtime.package import ModelPackage
-from driftloop.runtime.preprocess import Preprocessor, TargetScaler
+from driftloop.runtime.preprocess import Preprocessor
 from driftloop.runtime.spec import NetworkSpec
+from driftloop.runtime.targets import Targets
 
 SPLITS = ("train", "validation", "test")
 
@@ -80,8 +81,8 @@ def train_project(
     numeric, categorical = features.numeric_inputs, features.categorical_inputs
     nullable = {n for n in numeric if n not in contract.columns or contract.columns[n].nullable}
     preprocessor = Preprocessor.fit(features.apply(splits.train), numeric, categorical, nullable=nullable)
-    scaler = TargetScaler.fit(splits.train, contract.targets)
-    data = {name: _arrays(getattr(splits, name), features, preprocessor, scaler) for name in SPLITS}
+    heads = Targets.fit(splits.train, contract)
+    data = {name: _arrays(getattr(splits, name), features, preprocessor, heads) for name in SPLITS}
     spec = NetworkSpec(
         numeric=len(preprocessor.numeric_names),
         cardinalities=preprocessor.cardinalities,
@@ -90,18 +91,19 @@ def train_project(
         activation=settings.activation,
         batch_norm=settings.batch_norm,
         dropout=settings.dropout,
+        outputs=heads.head_sizes,
     )
     result = fit(
-        Tensors.of(*data["train"]), Tensors.of(*data["validation"]), spec, settings, contract.targets, callbacks
-    )
-    package = ModelPackage(spec, result.model.weights(), preprocessor, scaler, features)
-    ridge = Ridge.fit(*data["train"], preprocessor.cardinalities)
+        Tensors.of(*data["train"]), Tensors.of(*data["validation"]), spec, settings, contract.targets, callbacks,
+        classes=heads.classes,
+    )  # fmt: skip
+    package = ModelPackage(spec, result.model.weights(), preprocessor, heads, features)
+    baseline = Baseline.fit(*data["train"], preprocessor.cardinalities, heads.head_sizes)
     metrics: dict[str, Any] = {"network": {}, "baseline": {}, "overall": {}}
     for name in SPLITS:
-        numbers, categories, scaled = data[name]
-        actual = scaler.unscale(scaled)
-        metrics["network"][name] = _per_target(actual, scaler.unscale(package.network(numbers, categories)), scaler)
-        metrics["baseline"][name] = _per_target(actual, scaler.unscale(ridge.predict(numbers, categories)), scaler)
+        numbers, categories, encoded = data[name]
+        metrics["network"][name] = per_target(encoded, package.network(numbers, categories), heads)
+        metrics["baseline"][name] = per_target(encoded, baseline.predict(numbers, categories), heads)
         metrics["overall"][name] = overall(metrics["network"][name])
     lineage = {
         "features_table": str(lake.uri(Table.FEATURES)),
@@ -124,23 +126,41 @@ def train_project(
 def reference_profiles(
     package: ModelPackage, rows: pl.DataFrame, numeric: list[str], categorical: list[str]
 ) -> dict[str, Any]:
-    """Profiles of the training window: its inputs and targets, and the model's own predictions."""
-    inputs = profile(package.features.apply(rows), [*numeric, *package.targets], categorical)
-    predictions = profile(package.predict_valid(rows), package.targets, [])
+    """Profiles of the training window: its inputs and targets, and the model's own predictions
+    (a label's predicted class as a category, its probabilities as numbers)."""
+    heads = package.heads
+    labels = list(heads.classes)
+    numbers = [t for t in heads.names if t not in heads.classes]
+    inputs = profile(package.features.apply(rows), [*numeric, *numbers], [*categorical, *labels])
+    outputs = [c for c in heads.output_columns if c not in heads.classes]
+    predictions = profile(package.predict_valid(rows), outputs, labels)
     return {"inputs": inputs.to_dict(), "predictions": predictions.to_dict()}
 
 
 def overall(by_target: dict[str, dict[str, float]]) -> dict[str, float]:
-    """Scale-free metrics averaged over targets (MAE and RMSE are in each target's own units)."""
-    return {m: sum(v[m] for v in by_target.values()) / len(by_target) for m in ("smape", "r2")}
+    """Scale-free metrics averaged over the targets that have them (MAE and RMSE are in each
+    target's own units): SMAPE and R² over numbers, the label metrics over labels."""
+    shared = ("smape", "r2", *CLASSIFICATION_METRICS)
+    found = {m: [v[m] for v in by_target.values() if m in v] for m in shared}
+    return {m: sum(values) / len(values) for m, values in found.items() if values}
+
+
+def per_target(encoded: np.ndarray, outputs: np.ndarray, heads: Targets) -> dict[str, dict[str, float]]:
+    """Metrics of each target: ``encoded`` as :meth:`Targets.encode` gives it, ``outputs`` in
+    the network's form (the heads side by side)."""
+    split = heads.split(outputs)
+    results = {}
+    for i, target in enumerate(heads.names):
+        truth = encoded[:, i].astype(np.float64)
+        if target in heads.classes:
+            results[target] = classification_metrics(truth, split[target])
+        else:
+            results[target] = regression_metrics(truth * heads.std[target] + heads.mean[target], split[target])
+    return results
 
 
 def _arrays(
-    rows: pl.DataFrame, features: FeatureSet, preprocessor: Preprocessor, scaler: TargetScaler
+    rows: pl.DataFrame, features: FeatureSet, preprocessor: Preprocessor, heads: Targets
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     numbers, categories = preprocessor.transform(features.apply(rows))
-    return numbers, categories, scaler.scale(rows)
-
-
-def _per_target(actual: np.ndarray, predicted: np.ndarray, scaler: TargetScaler) -> dict[str, dict[str, float]]:
-    return {t: regression_metrics(actual[:, i], predicted[:, i]) for i, t in enumerate(scaler.mean)}
+    return numbers, categories, heads.encode(rows)

@@ -14,7 +14,9 @@ import polars as pl
 
 from driftloop.data.contract import Contract
 from driftloop.data.truth import with_truth
-from driftloop.model.metrics import HIGHER_IS_BETTER, regression_metrics
+from driftloop.model.metrics import HIGHER_IS_BETTER, target_metrics
+from driftloop.runtime.targets import prediction_columns
+from driftloop.settings.promote import PromoteSettings
 
 ACTUAL = "__actual_"
 
@@ -30,6 +32,7 @@ class TargetPerformance:
     residual_std: float
     test_metrics: dict[str, float]
     worsening: float  # of the decisive metric, relative to the test window (0.2 = 20% worse)
+    metric: str = "mae"  # the decisive metric of this target
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -46,19 +49,26 @@ def evaluate(
     truth: pl.DataFrame,
     contract: Contract,
     test_metrics: dict[str, dict[str, float]],
-    metric: str,
+    promote: PromoteSettings,
 ) -> list[TargetPerformance]:
-    """Metrics of the window's predictions against ``truth`` (from :func:`actuals`)."""
+    """Metrics of the window's predictions against ``truth`` (from :func:`actuals`); each
+    target's worsening is of its decisive metric (``promote.metric`` for a number,
+    ``promote.class_metric`` for a label)."""
     keyed = predictions.with_columns(key_columns(contract))
     joined = keyed.join(truth, on=contract.key, how="inner")
     results = []
     for target in contract.targets:
-        pairs = joined.select(pl.col(target).alias("p"), pl.col(ACTUAL + target).alias("a")).drop_nulls()
+        classes = contract.columns[target].classes
+        outputs = prediction_columns(contract)[target]
+        pairs = joined.select(*outputs, ACTUAL + target).drop_nulls()
         if pairs.is_empty():
             continue
-        values = regression_metrics(pairs.get_column("a"), pairs.get_column("p"))
-        residuals = pairs.get_column("p") - pairs.get_column("a")
+        values = target_metrics(pairs.get_column(ACTUAL + target), pairs.select(outputs), target, classes)
+        residuals = (
+            pairs.get_column(target) - pairs.get_column(ACTUAL + target) if classes is None else pl.Series([0.0])
+        )
         test = test_metrics.get(target, {})
+        metric = promote.decisive(values)
         results.append(
             TargetPerformance(
                 target,
@@ -68,6 +78,7 @@ def evaluate(
                 float(residuals.std() or 0.0),  # type: ignore[arg-type]
                 test,
                 _worsening(values[metric], test.get(metric), HIGHER_IS_BETTER[metric]),
+                metric,
             )
         )
     return results

@@ -154,7 +154,7 @@ def _page(report: WindowReport, metric: str, charts: list[str]) -> str:
     reasons = "".join(f"<li>{html.escape(r)}</li>" for r in report.verdict.reasons) or "<li>nothing to report</li>"
     performance = "".join(
         f"<tr><td>{html.escape(p.target)}</td><td>{p.rows:,}</td>"
-        + "".join(f"<td>{p.metrics[m]:.4g}</td>" for m in ("mae", "rmse", "smape", "r2"))
+        + "".join(f"<td>{p.metrics.get(m, float('nan')):.4g}</td>" for m in ("mae", "rmse", "smape", "r2"))
         + f"<td>{p.test_metrics.get(metric, float('nan')):.4g}</td><td>{p.worsening:+.0%}</td></tr>"
         for p in report.performance
     )

@@ -17,10 +17,14 @@ import polars as pl
 
 from driftloop.data.contract import ColumnType, Contract
 from driftloop.errors import MonitorError
-from driftloop.model.metrics import regression_metrics
+from driftloop.model.metrics import target_metrics
 from driftloop.monitor.performance import ACTUAL, key_columns
+from driftloop.runtime.targets import prediction_columns
 
 INPUTS = "inputs"  # the predictions column holding a logged request's inputs as JSON
+
+
+SHADOW = "shadow_"  # prefix of the challenger's outputs beside the champion's
 
 
 @dataclass(frozen=True)
@@ -71,12 +75,15 @@ def compare_shadow(
     champion: pl.DataFrame, shadow: pl.DataFrame, truth: pl.DataFrame, contract: Contract
 ) -> list[ShadowComparison]:
     """The challenger's shadow outputs against the champion's for the same predictions (paired
-    by prediction id), and both against ``truth`` (from :func:`~driftloop.monitor.performance.actuals`)."""
+    by prediction id), and both against ``truth`` (from :func:`~driftloop.monitor.performance.actuals`).
+    For a label the difference is the share of rows where the two predict another class."""
     if shadow.is_empty() or champion.is_empty():
         return []
     targets = contract.targets
-    pairs = champion.select("prediction_id", *targets, *key_columns(contract)).join(
-        shadow.select("prediction_id", "model_version", *(pl.col(t).alias(f"shadow_{t}") for t in targets)),
+    outputs = prediction_columns(contract)
+    every = [c for t in targets for c in outputs[t]]
+    pairs = champion.select("prediction_id", *every, *key_columns(contract)).join(
+        shadow.select("prediction_id", "model_version", *(pl.col(c).alias(SHADOW + c) for c in every)),
         on="prediction_id",
         how="inner",
     )
@@ -88,9 +95,15 @@ def compare_shadow(
             labelled.filter(pl.col("model_version") == version),
         )
         for target in targets:
-            both = mine.select(target, f"shadow_{target}").drop_nulls()
-            known = scored.select(target, f"shadow_{target}", ACTUAL + target).drop_nulls()
-            gap = (both.get_column(target) - both.get_column(f"shadow_{target}")).abs().mean()
+            classes = contract.columns[target].classes
+            both = mine.select(target, SHADOW + target).drop_nulls()
+            theirs_columns = [SHADOW + c for c in outputs[target]]
+            known = scored.select(*outputs[target], *theirs_columns, ACTUAL + target).drop_nulls()
+            difference = both.get_column(target) != both.get_column(SHADOW + target)
+            if classes is None:
+                difference = (both.get_column(target) - both.get_column(SHADOW + target)).abs()
+            gap = difference.cast(pl.Float64).mean()
+            theirs = known.select(pl.col(SHADOW + c).alias(c) for c in outputs[target])
             results.append(
                 ShadowComparison(
                     target=target,
@@ -98,12 +111,12 @@ def compare_shadow(
                     rows=both.height,
                     mean_abs_difference=float(gap) if isinstance(gap, int | float) else float("nan"),
                     labelled_rows=known.height,
-                    champion=_metrics(known, ACTUAL + target, target),
-                    challenger=_metrics(known, ACTUAL + target, f"shadow_{target}"),
+                    champion=_metrics(known.get_column(ACTUAL + target), known, target, classes),
+                    challenger=_metrics(known.get_column(ACTUAL + target), theirs, target, classes),
                 )
             )
     return results
 
 
-def _metrics(rows: pl.DataFrame, actual: str, predicted: str) -> dict[str, float]:
-    return regression_metrics(rows.get_column(actual), rows.get_column(predicted)) if rows.height else {}
+def _metrics(actual: pl.Series, predicted: pl.DataFrame, target: str, classes: list[str] | None) -> dict[str, float]:
+    return target_metrics(actual, predicted, target, classes) if actual.len() else {}

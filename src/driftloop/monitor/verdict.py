@@ -50,11 +50,11 @@ def decide(
     predictions: DriftReport | None,
     performance: list[TargetPerformance],
     settings: MonitorSettings,
-    metric: str,
 ) -> Verdict:
     levels, reasons = [VerdictLevel.OK], []
     for result in performance:
         if result.rows >= settings.min_labelled_rows and result.worsening > settings.degradation:
+            metric = result.metric
             levels.append(VerdictLevel.DEGRADED)
             reasons.append(
                 f"{result.target}: {metric} {result.metrics[metric]:.4g} is {result.worsening:.0%} worse than on "

@@ -89,9 +89,8 @@ def monitor_window(
     labels = lake.read(Table.LABELS, since=low, until=high, time_column=clock) if lake.exists(Table.LABELS) else None
     truth = actuals(contract, _with_known_targets(rows, window, contract) if source is Stream.ONLINE else rows, labels)
     test_metrics = package.metrics.get("network", {}).get("test", {})
-    metric = project.settings.promote.metric
-    performance = evaluate(scored, truth, contract, test_metrics, metric) if scored.height else []
-    verdict = decide(inputs, predictions, performance, project.settings.monitor, metric)
+    performance = evaluate(scored, truth, contract, test_metrics, project.settings.promote) if scored.height else []
+    verdict = decide(inputs, predictions, performance, project.settings.monitor)
     shadow = (
         compare_shadow(scored, every.filter(pl.col("source") == PredictionSource.SHADOW), truth, contract)
         if source is Stream.ONLINE
@@ -131,8 +130,13 @@ def _input_drift(package: ModelPackage, rows: pl.DataFrame, project: Project) ->
 
 
 def _prediction_drift(package: ModelPackage, scored: pl.DataFrame, project: Project) -> DriftReport:
+    """Drift of what the model predicts: the numbers, each label's probabilities, and the balance
+    of the predicted classes."""
     reference = _reference(package, "predictions")
-    current = project.engine.profile(scored, package.targets, [], like=reference)
+    heads = package.heads
+    labels = list(heads.classes)
+    numbers = [c for c in heads.output_columns if c not in heads.classes]
+    current = project.engine.profile(scored, numbers, labels, like=reference)
     return compare(reference, current, project.settings.monitor)
 
 

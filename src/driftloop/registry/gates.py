@@ -2,7 +2,8 @@
 
 dev -> qa: the model loads from the registry in a fresh process, scores contract-valid rows
 with finite outputs, refuses invalid rows with a clear error, meets the p99 single-row
-latency budget, meets the metric floors and beats the ridge baseline on its test window.
+latency budget, meets the metric floors and beats the linear baseline (ridge for a number,
+logistic regression for a label) on its test window.
 
 qa -> prod: challenger and champion are scored on the same, most recent labelled window;
 :func:`compare` says whether the challenger improves the decisive metric by the margin
@@ -23,7 +24,7 @@ from typing import Any
 import polars as pl
 
 from driftloop.data.contract import Contract
-from driftloop.model.metrics import HIGHER_IS_BETTER, regression_metrics
+from driftloop.model.metrics import HIGHER_IS_BETTER, METRICS, target_metrics
 from driftloop.runtime.package import ModelPackage
 from driftloop.settings.promote import PromoteSettings
 
@@ -58,7 +59,7 @@ def qa_gates(
         _refuses(report),
         _latency(report, settings.latency_budget_ms),
         _floors(package, settings),
-        _beats_baseline(package, settings.metric),
+        _beats_baseline(package, settings),
     ]
 
 
@@ -104,14 +105,17 @@ def invalid_rows(sample: pl.DataFrame, contract: Contract) -> pl.DataFrame:
 def compare(
     challenger: dict[str, dict[str, float]], champion: dict[str, dict[str, float]], settings: PromoteSettings
 ) -> GateResult:
-    """Is the challenger better on the decisive metric (summed over targets, relative to the
-    champion) by at least the margin, with no target worse than the tolerance?"""
-    metric, better = settings.metric, HIGHER_IS_BETTER[settings.metric]
-    changes = {t: _relative_gain(challenger[t][metric], champion[t][metric], better) for t in champion}
+    """Is the challenger better on the decisive metric (each target's own: ``metric`` for a
+    number, ``class_metric`` for a label; averaged over targets, relative to the champion) by
+    at least the margin, with no target worse than the tolerance?"""
+    decisive = {t: settings.decisive(champion[t]) for t in champion}
+    changes = {t: _relative_gain(challenger[t][m], champion[t][m], HIGHER_IS_BETTER[m]) for t, m in decisive.items()}
     overall = sum(changes.values()) / len(changes)
     worst_target, worst = min(changes.items(), key=lambda item: item[1])
+    metric = "/".join(sorted(set(decisive.values())))
     numbers = {
         "metric": metric,
+        "metrics": decisive,
         "relative_gain": changes,
         "mean_gain": overall,
         "challenger": challenger,
@@ -131,8 +135,12 @@ def compare(
 def score(package: ModelPackage, rows: pl.DataFrame) -> dict[str, dict[str, float]]:
     """Metrics per target of ``package`` on typed feature-table ``rows`` that carry the targets."""
     predicted = package.predict_valid(rows)
+    contract = package.contract
     return {
-        t: regression_metrics(rows.get_column(t).cast(pl.Float64), predicted.get_column(t)) for t in package.targets
+        t: target_metrics(
+            rows.get_column(t), predicted.select(package.heads.columns(t)), t, contract.columns[t].classes
+        )
+        for t in package.targets
     }
 
 
@@ -179,7 +187,8 @@ def _floors(package: ModelPackage, settings: PromoteSettings) -> GateResult:
     for key, floor in settings.floors.items():
         target, _, metric = key.partition(".")
         if target not in test or metric not in test[target]:
-            failures.append(f"{key}: no such target.metric (targets {sorted(test)}, metrics mae rmse smape r2)")
+            known = ", ".join(test.get(target, {})) or " ".join(METRICS)
+            failures.append(f"{key}: no such target.metric (targets {sorted(test)}, metrics {known})")
             continue
         value = test[target][metric]
         numbers[key] = {"value": value, "floor": floor}
@@ -189,9 +198,11 @@ def _floors(package: ModelPackage, settings: PromoteSettings) -> GateResult:
     return GateResult("metric floors", not failures, detail, numbers)
 
 
-def _beats_baseline(package: ModelPackage, metric: str) -> GateResult:
+def _beats_baseline(package: ModelPackage, settings: PromoteSettings) -> GateResult:
     network, baseline = package.metrics["network"]["test"], package.metrics["baseline"]["test"]
-    gains = {t: _relative_gain(network[t][metric], baseline[t][metric], HIGHER_IS_BETTER[metric]) for t in network}
+    decisive = {t: settings.decisive(network[t]) for t in network}
+    gains = {t: _relative_gain(network[t][m], baseline[t][m], HIGHER_IS_BETTER[m]) for t, m in decisive.items()}
     mean = sum(gains.values()) / len(gains)
-    numbers = {"metric": metric, "network": network, "baseline": baseline, "relative_gain": gains}
-    return GateResult("beats baseline", mean > 0, f"test {metric} {mean:+.1%} vs the ridge baseline", numbers)
+    metric = "/".join(sorted(set(decisive.values())))
+    numbers = {"metric": metric, "metrics": decisive, "network": network, "baseline": baseline, "relative_gain": gains}
+    return GateResult("beats baseline", mean > 0, f"test {metric} {mean:+.1%} vs the linear baseline", numbers)

@@ -23,11 +23,12 @@ from driftloop.errors import ReplayError, TrainingError
 from driftloop.lake import PredictionSource, Table
 from driftloop.loop.tick import training_since
 from driftloop.model.data import training_rows
-from driftloop.model.metrics import METRICS, regression_metrics
-from driftloop.monitor.performance import key_columns
+from driftloop.model.metrics import METRICS, target_metrics
+from driftloop.monitor.performance import ACTUAL, key_columns
 from driftloop.project import Project
 from driftloop.registry import Registry
 from driftloop.replay.run import LoopRun
+from driftloop.runtime.targets import prediction_columns
 
 STRATEGIES = ("driftloop", "static", "daily")
 DAY = "day"
@@ -83,7 +84,8 @@ def _loop_result(project: Project, run: LoopRun, truth: pl.DataFrame) -> Strateg
         .with_columns(local_days(pl.col("event_time"), contract.timezone).alias(DAY))
         .join(scored_by, on=[DAY, "model_version"], how="semi")
     )
-    predicted = served.select(*key_columns(contract), *contract.targets)
+    outputs = [c for columns in prediction_columns(contract).values() for c in columns]
+    predicted = served.select(*key_columns(contract), *outputs)
     records = run.records
     return StrategyResult(
         "driftloop",
@@ -153,17 +155,18 @@ def _clock(project: Project) -> EventClock:
 def _score(
     predicted: pl.DataFrame, truth: pl.DataFrame, project: Project
 ) -> tuple[pl.DataFrame, dict[str, dict[str, float]]]:
-    """Per-day and overall metrics of ``predicted`` against ``truth``, per target."""
+    """Per-day and overall metrics of ``predicted`` (each target's prediction columns) against
+    ``truth``, per target."""
     contract = project.contract
-    renamed = predicted.rename({t: f"{t}__predicted" for t in contract.targets})
-    pairs = truth.select(*contract.key, *contract.targets).join(renamed, on=contract.key, how="inner")
-    pairs = pairs.with_columns(_clock(project).days().alias(DAY))
+    actual = truth.select(*contract.key, *(pl.col(t).alias(ACTUAL + t) for t in contract.targets))
+    pairs = actual.join(predicted, on=contract.key, how="inner").with_columns(_clock(project).days().alias(DAY))
     per_day, overall = [], {}
-    for target in contract.targets:
-        both = pairs.select(DAY, pl.col(target).alias("a"), pl.col(f"{target}__predicted").alias("p")).drop_nulls()
-        overall[target] = regression_metrics(both.get_column("a"), both.get_column("p"))
+    for target, outputs in prediction_columns(contract).items():
+        classes = contract.columns[target].classes
+        both = pairs.select(DAY, ACTUAL + target, *outputs).drop_nulls()
+        overall[target] = target_metrics(both.get_column(ACTUAL + target), both.select(outputs), target, classes)
         for (day,), group in both.group_by(DAY, maintain_order=True):
-            values = regression_metrics(group.get_column("a"), group.get_column("p"))
+            values = target_metrics(group.get_column(ACTUAL + target), group.select(outputs), target, classes)
             per_day.append({DAY: day, "target": target, "rows": group.height, **values})
     schema = {DAY: pl.Date, "target": pl.String, "rows": pl.Int64, **dict.fromkeys(METRICS, pl.Float64)}
     return pl.DataFrame(per_day, schema=schema).sort(DAY, "target"), overall

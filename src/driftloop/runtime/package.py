@@ -27,8 +27,9 @@ from driftloop.data.validate import CheckResult, RowChecker
 from driftloop.errors import ModelPackageError
 from driftloop.features import FeatureSet
 from driftloop.runtime.backends import DEFAULT_BACKEND, Backend, resolve_backend
-from driftloop.runtime.preprocess import Preprocessor, TargetScaler
+from driftloop.runtime.preprocess import Preprocessor
 from driftloop.runtime.spec import NetworkSpec
+from driftloop.runtime.targets import Targets
 
 FORMAT_VERSION = 1
 WEIGHTS = "weights.safetensors"
@@ -44,7 +45,7 @@ class ModelPackage:
     spec: NetworkSpec
     weights: dict[str, np.ndarray]
     preprocessor: Preprocessor
-    scaler: TargetScaler
+    heads: Targets  # what each head predicts: a number's scale, a label's classes
     features: FeatureSet
     metrics: dict[str, Any] = field(default_factory=dict)
     lineage: dict[str, Any] = field(default_factory=dict)
@@ -57,7 +58,7 @@ class ModelPackage:
 
     @property
     def targets(self) -> list[str]:
-        return list(self.scaler.mean)
+        return list(self.heads.names)
 
     @cached_property
     def network(self) -> Backend:
@@ -86,12 +87,12 @@ class ModelPackage:
         return self._checker.check(to_polars(data))
 
     def predict_valid(self, rows: pl.DataFrame) -> pl.DataFrame:
-        """Predictions for rows already typed and checked against the contract."""
-        outputs = self.scaler.unscale(self.predict_scaled(rows))
-        return pl.DataFrame({t: outputs[:, i] for i, t in enumerate(self.targets)})
+        """Predictions for rows already typed and checked against the contract: a number per
+        regression target, the class and its probabilities per label (:meth:`Targets.decode`)."""
+        return self.heads.decode(self.predict_raw(rows))
 
-    def predict_scaled(self, rows: pl.DataFrame) -> np.ndarray:
-        """The network's outputs for typed rows, on the targets' training scale."""
+    def predict_raw(self, rows: pl.DataFrame) -> np.ndarray:
+        """The network's outputs for typed rows: scaled numbers and logits, heads side by side."""
         numbers, categories = self.preprocessor.transform(self.features.apply(rows))
         return self.network(numbers, categories)
 
@@ -107,7 +108,7 @@ class ModelPackage:
             "format_version": FORMAT_VERSION,
             "network": self.spec.to_dict(),
             "preprocessor": self.preprocessor.to_dict(),
-            "targets": self.scaler.to_dict(),
+            "targets": self.heads.to_dict(),
             "features": json.loads(self.features.to_json()),
             "contract": self.contract.model_dump(mode="json", exclude_none=True),
             "metrics": self.metrics,
@@ -137,7 +138,7 @@ class ModelPackage:
             spec,
             weights,
             Preprocessor.from_dict(manifest["preprocessor"]),
-            TargetScaler.from_dict(manifest["targets"]),
+            Targets.from_dict(manifest["targets"]),
             FeatureSet.from_json(json.dumps(manifest["features"]), contract),
             manifest.get("metrics", {}),
             manifest.get("lineage", {}),
@@ -149,9 +150,11 @@ class ModelPackage:
 
 
 def _scoring_contract(contract: Contract) -> Contract:
-    """The contract for rows to score: their targets are unknown yet, so not required."""
+    """The contract for rows to score: their targets are unknown yet, so not required, and a
+    label a caller sends along is not checked (the model does not read it)."""
+    scoring = {"required": False, "nullable": True, "classes": None}
     columns = {
-        name: column.model_copy(update={"required": False, "nullable": True}) if name in contract.targets else column
+        name: column.model_copy(update=scoring) if name in contract.targets else column
         for name, column in contract.columns.items()
     }
     return contract.model_copy(update={"columns": columns})

@@ -4,8 +4,8 @@ Numbers (ints, floats, bools and derived features): clipped to the training quan
 (0.1% and 99.9% by default, so one wild value cannot dominate), missing values imputed with
 the training median plus a 0/1 indicator column when the column can be missing, then
 standardised. Strings: an index into the training vocabulary, 0 for missing or unseen.
-Targets are standardised too, so per-target losses are on one scale. All state is plain
-numbers and strings, saved as JSON inside the model package.
+(Targets are encoded by :mod:`driftloop.runtime.targets`.) All state is plain numbers and
+strings, saved as JSON inside the model package.
 """
 
 from __future__ import annotations
@@ -195,45 +195,6 @@ class Preprocessor:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
         return cls({n: NumericState(**s) for n, s in data["numeric"].items()}, dict(data["categorical"]))
-
-
-@dataclass(frozen=True)
-class TargetScaler:
-    """Standardises targets for training and restores their scale for predictions."""
-
-    mean: dict[str, float]
-    std: dict[str, float]
-
-    @classmethod
-    def fit(cls, frame: pl.DataFrame, targets: list[str]) -> Self:
-        _require(frame, targets)
-        stats = frame.select(
-            *(pl.col(t).cast(pl.Float64).mean().alias(f"{t}__mean") for t in targets),
-            *(pl.col(t).cast(pl.Float64).std().alias(f"{t}__std") for t in targets),
-        ).row(0, named=True)
-        std = {t: float(stats[f"{t}__std"] or 0.0) for t in targets}
-        return cls(
-            {t: float(stats[f"{t}__mean"] or 0.0) for t in targets},
-            {t: s if s > 1e-12 else 1.0 for t, s in std.items()},
-        )
-
-    def scale(self, frame: pl.DataFrame) -> np.ndarray:
-        """Targets of ``frame`` standardised, one column per target (NaN where missing)."""
-        exprs = [((pl.col(t).cast(pl.Float64) - self.mean[t]) / self.std[t]).alias(t) for t in self.mean]
-        return frame.select(exprs).fill_null(float("nan")).to_numpy().astype(np.float32)
-
-    def unscale(self, values: np.ndarray) -> np.ndarray:
-        """Model outputs back in each target's own units."""
-        mean = np.array(list(self.mean.values()), dtype=np.float64)
-        std = np.array(list(self.std.values()), dtype=np.float64)
-        return values.astype(np.float64) * std + mean
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"mean": self.mean, "std": self.std}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Self:
-        return cls(dict(data["mean"]), dict(data["std"]))
 
 
 def _require(frame: pl.DataFrame, columns: list[str]) -> None:

@@ -1,10 +1,11 @@
 """The shape of a tabular network, as data: what a package's weights are the weights of.
 
 Embeddings for categories, a dense trunk of blocks (Linear -> BatchNorm (optional) -> activation
--> Dropout), one linear head per target. Training builds the module from this spec
-(:class:`driftloop.model.network.TabularNet`); scoring backends rebuild the function from the
-spec and the saved weights alone, by the parameter names :func:`trunk_linear` and
-:func:`trunk_batch_norm` give, so neither needs the other's code.
+-> Dropout), one linear head per target (one output for a number, one per class for a label).
+Training builds the module from this spec (:class:`driftloop.model.network.TabularNet`);
+scoring backends rebuild the function from the spec and the saved weights alone, by the
+parameter names :func:`trunk_linear` and :func:`trunk_batch_norm` give, so neither needs the
+other's code.
 """
 
 from __future__ import annotations
@@ -28,6 +29,12 @@ class NetworkSpec:
     activation: str = "swish"
     batch_norm: bool = True
     dropout: float = 0.1
+    outputs: list[int] | None = None  # per head; None: one each (packages from before labels)
+
+    @property
+    def head_sizes(self) -> list[int]:
+        """Outputs of each target's head."""
+        return self.outputs or [1] * self.targets
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -47,6 +47,7 @@ from driftloop.serve.payloads import (
     from_mlflow,
     from_records,
     from_v2,
+    output_schemas,
     request_schemas,
     v2_outputs,
 )
@@ -158,7 +159,10 @@ def create_app(project: Project, *, admin_token: str | None = None) -> ASGIApp:
             "inputs": [
                 {"name": c, "datatype": _v2_type(contract.columns[c].type.value), "shape": [-1]} for c in inputs
             ],
-            "outputs": [{"name": t, "datatype": "FP64", "shape": [-1]} for t in contract.targets],
+            "outputs": [
+                {"name": name, "datatype": _v2_type(schema.get("type", "number")), "shape": [-1]}
+                for name, schema in output_schemas(contract).items()
+            ],
         }
 
     @app.get("/health/live", summary="The process is up")
@@ -261,7 +265,7 @@ def _rows(
         pl.struct(inputs).struct.json_encode().alias("inputs"),
         event_time.cast(pl.Date).alias(EVENT_DATE),
     )
-    return pl.concat([meta, outputs.cast(pl.Float64)], how="horizontal")
+    return pl.concat([meta, outputs], how="horizontal")
 
 
 async def _follow_registry(deployments: Deployments, seconds: float) -> None:
@@ -293,5 +297,7 @@ def _authorise(request: Request, token: str | None, variable: str) -> None:
         raise RequestRefused("the bearer token is not the admin token", status=403)
 
 
-def _v2_type(contract_type: str) -> str:
-    return {"int": "INT64", "float": "FP64", "bool": "BOOL"}.get(contract_type, "BYTES")
+def _v2_type(type_name: str) -> str:
+    """The v2 datatype of a contract type ("int") or a JSON schema type ("integer")."""
+    known = {"int": "INT64", "integer": "INT64", "float": "FP64", "number": "FP64", "bool": "BOOL", "boolean": "BOOL"}
+    return known.get(type_name, "BYTES")

@@ -24,6 +24,7 @@ import polars as pl
 
 from driftloop.data.contract import Column, ColumnType, Contract
 from driftloop.errors import RequestRefused
+from driftloop.runtime.targets import probability_column
 
 MLFLOW_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 Columns = dict[str, list[Any]]  # column name -> one value per row
@@ -202,14 +203,15 @@ def request_schemas(contract: Contract) -> dict[str, dict[str, Any]]:
 def answer_schemas(contract: Contract) -> dict[str, dict[str, Any]]:
     """OpenAPI schemas of the answers of the three protocols (for /docs and clients)."""
     number = {"type": "number", "nullable": True}  # null where the network gave NaN
-    outputs = dict.fromkeys(contract.targets, number)
-    row = {"type": "object", "properties": outputs, "required": list(contract.targets)}
+    outputs = output_schemas(contract)
+    row = {"type": "object", "properties": outputs, "required": list(outputs)}
     v1_row = {"type": "object", "properties": {**outputs, "prediction_id": {"type": "string"}},
-              "required": [*contract.targets, "prediction_id"]}  # fmt: skip
+              "required": [*outputs, "prediction_id"]}  # fmt: skip
     tensor = {
         "type": "object",
         "properties": {"name": {"type": "string"}, "shape": {"type": "array", "items": {"type": "integer"}},
-                       "datatype": {"type": "string"}, "data": {"type": "array", "items": number}},
+                       "datatype": {"type": "string"},
+                       "data": {"type": "array", "items": {"oneOf": [number, *_label_schemas(contract)]}}},
         "required": ["name", "shape", "datatype", "data"],
     }  # fmt: skip
     text = {"type": "string"}
@@ -223,6 +225,36 @@ def answer_schemas(contract: Contract) -> dict[str, dict[str, Any]]:
                "properties": {"model_name": text, "model_version": text, "id": text,
                               "outputs": {"type": "array", "items": tensor}}},
     }  # fmt: skip
+
+
+def output_schemas(contract: Contract) -> dict[str, dict[str, Any]]:
+    """The JSON schema of each output column: a number per regression target; a label's class
+    (in its type, one of its classes) and one probability per class."""
+    number = {"type": "number", "nullable": True}  # null where the network gave NaN
+    schemas: dict[str, dict[str, Any]] = {}
+    for target in contract.targets:
+        column = contract.columns[target]
+        if column.classes is None:
+            schemas[target] = number
+            continue
+        schemas[target] = _label_schema(column)
+        schemas.update({probability_column(target, c): {"type": "number", "minimum": 0, "maximum": 1}
+                        for c in column.classes})  # fmt: skip
+    return schemas
+
+
+def _label_schemas(contract: Contract) -> list[dict[str, Any]]:
+    return [_label_schema(contract.columns[t]) for t in contract.class_targets]
+
+
+def _label_schema(column: Column) -> dict[str, Any]:
+    kinds = {ColumnType.INT: "integer", ColumnType.BOOL: "boolean"}
+    labels: list[Any] = list(column.classes or ())
+    if column.type is ColumnType.INT:
+        labels = [int(c) for c in labels]
+    if column.type is ColumnType.BOOL:
+        labels = [c == "true" for c in labels]
+    return {"type": kinds.get(column.type, "string"), "enum": labels}
 
 
 def _json_type(column: Column) -> dict[str, Any]:

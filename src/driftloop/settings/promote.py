@@ -12,7 +12,10 @@ class PromoteSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    metric: Literal["mae", "rmse", "smape", "r2"] = Field("mae", description="The metric that decides, per target.")
+    metric: Literal["mae", "rmse", "smape", "r2"] = Field("mae", description="The metric that decides for a number.")
+    class_metric: Literal["accuracy", "balanced_accuracy", "macro_f1", "roc_auc", "log_loss", "brier"] = Field(
+        "log_loss", description="The metric that decides for a label."
+    )
     margin: float = Field(0.01, ge=0, description="Relative improvement over the champion required to replace it.")
     tolerance: float = Field(0.05, ge=0, description="Relative worsening any target may show and still be promoted.")
     window_days: float = Field(7, gt=0, description="The most recent labelled days both models are scored on.")
@@ -21,3 +24,8 @@ class PromoteSettings(BaseModel):
         default_factory=dict,
         description='Minimum test metrics, e.g. {"Appliances.r2" = 0.1}; error metrics are maxima.',
     )
+
+    def decisive(self, metrics: dict[str, float]) -> str:
+        """The metric that decides for a target with these ``metrics``: ``metric`` for a number,
+        ``class_metric`` for a label."""
+        return self.metric if self.metric in metrics else self.class_metric

@@ -6,14 +6,34 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+RegressionLoss = Literal["mse", "huber", "mae"]
+CLASSIFICATION_LOSS = "cross_entropy"
+
 
 class TargetSettings(BaseModel):
     """The loss of one target's head and its weight in the total loss."""
 
     model_config = ConfigDict(extra="forbid")
 
-    loss: Literal["mse", "huber", "mae"] = "huber"
+    loss: RegressionLoss | Literal["cross_entropy"] | None = Field(
+        None, description="Default: huber for a number, cross_entropy for a label (the only loss a label takes)."
+    )
     weight: float = Field(1.0, gt=0)
+    class_weights: Literal["balanced"] | dict[str, float] | None = Field(
+        None,
+        description="A label's class weights in its loss: \"balanced\" (inverse to each class's share of the "
+        "training rows) or a weight per class; default: every class alike.",
+    )
+
+    def loss_for(self, classification: bool) -> str:
+        """The loss of this target's head: the one set, else the default for its kind."""
+        if classification:
+            if self.loss not in (None, CLASSIFICATION_LOSS):
+                raise ValueError(f"a label is trained with cross_entropy, not {self.loss}")
+            return CLASSIFICATION_LOSS
+        if self.loss == CLASSIFICATION_LOSS:
+            raise ValueError("cross_entropy is the loss of a label; a number takes mse, huber or mae")
+        return self.loss or "huber"
 
 
 class TrainSettings(BaseModel):

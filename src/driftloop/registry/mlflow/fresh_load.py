@@ -31,7 +31,8 @@ def main() -> None:
         valid = pd.read_parquet(request["valid"])
         outputs = model.predict(valid)
         report["rows_scored"] = len(outputs)
-        report["nonfinite_outputs"] = int((~np.isfinite(outputs.to_numpy(dtype=np.float64))).sum())
+        numbers = outputs.select_dtypes("number")  # a label's class is text; its probabilities are numbers
+        report["nonfinite_outputs"] = int((~np.isfinite(numbers.to_numpy(dtype=np.float64))).sum())
         report["refusal"] = _refusal(model, pd.read_parquet(request["invalid"]))
         report["latency_ms"] = _latency(model, valid, request["latency_rows"])
     except Exception as exc:  # the report is the gate's evidence: every failure goes into it

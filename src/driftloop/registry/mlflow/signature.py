@@ -22,6 +22,7 @@ from mlflow.types import ColSpec, Schema, TensorSpec
 from mlflow.types.schema import AnyType
 
 from driftloop.data.contract import Column, ColumnType, Contract
+from driftloop.runtime.targets import probability_column
 
 MLFLOW_TYPES = {
     ColumnType.INT: "long",
@@ -35,14 +36,18 @@ MLFLOW_TYPES = {
 
 def contract_signature(contract: Contract, targets: list[str]) -> ModelSignature:
     """The signature of a model over ``contract`` predicting ``targets``: its inputs (every
-    stored column but the targets, and the parts a time is assembled from) and one ``double``
-    output per target."""
+    stored column but the targets, and the parts a time is assembled from) and its outputs (a
+    number per regression target; the class, in the label's type, and a probability per class)."""
     parts = {p for column in contract.columns.values() for p in column.parts or ()}
     names = [n for n in contract.columns if n in parts or (n in contract.stored_columns and n not in contract.targets)]
     inputs: list[ColSpec | TensorSpec] = [
         _spec(n, contract.columns[n], optional=n in parts or bool(contract.columns[n].parts)) for n in names
     ]
-    outputs: list[ColSpec | TensorSpec] = [ColSpec("double", t) for t in targets]
+    outputs: list[ColSpec | TensorSpec] = []
+    for t in targets:
+        classes = contract.columns[t].classes
+        outputs.append(ColSpec(MLFLOW_TYPES[contract.columns[t].type] if classes else "double", t))
+        outputs += [ColSpec("double", probability_column(t, c)) for c in classes or ()]
     return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
 
 

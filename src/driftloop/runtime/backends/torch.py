@@ -68,7 +68,7 @@ class FoldedTorch:
                     torch.from_numpy(categories[start : start + SCORING_CHUNK]),
                 )
                 outputs.append(chunk.numpy())
-        return np.concatenate(outputs) if outputs else np.zeros((0, self.spec.targets), np.float32)
+        return np.concatenate(outputs) if outputs else np.zeros((0, sum(self.spec.head_sizes)), np.float32)
 
     def forward(self, numbers: torch.Tensor, categories: torch.Tensor) -> torch.Tensor:
         """Outputs for a batch of tensors, as the module in evaluation mode gives them; call it
