@@ -104,9 +104,7 @@ def from_local(times: pl.Expr, zone_name: str) -> pl.Expr:
 
 def as_instants(values: pl.Expr, is_date: bool, zone_name: str) -> pl.Expr:
     """An event-time column as naive UTC instants: a date is its local midnight."""
-    if not is_date:
-        return values.cast(pl.Datetime("us"))
-    if zone_name == UTC_ZONE:
+    if not is_date or zone_name == UTC_ZONE:
         return values.cast(pl.Datetime("us"))
     # Every row of a day gets the same instant: the first midnight where it happens twice, and
     # the hour after where the clocks skip it (a day then starts at 01:00).
