@@ -334,13 +334,8 @@ def _column_rules(name: str, column: Column, present: list[str]) -> dict[str, pl
     if column.allowed is not None:
         rules["allowed"] = value.is_not_null() & ~value.is_in(column.allowed)
     if column.classes is not None:  # a label the model has no head for
-        rules["class"] = value.is_not_null() & ~label_text(value).is_in(column.classes)
+        rules["class"] = value.is_not_null() & ~value.cast(pl.String).is_in(column.classes)  # "true", "3", "ok"
     return {rule: expr.fill_null(False) for rule, expr in rules.items()}
-
-
-def label_text(values: pl.Expr) -> pl.Expr:
-    """Labels as the text ``classes`` lists them in ("true", "3", "ok")."""
-    return values.cast(pl.String)
 
 
 def _batch_problems(source: pl.DataFrame, typed: pl.DataFrame, contract: Contract) -> list[BatchProblem]:

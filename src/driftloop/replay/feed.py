@@ -17,8 +17,8 @@ from typing import Any
 
 import polars as pl
 
-from driftloop.data.clock import as_instants, day_start, local_days
-from driftloop.data.contract import ColumnType, Contract
+from driftloop.data.clock import day_start, local_days
+from driftloop.data.contract import Contract
 from driftloop.data.parse import cast_typed, clean_text, parse_column
 from driftloop.data.sources import from_frame, read_paths
 from driftloop.data.validate import with_assembled_times
@@ -98,8 +98,8 @@ def _event_time(values: pl.Series, contract: Contract) -> pl.Series:
         typed = values.to_frame().select(cast).to_series()
     else:
         typed = parse_column(clean_text(values), column, contract.timezone)
-    instants = as_instants(pl.col(values.name), column.type is ColumnType.DATE, contract.timezone)
-    return typed.to_frame().select(instants).to_series()
+    assert contract.clock is not None  # read_history refuses a contract without an event time
+    return typed.to_frame().select(contract.clock.instants(pl.col(values.name))).to_series()
 
 
 def _write(rows: pl.DataFrame, path: Path) -> Path:

@@ -18,13 +18,14 @@ from datetime import date
 
 import polars as pl
 
-from driftloop.data.clock import EventClock, day_span, local_days
+from driftloop.data.clock import day_span, local_days
 from driftloop.errors import ReplayError, TrainingError
 from driftloop.lake import PredictionSource, Table
 from driftloop.loop.tick import training_since
 from driftloop.model.data import training_rows
 from driftloop.model.metrics import METRICS, target_metrics
 from driftloop.monitor.performance import ACTUAL, key_columns
+from driftloop.predict import event_clock
 from driftloop.project import Project
 from driftloop.registry import Registry
 from driftloop.replay.run import LoopRun
@@ -114,7 +115,7 @@ def _daily_result(
     """Retrain after every day on what was labelled by its end; the model scores the next day."""
     from driftloop.model.trainer import train_project  # torch loads only when a baseline trains
 
-    clock = _clock(project)
+    clock = event_clock(project)
     package = Registry(project).load(run.first_version)  # the first day is scored by the first model
     seconds, trainings, parts = run.bootstrap_training_seconds, 1, []
     for i, day in enumerate(run.replay_days):
@@ -146,12 +147,6 @@ def _daily_result(
     )
 
 
-def _clock(project: Project) -> EventClock:
-    clock = project.contract.clock
-    assert clock is not None, "a replay's contract has an event time (read_history checks it)"
-    return clock
-
-
 def _score(
     predicted: pl.DataFrame, truth: pl.DataFrame, project: Project
 ) -> tuple[pl.DataFrame, dict[str, dict[str, float]]]:
@@ -159,7 +154,7 @@ def _score(
     ``truth``, per target."""
     contract = project.contract
     actual = truth.select(*contract.key, *(pl.col(t).alias(ACTUAL + t) for t in contract.targets))
-    pairs = actual.join(predicted, on=contract.key, how="inner").with_columns(_clock(project).days().alias(DAY))
+    pairs = actual.join(predicted, on=contract.key, how="inner").with_columns(event_clock(project).days().alias(DAY))
     per_day, overall = [], {}
     for target, outputs in prediction_columns(contract).items():
         classes = contract.columns[target].classes
