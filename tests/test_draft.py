@@ -92,3 +92,11 @@ def test_the_review_points_out_ids_constants_and_copies_of_a_target() -> None:
     assert "order: every value is different" in found and "site: constant" in found
     assert "y_cents: a copy of the target 'y'" in found and "x:" not in found
     assert review.null_rates["x"] == 0.0
+
+
+def test_the_review_warns_when_the_key_repeats() -> None:
+    events = pl.DataFrame({"ts": ["2024-01-01 10:00:00"] * 3 + ["2024-01-01 11:00:00"], "x": ["1", "2", "3", "4"]})
+    warnings = review_draft(events, draft_contract(events)).warnings
+    assert any("ts: the key of a row repeats in 2 of 4 sample rows" in w and "pass --id" in w for w in warnings)
+    keyed = events.with_columns(pl.Series("id", ["a", "b", "c", "a"]))
+    assert not any("repeats" in w for w in review_draft(keyed, draft_contract(keyed, id_column="id")).warnings)

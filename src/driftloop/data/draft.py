@@ -110,7 +110,7 @@ def review_draft(sample: pl.DataFrame, contract: Contract) -> DraftReview:
     typed = check_batch(sample, contract, check_keys=False).valid
     present = [n for n in contract.stored_columns if n in typed.columns]
     null_rates = {n: typed.get_column(n).null_count() / max(typed.height, 1) for n in present}
-    warnings = []
+    warnings = _repeated_keys(typed, contract)
     features = [n for n in present if contract.columns[n].role is Role.FEATURE]
     for name in features:
         values = typed.get_column(name).drop_nulls()
@@ -133,6 +133,21 @@ def review_draft(sample: pl.DataFrame, contract: Contract) -> DraftReview:
                     'label leaks it: set role = "ignore"'
                 )
     return DraftReview(null_rates, warnings)
+
+
+def _repeated_keys(typed: pl.DataFrame, contract: Contract) -> list[str]:
+    """A warning when the key (id and event time) repeats: ingest would quarantine the repeats."""
+    key = [k for k in contract.key if k in typed.columns]
+    if not key or typed.is_empty():
+        return []
+    repeats = typed.height - typed.select(key).n_unique()
+    if not repeats:
+        return []
+    how = "pass --id with a column that tells rows apart" if contract.id_column is None else "choose another --id"
+    return [
+        f"{' + '.join(key)}: the key of a row repeats in {repeats:,} of {typed.height:,} sample rows; ingest "
+        f'quarantines a repeated key (duplicates = "reject") or keeps the latest row ("keep_latest"): {how}'
+    ]
 
 
 def _copies(typed: pl.DataFrame, feature: str, target: str) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 from scipy.optimize import minimize
 
 from driftloop.runtime.targets import softmax
@@ -46,16 +47,16 @@ class Baseline:
     def predict(self, numbers: np.ndarray, categories: np.ndarray) -> np.ndarray:
         """Outputs in the network's form: the heads side by side."""
         design = _design(numbers, categories, self.cardinalities)
-        return np.hstack([design @ w for w in self.weights])
+        return np.hstack([np.asarray(design @ w) for w in self.weights])
 
 
-def _ridge(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    gram = x.T @ x + RIDGE_PENALTY * np.eye(x.shape[1])
+def _ridge(x: sparse.csr_matrix, y: np.ndarray) -> np.ndarray:
+    gram = (x.T @ x).toarray() + RIDGE_PENALTY * np.eye(x.shape[1])
     solved: np.ndarray = np.linalg.solve(gram, x.T @ y)
     return solved[:, None]
 
 
-def _logistic(x: np.ndarray, y: np.ndarray, classes: int) -> np.ndarray:
+def _logistic(x: sparse.csr_matrix, y: np.ndarray, classes: int) -> np.ndarray:
     """Multinomial logistic regression with an L2 penalty; its weights give logits."""
     onehot = np.eye(classes)[y]
     rows, width = x.shape
@@ -73,8 +74,14 @@ def _logistic(x: np.ndarray, y: np.ndarray, classes: int) -> np.ndarray:
     return fitted
 
 
-def _design(numbers: np.ndarray, categories: np.ndarray, cardinalities: list[int]) -> np.ndarray:
-    blocks = [numbers.astype(np.float64)]
-    blocks += [np.eye(size)[categories[:, i]] for i, size in enumerate(cardinalities)]
-    blocks.append(np.ones((numbers.shape[0], 1)))
-    return np.hstack(blocks)
+def _design(numbers: np.ndarray, categories: np.ndarray, cardinalities: list[int]) -> sparse.csr_matrix:
+    """[numbers, one-hot categories, 1] as a sparse matrix: a category of 4,000 levels over 235k
+    rows was 7.7 GB dense (a 69 s ridge fit peaking at 16 GB); sparse, each row holds one entry
+    per category."""
+    rows = numbers.shape[0]
+    index = np.arange(rows)
+    blocks = [sparse.csr_matrix(numbers.astype(np.float64))]
+    for i, size in enumerate(cardinalities):
+        blocks.append(sparse.csr_matrix((np.ones(rows), (index, categories[:, i])), shape=(rows, size)))
+    blocks.append(sparse.csr_matrix(np.ones((rows, 1))))
+    return sparse.hstack(blocks, format="csr")
