@@ -11,7 +11,7 @@ from tests.conftest import small_frame
 
 
 def test_init_drafts_then_load_reads_the_same_settings(tmp_path: Path) -> None:
-    project = init_project(tmp_path / "p", sample=small_frame(), id_column="id", targets=("y",))
+    project = init_project(tmp_path / "p", sample=small_frame(), ids=("id",), targets=("y",))
     loaded = Project.load(tmp_path / "p")
     assert loaded.settings == project.settings
     assert loaded.contract.event_time_column == "ts"  # the only datetime column

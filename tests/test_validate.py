@@ -191,3 +191,15 @@ def test_the_compiled_check_never_passes_what_the_full_check_refuses(small_contr
     assert (fast is not None) == accepted_whole
     if fast is not None:
         assert fast.equals(full.valid.drop(ROW).select(fast.columns))
+
+
+def test_an_int_column_pandas_holds_as_floats_stays_on_the_fast_path(small_contract: Contract) -> None:
+    # pandas has no int with gaps: a request through mlflow.pyfunc carries them as float64.
+    typed = check_batch(small_frame(6), small_contract).valid.drop(ROW)
+    as_floats = typed.with_columns(pl.col("n").cast(pl.Float64))
+    fast = RowChecker(small_contract).valid_rows(as_floats)
+    assert fast is not None and fast.equals(typed)
+    halves = as_floats.with_columns(pl.Series("n", [1.0, 2.5, 3.0, 4.0, 5.0, 6.0]))
+    assert RowChecker(small_contract).valid_rows(halves) is None  # 2.5 is no int: the full check says so
+    rejected = check_batch(halves, small_contract, check_keys=False).rejected
+    assert rejected.get_column("n").to_list() == ["2.5"] and rejected.get_column(RULES).to_list() == [["n:type"]]

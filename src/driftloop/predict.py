@@ -76,7 +76,7 @@ def predict_window(
     run = PredictRun(uuid.uuid4().hex, chosen, since, until)
     # Only the columns the model reads: not the targets, not the lake's bookkeeping. A column
     # the model needs and the table lacks is left to the preprocessor to name in its error.
-    wanted = {clock, project.contract.id_column, *package.features.table_columns} - set(package.targets)
+    wanted = {clock, *project.contract.id_columns, *package.features.table_columns} - set(package.targets)
     schema = lake.scan(Table.FEATURES).collect_schema()
     columns = [c for c in schema.names() if c in wanted]
     if chunk_rows is None:
@@ -146,7 +146,7 @@ def _prediction_rows(
 ) -> pl.DataFrame:
     """The rows ``predictions`` stores for ``scored`` (feature rows with their outputs beside them)."""
     contract = project.contract
-    entity = pl.col(contract.id_column).cast(pl.String) if contract.id_column else pl.lit(None, pl.String)
+    entity = contract.entity_id()
     event_time = event_clock(project).instants()
     return scored.select(
         prediction_ids(entity, event_time, version).alias(PREDICTION_ID),

@@ -108,6 +108,14 @@ class Project:
     def inbox(self) -> Path:
         return self.root / self.settings.project.inbox
 
+    @property
+    def decisive_metrics(self) -> dict[str, str]:
+        """Each target's decisive metric: ``[promote] class_metric`` for a label, ``metric`` for a number."""
+        promote, columns = self.settings.promote, self.contract.columns
+        return {
+            t: promote.class_metric if columns[t].is_classification else promote.metric for t in self.contract.targets
+        }
+
     def feature_set(self) -> FeatureSet:
         return FeatureSet(self.settings.features, self.contract)
 
@@ -125,9 +133,10 @@ def init_project(
     *,
     sample: pl.DataFrame | None = None,
     name: str | None = None,
-    id_column: str | None = None,
+    ids: tuple[str, ...] = (),
     time_column: str | None = None,
     targets: tuple[str, ...] = (),
+    labels: tuple[str, ...] = (),
     timezone: str = UTC_ZONE,
     force: bool = False,
 ) -> Project:
@@ -138,12 +147,12 @@ def init_project(
     if (folder / PROJECT_FILE).exists() and not force:
         raise ConfigError(f"{folder / PROJECT_FILE} already exists; pass --force to replace it")
     if sample is None:
-        if id_column or time_column or targets:
-            raise ConfigError("--id, --time and --target need --data: the sample the contract is drafted from")
+        if ids or time_column or targets or labels:
+            raise ConfigError("--id, --time, --target and --label need --data: the sample the contract is drafted from")
         contract = Contract(columns={}, timezone=timezone)
     else:
         contract = draft_contract(
-            sample, id_column=id_column, time_column=time_column, targets=targets, timezone=timezone
+            sample, ids=ids, time_column=time_column, targets=targets, labels=labels, timezone=timezone
         )
     settings = Settings(
         project=ProjectSection(name=name or folder.name),

@@ -24,7 +24,10 @@ from driftloop.settings import PROJECT_FILE
 def init(
     folder: Annotated[Path, typer.Argument(help="Folder of the new project (created if needed).")],
     data: Annotated[Path | None, typer.Option("--data", help="Sample file the contract is drafted from.")] = None,
-    id_column: Annotated[str | None, typer.Option("--id", help="Column that identifies an entity.")] = None,
+    id_column: Annotated[
+        str | None,
+        typer.Option("--id", help="Column that identifies an entity, or comma-separated columns that do together."),
+    ] = None,
     time_column: Annotated[
         str | None,
         typer.Option(
@@ -34,6 +37,13 @@ def init(
         ),
     ] = None,
     target: Annotated[list[str] | None, typer.Option("--target", help="A column to predict (repeatable).")] = None,
+    label: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--label",
+            help="A target to classify: its values are the classes, even when they are numbers (repeatable).",
+        ),
+    ] = None,
     name: Annotated[str | None, typer.Option(help="Project name (default: the folder's name).")] = None,
     sample_rows: Annotated[
         int, typer.Option(help="Rows the contract is drafted from, taken evenly over the whole file.", min=1)
@@ -50,9 +60,10 @@ def init(
         folder,
         sample=sample,
         name=name,
-        id_column=id_column,
+        ids=tuple(i.strip() for i in (id_column or "").split(",") if i.strip()),
         time_column=time_column,
         targets=tuple(target or ()),
+        labels=tuple(label or ()),
         timezone=timezone,
         force=force,
     )
@@ -61,7 +72,7 @@ def init(
     summary = {
         "project": str(project.root / PROJECT_FILE),
         "columns": len(contract.columns),
-        "id": contract.id_column,
+        "id": contract.id_columns,
         "event_time": contract.event_time_column,
         "targets": contract.targets,
         "features": project.feature_set().inputs,

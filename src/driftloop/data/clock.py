@@ -10,6 +10,7 @@ starts or ends.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -92,14 +93,26 @@ def from_local(times: pl.Expr, zone_name: str) -> pl.Expr:
 
     A time the zone skips (02:30 on the night clocks go forward) does not exist and becomes
     null, so the check quarantines it with its text. A time the zone repeats (the hour clocks go
-    back) is read in the order the rows come: its first occurrence in the batch is the earlier
-    instant, the second the later, as a logger writing local time produces them.
+    back) is its earlier instant here; :func:`repeats_in_order` then moves its later occurrences.
     """
     if zone_name == UTC_ZONE:
         return times
-    repeated = pl.when(pl.int_range(pl.len()).over(times) == 0).then(pl.lit("earliest")).otherwise(pl.lit("latest"))
-    localized = times.dt.replace_time_zone(zone_name, ambiguous=repeated, non_existent="null")
+    localized = times.dt.replace_time_zone(zone_name, ambiguous="earliest", non_existent="null")
     return localized.dt.convert_time_zone(UTC_ZONE).dt.replace_time_zone(None)
+
+
+def repeats_in_order(instants: pl.Expr, zone_name: str, entity: Sequence[str] = ()) -> pl.Expr:
+    """Instants read by :func:`from_local` with each wall-clock time the zone repeats read in
+    the order the rows come, per entity: the first row of an entity at 01:30 on the night clocks
+    go back is the earlier instant, its second the later, as a logger writing local time
+    produces them (three weather stations each write 01:00 twice)."""
+    if zone_name == UTC_ZONE:
+        return instants
+    wall = instants.dt.replace_time_zone(UTC_ZONE).dt.convert_time_zone(zone_name).dt.replace_time_zone(None)
+    later = wall.dt.replace_time_zone(zone_name, ambiguous="latest", non_existent="null")
+    later = later.dt.convert_time_zone(UTC_ZONE).dt.replace_time_zone(None)
+    again = pl.int_range(pl.len()).over([wall, *entity]) > 0
+    return pl.when(again & (later != instants)).then(later).otherwise(instants)
 
 
 def as_instants(values: pl.Expr, is_date: bool, zone_name: str) -> pl.Expr:

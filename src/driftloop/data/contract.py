@@ -30,8 +30,12 @@ DEFAULT_DATETIME_FORMATS = (
     "%Y-%m-%d %H:%M:%S%.f%#z",
     "%Y-%m-%dT%H:%M%#z",
     "%Y-%m-%d %H:%M%#z",
+    # Slashes, year first, as spreadsheets and many exports write them ("2012/01/31 06:00").
+    "%Y/%m/%d %H:%M:%S",
+    "%Y/%m/%d %H:%M",
+    "%Y/%m/%d",
 )
-DEFAULT_DATE_FORMATS = ("%Y-%m-%d",)
+DEFAULT_DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d")
 # Columns an event time can be assembled from, in this order (the first three are required).
 TIME_PARTS = ("year", "month", "day", "hour", "minute", "second")
 EpochUnit = Literal["s", "ms", "us"]
@@ -117,8 +121,9 @@ class Column(BaseModel):
     )
     parts: list[str] | None = Field(
         None,
-        description="Assemble this date or datetime from these columns of the input, holding the year, month, "
-        "day and optionally hour, minute and second, in that order.",
+        description="Assemble this date or datetime from these columns of the input, holding the year, then "
+        "optionally the month, day, hour, minute and second, in that order (a date of a year alone is its "
+        "1 January); a datetime names at least the hour.",
     )
     max_null_rate: float | None = Field(None, ge=0.0, le=1.0, description="Refuse a batch above this.")
 
@@ -171,12 +176,11 @@ class Column(BaseModel):
         parts = self.parts or []
         if not self.type.is_temporal or self.unit is not None or self.formats is not None:
             raise ValueError("parts assemble a date or datetime column; they go without unit and formats")
-        most = 3 if self.type is ColumnType.DATE else len(TIME_PARTS)
-        if not 3 <= len(parts) <= most or len(set(parts)) < len(parts):
-            optional = ", ".join(TIME_PARTS[3:most]) or "nothing more"
+        fewest, most = (1, 3) if self.type is ColumnType.DATE else (4, len(TIME_PARTS))
+        if not fewest <= len(parts) <= most or len(set(parts)) < len(parts):
             raise ValueError(
-                f"parts name {', '.join(TIME_PARTS[:3])} and optionally {optional}, in that order, each a "
-                f"different column; got {parts}"
+                f"the parts of a {self.type.value} name its {', '.join(TIME_PARTS[:fewest])} and optionally "
+                f"{', '.join(TIME_PARTS[fewest:most])}, in that order, each a different column; got {parts}"
             )
 
     @property
@@ -221,10 +225,9 @@ class Contract(BaseModel):
             absent = [p for p in column.parts or () if p not in self.columns]
             if absent:
                 raise ValueError(f"column {name!r} is assembled from {absent}, which the contract does not list")
-        for role in (Role.ID, Role.EVENT_TIME):
-            named = [n for n, c in self.columns.items() if c.role is role]
-            if len(named) > 1:
-                raise ValueError(f"at most one {role.value} column, found {named}")
+        clocks = self.with_role(Role.EVENT_TIME)
+        if len(clocks) > 1:
+            raise ValueError(f"at most one event_time column, found {clocks}")
         return self
 
     def with_role(self, *roles: Role) -> list[str]:
@@ -232,8 +235,34 @@ class Contract(BaseModel):
         return [n for n, c in self.columns.items() if c.role in roles]
 
     @property
-    def id_column(self) -> str | None:
-        return next(iter(self.with_role(Role.ID)), None)
+    def id_columns(self) -> list[str]:
+        """The columns that together name an entity (a flight is its carrier, number and origin)."""
+        return self.with_role(Role.ID)
+
+    def entity_id(self) -> pl.Expr:
+        """A row's entity as the text ``predictions.entity_id`` holds: the id's value, or a JSON
+        object of the id columns when several name an entity together (null without an id)."""
+        ids = self.id_columns
+        if not ids:
+            return pl.lit(None, pl.String)
+        if len(ids) == 1:
+            return pl.col(ids[0]).cast(pl.String)
+        return pl.struct(
+            pl.col(n).cast(pl.String) if self.columns[n].type.is_temporal else pl.col(n) for n in ids
+        ).struct.json_encode()
+
+    def ids_from_entity(self, entity: pl.Expr) -> list[pl.Expr]:
+        """The id columns, typed, read back from an :meth:`entity_id` expression."""
+        ids = self.id_columns
+        if not ids:
+            return []
+        if len(ids) == 1:
+            return [_from_text(entity, self.columns[ids[0]].type).alias(ids[0])]
+        # JSON has no date type: a temporal id was written as text.
+        shape = pl.Struct({n: pl.String if self.columns[n].type.is_temporal else self.columns[n].type.polars
+                           for n in ids})  # fmt: skip
+        decoded = entity.str.json_decode(shape)
+        return [_from_text(decoded.struct.field(n), self.columns[n].type).alias(n) for n in ids]
 
     @property
     def event_time_column(self) -> str | None:
@@ -275,3 +304,14 @@ class Contract(BaseModel):
     def polars_schema(self) -> dict[str, pl.DataType]:
         """Polars schema of the stored columns."""
         return {n: self.columns[n].type.polars for n in self.stored_columns}
+
+
+def _from_text(values: pl.Expr, ctype: ColumnType) -> pl.Expr:
+    """``values`` (text, or already typed) as ``ctype``: dates and datetimes are parsed from ISO text."""
+    if ctype is ColumnType.DATE:
+        return values.cast(pl.String).str.to_date()
+    if ctype is ColumnType.DATETIME:
+        return values.cast(pl.String).str.to_datetime(time_unit="us")
+    if ctype is ColumnType.BOOL:
+        return values.cast(pl.String) == "true"
+    return values.cast(ctype.polars)

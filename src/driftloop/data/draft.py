@@ -30,6 +30,8 @@ ASSEMBLED_TIME = "event_time"
 # 5138, milliseconds and microseconds the same span) and the smallest (1973) of any.
 EPOCH_LIMITS: tuple[tuple[float, EpochUnit], ...] = ((1e11, "s"), (1e14, "ms"), (1e17, "us"))
 EPOCH_FLOOR = 1e8
+# An int event-time column whose values all lie in this range holds years.
+MIN_YEAR, MAX_YEAR = 1000, 2999
 # A feature whose values are all different over at least this many rows looks like an id.
 MIN_ROWS_FOR_ID = 20
 # A numeric feature this correlated with a target looks like a copy of it.
@@ -48,23 +50,28 @@ def spread_sample(frame: pl.DataFrame, rows: int) -> pl.DataFrame:
 def draft_contract(
     sample: pl.DataFrame,
     *,
-    id_column: str | None = None,
+    ids: tuple[str, ...] = (),
     time_column: str | None = None,
     targets: tuple[str, ...] = (),
+    labels: tuple[str, ...] = (),
     timezone: str = UTC_ZONE,
 ) -> Contract:
     """Draft a contract from a sample: types, observed ranges, categories and nullability.
 
-    ``sample`` may hold strings (a CSV read as text) or typed columns. The ranges drafted are
+    ``sample`` may hold strings (a CSV read as text) or typed columns. ``ids`` name the columns
+    that together identify an entity (one, or several such as carrier, flight and origin). The ranges drafted are
     the sample's own min and max; widen them to what the domain allows before production.
     ``time_column`` may name several columns, comma-separated, holding the year, month, day and
     optionally hour, minute and second: the event time is then assembled from them. A numeric
     time column is read as seconds, milliseconds or microseconds since the epoch, by magnitude.
+    A string or bool target is a label (classification), and so is an int target holding only 0
+    and 1 or named in ``labels`` (grades 1 to 5); any other number is a regression target.
     """
-    parts = _time_parts(time_column)
+    targets = (*targets, *(label for label in labels if label not in targets))
+    parts = _time_parts(time_column) or _year_part(sample, time_column)
     if parts:
         time_column = ASSEMBLED_TIME
-    for name in (id_column, *parts, *targets, *([] if parts else [time_column])):
+    for name in (*ids, *parts, *targets, *([] if parts else [time_column])):
         if name is not None and name not in sample.columns:
             raise ContractError(
                 f"column {name!r} given as a role is not in the sample; its columns are {sample.columns}"
@@ -80,11 +87,11 @@ def draft_contract(
             ColumnType.DATETIME,
         )
     if time_column is None:
-        clocks = [n for n, (_, t) in inferred.items() if t.is_temporal and n != id_column and n not in targets]
+        clocks = [n for n, (_, t) in inferred.items() if t.is_temporal and n not in ids and n not in targets]
         if len(clocks) == 1:  # one obvious clock: make it the event time
             time_column = clocks[0]
     columns = {
-        name: _draft_column(values, ctype, _role(name, ctype, id_column, time_column, targets))
+        name: _draft_column(values, ctype, _role(name, ctype, ids, time_column, targets), name in labels)
         for name, (values, ctype) in inferred.items()
     }
     if parts:  # the parts are read to build the time, not stored beside it
@@ -143,7 +150,11 @@ def _repeated_keys(typed: pl.DataFrame, contract: Contract) -> list[str]:
     repeats = typed.height - typed.select(key).n_unique()
     if not repeats:
         return []
-    how = "pass --id with a column that tells rows apart" if contract.id_column is None else "choose another --id"
+    how = (
+        "pass --id with the column, or comma-separated columns, that tell rows apart"
+        if not contract.id_columns
+        else "add the columns that tell them apart to --id, comma-separated"
+    )
     return [
         f"{' + '.join(key)}: the key of a row repeats in {repeats:,} of {typed.height:,} sample rows; ingest "
         f'quarantines a repeated key (duplicates = "reject") or keeps the latest row ("keep_latest"): {how}'
@@ -167,12 +178,22 @@ def _time_parts(time_column: str | None) -> list[str]:
     if time_column is None or "," not in time_column:
         return []
     parts = [p.strip() for p in time_column.split(",") if p.strip()]
-    if not 3 <= len(parts) <= len(TIME_PARTS):
+    if not 1 <= len(parts) <= len(TIME_PARTS):
         raise ContractError(
-            f"--time {time_column!r}: an event time assembled from columns names the year, month and day "
-            f"columns, then optionally hour, minute and second, comma-separated"
+            f"--time {time_column!r}: an event time assembled from columns names the year column, then "
+            f"optionally the month, day, hour, minute and second columns, comma-separated"
         )
     return parts
+
+
+def _year_part(sample: pl.DataFrame, time_column: str | None) -> list[str]:
+    """``[time_column]`` when it holds whole years (2016): the event time is then its 1 January."""
+    if time_column is None or time_column not in sample.columns:
+        return []
+    values, ctype = _infer(sample.get_column(time_column))
+    years = values.drop_nulls()
+    is_year = ctype is ColumnType.INT and years.len() > 0 and bool(years.is_between(MIN_YEAR, MAX_YEAR).all())
+    return [time_column] if is_year else []
 
 
 def _assembled(sample: pl.DataFrame, parts: list[str]) -> tuple[pl.Series, ColumnType]:
@@ -196,9 +217,9 @@ def _epoch_unit(values: pl.Series, ctype: ColumnType) -> EpochUnit | None:
 
 
 def _role(
-    name: str, ctype: ColumnType, id_column: str | None, time_column: str | None, targets: tuple[str, ...]
+    name: str, ctype: ColumnType, ids: tuple[str, ...], time_column: str | None, targets: tuple[str, ...]
 ) -> Role:
-    if name == id_column:
+    if name in ids:
         return Role.ID
     if name == time_column:
         if not ctype.is_temporal:
@@ -212,7 +233,7 @@ def _role(
     return Role.FEATURE
 
 
-def _draft_column(values: pl.Series, ctype: ColumnType, role: Role) -> Column:
+def _draft_column(values: pl.Series, ctype: ColumnType, role: Role, label: bool = False) -> Column:
     nulls = values.null_count()
     spec: dict[str, object] = {"type": ctype, "role": role, "nullable": nulls > 0}
     if role is Role.TARGET:
@@ -222,13 +243,25 @@ def _draft_column(values: pl.Series, ctype: ColumnType, role: Role) -> Column:
         if finite.len():
             low, high = float(finite.min()), float(finite.max())  # type: ignore[arg-type]
             spec.update(_widened(low, high, floor_at_zero=low == 0 or (ctype is ColumnType.INT and low >= 0)))
-    if role is Role.TARGET and ctype in LABEL_TYPES:  # labels: the classes the model predicts among
-        spec["classes"] = sorted(_labels(values))
+    if label and ctype not in (*LABEL_TYPES, ColumnType.INT):
+        raise ContractError(
+            f"--label {values.name}: a label is text, a bool or a whole number, but the sample's values are "
+            f"{ctype.value}; pass it as --target to predict the number"
+        )
+    if role is Role.TARGET and (ctype in LABEL_TYPES or label or _is_binary(values, ctype)):
+        # labels: the classes the model predicts among; they bound the values, not a range
+        spec = {k: v for k, v in spec.items() if k not in ("min", "max")}
+        spec["classes"] = sorted(_labels(values), key=int if ctype is ColumnType.INT else None)
     elif ctype is ColumnType.STRING and role not in (Role.ID,):
         distinct = values.drop_nulls().unique()
         if distinct.len() <= MAX_DRAFTED_CATEGORIES:
             spec["allowed"] = sorted(distinct.to_list())
     return Column.model_validate(spec)
+
+
+def _is_binary(values: pl.Series, ctype: ColumnType) -> bool:
+    """Whether an int column holds 0 and 1 and nothing else: a yes/no label written as a number."""
+    return ctype is ColumnType.INT and set(values.drop_nulls().unique().to_list()) == {0, 1}
 
 
 def _labels(values: pl.Series) -> list[str]:

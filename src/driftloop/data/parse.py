@@ -131,7 +131,8 @@ def assemble_time(frame: pl.DataFrame, name: str, column: Column) -> pl.Series:
     numbers = [pl.col(p).cast(pl.Float64, strict=False) for p in names]
     whole = [pl.when(n == n.round()).then(n.cast(pl.Int64, strict=False)) for n in numbers]
     digits = [w.cast(pl.String).str.zfill(width) for w, width in zip(whole, PART_WIDTHS, strict=False)]
-    digits += [pl.lit("00")] * (len(TIME_PARTS) - len(digits))
+    # A month or day not given is the first; an hour, minute or second not given is zero.
+    digits += [pl.lit("01" if i < 3 else "00") for i in range(len(digits), len(TIME_PARTS))]
     day = pl.concat_str(digits[:3], separator="-")
     text = (
         day

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from driftloop.data.clock import UTC_ZONE
+from driftloop.data.clock import UTC_ZONE, repeats_in_order
 from driftloop.data.contract import Column, ColumnType, Contract
 from driftloop.data.parse import (
     assemble_time,
@@ -86,7 +86,9 @@ def check_batch(
     source = frame.with_columns(pl.lit(None, pl.String).alias(c) for c in missing)
     source = source.with_columns(nested_as_text(source.get_column(c)) for c in stored if source.schema[c].is_nested())
     source = source.select(stored).with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
-    typed = pl.DataFrame([source.get_column(ROW), *_typed_columns(source, contract)])
+    typed = _repeated_hours_in_order(
+        pl.DataFrame([source.get_column(ROW), *_typed_columns(source, contract)]), contract
+    )
     problems = _batch_problems(source, typed, contract)
     if problems:
         return CheckResult(_empty(contract), _empty_rejected(contract), [], problems, ignored)
@@ -175,7 +177,9 @@ class RowChecker:
         plan = self._plans[key]
         if plan is None or frame.height == 0:
             return None
-        typed = frame.with_columns(plan.conversions) if plan.conversions else frame
+        typed = _repeated_hours_in_order(
+            frame.with_columns(plan.conversions) if plan.conversions else frame, self.contract
+        )
         if any(typed.get_column(n).null_count() != frame.get_column(n).null_count() for n in plan.parsed):
             return None  # a time none of the formats fits (it became null): the full check names it
         numbers = np.empty((typed.height, len(self._numeric)), np.float64)
@@ -239,10 +243,31 @@ class RowChecker:
                 plan.conversions.append(parsed.alias(name))
                 plan.parsed.append(name)
                 continue
+            if cast is None and column.type is ColumnType.INT and schema[name].is_float():
+                # pandas holds an int column with gaps as floats: whole numbers cast, and a value
+                # that is not one (3.5) becomes null here, which sends the frame to the full check.
+                whole = pl.col(name).fill_nan(None)
+                plan.conversions.append(pl.when(whole == whole.round()).then(whole.cast(pl.Int64)).alias(name))
+                plan.parsed.append(name)
+                continue
             if cast is None:
                 return None
             plan.conversions.append((cast.fill_nan(None) if column.type is ColumnType.FLOAT else cast).alias(name))
         return plan
+
+
+def _repeated_hours_in_order(typed: pl.DataFrame, contract: Contract) -> pl.DataFrame:
+    """``typed`` with the wall-clock times its zone repeats read in row order per entity
+    (:func:`~driftloop.data.clock.repeats_in_order`); an epoch number is an exact instant."""
+    local = [
+        n
+        for n in contract.stored_columns
+        if n in typed.columns and _local_times(contract.columns[n], contract) and contract.columns[n].unit is None
+    ]
+    if not local:
+        return typed
+    entity = [i for i in contract.id_columns if i in typed.columns]
+    return typed.with_columns(repeats_in_order(pl.col(n), contract.timezone, entity).alias(n) for n in local)
 
 
 def _local_times(column: Column, contract: Contract) -> bool:

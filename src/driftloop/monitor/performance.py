@@ -86,11 +86,7 @@ def evaluate(
 
 def key_columns(contract: Contract) -> list[pl.Expr]:
     """The contract's key columns rebuilt from a prediction row's entity id and event time."""
-    columns = []
-    if contract.id_column:
-        columns.append(
-            pl.col("entity_id").cast(contract.columns[contract.id_column].type.polars).alias(contract.id_column)
-        )
+    columns = contract.ids_from_entity(pl.col("entity_id"))
     if contract.clock is not None:
         columns.append(contract.clock.from_instants(pl.col("event_time")))
     return columns

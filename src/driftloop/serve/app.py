@@ -249,11 +249,10 @@ def _rows(
     event_time = contract.clock.instants() if contract.clock else pl.lit(None, pl.Datetime("us"))
     # A request without an event time is logged at the time it was scored.
     event_time = pl.coalesce(event_time, pl.col("_scored_at").dt.replace_time_zone(None)).cast(pl.Datetime("us"))
-    entity = pl.col(contract.id_column).cast(pl.String) if contract.id_column else pl.lit(None, pl.String)
     inputs = [c for c in typed.columns if c not in contract.targets and not c.startswith("_")]
     meta = typed.with_columns(scored_at.cast(pl.Datetime("us", "UTC"))).select(
         pl.Series(PREDICTION_ID, ids, dtype=pl.String),
-        entity.alias("entity_id"),
+        contract.entity_id().alias("entity_id"),
         event_time.alias("event_time"),
         pl.col("_scored_at").alias("scored_at"),
         pl.lit(name).alias("model_name"),
