@@ -11,10 +11,14 @@ import pytest
 import torch
 
 from driftloop.errors import TrainingError
+from driftloop.feature_table import materialize
+from driftloop.ingest import ingest
+from driftloop.model.baseline import Baseline
 from driftloop.model.data import split_by_time
 from driftloop.model.network import TabularNet
+from driftloop.model.train import Head, Tensors, evaluate_loss, fit
 from driftloop.model.trainer import TrainedModel, train_project
-from driftloop.project import Project
+from driftloop.project import Project, init_project
 from driftloop.runtime.backends.torch import FoldedTorch
 from driftloop.runtime.spec import NetworkSpec
 from driftloop.settings.train import TrainSettings
@@ -58,6 +62,7 @@ def test_same_seed_same_model(synthetic_project: Project) -> None:
 
 def test_early_stopping_keeps_the_best_epoch(trained: TrainedModel) -> None:
     losses = [h.validation_loss for h in trained.fit.history]
+    assert trained.fit.best_epoch >= 1  # on data a network learns, training beats where it began
     assert min(losses) == losses[trained.fit.best_epoch - 1]
     if trained.fit.stopped_early:
         assert len(losses) - trained.fit.best_epoch == 10  # patience
@@ -83,7 +88,7 @@ def test_training_refuses_what_it_cannot_do(tmp_path: Path, small_project: Proje
 
 
 def test_missing_labels_add_no_loss_and_no_gradient() -> None:
-    from driftloop.model.train import Head, per_target_loss
+    from driftloop.model.train import per_target_loss
 
     output = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], requires_grad=True)
     target = torch.tensor([[0.0, float("nan")], [3.0, 4.0], [float("nan"), 8.0]])
@@ -97,14 +102,17 @@ def test_missing_labels_add_no_loss_and_no_gradient() -> None:
 
 
 @pytest.mark.parametrize(
-    ("activation", "batch_norm", "cardinalities", "targets"),
-    [("swish", True, [3, 5], 2), ("relu", False, [4], 1), ("gelu", True, [], 3)],
-)
+    ("activation", "batch_norm", "cardinalities", "targets", "linear"),
+    [("swish", True, [3, 5], 2, True), ("swish", True, [3, 5], 2, False), ("relu", False, [4], 1, True),
+     ("gelu", True, [], 3, False)],
+)  # fmt: skip
 def test_the_folded_network_scores_as_the_module_in_evaluation_mode(
-    activation: str, batch_norm: bool, cardinalities: list[int], targets: int
+    activation: str, batch_norm: bool, cardinalities: list[int], targets: int, linear: bool
 ) -> None:
     torch.manual_seed(0)
-    spec = NetworkSpec(6, cardinalities, targets, hidden=[16, 8], activation=activation, batch_norm=batch_norm)
+    spec = NetworkSpec(
+        6, cardinalities, targets, hidden=[16, 8], activation=activation, batch_norm=batch_norm, linear=linear
+    )
     net = TabularNet(spec)
     with torch.no_grad():  # batch norm statistics and affine terms far from their identity start
         for module in net.modules():
@@ -126,6 +134,53 @@ def test_the_folded_network_scores_as_the_module_in_evaluation_mode(
     with torch.no_grad():
         net.heads[0].bias.add_(1.0)  # the module trained further: neither its weights nor the folded form move
     assert np.allclose(folded(numbers.numpy(), categories.numpy()), expected, rtol=1e-5, atol=1e-5)
-    assert np.array_equal(weights["heads.0.bias"], FoldedTorch(spec, weights).head_bias.numpy()[:1])
+    if not linear:  # (with the linear path, its bias joins the heads')
+        assert np.array_equal(weights["heads.0.bias"], FoldedTorch(spec, weights).head_bias.numpy()[:1])
     with pytest.raises(KeyError):
         FoldedTorch(spec, {k: v for k, v in weights.items() if not k.startswith("heads.")})
+
+
+def test_the_network_starts_from_the_linear_baseline_and_never_ends_below_it_on_validation() -> None:
+    rng = np.random.default_rng(3)
+    numbers = rng.normal(0, 1, (600, 4)).astype(np.float32)
+    categories = rng.integers(0, 3, (600, 1)).astype(np.int64)
+    # Linear with noise: nothing beyond the baseline to learn.
+    targets = (numbers @ np.array([1.0, -2.0, 0.5, 0.0]) + categories[:, 0] + rng.normal(0, 1, 600))[:, None]
+    targets = targets.astype(np.float32)
+    baseline = Baseline.fit(numbers[:400], categories[:400], targets[:400], [3], [1])
+    spec = NetworkSpec(4, [3], 1, hidden=[16], linear=True)
+    net = TabularNet(spec)
+    net.start_from_linear(*baseline.as_linear())
+    net.eval()
+    with torch.inference_mode():
+        started = net(torch.from_numpy(numbers), torch.from_numpy(categories)).numpy()
+    assert np.allclose(started, baseline.predict(numbers, categories), atol=1e-4)
+    train = Tensors.of(numbers[:400], categories[:400], targets[:400])
+    validation = Tensors.of(numbers[400:], categories[400:], targets[400:])
+    settings = TrainSettings(epochs=30, patience=5, learning_rate=3e-2)
+    result = fit(train, validation, spec, settings, ["y"], linear_start=baseline.as_linear())
+    begun = TabularNet(spec)
+    begun.start_from_linear(*baseline.as_linear())
+    start_loss = evaluate_loss(begun, validation, [Head("huber")])[0]
+    final_loss = evaluate_loss(result.model, validation, [Head("huber")])[0]
+    assert final_loss <= start_loss + 1e-6
+    with pytest.raises(ValueError, match="linear path"):
+        TabularNet(NetworkSpec(4, [3], 1)).start_from_linear(*baseline.as_linear())
+
+
+def test_an_input_with_no_value_in_the_training_window_is_left_out_and_said_so(tmp_path: Path) -> None:
+    # A survey question first asked in the last fifth of the history: nothing to learn from yet.
+    rows = synthetic_rows()
+    late = pl.when(pl.int_range(pl.len()) >= 400).then(pl.col("a") * 2).alias("late")
+    sample = rows.with_columns(late)
+    project = init_project(tmp_path / "p", sample=sample, time_column="ts", targets=("y",))
+    train = TrainSettings(hidden=[16], epochs=3, batch_size=64)
+    Project(project.root, project.settings.model_copy(update={"train": train, "features": []})).save()
+    project = Project.load(project.root)
+    ingest(project, sample, batch_id="late")
+    materialize(project.lake, project.feature_set())
+    trained = train_project(project)
+    assert trained.package.lineage["inputs_left_out"] == ["late"]
+    assert "late" not in trained.package.preprocessor.numeric
+    scored = trained.package.predict(project.lake.read("features").tail(5))  # rows with the value score too
+    assert np.isfinite(scored.get_column("y").to_numpy()).all()

@@ -52,6 +52,7 @@ def train(
         "logging_seconds": round(tracker.logging_seconds, 2),
         "metrics": trained.metrics,
         "baseline": trained.baseline_metrics,
+        "inputs_left_out": trained.package.lineage["inputs_left_out"],
     }
     if as_json:
         emit_json(summary)
@@ -62,6 +63,11 @@ def train(
         f"{trained.fit.seconds:.1f} s"
     )
     show_metrics("Test window", trained.metrics["test"], trained.baseline_metrics["test"], "baseline")
+    if summary["inputs_left_out"]:
+        out.print(
+            f"[yellow]left out[/] {', '.join(summary['inputs_left_out'])}: no value in the training window, "
+            "nothing to learn from; a later retrain takes them in once they have values"
+        )
     out.print(
         f"Next: `driftloop promote {version} --project {project_dir}`; "
         f"runs: `mlflow ui --backend-store-uri {project.tracking_uri}`"

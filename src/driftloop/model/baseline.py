@@ -9,6 +9,7 @@ dev -> qa gate checks.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,6 +49,15 @@ class Baseline:
         """Outputs in the network's form: the heads side by side."""
         design = _design(numbers, categories, self.cardinalities)
         return np.hstack([np.asarray(design @ w) for w in self.weights])
+
+    def as_linear(self) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+        """The weights as a network's linear path takes them (float32): the numbers' matrix
+        (outputs x numbers), a block per category (levels x outputs) and the bias."""
+        every = np.hstack(self.weights).astype(np.float32)  # [numbers, one-hot blocks, 1] x outputs
+        numeric = every.shape[0] - sum(self.cardinalities) - 1
+        ends = np.cumsum([numeric, *self.cardinalities])
+        blocks = [every[start:end] for start, end in itertools.pairwise(ends)]
+        return np.ascontiguousarray(every[:numeric].T), blocks, every[-1].copy()
 
 
 def _ridge(x: sparse.csr_matrix, y: np.ndarray) -> np.ndarray:

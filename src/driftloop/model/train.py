@@ -83,11 +83,15 @@ def fit(
     targets: Sequence[str],
     callbacks: Sequence[Callback] = (),
     classes: dict[str, list[str]] | None = None,
+    linear_start: tuple[np.ndarray, list[np.ndarray], np.ndarray] | None = None,
 ) -> FitResult:
     """Train a :class:`TabularNet` on ``train``, stopping when ``validation`` stops improving.
 
     ``classes`` names the labels of each classification target (its head has one output per
-    class); every other target is a number."""
+    class); every other target is a number. ``linear_start`` is a fitted linear model for the
+    network's linear path to begin from (:meth:`TabularNet.start_from_linear`). The model before
+    the first epoch competes too (as epoch 0): training never returns one worse on validation
+    than where it began."""
     if len(train) < 2 or len(validation) < 1:
         raise TrainingError(
             f"too few rows to train: {len(train)} training and {len(validation)} validation rows; "
@@ -97,6 +101,8 @@ def fit(
     if settings.threads:
         torch.set_num_threads(settings.threads)
     model = TabularNet(spec)
+    if linear_start is not None:
+        model.start_from_linear(*linear_start)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
     scheduler = _scheduler(optimizer, settings)
     heads = heads_of(spec, settings, targets, train, classes or {})
@@ -104,7 +110,8 @@ def fit(
     generator = torch.Generator().manual_seed(settings.seed)
     gaps = bool(torch.isnan(train.targets).any())  # some labels missing: mask them in every batch
     result = FitResult(model)
-    best, best_state, waited = float("inf"), copy.deepcopy(model.state_dict()), 0
+    best = _weighted(weights, evaluate_loss(model, validation, heads))
+    best_state, waited = copy.deepcopy(model.state_dict()), 0
     started = time.perf_counter()
     for epoch in range(1, settings.epochs + 1):
         tick = time.perf_counter()
@@ -123,7 +130,7 @@ def fit(
             total, batches = total + loss.item(), batches + 1
             result.samples_seen += len(index)
         by_target = evaluate_loss(model, validation, heads)
-        score = float(sum(w * v for w, v in zip(weights.tolist(), by_target, strict=True)))
+        score = _weighted(weights, by_target)
         _step(scheduler, score)
         log = EpochLog(
             epoch,
@@ -147,6 +154,11 @@ def fit(
     model.eval()
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _weighted(weights: torch.Tensor, losses: list[float]) -> float:
+    """The validation score: each target's loss times its weight, summed."""
+    return float(sum(w * v for w, v in zip(weights.tolist(), losses, strict=True)))
 
 
 def evaluate_loss(model: TabularNet, data: Tensors, heads: Sequence[Head]) -> list[float]:

@@ -78,9 +78,14 @@ def train_project(
         lake, features, version=features_version, labels_version=labels_version, since=since, until=until
     )
     splits = split_by_time(rows, clock, settings.validation_fraction, settings.test_fraction)
-    numeric, categorical = features.numeric_inputs, features.categorical_inputs
+    inputs = features.apply(splits.train)
+    # An input with no value in the training window (a survey question asked from a later year
+    # on) has nothing to teach; it is left out of this model, and said so, rather than refused.
+    empty = [n for n in features.inputs if not _has_values(inputs.get_column(n))]
+    numeric = [n for n in features.numeric_inputs if n not in empty]
+    categorical = [n for n in features.categorical_inputs if n not in empty]
     nullable = {n for n in numeric if n not in contract.columns or contract.columns[n].nullable}
-    preprocessor = Preprocessor.fit(features.apply(splits.train), numeric, categorical, nullable=nullable)
+    preprocessor = Preprocessor.fit(inputs, numeric, categorical, nullable=nullable)
     heads = Targets.fit(splits.train, contract)
     data = {name: _arrays(getattr(splits, name), features, preprocessor, heads) for name in SPLITS}
     spec = NetworkSpec(
@@ -92,13 +97,14 @@ def train_project(
         batch_norm=settings.batch_norm,
         dropout=settings.dropout,
         outputs=heads.head_sizes,
+        linear=settings.linear_path,
     )
+    baseline = Baseline.fit(*data["train"], preprocessor.cardinalities, heads.head_sizes)
     result = fit(
         Tensors.of(*data["train"]), Tensors.of(*data["validation"]), spec, settings, contract.targets, callbacks,
-        classes=heads.classes,
+        classes=heads.classes, linear_start=baseline.as_linear() if settings.linear_path else None,
     )  # fmt: skip
     package = ModelPackage(spec, result.model.weights(), preprocessor, heads, features)
-    baseline = Baseline.fit(*data["train"], preprocessor.cardinalities, heads.head_sizes)
     metrics: dict[str, Any] = {"network": {}, "baseline": {}, "overall": {}}
     for name in SPLITS:
         numbers, categories, encoded = data[name]
@@ -117,6 +123,7 @@ def train_project(
         "trained_at": datetime.now(UTC).isoformat(),
         "seed": settings.seed,
         "best_epoch": result.best_epoch,
+        "inputs_left_out": empty,
     }
     package.metrics, package.lineage = metrics, lineage
     package.reference = reference_profiles(package, splits.train, numeric, categorical)
@@ -157,6 +164,11 @@ def per_target(encoded: np.ndarray, outputs: np.ndarray, heads: Targets) -> dict
         else:
             results[target] = regression_metrics(truth * heads.std[target] + heads.mean[target], split[target])
     return results
+
+
+def _has_values(column: pl.Series) -> bool:
+    present = column.drop_nulls()
+    return not (present.is_empty() or (present.dtype.is_float() and bool(present.is_nan().all())))
 
 
 def _arrays(

@@ -1,7 +1,9 @@
 """The shape of a tabular network, as data: what a package's weights are the weights of.
 
 Embeddings for categories, a dense trunk of blocks (Linear -> BatchNorm (optional) -> activation
--> Dropout), one linear head per target (one output for a number, one per class for a label).
+-> Dropout), one linear head per target (one output for a number, one per class for a label),
+and optionally a linear path from the inputs straight to the outputs (``linear``: numbers through
+one Linear, each category through an embedding as wide as the outputs), added to the heads'.
 Training builds the module from this spec (:class:`driftloop.model.network.TabularNet`);
 scoring backends rebuild the function from the spec and the saved weights alone, by the
 parameter names :func:`trunk_linear` and :func:`trunk_batch_norm` give, so neither needs the
@@ -30,6 +32,7 @@ class NetworkSpec:
     batch_norm: bool = True
     dropout: float = 0.1
     outputs: list[int] | None = None  # per head; None: one each (packages from before labels)
+    linear: bool = False  # the linear path beside the trunk (packages from before it have none)
 
     @property
     def head_sizes(self) -> list[int]:
@@ -57,6 +60,11 @@ def embedding_size(cardinality: int) -> int:
 def trunk_linear(spec: NetworkSpec, block: int) -> str:
     """The parameter prefix of the Linear of trunk block ``block`` (``trunk.0``, ``trunk.4``, ...)."""
     return f"trunk.{block * spec.block_size}"
+
+
+# Parameter prefixes of the linear path: its Linear over the numbers, and one embedding per category.
+LINEAR_NUMBERS = "linear_numbers"
+LINEAR_CATEGORIES = "linear_categories"
 
 
 def trunk_batch_norm(spec: NetworkSpec, block: int) -> str:

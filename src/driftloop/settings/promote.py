@@ -19,6 +19,13 @@ class PromoteSettings(BaseModel):
     margin: float = Field(0.01, ge=0, description="Relative improvement over the champion required to replace it.")
     tolerance: float = Field(0.05, ge=0, description="Relative worsening any target may show and still be promoted.")
     window_days: float = Field(7, gt=0, description="The most recent labelled days both models are scored on.")
+    baseline_margin: float = Field(
+        0.005,
+        ge=0,
+        description="At the qa gate, how far (relative) the network's test metric may fall short of the linear "
+        "baseline's and still hold it: a network started from the baseline that finds nothing more to learn "
+        "differs from it by noise. Set 0 to require a strict gain.",
+    )
     latency_budget_ms: float = Field(50.0, gt=0, description="p99 single-row latency allowed at the qa gate.")
     floors: dict[str, float] = Field(
         default_factory=dict,

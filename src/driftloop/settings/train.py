@@ -53,6 +53,12 @@ class TrainSettings(BaseModel):
     patience: int = Field(15, ge=1, description="Epochs without a better validation loss before stopping.")
     validation_fraction: float = Field(0.15, gt=0, lt=0.5, description="Share of time, before the test window.")
     test_fraction: float = Field(0.15, gt=0, lt=0.5, description="Share of time at the end, for final metrics.")
+    linear_path: bool = Field(
+        True,
+        description="A linear path from the inputs to the outputs beside the trunk, started from the fitted "
+        "linear baseline: the network begins where the linear model ends and learns what it misses, so on "
+        "small or nearly linear data it does not fall below it.",
+    )
     seed: int = 0
     threads: int | None = Field(None, ge=1, description="Torch threads (default: all cores).")
     targets: dict[str, TargetSettings] = Field(default_factory=dict)
