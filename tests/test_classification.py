@@ -5,6 +5,7 @@ promoted, scored in batch and online, and monitored."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -13,6 +14,7 @@ import pytest
 from driftloop.feature_table import materialize
 from driftloop.ingest import ingest
 from driftloop.model.trainer import train_project
+from driftloop.monitor.report import write_report
 from driftloop.monitor.window import monitor_window
 from driftloop.predict import predict_window
 from driftloop.project import Project, init_project
@@ -20,7 +22,7 @@ from driftloop.registry import Registry
 from driftloop.registry.mlflow.tracking import MlflowTracker
 from driftloop.runtime.targets import probability_column
 from driftloop.settings.train import TargetSettings, TrainSettings
-from tests.test_event_times import server
+from tests.live import cli, server
 
 START = datetime(2024, 1, 1)
 
@@ -125,3 +127,57 @@ def test_labels_are_scored_in_batch_and_online_with_their_probabilities(
     assert by_target["kwh"].metric == "mae"
     assert report.predictions is not None
     assert {c.column for c in report.predictions.columns} >= {"grade", "defect__p_true", "kwh"}
+
+
+def test_late_labels_bring_the_window_its_confusion_and_calibration(
+    trained: tuple[Project, str, pl.DataFrame], tmp_path: Path
+) -> None:
+    project, version, _ = trained
+    if Registry(project).champion() != version:
+        Registry(project).promote(version)
+    # Three more days off the line; the grades and defects are known only at final test, later.
+    later = inspected(24 * 33, seed=5).filter(pl.col("ts") >= START + timedelta(days=30))
+    ingest(project, later.with_columns(pl.lit(None).alias(t) for t in ("defect", "grade")), batch_id="line")
+    materialize(project.lake, project.feature_set())
+    since, until = START + timedelta(days=30), START + timedelta(days=33)
+    predict_window(project, since, until)
+    before = {p.target: p for p in monitor_window(project, since, until).performance}
+    assert set(before) == {"kwh"}  # no label yet: nothing to say about the labels' performance
+
+    [labelled] = ingest(project, later.select("ts", "defect", "grade"), labels=True)
+    assert labelled.rows_quarantined == 0
+    report = monitor_window(project, since, until)
+    grade = next(p for p in report.performance if p.target == "grade")
+    assert grade.rows == 72 and grade.classes == ["bad", "good", "ok"]
+    assert np.asarray(grade.confusion).sum() == 72 and len(grade.confusion or []) == 3
+    accuracy = np.trace(np.asarray(grade.confusion)) / 72
+    assert accuracy == pytest.approx(grade.metrics["accuracy"])
+    curves = grade.calibration or {}
+    assert set(curves) == {"bad", "good", "ok"}
+    assert sum(b[2] for b in curves["good"]) == 72 and all(0 <= b[0] <= 1 and 0 <= b[1] <= 1 for b in curves["good"])
+    assert set(next(p for p in report.performance if p.target == "defect").calibration or {}) == {"true"}
+
+    page, picture = write_report(project, report, tmp_path)
+    text = page.read_text(encoding="utf-8")
+    assert "grade: confusion (rows)" in text and "defect: calibration" in text
+    assert "balanced accuracy" in text and "log_loss" in text and "Prediction drift" in text
+    assert picture.stat().st_size > 10_000
+
+
+def test_a_replay_scores_each_label_by_its_own_metric(tmp_path: Path) -> None:
+    data = inspected(24 * 16, seed=9)
+    path = tmp_path / "line.csv"
+    data.write_csv(path)
+    root = tmp_path / "replayed"
+    cli("init", str(root), "--data", str(path), "--time", "ts", "--target", "grade", "--target", "kwh")
+    project = Project.load(root)
+    train = project.settings.train.model_copy(update={"epochs": 20, "hidden": [32, 16], "learning_rate": 3e-3})
+    Project(root, project.settings.model_copy(update={"train": train, "features": []})).save()
+    summary = cli("replay", str(path), "--start", "2024-01-14", "--days", "2", "--project", str(root))
+    assert summary["metrics"] == {"grade": "log_loss", "kwh": "mae"}
+    for name, strategy in summary["strategies"].items():
+        grade = strategy["overall"]["grade"]
+        assert 0 <= grade["accuracy"] <= 1 and np.isfinite(grade["log_loss"]), name
+        assert "mae" not in grade and "mae" in strategy["overall"]["kwh"], name
+    page = (root / "reports" / "replay.html").read_text(encoding="utf-8")
+    assert "grade log_loss" in page and "driftloop&#x27;s log_loss/mae" in page and "accuracy" in page

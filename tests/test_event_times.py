@@ -10,31 +10,21 @@ ingest -> features -> train -> promote -> predict -> monitor -> one request to a
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import httpx
 import numpy as np
 import polars as pl
 import pytest
-import uvicorn
-from typer.testing import CliRunner
 
-from driftloop.cli import app
 from driftloop.project import Project
 from driftloop.registry import Registry
-from driftloop.serve.app import create_app
+from tests.live import cli, server
 
 PARIS = ZoneInfo("Europe/Paris")
 FIRST_DAY, DAYS = date(2016, 3, 20), 9  # to the 28th: the 27th is the 23-hour day
 HISTORY_DAYS = 7  # replayed: the 27th and the 28th
-runner = CliRunner()
 
 
 def history(hourly: bool = True) -> pl.DataFrame:
@@ -82,38 +72,12 @@ KINDS = {
 }
 
 
-def cli(*args: str) -> dict | list:
-    result = runner.invoke(app, [*args, "--json"])
-    assert result.exit_code == 0, f"driftloop {' '.join(args)} failed: {result.stdout}{result.stderr}"
-    return json.loads(result.stdout)
-
-
 def quick(root: Path) -> None:
     """Train small and fast; no calendar features (the test is about the clock, not seasonality)."""
     project = Project.load(root)
     train = project.settings.train.model_copy(update={"epochs": 25, "hidden": [32, 16], "learning_rate": 3e-3})
     loop = project.settings.loop.model_copy(update={"monitor_days": 2, "min_new_labels": 10_000})
     Project(root, project.settings.model_copy(update={"features": [], "train": train, "loop": loop})).save()
-
-
-@contextmanager
-def server(project: Project) -> Iterator[httpx.Client]:
-    """The app on a real uvicorn server on 127.0.0.1, in a thread of this process."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    running = uvicorn.Server(uvicorn.Config(create_app(project), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not running.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            yield client
-    finally:
-        running.should_exit = True
-        thread.join(30)
 
 
 @pytest.mark.parametrize("kind", list(KINDS))

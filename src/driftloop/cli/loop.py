@@ -119,12 +119,13 @@ def monitor(
                 for p in report.performance]  # fmt: skip
         out.print(metrics_table("Performance", "target", rows))
     if report.shadow:
-        metric = project.settings.promote.metric
-        shadow = Table("target", "challenger", "requests", "mean |diff|", "labelled", f"champion {metric}",
-                       f"challenger {metric}", title="Shadow: the challenger on the same requests")  # fmt: skip
+        decisive = project.decisive_metrics
+        shadow = Table("target", "challenger", "requests", "mean |diff|", "labelled", "metric", "champion",
+                       "challenger", title="Shadow: the challenger on the same requests")  # fmt: skip
         for c in report.shadow:
+            metric = decisive[c.target]
             shadow.add_row(c.target, c.challenger_version, f"{c.rows:,}", f"{c.mean_abs_difference:.4g}",
-                           f"{c.labelled_rows:,}", f"{c.champion.get(metric, float('nan')):.4g}",
+                           f"{c.labelled_rows:,}", metric, f"{c.champion.get(metric, float('nan')):.4g}",
                            f"{c.challenger.get(metric, float('nan')):.4g}")  # fmt: skip
         out.print(shadow)
     if pages:

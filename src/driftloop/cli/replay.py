@@ -105,20 +105,19 @@ def show_replay(result: ReplayResult) -> None:
     """The comparison as a table, the headline, and where the report is."""
     from driftloop.replay.report import headline
 
-    metric = result.metric
+    decisive = result.metrics
     targets = sorted({t for s in result.strategies for t in s.overall})
-    columns = ["R²", "trained", "promoted", "rejected", "drift days", "train s"]
+    columns = ["trained", "promoted", "rejected", "drift days", "train s"]
     table = Table(
-        "strategy", *(f"{t} {metric}" for t in targets), *columns, title="Replay: the same days, three strategies"
+        "strategy", *(f"{t} {decisive[t]}" for t in targets), *columns, title="Replay: the same days, three strategies"
     )
     table.columns[0].no_wrap = True
     for s in result.strategies:
-        r2 = sum(m.get("r2", float("nan")) for m in s.overall.values()) / len(s.overall)
-        table.add_row(s.name, *(f"{s.overall[t].get(metric, float('nan')):.4g}" for t in targets), f"{r2:.3f}",
+        table.add_row(s.name, *(f"{s.overall[t].get(decisive[t], float('nan')):.4g}" for t in targets),
                       str(s.trainings),
                       str(s.promotions), str(s.rejections), str(s.drift_days), f"{s.training_seconds:.1f}")  # fmt: skip
     out.print(table)
-    out.print(headline(result.strategies, metric))
+    out.print(headline(result.strategies, decisive))
     run = result.run
     out.print(
         f"replayed {run.replay_days[0]} to {run.replay_days[-1]} ({len(run.replay_days)} days); "

@@ -33,6 +33,8 @@ HIGHER_IS_BETTER = {
     "accuracy": True, "balanced_accuracy": True, "macro_f1": True, "roc_auc": True, "log_loss": False, "brier": False,
 }  # fmt: skip
 SMALLEST_PROBABILITY = 1e-15
+# Equal-width bins of predicted probability in a calibration curve.
+CALIBRATION_BINS = 10
 
 
 def regression_metrics(actual: ArrayLike, predicted: ArrayLike) -> dict[str, float]:
@@ -125,6 +127,33 @@ def class_indices(labels: pl.Series, classes: list[str]) -> np.ndarray:
     text = labels.cast(pl.String)
     index = text.replace_strict(classes, list(range(len(classes))), default=None, return_dtype=pl.Float64)
     return index.fill_null(float("nan")).to_numpy()
+
+
+def confusion(actual: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+    """Counts of rows by actual class (rows) and predicted, most probable, class (columns);
+    ``actual`` holds class indices."""
+    size = probabilities.shape[1]
+    counts = np.zeros((size, size), dtype=np.int64)
+    np.add.at(counts, (actual.astype(np.int64), probabilities.argmax(axis=1)), 1)
+    return counts
+
+
+def calibration(actual: np.ndarray, probabilities: np.ndarray, classes: list[str]) -> dict[str, list[list[float]]]:
+    """Per class (only the positive one of two), ``[mean predicted probability, observed share,
+    rows]`` in each used bin of :data:`CALIBRATION_BINS`: on the diagonal, a probability of 0.7 is
+    right 70% of the time."""
+    edges = np.linspace(0, 1, CALIBRATION_BINS + 1)
+    curves = {}
+    for name in classes[1:] if len(classes) == 2 else classes:
+        index = classes.index(name)
+        p, hit = probabilities[:, index], actual == index
+        bins = np.clip(np.digitize(p, edges) - 1, 0, CALIBRATION_BINS - 1)
+        curves[name] = [
+            [float(p[bins == b].mean()), float(hit[bins == b].mean()), float((bins == b).sum())]
+            for b in range(CALIBRATION_BINS)
+            if np.any(bins == b)
+        ]
+    return curves
 
 
 def metric_names(classification: bool) -> tuple[str, ...]:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from driftloop.errors import MissingDependency
-from driftloop.model.metrics import class_indices
+from driftloop.model.metrics import calibration, class_indices, confusion
 from driftloop.runtime.targets import probability_column
 
 try:  # the plotting library is an extra: say which
@@ -20,8 +20,6 @@ except ModuleNotFoundError as missing:
 
 if TYPE_CHECKING:
     from driftloop.model.trainer import TrainedModel
-
-CALIBRATION_BINS = 10
 
 
 def draw(trained: TrainedModel, folder: Path) -> Path:
@@ -49,9 +47,8 @@ def draw(trained: TrainedModel, folder: Path) -> Path:
 
 
 def _confusion(actual: np.ndarray, probabilities: np.ndarray, classes: list[str], target: str, folder: Path) -> None:
+    counts = confusion(actual, probabilities)
     size = len(classes)
-    counts = np.zeros((size, size), dtype=int)
-    np.add.at(counts, (actual, probabilities.argmax(axis=1)), 1)
     figure = Figure(figsize=(1.2 * size + 3, 1.2 * size + 2))
     axes = figure.subplots()
     image = axes.imshow(counts, cmap="Blues")
@@ -67,18 +64,10 @@ def _confusion(actual: np.ndarray, probabilities: np.ndarray, classes: list[str]
 
 
 def _calibration(actual: np.ndarray, probabilities: np.ndarray, classes: list[str], target: str, folder: Path) -> None:
-    """Per class (the positive one of two), the observed share against the predicted
-    probability in ten bins: on the diagonal, a probability of 0.7 is right 70% of the time."""
     figure = Figure(figsize=(5, 5))
     axes = figure.subplots()
-    shown = classes[1:] if len(classes) == 2 else classes
-    edges = np.linspace(0, 1, CALIBRATION_BINS + 1)
-    for name in shown:
-        index = classes.index(name)
-        p, hit = probabilities[:, index], actual == index
-        bins = np.clip(np.digitize(p, edges) - 1, 0, CALIBRATION_BINS - 1)
-        used = [b for b in range(CALIBRATION_BINS) if np.any(bins == b)]
-        axes.plot([p[bins == b].mean() for b in used], [hit[bins == b].mean() for b in used], marker="o", label=name)
+    for name, curve in calibration(actual, probabilities, classes).items():
+        axes.plot([b[0] for b in curve], [b[1] for b in curve], marker="o", label=name)
     axes.plot([0, 1], [0, 1], color="black", linewidth=1, linestyle="--")
     axes.set(xlabel="predicted probability", ylabel="observed share", title=f"{target}: calibration on the test window")
     axes.legend()

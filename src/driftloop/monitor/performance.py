@@ -10,12 +10,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from driftloop.data.contract import Contract
 from driftloop.data.truth import with_truth
-from driftloop.model.metrics import HIGHER_IS_BETTER, target_metrics
-from driftloop.runtime.targets import prediction_columns
+from driftloop.model.metrics import HIGHER_IS_BETTER, calibration, class_indices, confusion, target_metrics
+from driftloop.runtime.targets import prediction_columns, probability_column
 from driftloop.settings.promote import PromoteSettings
 
 ACTUAL = "__actual_"
@@ -33,6 +34,11 @@ class TargetPerformance:
     test_metrics: dict[str, float]
     worsening: float  # of the decisive metric, relative to the test window (0.2 = 20% worse)
     metric: str = "mae"  # the decisive metric of this target
+    # A label's classes, its confusion counts (actual rows, predicted columns) and calibration
+    # curve per class (see driftloop.model.metrics.calibration); None for a number.
+    classes: list[str] | None = None
+    confusion: list[list[int]] | None = None
+    calibration: dict[str, list[list[float]]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,9 +85,21 @@ def evaluate(
                 test,
                 _worsening(values[metric], test.get(metric), HIGHER_IS_BETTER[metric]),
                 metric,
+                *(_label_views(pairs, target, classes) if classes is not None else ()),
             )
         )
     return results
+
+
+def _label_views(
+    pairs: pl.DataFrame, target: str, classes: list[str]
+) -> tuple[list[str], list[list[int]], dict[str, list[list[float]]]]:
+    """A label's classes, confusion counts and calibration curves on the window's pairs."""
+    actual = class_indices(pairs.get_column(ACTUAL + target), classes)
+    known = ~np.isnan(actual)
+    probabilities = pairs.select(probability_column(target, c) for c in classes).to_numpy()[known]
+    counts = confusion(actual[known], probabilities).tolist()
+    return classes, counts, calibration(actual[known], probabilities, classes)
 
 
 def key_columns(contract: Contract) -> list[pl.Expr]:

@@ -1,10 +1,12 @@
 """The monitoring report: one self-contained HTML page (Plotly inlined, no CDN) and a PNG summary.
 
-The first chart answers "is the model still good?": the decisive metric per target over every
+The first chart answers "is the model still good?": each target's decisive metric over every
 monitored window, with retrains and promotions marked on the time axis. Then the verdict and
-its reasons, the drift table, and reference-vs-current distributions of the inputs that
-moved most. Everything is read from the ``monitoring`` and ``events`` tables and the
-window's profiles, so a report can be made again at any time.
+its reasons, performance (numbers and labels apart, each label with its confusion matrix and
+calibration curve on the window), the drift tables of inputs and predictions, and
+reference-vs-current distributions of the inputs that moved most. Everything is read from the
+``monitoring`` and ``events`` tables and the window's profiles, so a report can be made again
+at any time.
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ except ModuleNotFoundError as missing:
     raise MissingDependency.of(missing, extra="reports", purpose="the monitoring report") from missing
 
 from driftloop.lake import Table
+from driftloop.model.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
 from driftloop.monitor import Stream
-from driftloop.monitor.drift import ColumnDrift
+from driftloop.monitor.drift import ColumnDrift, DriftReport
+from driftloop.monitor.performance import TargetPerformance
 from driftloop.monitor.verdict import VerdictLevel
 from driftloop.monitor.window import WindowReport, section_of
 from driftloop.profiles import CategoryProfile, NumericProfile
@@ -37,6 +41,8 @@ from driftloop.registry import Registry
 STYLE = """body{font-family:system-ui,sans-serif;margin:2rem;max-width:1200px}
 table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.25rem .6rem;text-align:right}
 td:first-child{text-align:left}.drifted{background:#fdecea}.verdict{color:VERDICT;font-size:1.6rem;font-weight:700}"""
+# The label metrics' column headings, in the order of CLASSIFICATION_METRICS.
+CLASSIFICATION_HEADINGS = ("accuracy", "balanced accuracy", "macro F1", "ROC AUC", "log loss", "Brier")
 # Inputs whose distributions are drawn: the most drifted ones.
 DISTRIBUTIONS_SHOWN = 6
 
@@ -47,14 +53,17 @@ def write_report(project: Project, report: WindowReport, folder: Path) -> tuple[
     stream = "" if report.source is Stream.BATCH else f"{report.source}_"
     stem = f"monitor_{stream}{report.since:%Y%m%dT%H%M}_{report.until:%Y%m%dT%H%M}"
     history = _history(project, section_of(report.source, "performance"))
-    metric = project.settings.promote.metric
+    decisive = project.decisive_metrics
     events = Registry(project).events()
-    figures = [_metric_over_time(history, events, metric), _drift_bars(report), _distributions(report)]
+    figures = [_metric_over_time(history, events, decisive), _drift_bars(report), _distributions(report)]
+    labels = [p for p in report.performance if p.confusion is not None]
+    if labels:
+        figures.append(_label_views(labels))
     parts = [to_html(f, include_plotlyjs="inline" if i == 0 else False, full_html=False) for i, f in enumerate(figures)]
     page = folder / f"{stem}.html"
-    page.write_text(_page(report, metric, parts), encoding="utf-8")
+    page.write_text(_page(report, decisive, parts), encoding="utf-8")
     picture = folder / f"{stem}.png"
-    _summary_png(report, history, metric, picture)
+    _summary_png(report, history, decisive, picture)
     return page, picture
 
 
@@ -70,19 +79,51 @@ def _history(project: Project, section: str) -> pl.DataFrame:
     return rows.join(latest, on=["window_start", "window_end", "model_version", "computed_at"]).sort("window_end")
 
 
-def _metric_over_time(history: pl.DataFrame, events: pl.DataFrame, metric: str) -> go.Figure:
+def _decisive_history(history: pl.DataFrame, decisive: dict[str, str]) -> list[tuple[str, pl.DataFrame]]:
+    """Each target's decisive metric per window, labelled "target metric"."""
+    found = []
+    for target, metric in decisive.items():
+        series = history.filter((pl.col("column") == target) & (pl.col("statistic") == metric))
+        if series.height:
+            found.append((f"{target} {metric}", series))
+    return found
+
+
+def _metric_over_time(history: pl.DataFrame, events: pl.DataFrame, decisive: dict[str, str]) -> go.Figure:
     figure = go.Figure()
-    values = history.filter(pl.col("statistic") == metric)
-    for target in values.get_column("column").unique().sort().to_list():
-        series = values.filter(pl.col("column") == target)
+    for name, series in _decisive_history(history, decisive):
         figure.add_trace(go.Scatter(x=series.get_column("window_end").to_list(), y=series.get_column("value").to_list(),
-                                    mode="lines+markers", name=f"{target} {metric}"))  # fmt: skip
+                                    mode="lines+markers", name=name))  # fmt: skip
     for event in events.filter(pl.col("kind").is_in(["retrain", "champion", "rollback"])).iter_rows(named=True):
         figure.add_vline(x=event["at"].replace(tzinfo=None), line_dash="dot", line_color="grey")
         figure.add_annotation(x=event["at"].replace(tzinfo=None), y=1, yref="paper", showarrow=False,
                               text=f"{event['kind']} v{event['version']}", textangle=-90, xanchor="left")  # fmt: skip
-    figure.update_layout(title=f"{metric} per monitored window (labelled rows), with retrains and promotions",
-                         xaxis_title="window end", yaxis_title=metric, height=420)  # fmt: skip
+    metrics = "/".join(sorted(set(decisive.values())))
+    figure.update_layout(title=f"{metrics} per monitored window (labelled rows), with retrains and promotions",
+                         xaxis_title="window end", yaxis_title=metrics, height=420)  # fmt: skip
+    return figure
+
+
+def _label_views(labels: list[TargetPerformance]) -> go.Figure:
+    """Per label: the window's confusion matrix, and its calibration curve beside it."""
+    titles = [t for p in labels for t in (f"{p.target}: confusion (rows)", f"{p.target}: calibration")]
+    figure = make_subplots(rows=len(labels), cols=2, subplot_titles=titles)
+    for row, performance in enumerate(labels, start=1):
+        classes = performance.classes or []
+        figure.add_trace(go.Heatmap(z=performance.confusion, x=classes, y=classes, colorscale="Blues",
+                                    showscale=False, texttemplate="%{z}", hovertemplate="actual %{y}, predicted %{x}:"
+                                    " %{z}<extra></extra>"), row, 1)  # fmt: skip
+        figure.update_xaxes(title_text="predicted", row=row, col=1)
+        figure.update_yaxes(title_text="actual", autorange="reversed", row=row, col=1)
+        for name, curve in (performance.calibration or {}).items():
+            figure.add_trace(go.Scatter(x=[b[0] for b in curve], y=[b[1] for b in curve], mode="lines+markers",
+                                        name=f"{performance.target} = {name}",
+                                        hovertext=[f"{b[2]:.0f} rows" for b in curve]), row, 2)  # fmt: skip
+        figure.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dash", "color": "black"},
+                                    showlegend=False), row, 2)  # fmt: skip
+        figure.update_xaxes(title_text="predicted probability", range=[0, 1], row=row, col=2)
+        figure.update_yaxes(title_text="observed share", range=[0, 1], row=row, col=2)
+    figure.update_layout(title="Labels on the window: confusion and calibration", height=420 * len(labels))
     return figure
 
 
@@ -149,39 +190,31 @@ def _shares(
     return labels, list(ref_counts / max(ref_counts.sum(), 1)), list(cur_counts / max(cur_counts.sum(), 1))
 
 
-def _page(report: WindowReport, metric: str, charts: list[str]) -> str:
+def _page(report: WindowReport, decisive: dict[str, str], charts: list[str]) -> str:
     colour = {VerdictLevel.OK: "#2e7d32", VerdictLevel.WARN: "#f9a825"}.get(report.verdict.level, "#c62828")
     reasons = "".join(f"<li>{html.escape(r)}</li>" for r in report.verdict.reasons) or "<li>nothing to report</li>"
-    performance = "".join(
-        f"<tr><td>{html.escape(p.target)}</td><td>{p.rows:,}</td>"
-        + "".join(f"<td>{p.metrics.get(m, float('nan')):.4g}</td>" for m in ("mae", "rmse", "smape", "r2"))
-        + f"<td>{p.test_metrics.get(metric, float('nan')):.4g}</td><td>{p.worsening:+.0%}</td></tr>"
-        for p in report.performance
-    )
-    drift = "".join(
-        f"<tr{' class=drifted' if c.drifted else ''}><td>{html.escape(c.column)}</td><td>{c.result.test}</td>"
-        f"<td>{c.result.statistic:.4g}</td><td>{c.result.threshold:g}</td><td>{'yes' if c.drifted else 'no'}</td>"
-        f"<td>{c.null_rate_current:.1%}</td><td>{html.escape(', '.join(c.new_categories))}</td></tr>"
-        for c in sorted(report.inputs.columns, key=severity, reverse=True)
-    )
+    numbers = [p for p in report.performance if p.classes is None]
+    labels = [p for p in report.performance if p.classes is not None]
+    performance = _performance_table(numbers, REGRESSION_METRICS, ("MAE", "RMSE", "SMAPE %", "R²"))
+    performance += _performance_table(labels, CLASSIFICATION_METRICS, CLASSIFICATION_HEADINGS)
+    drift = _drift_rows(report.inputs)
+    predictions = _drift_rows(report.predictions) if report.predictions is not None else ""
     title = f"driftloop monitoring {report.since:%Y-%m-%d} to {report.until:%Y-%m-%d}"
     stream = "batch predictions" if report.source is Stream.BATCH else "online traffic"
-    shadow_columns = ("target", "challenger", "requests", "mean |difference|", "labelled", f"champion {metric}",
-                      f"challenger {metric}")  # fmt: skip
+    shadow_columns = ("target", "challenger", "requests", "mean |difference|", "labelled", "metric", "champion",
+                      "challenger")  # fmt: skip
     shadow_head = "".join(f"<th>{h}</th>" for h in shadow_columns)
     shadow = "".join(
         f"<tr><td>{html.escape(c.target)}</td><td>{html.escape(c.challenger_version)}</td><td>{c.rows:,}</td>"
-        f"<td>{c.mean_abs_difference:.4g}</td><td>{c.labelled_rows:,}</td>"
-        f"<td>{c.champion.get(metric, float('nan')):.4g}</td><td>{c.challenger.get(metric, float('nan')):.4g}</td></tr>"
+        f"<td>{c.mean_abs_difference:.4g}</td><td>{c.labelled_rows:,}</td><td>{decisive[c.target]}</td>"
+        f"<td>{c.champion.get(decisive[c.target], float('nan')):.4g}</td>"
+        f"<td>{c.challenger.get(decisive[c.target], float('nan')):.4g}</td></tr>"
         for c in report.shadow
     )
     shadow_part = (
         f"<h2>Shadow: the challenger on the same requests</h2><table><tr>{shadow_head}</tr>{shadow}</table>"
         if shadow
         else ""
-    )
-    performance_head = "".join(
-        f"<th>{h}</th>" for h in ("target", "rows", "MAE", "RMSE", "SMAPE %", "R²", f"test {metric}", "vs test")
     )
     drift_head = "".join(
         f"<th>{h}</th>" for h in ("input", "test", "statistic", "threshold", "drifted", "null rate", "new categories")
@@ -194,25 +227,56 @@ def _page(report: WindowReport, metric: str, charts: list[str]) -> str:
 {charts[0]}
 <p class="verdict">{report.verdict.level}</p><ul>{reasons}</ul>
 <h2>Performance (labelled rows)</h2>
-<table><tr>{performance_head}</tr>{performance}</table>
+{performance or "<p>no labelled rows in this window yet</p>"}
+{"".join(charts[3:])}
 {shadow_part}
 <h2>Input drift</h2>{charts[1]}
 <table><tr>{drift_head}</tr>{drift}</table>
 {charts[2]}
+{
+        f"<h2>Prediction drift (values, classes and probabilities)</h2>"
+        f"<table><tr>{drift_head}</tr>{predictions}</table>"
+        if predictions
+        else ""
+    }
 </body></html>"""
 
 
-def _summary_png(report: WindowReport, history: pl.DataFrame, metric: str, path: Path) -> None:
+def _performance_table(rows: list[TargetPerformance], metrics: tuple[str, ...], headings: tuple[str, ...]) -> str:
+    """One table of the targets of one kind: their window metrics, then the decisive one's test value."""
+    if not rows:
+        return ""
+    head = "".join(f"<th>{h}</th>" for h in ("target", "rows", *headings, "decisive", "test", "vs test"))
+    body = "".join(
+        f"<tr><td>{html.escape(p.target)}</td><td>{p.rows:,}</td>"
+        + "".join(f"<td>{p.metrics.get(m, float('nan')):.4g}</td>" for m in metrics)
+        + f"<td>{p.metric}</td><td>{p.test_metrics.get(p.metric, float('nan')):.4g}</td>"
+        + f"<td>{p.worsening:+.0%}</td></tr>"
+        for p in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _drift_rows(drift: DriftReport) -> str:
+    return "".join(
+        f"<tr{' class=drifted' if c.drifted else ''}><td>{html.escape(c.column)}</td><td>{c.result.test}</td>"
+        f"<td>{c.result.statistic:.4g}</td><td>{c.result.threshold:g}</td><td>{'yes' if c.drifted else 'no'}</td>"
+        f"<td>{c.null_rate_current:.1%}</td><td>{html.escape(', '.join(c.new_categories))}</td></tr>"
+        for c in sorted(drift.columns, key=severity, reverse=True)
+    )
+
+
+def _summary_png(report: WindowReport, history: pl.DataFrame, decisive: dict[str, str], path: Path) -> None:
     figure = Figure(figsize=(13, 4.5))
     left, right = figure.subplots(1, 2)
-    values = history.filter(pl.col("statistic") == metric)
-    for target in values.get_column("column").unique().sort().to_list():
-        series = values.filter(pl.col("column") == target)
+    shown = _decisive_history(history, decisive)
+    for name, series in shown:
         left.plot(
-            series.get_column("window_end").to_list(), series.get_column("value").to_list(), marker="o", label=target
+            series.get_column("window_end").to_list(), series.get_column("value").to_list(), marker="o", label=name
         )
-    left.set(title=f"{metric} per monitored window", xlabel="window end", ylabel=metric)
-    if values.height:
+    metrics = "/".join(sorted(set(decisive.values())))
+    left.set(title=f"{metrics} per monitored window", xlabel="window end", ylabel=metrics)
+    if shown:
         left.legend()
     left.tick_params(axis="x", rotation=30)
     columns = sorted(report.inputs.columns, key=severity, reverse=True)[:15]

@@ -31,7 +31,7 @@ class ReplayResult:
 
     run: LoopRun
     strategies: list[StrategyResult]
-    metric: str
+    metrics: dict[str, str]  # each target's decisive metric
     report: tuple[Path, Path]
 
     def to_dict(self) -> dict[str, Any]:
@@ -41,7 +41,7 @@ class ReplayResult:
             "replayed": [str(self.run.replay_days[0]), str(self.run.replay_days[-1])],
             "days": len(self.run.replay_days),
             "label_delay_hours": self.run.label_delay.total_seconds() / 3600,
-            "metric": self.metric,
+            "metrics": self.metrics,
             "strategies": {
                 s.name: {
                     "overall": s.overall,
@@ -92,10 +92,10 @@ def replay(
     if late is not None:
         ingest(project, late, on_refused="continue", labels=True)
     results = compare_strategies(project, run, daily=daily_baseline, on_daily=on_baseline_day)
-    metric = project.settings.promote.metric
+    metrics = project.decisive_metrics
     folder = report_dir or project.root / "reports"
-    pages = write_replay_report(results, run, metric, folder)
-    result = ReplayResult(run, results, metric, pages)
+    pages = write_replay_report(results, run, metrics, folder)
+    result = ReplayResult(run, results, metrics, pages)
     (folder / SUMMARY_FILE).write_text(json.dumps(result.to_dict(), indent=1, default=str), encoding="utf-8")
     return result
 

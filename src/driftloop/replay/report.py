@@ -29,34 +29,44 @@ from driftloop.replay.strategies import DAY, StrategyResult
 
 COLOURS = {"driftloop": "#1b5e20", "static": "#c62828", "daily": "#1565c0"}
 ROLLING_DAYS = 7
+# The scale-free metrics averaged over targets in the totals table, with their headings.
+SHARED_HEADINGS = {"smape": "SMAPE %", "r2": "R²", "accuracy": "accuracy"}
 STYLE = """body{font-family:system-ui,sans-serif;margin:2rem;max-width:1200px}
 table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.25rem .6rem;text-align:right}
 td:first-child,td.text{text-align:left}.best{font-weight:700;background:#e8f5e9}"""
 
 
-def write_replay_report(results: list[StrategyResult], run: LoopRun, metric: str, folder: Path) -> tuple[Path, Path]:
-    """Write ``replay.html`` and ``replay.png`` into ``folder``; returns both paths."""
+def write_replay_report(
+    results: list[StrategyResult], run: LoopRun, decisive: dict[str, str], folder: Path
+) -> tuple[Path, Path]:
+    """Write ``replay.html`` and ``replay.png`` into ``folder``; returns both paths. ``decisive``
+    names each target's metric (a label's ``class_metric``, a number's ``metric``)."""
     folder.mkdir(parents=True, exist_ok=True)
     targets = sorted({t for r in results for t in r.overall})
-    charts = [_per_day_chart(results, run, metric, targets), _totals_chart(results, metric, targets)]
+    charts = [_per_day_chart(results, run, decisive, targets), _totals_chart(results, decisive, targets)]
     parts = [to_html(f, include_plotlyjs="inline" if i == 0 else False, full_html=False) for i, f in enumerate(charts)]
     page = folder / "replay.html"
-    page.write_text(_page(results, run, metric, targets, parts), encoding="utf-8")
+    page.write_text(_page(results, run, decisive, targets, parts), encoding="utf-8")
     picture = folder / "replay.png"
-    _summary_png(results, run, metric, targets, picture)
+    _summary_png(results, run, decisive, targets, picture)
     return page, picture
 
 
-def headline(results: list[StrategyResult], metric: str) -> str:
-    """One sentence: how much better or worse the loop's metric is than each other strategy's,
-    averaged over targets as relative changes (targets have their own units)."""
+def headline(results: list[StrategyResult], decisive: dict[str, str]) -> str:
+    """One sentence: how much better or worse the loop's decisive metrics are than each other
+    strategy's, averaged over targets as relative changes (targets have their own units)."""
     loop = next(r for r in results if r.name == "driftloop")
     parts = []
     for other in (r for r in results if r.name != "driftloop"):
-        changes = [_gain(loop.overall[t][metric], other.overall[t][metric], metric) for t in loop.overall]
-        mean = sum(changes) / len(changes)
+        changes = [_gain(loop.overall[t][m], other.overall[t][m], m) for t, m in decisive.items() if t in loop.overall]
+        mean = sum(changes) / len(changes) if changes else 0.0
         parts.append(f"{abs(mean):.1%} {'better' if mean >= 0 else 'worse'} than {other.name}")
-    return f"driftloop's {metric}, averaged over targets: " + ", ".join(parts)
+    return f"driftloop's {_named(decisive)}, averaged over targets: " + ", ".join(parts)
+
+
+def _named(decisive: dict[str, str]) -> str:
+    """The decisive metrics as one name ("mae", or "log_loss/mae" when labels and numbers mix)."""
+    return "/".join(sorted(set(decisive.values())))
 
 
 def _gain(loop: float, other: float, metric: str) -> float:
@@ -71,9 +81,13 @@ def _rolling(per_day: pl.DataFrame, target: str, metric: str) -> pl.DataFrame:
     return series.with_columns(pl.col(metric).rolling_mean(ROLLING_DAYS, min_samples=1).alias("rolling"))
 
 
-def _per_day_chart(results: list[StrategyResult], run: LoopRun, metric: str, targets: list[str]) -> go.Figure:
-    figure = make_subplots(rows=len(targets), cols=1, shared_xaxes=True, subplot_titles=targets)
+def _per_day_chart(
+    results: list[StrategyResult], run: LoopRun, decisive: dict[str, str], targets: list[str]
+) -> go.Figure:
+    titles = [f"{t} {decisive[t]}" for t in targets]
+    figure = make_subplots(rows=len(targets), cols=1, shared_xaxes=True, subplot_titles=titles)
     for row, target in enumerate(targets, start=1):
+        metric = decisive[target]
         for result in results:
             series = _rolling(result.per_day, target, metric)
             days, colour = series.get_column(DAY).to_list(), COLOURS.get(result.name, "grey")
@@ -90,34 +104,41 @@ def _per_day_chart(results: list[StrategyResult], run: LoopRun, metric: str, tar
             figure.add_vline(x=str(record.day), line_dash="solid" if record.promoted else "dot",
                              line_color="#1b5e20" if record.promoted else "grey", opacity=0.6)  # fmt: skip
     figure.update_layout(
-        title=f"{metric} per day ({ROLLING_DAYS}-day mean; dots: each day). Green lines: the loop promoted a model; "
-        "grey dotted: it retrained and kept the champion",
+        title=f"{_named(decisive)} per day ({ROLLING_DAYS}-day mean; dots: each day). Green lines: the loop "
+        "promoted a model; grey dotted: it retrained and kept the champion",
         height=320 * len(targets) + 80,
     )
     return figure
 
 
-def _totals_chart(results: list[StrategyResult], metric: str, targets: list[str]) -> go.Figure:
-    figure = make_subplots(rows=1, cols=len(targets) + 1, subplot_titles=[*targets, "training time (s)"])
+def _totals_chart(results: list[StrategyResult], decisive: dict[str, str], targets: list[str]) -> go.Figure:
+    titles = [*(f"{t} {decisive[t]}" for t in targets), "training time (s)"]
+    figure = make_subplots(rows=1, cols=len(targets) + 1, subplot_titles=titles)
     names = [r.name for r in results]
     colours = [COLOURS.get(n, "grey") for n in names]
     for col, target in enumerate(targets, start=1):
-        figure.add_trace(go.Bar(x=names, y=[r.overall[target][metric] for r in results], marker_color=colours,
+        figure.add_trace(go.Bar(x=names, y=[r.overall[target][decisive[target]] for r in results], marker_color=colours,
                                 showlegend=False), 1, col)  # fmt: skip
     figure.add_trace(go.Bar(x=names, y=[r.training_seconds for r in results], marker_color=colours, showlegend=False),
                      1, len(targets) + 1)  # fmt: skip
-    figure.update_layout(title=f"Overall {metric} over the replayed days, and the training time each strategy spent",
-                         height=380)  # fmt: skip
+    figure.update_layout(title=f"Overall {_named(decisive)} over the replayed days, and the training time each "
+                         "strategy spent", height=380)  # fmt: skip
     return figure
 
 
-def _page(results: list[StrategyResult], run: LoopRun, metric: str, targets: list[str], charts: list[str]) -> str:
-    best = {t: _best(results, t, metric) for t in targets}
-    head = "".join(f"<th>{html.escape(t)} {metric}</th>" for t in targets)
+def _page(
+    results: list[StrategyResult], run: LoopRun, decisive: dict[str, str], targets: list[str], charts: list[str]
+) -> str:
+    best = {t: _best(results, t, decisive[t]) for t in targets}
+    head = "".join(f"<th>{html.escape(t)} {decisive[t]}</th>" for t in targets)
+    shared = [k for k in ("smape", "r2", "accuracy") if any(k in m for r in results for m in r.overall.values())]
+    shared_head = "".join(f"<th>{SHARED_HEADINGS[k]}</th>" for k in shared)
     rows = "".join(
         f"<tr><td class=text>{r.name}</td>"
-        + "".join(f"<td{' class=best' if best[t] == r.name else ''}>{r.overall[t][metric]:.4g}</td>" for t in targets)
-        + "".join(f"<td>{sum(m[k] for m in r.overall.values()) / len(r.overall):.4g}</td>" for k in ("smape", "r2"))
+        + "".join(
+            f"<td{' class=best' if best[t] == r.name else ''}>{r.overall[t][decisive[t]]:.4g}</td>" for t in targets
+        )
+        + "".join(f"<td>{_mean_over_targets(r, k):.4g}</td>" for k in shared)
         + f"<td>{r.trainings}</td><td>{r.promotions}</td><td>{r.rejections}</td><td>{r.drift_days}</td>"
         f"<td>{r.training_seconds:.1f}</td></tr>"
         for r in results
@@ -129,14 +150,15 @@ def _page(results: list[StrategyResult], run: LoopRun, metric: str, targets: lis
         for d in run.records
     )
     title = f"driftloop replay {run.replay_days[0]} to {run.replay_days[-1]}"
+    summary = html.escape(headline(results, decisive))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title><style>{STYLE}</style></head>
 <body><h1>Replay: {run.replay_days[0]} to {run.replay_days[-1]}</h1>
 <p>{len(run.replay_days)} days replayed after {len(run.history_days)} days of history ({run.history_days[0]} to
-{run.history_days[-1]}); labels arrived {run.label_delay} after the rows. {html.escape(headline(results, metric))}.</p>
+{run.history_days[-1]}); labels arrived {run.label_delay} after the rows. {summary}.</p>
 {charts[0]}
 <h2>Totals</h2>
-<table><tr><th>strategy</th>{head}<th>SMAPE %</th><th>R²</th><th>models trained</th><th>promotions</th>
+<table><tr><th>strategy</th>{head}{shared_head}<th>models trained</th><th>promotions</th>
 <th>rejections</th><th>drift/degraded days</th><th>training s</th></tr>{rows}</table>
 <p>The loop's training time includes tracking and registering each model in MLflow; the daily baseline's is the
 training alone.</p>
@@ -147,15 +169,24 @@ training alone.</p>
 </body></html>"""
 
 
+def _mean_over_targets(result: StrategyResult, metric: str) -> float:
+    """A scale-free metric averaged over the targets that have it (SMAPE and R² numbers, accuracy labels)."""
+    values = [m[metric] for m in result.overall.values() if metric in m]
+    return sum(values) / len(values)
+
+
 def _best(results: list[StrategyResult], target: str, metric: str) -> str:
     pick = max if HIGHER_IS_BETTER[metric] else min
     return pick(results, key=lambda r: r.overall[target][metric]).name
 
 
-def _summary_png(results: list[StrategyResult], run: LoopRun, metric: str, targets: list[str], path: Path) -> None:
+def _summary_png(
+    results: list[StrategyResult], run: LoopRun, decisive: dict[str, str], targets: list[str], path: Path
+) -> None:
     figure = Figure(figsize=(12, 3.6 * len(targets)))
     axes = figure.subplots(len(targets), 1, sharex=True, squeeze=False)
     for axis, target in zip(axes[:, 0], targets, strict=True):
+        metric = decisive[target]
         for result in results:
             series = _rolling(result.per_day, target, metric)
             axis.plot(series.get_column(DAY).to_list(), series.get_column("rolling").to_list(),
