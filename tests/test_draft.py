@@ -6,9 +6,10 @@ import polars as pl
 import pytest
 
 from driftloop.data.contract import ColumnType, Role
-from driftloop.data.draft import ASSEMBLED_TIME, draft_contract, review_draft, spread_sample
+from driftloop.data.draft import ASSEMBLED_TIME, ROW_ID, draft_contract, review_draft, spread_sample
 from driftloop.data.validate import check_batch
 from driftloop.errors import ContractError
+from driftloop.ingest import labels_contract
 
 
 def test_demo_sample_is_drafted_with_types_and_roles(energy: pl.DataFrame) -> None:
@@ -97,12 +98,26 @@ def test_the_review_points_out_ids_constants_and_copies_of_a_target() -> None:
     assert review.null_rates["x"] == 0.0
 
 
-def test_the_review_warns_when_the_key_repeats() -> None:
-    events = pl.DataFrame({"ts": ["2024-01-01 10:00:00"] * 3 + ["2024-01-01 11:00:00"], "x": ["1", "2", "3", "4"]})
-    warnings = review_draft(events, draft_contract(events)).warnings
-    assert any("ts: the key of a row repeats in 2 of 4 sample rows" in w and "pass --id" in w for w in warnings)
+def test_rows_that_share_their_time_and_have_no_id_are_named_by_their_values() -> None:
+    # Bookings of one arrival day: nothing names them, and two are identical.
+    events = pl.DataFrame(
+        {"ts": ["2024-01-01"] * 3 + ["2024-01-02"], "x": ["1", "1", "3", "4"], "y": ["5", "6", "7", "8"]}
+    )
+    contract = draft_contract(events, targets=("y",))
+    assert contract.row_id_column == ROW_ID and contract.key == [ROW_ID, "ts"]
+    warnings = review_draft(events, contract).warnings
+    assert not any("repeats" in w for w in warnings) and any("named by a hash of its values" in w for w in warnings)
+    ids = check_batch(events, contract).valid.get_column(ROW_ID).to_list()
+    assert len(set(ids)) == 4 and ids[0].rsplit("-", 1)[0] == ids[1].rsplit("-", 1)[0]  # identical x: places 0, 1
+    again = check_batch(events.with_columns(pl.lit("9").alias("y")), contract).valid.get_column(ROW_ID).to_list()
+    assert again == ids  # a row's name leaves its target aside: the same row, scored or labelled
+    with pytest.raises(ContractError, match="named by their own values"):
+        labels_contract(contract)
     keyed = events.with_columns(pl.Series("id", ["a", "b", "c", "a"]))
-    assert not any("repeats" in w for w in review_draft(keyed, draft_contract(keyed, ids=("id",))).warnings)
+    drafted = draft_contract(keyed, ids=("id",))
+    assert drafted.row_id_column is None and not any("repeats" in w for w in review_draft(keyed, drafted).warnings)
+    repeated = review_draft(keyed, draft_contract(keyed, ids=("x",))).warnings
+    assert any("ts + x: the key of a row repeats in 1 of 4 sample rows" in w for w in repeated)
 
 
 def test_an_entity_named_by_several_columns_is_one_key() -> None:

@@ -14,7 +14,7 @@ from driftloop.data.sources import from_frame
 from driftloop.errors import BatchRejected, ContractError, SourceError
 from driftloop.ingest import ingest, ingest_batch
 from driftloop.lake import BATCH_ID, ROW, RULES, SOURCE, Lake
-from driftloop.project import Project
+from driftloop.project import Project, init_project
 from tests.conftest import small_frame
 from tests.strategies import messy_batches
 from tests.test_validate import CONTRACT
@@ -183,3 +183,30 @@ def test_labels_need_a_key_and_targets(tmp_path: Path) -> None:
     project = init_project(tmp_path / "p", sample=small_frame().select("x", "n"))
     with pytest.raises(ContractError, match="needs a key column and at least one target"):
         ingest(project, small_frame().select("x", "n"), labels=True)
+
+
+def test_an_event_log_without_ids_keeps_every_row_once(tmp_path: Path) -> None:
+    # Hotel bookings: many per arrival day, nothing names them, two identical ones on the 1st.
+    bookings = pl.DataFrame(
+        {
+            "arrival": ["2024-01-01"] * 3 + ["2024-01-02"] * 2,
+            "nights": ["2", "2", "5", "1", "3"],
+            "price": ["110", "110", "80.5", "95", "120"],
+        }
+    )
+    path = tmp_path / "bookings.csv"
+    bookings.write_csv(path)
+    project = init_project(tmp_path / "hotel", sample=bookings, time_column="arrival", targets=("price",))
+    assert project.contract.key == ["row_id", "arrival"]
+    [first] = ingest(project, path)
+    assert (first.rows_raw, first.rows_quarantined) == (5, 0)  # the identical two are two bookings
+    stored = project.lake.read("raw")
+    assert stored.get_column("row_id").n_unique() == 5 and stored.get_column("row_id").null_count() == 0
+    # The next export repeats the five bookings and adds one: only that one is new.
+    later = pl.concat([bookings, pl.DataFrame({"arrival": ["2024-01-02"], "nights": ["2"], "price": ["99"]})])
+    later.write_csv(tmp_path / "later.csv")
+    [again] = ingest(project, tmp_path / "later.csv")
+    assert (again.rows_raw, again.rows_quarantined) == (1, 5)
+    assert {c.rule for c in again.rule_counts} == {"already_stored"}
+    assert project.lake.read("raw").height == 6  # nothing stored twice
+    assert project.lake.read("quarantine").height == 5  # and nothing lost

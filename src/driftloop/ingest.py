@@ -99,6 +99,12 @@ def labels_contract(contract: Contract) -> Contract:
     least the key must be there; a label sent again for the same key is accepted and the
     latest one counts, so corrections can be sent.
     """
+    if contract.row_id_column is not None:
+        raise ContractError(
+            f"labels are joined to their rows by key, and this project's rows are named by their own values "
+            f"({contract.row_id_column!r}, made at ingest): send the targets with the rows, or give the contract "
+            "a column that tells rows apart as its id"
+        )
     if not contract.key or not contract.targets:
         raise ContractError(
             "labels are joined to predictions by id and/or event time and carry targets; "

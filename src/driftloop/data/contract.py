@@ -126,6 +126,11 @@ class Column(BaseModel):
         "1 January); a datetime names at least the hour.",
     )
     max_null_rate: float | None = Field(None, ge=0.0, le=1.0, description="Refuse a batch above this.")
+    from_row: bool = Field(
+        False,
+        description="An id made from the row itself, for an event log where no column tells rows apart: a "
+        "hash of its values (targets aside) and its place among identical rows of its batch.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -145,6 +150,8 @@ class Column(BaseModel):
             self._check_parts()
         if self.role is Role.EVENT_TIME and not self.type.is_temporal:
             raise ValueError(f"an event_time column must be date or datetime, not {self.type.value}")
+        if self.from_row and (self.role is not Role.ID or self.type is not ColumnType.STRING):
+            raise ValueError("an id made from the row (from_row) is a string column with the role id")
         if self.role in (Role.ID, Role.EVENT_TIME) and self.nullable:
             self.nullable = False  # a key column can never be null; say so rather than fail later
         return self
@@ -238,6 +245,11 @@ class Contract(BaseModel):
     def id_columns(self) -> list[str]:
         """The columns that together name an entity (a flight is its carrier, number and origin)."""
         return self.with_role(Role.ID)
+
+    @property
+    def row_id_column(self) -> str | None:
+        """The id made from each row's values (``from_row``), if the contract has one."""
+        return next((n for n, c in self.columns.items() if c.from_row), None)
 
     def entity_id(self) -> pl.Expr:
         """A row's entity as the text ``predictions.entity_id`` holds: the id's value, or a JSON

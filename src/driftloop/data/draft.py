@@ -26,6 +26,8 @@ MAX_DRAFTED_CATEGORIES = 50
 RANGE_MARGIN = 1.0
 # Name of an event time assembled from parts (``--time year,month,day,hour``).
 ASSEMBLED_TIME = "event_time"
+# Name of the id made from each row's values when rows share their event time and nothing names them.
+ROW_ID = "row_id"
 # Numbers read as an epoch event time: the largest magnitude of each unit (seconds up to the year
 # 5138, milliseconds and microseconds the same span) and the smallest (1973) of any.
 EPOCH_LIMITS: tuple[tuple[float, EpochUnit], ...] = ((1e11, "s"), (1e14, "ms"), (1e17, "us"))
@@ -99,7 +101,18 @@ def draft_contract(
         columns.update({p: columns[p].model_copy(update={"role": Role.IGNORE}) for p in parts})
     if unit is not None:
         columns[str(time_column)] = columns[str(time_column)].model_copy(update={"unit": unit})
+    if not ids and time_column in inferred and inferred[str(time_column)][0].is_duplicated().any():
+        # Rows share their event time and nothing names them: each is named by its values.
+        made = Column(type=ColumnType.STRING, role=Role.ID, from_row=True, required=False)
+        columns = {_free_name(ROW_ID, columns): made, **columns}
     return Contract(columns=columns, timezone=timezone)
+
+
+def _free_name(name: str, taken: dict[str, Column]) -> str:
+    """``name``, or with underscores before it until no column of ``taken`` has it."""
+    while name in taken:
+        name = f"_{name}"
+    return name
 
 
 @dataclass(frozen=True)
@@ -118,6 +131,12 @@ def review_draft(sample: pl.DataFrame, contract: Contract) -> DraftReview:
     present = [n for n in contract.stored_columns if n in typed.columns]
     null_rates = {n: typed.get_column(n).null_count() / max(typed.height, 1) for n in present}
     warnings = _repeated_keys(typed, contract)
+    if contract.row_id_column is not None:
+        warnings.append(
+            f"{contract.row_id_column}: rows share their event time and no column tells them apart, so each row "
+            "is named by a hash of its values and its place among identical rows of its batch; labels then "
+            "come with their rows (pass --id if a column does tell rows apart)"
+        )
     features = [n for n in present if contract.columns[n].role is Role.FEATURE]
     for name in features:
         values = typed.get_column(name).drop_nulls()

@@ -25,6 +25,7 @@ from driftloop.data.parse import (
     time_parsers,
     unparsed,
 )
+from driftloop.data.row_id import with_row_ids
 from driftloop.errors import BatchProblem
 from driftloop.lake import COLUMNS, ROW, RULES
 
@@ -89,6 +90,7 @@ def check_batch(
     typed = _repeated_hours_in_order(
         pl.DataFrame([source.get_column(ROW), *_typed_columns(source, contract)]), contract
     )
+    typed = with_row_ids(typed, contract)
     problems = _batch_problems(source, typed, contract)
     if problems:
         return CheckResult(_empty(contract), _empty_rejected(contract), [], problems, ignored)
@@ -180,6 +182,7 @@ class RowChecker:
         typed = _repeated_hours_in_order(
             frame.with_columns(plan.conversions) if plan.conversions else frame, self.contract
         )
+        typed = with_row_ids(typed, self.contract)
         if any(typed.get_column(n).null_count() != frame.get_column(n).null_count() for n in plan.parsed):
             return None  # a time none of the formats fits (it became null): the full check names it
         numbers = np.empty((typed.height, len(self._numeric)), np.float64)
