@@ -60,14 +60,16 @@ def draft_contract(
 ) -> Contract:
     """Draft a contract from a sample: types, observed ranges, categories and nullability.
 
-    ``sample`` may hold strings (a CSV read as text) or typed columns. ``ids`` name the columns
-    that together identify an entity (one, or several such as carrier, flight and origin). The ranges drafted are
+    ``sample`` may hold strings (a CSV read as text) or typed columns. The ranges drafted are
     the sample's own min and max; widen them to what the domain allows before production.
-    ``time_column`` may name several columns, comma-separated, holding the year, month, day and
-    optionally hour, minute and second: the event time is then assembled from them. A numeric
-    time column is read as seconds, milliseconds or microseconds since the epoch, by magnitude.
-    A string or bool target is a label (classification), and so is an int target holding only 0
-    and 1 or named in ``labels`` (grades 1 to 5); any other number is a regression target.
+    ``ids`` name the columns that together identify an entity (one, or several such as carrier,
+    flight and origin); without them, rows that share their event time get a ``row_id`` made
+    from their values (:mod:`driftloop.data.row_id`). ``time_column`` may name several columns,
+    comma-separated, holding the year, then optionally the month, day, hour, minute and second,
+    or one column of years: the event time is then assembled from them. A numeric time column
+    is read as seconds, milliseconds or microseconds since the epoch, by magnitude. A string or
+    bool target is a label (classification), and so is an int target holding only 0 and 1 or
+    named in ``labels`` (grades 1 to 5); any other number is a regression target.
     """
     targets = (*targets, *(label for label in labels if label not in targets))
     parts = _time_parts(time_column) or _year_part(sample, time_column)
