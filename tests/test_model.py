@@ -41,6 +41,36 @@ def test_no_row_of_a_later_window_leaks_into_an_earlier_one() -> None:
         split_by_time(synthetic_rows(2), "ts", validation=0.2, test=0.2)
 
 
+def test_windows_sized_in_days_end_with_the_newest_row() -> None:
+    rows = synthetic_rows(24 * 10)  # ten days of hourly rows, to 2024-01-10 23:00
+    splits = split_by_time(rows, "ts", validation=0.15, test=0.15, validation_days=2, test_days=1)
+    assert splits.test_start == datetime(2024, 1, 10) and splits.test.height == 24
+    assert splits.validation_start == datetime(2024, 1, 8) and splits.validation.height == 48
+    assert splits.train.height == 24 * 7
+    with pytest.raises(TrainingError, match="training window is empty.*validation_days/test_days"):
+        split_by_time(rows, "ts", validation=0.15, test=0.15, validation_days=9, test_days=1)
+
+
+def test_the_refit_learns_from_every_row_and_keeps_the_held_out_numbers(trained: TrainedModel) -> None:
+    lineage, metrics = trained.package.lineage, trained.package.metrics
+    assert trained.refit is not None and lineage["refit"] == {"rows": 480, "epochs": trained.fit.best_epoch}
+    assert len(trained.refit.history) == trained.fit.best_epoch  # the epochs early stopping chose
+    # The schedule it followed is the held-out fit's, epoch for epoch.
+    assert [h.learning_rate for h in trained.refit.history] == [
+        h.learning_rate for h in trained.fit.history[: trained.fit.best_epoch]
+    ]
+    assert datetime.fromisoformat(lineage["fitted_until"]) == datetime(2024, 1, 20, 23)  # the newest row
+    # The serving weights differ from the held-out fit's, and do better on the days it held out.
+    package = trained.package
+    test_rows = trained.splits.test
+    refit_mae = float((package.predict_valid(test_rows).get_column("y") - test_rows.get_column("y")).abs().mean())
+    assert refit_mae < metrics["network"]["test"]["y"]["mae"]
+    # Monitoring expects the better of the held-out fit's validation and test numbers.
+    held_out = metrics["network"]
+    assert metrics["expected"]["y"]["mae"] == min(held_out["validation"]["y"]["mae"], held_out["test"]["y"]["mae"])
+    assert metrics["expected"]["y"]["r2"] == max(held_out["validation"]["y"]["r2"], held_out["test"]["y"]["r2"])
+
+
 def test_the_network_learns_and_beats_the_baseline_where_it_should(trained: TrainedModel) -> None:
     test = trained.metrics["test"]["y"]
     assert test["r2"] > 0.9  # y is a simple function of the inputs
@@ -168,19 +198,21 @@ def test_the_network_starts_from_the_linear_baseline_and_never_ends_below_it_on_
         TabularNet(NetworkSpec(4, [3], 1)).start_from_linear(*baseline.as_linear())
 
 
-def test_an_input_with_no_value_in_the_training_window_is_left_out_and_said_so(tmp_path: Path) -> None:
-    # A survey question first asked in the last fifth of the history: nothing to learn from yet.
+@pytest.mark.parametrize("refit", [False, True])
+def test_an_input_with_no_value_in_the_training_window_is_left_out_and_said_so(tmp_path: Path, refit: bool) -> None:
+    # A survey question first asked in the last fifth of the history: nothing to learn from in
+    # the training window. The refit on the whole window, which holds its values, takes it in.
     rows = synthetic_rows()
     late = pl.when(pl.int_range(pl.len()) >= 400).then(pl.col("a") * 2).alias("late")
     sample = rows.with_columns(late)
     project = init_project(tmp_path / "p", sample=sample, time_column="ts", targets=("y",))
-    train = TrainSettings(hidden=[16], epochs=3, batch_size=64)
+    train = TrainSettings(hidden=[16], epochs=3, batch_size=64, refit=refit)
     Project(project.root, project.settings.model_copy(update={"train": train, "features": []})).save()
     project = Project.load(project.root)
     ingest(project, sample, batch_id="late")
     materialize(project.lake, project.feature_set())
     trained = train_project(project)
-    assert trained.package.lineage["inputs_left_out"] == ["late"]
-    assert "late" not in trained.package.preprocessor.numeric
+    assert trained.package.lineage["inputs_left_out"] == ([] if refit else ["late"])
+    assert ("late" in trained.package.preprocessor.numeric) is refit
     scored = trained.package.predict(project.lake.read("features").tail(5))  # rows with the value score too
     assert np.isfinite(scored.get_column("y").to_numpy()).all()

@@ -41,6 +41,8 @@ def test_first_champion_then_a_worse_or_equal_one_is_rejected_then_a_better_one_
     [_, rejected] = registry.promote(same)
     assert rejected.kind == "rejected" and "less than the required margin" in rejected.reason
     assert rejected.gates[0].numbers["champion"]["y"]["mae"] > 0  # the compared numbers are kept
+    # Trained on the same data, both held the same test days out: their held-out numbers meet.
+    assert rejected.gates[0].numbers["basis"] == "the same test window, held out of both fits"
     assert registry.stage(same) == "rejected" and registry.aliases()[Alias.CHAMPION] == weak
 
     strong = train_version(project)
@@ -58,6 +60,35 @@ def test_first_champion_then_a_worse_or_equal_one_is_rejected_then_a_better_one_
         registry.rollback()
     kinds = registry.events().get_column("kind").to_list()
     assert kinds.count("champion") == 2 and kinds[-1] == "rollback" and "rejected" in kinds
+
+
+def test_a_challenger_is_judged_on_its_own_test_days_at_the_time_given(tmp_path: Path) -> None:
+    project = make_synthetic_project(tmp_path / "p", epochs=15)  # hourly rows, 1 to 20 January 2024
+    registry = Registry(project)
+
+    def trained_until(day: int) -> str:
+        with MlflowTracker(project) as tracker:
+            return tracker.record(train_project(project, until=datetime(2024, 1, day), callbacks=[tracker]))
+
+    early, late = trained_until(14), trained_until(21)
+    registry.promote(early, at=datetime(2024, 1, 14))
+    [_, judged] = registry.promote(late, at=datetime(2024, 1, 21, 6))
+    numbers = judged.gates[0].numbers
+    assert numbers["basis"] == "the challenger's test window, which neither was fitted on"
+    assert numbers["window_rows"] == registry.load(late).lineage["rows"]["test"]
+    assert numbers["window_start"] == registry.load(late).lineage["test_start"]
+    # Simulated time, as a replay passes it: the events say who served when in that time.
+    assert judged.at == datetime(2024, 1, 21, 6, tzinfo=UTC)
+    assert registry.events().get_column("at").max() == datetime(2024, 1, 21, 6, tzinfo=UTC)
+    assert registry.champion_at(datetime(2024, 1, 15, tzinfo=UTC)) == early
+
+    # A challenger whose test days the champion was fitted on: judged, but the reason says so.
+    assert judged.kind == "champion", judged.reason  # four more days to learn from (seeded: always so)
+    older = trained_until(17)
+    [_, unfair] = registry.promote(older, at=datetime(2024, 1, 21, 7))
+    seen = registry.load(older).lineage["rows"]["test"]  # late's weights hold every row of older's test days
+    assert unfair.gates[0].numbers["basis"] == f"the champion was fitted on {seen} of the {seen} rows, which favours it"
+    assert "which favours it" in unfair.reason
 
 
 def test_a_floor_out_of_reach_stops_the_model_at_qa(project: Project) -> None:

@@ -33,12 +33,7 @@ def changing_world() -> pl.DataFrame:
 
 def replay_project(root: Path, data: pl.DataFrame) -> Project:
     project = init_project(root, sample=data, time_column="ts", targets=("y",))
-    # Without the linear path: with it, a challenger trained the day after the change (its
-    # newest labelled days in validation and test, none in its weights) holds the linear baseline,
-    # passes qa and is crowned, and the loop ends 0.92 of the static model's MAE instead of 0.60.
-    # Retraining that learns from the newest days is issue 15's; this test is about the loop's
-    # noticing, retraining and promoting.
-    train = TrainSettings(hidden=[32, 16], epochs=40, patience=6, learning_rate=3e-3, linear_path=False)
+    train = TrainSettings(hidden=[32, 16], epochs=40, patience=6, learning_rate=3e-3)
     loop = LoopSettings(
         retrain_on=["degraded"], min_new_labels=24, cooldown_days=2, monitor_days=3,
         training_window="sliding", window_days=4,

@@ -48,7 +48,8 @@ def train(
         "features_version": trained.features_version,
         "epochs": len(trained.fit.history),
         "best_epoch": trained.fit.best_epoch,
-        "train_seconds": round(trained.fit.seconds, 2),
+        "train_seconds": round(trained.train_seconds, 2),
+        "refit_rows": trained.package.lineage["refit"] and trained.package.lineage["refit"]["rows"],
         "logging_seconds": round(tracker.logging_seconds, 2),
         "metrics": trained.metrics,
         "baseline": trained.baseline_metrics,
@@ -60,9 +61,15 @@ def train(
     out.print(
         f"[green]registered[/] {tracker.model_name} version {version} (stage dev) from features version "
         f"{trained.features_version}: best epoch {trained.fit.best_epoch} of {len(trained.fit.history)}, "
-        f"{trained.fit.seconds:.1f} s"
+        f"{trained.train_seconds:.1f} s"
+        + (f", then refit on all {summary['refit_rows']:,} rows" if summary["refit_rows"] else "")
     )
-    show_metrics("Test window", trained.metrics["test"], trained.baseline_metrics["test"], "baseline")
+    show_metrics(
+        "Test window (held out of the fit that chose the epochs)",
+        trained.metrics["test"],
+        trained.baseline_metrics["test"],
+        "baseline",
+    )
     if summary["inputs_left_out"]:
         out.print(
             f"[yellow]left out[/] {', '.join(summary['inputs_left_out'])}: no value in the training window, "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import statistics
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -19,6 +20,7 @@ DEMO_DAYS = 28
 
 if TYPE_CHECKING:
     from driftloop.replay import DayRecord, ReplayResult
+    from driftloop.replay.run import LoopRun
 
 
 @handled
@@ -119,6 +121,7 @@ def show_replay(result: ReplayResult) -> None:
     out.print(table)
     out.print(headline(result.strategies, decisive))
     run = result.run
+    out.print(tick_costs(run))
     out.print(
         f"replayed {run.replay_days[0]} to {run.replay_days[-1]} ({len(run.replay_days)} days); "
         f"report: {result.report[0]} (summary: {result.report[1].name})"
@@ -126,6 +129,17 @@ def show_replay(result: ReplayResult) -> None:
     for strategy in result.strategies:
         for note in strategy.notes:
             err.print(f"[yellow]{strategy.name}: {note}[/]", highlight=False)
+
+
+def tick_costs(run: LoopRun) -> Table:
+    """Where the replayed ticks' time went, step by step: the median day, the slowest, the total."""
+    table = Table("step", "median s", "max s", "total s", title=f"Tick cost by step, over {len(run.records)} ticks")
+    for name, seconds in run.step_seconds().items():
+        table.add_row(name, f"{statistics.median(seconds):.2f}", f"{max(seconds):.2f}", f"{sum(seconds):.1f}")
+    totals = [r.seconds for r in run.records]
+    if totals:
+        table.add_row("whole tick", f"{statistics.median(totals):.2f}", f"{max(totals):.2f}", f"{sum(totals):.1f}")
+    return table
 
 
 def _day(text: str) -> date:

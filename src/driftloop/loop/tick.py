@@ -7,8 +7,9 @@ files have piled up -> score the last
 
 Every step is idempotent (a file already ingested is skipped, features are incremental,
 predictions and monitoring rows of a window are replaced), so a tick killed anywhere and run
-again ends in the same state. Time in the policy is the tick's own day, so a replay of
-history applies cool-downs in simulated time.
+again ends in the same state. Time is the tick's own day: the policy's cool-downs and every
+decision recorded (retrain, gates, promotion) carry it, so a replay of history reads in
+simulated time.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def tick(project: Project, day: date, *, on_step: Callable[[str], None] | None =
     report.features = materialize(project.lake, project.feature_set(), engine=project.engine)
     report.compacted = _compact(project, report, step)
     registry = Registry(project)
-    _resume_promotions(registry, report, step)
+    _resume_promotions(registry, report, end, step)
     if registry.champion() is None:
         _retrain(project, report, RetrainDecision(True, "no champion yet"), end, step)
         if registry.champion() is None:
@@ -190,17 +191,17 @@ def _retrain(
     report.trained_version = version
     registry.tag(version, {LOOP_TAG: str(end.date())})
     registry.record_event(DecisionKind.RETRAIN, version, decision.reason, at=end)
-    _promote(registry, report, version, step)
+    _promote(registry, report, version, end, step)
 
 
-def _promote(registry: Registry, report: TickReport, version: str, step: Callable[[str], None]) -> None:
+def _promote(registry: Registry, report: TickReport, version: str, at: datetime, step: Callable[[str], None]) -> None:
     step(GATES_STEP)
-    report.decisions += registry.promote(version)
+    report.decisions += registry.promote(version, at=at)
     final = report.decisions[-1]
     _alert(registry.project, report, final.kind, f"version {version}: {final.reason}", {"version": version})
 
 
-def _resume_promotions(registry: Registry, report: TickReport, step: Callable[[str], None]) -> None:
+def _resume_promotions(registry: Registry, report: TickReport, at: datetime, step: Callable[[str], None]) -> None:
     """Promote versions the loop trained but did not get to judge (a tick killed in between).
 
     A version's latest decision is tagged on it: the retrain that made it until the gates judge
@@ -210,7 +211,7 @@ def _resume_promotions(registry: Registry, report: TickReport, step: Callable[[s
     for pending in reversed(registry.versions()):
         if LOOP_TAG in pending.tags and pending.tags.get(DECISION_TAG, DecisionKind.RETRAIN) == DecisionKind.RETRAIN:
             report.notes.append(f"resumed the promotion of version {pending.version}, trained by an interrupted tick")
-            _promote(registry, report, pending.version, step)
+            _promote(registry, report, pending.version, at, step)
 
 
 def _new_labels(project: Project, data_until: str | None) -> int:

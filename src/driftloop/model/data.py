@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import polars as pl
 
@@ -38,10 +39,11 @@ def training_rows(
     labels_version: int | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    labels: bool = True,
 ) -> tuple[pl.DataFrame, int]:
     """Rows of the features table (at ``version``, default the latest) with their ground truth
     (:mod:`driftloop.truth`: labels that arrived later win, read at ``labels_version``, default
-    the latest) and at least one target value, optionally only those with
+    the latest; none with ``labels=False``) and at least one target value, optionally only those with
     ``since <= event time < until``."""
     contract = features.contract
     if not contract.targets:
@@ -53,12 +55,12 @@ def training_rows(
     low, high = clock.bounds(since, until) if clock else (None, None)
     column = clock.column if clock else None
     rows = lake.read(Table.FEATURES, version=read_version, since=low, until=high, time_column=column)
-    labels = (
+    late = (
         lake.read(Table.LABELS, version=labels_version, since=low, until=high, time_column=column)
-        if lake.exists(Table.LABELS)
+        if labels and lake.exists(Table.LABELS)
         else None
     )
-    labelled = with_truth(rows, labels, contract).filter(is_labelled(contract))
+    labelled = with_truth(rows, late, contract).filter(is_labelled(contract))
     if labelled.is_empty():
         raise TrainingError(f"no row of the features table has a value for any target {contract.targets}")
     return labelled, read_version
@@ -90,19 +92,36 @@ def recent_labelled_rows(lake: Lake, features: FeatureSet, days: float) -> pl.Da
     return rows
 
 
-def split_by_time(frame: pl.DataFrame, time_column: str, validation: float, test: float) -> Splits:
-    """Split ``frame`` into consecutive time windows holding about the given shares of rows.
+def split_by_time(
+    frame: pl.DataFrame,
+    time_column: str,
+    validation: float,
+    test: float,
+    *,
+    validation_days: float | None = None,
+    test_days: float | None = None,
+) -> Splits:
+    """Split ``frame`` into consecutive time windows: the test window at the end, the validation
+    window before it, training before that.
 
-    A boundary never falls inside a timestamp: all rows with the same event time land in
-    the same window.
+    Each window holds about the given share of rows, or, where ``validation_days`` or
+    ``test_days`` is set, the rows of that many days (the test days ending with the newest row,
+    the validation days ending where the test window starts). A boundary never falls inside a
+    timestamp: all rows with the same event time land in the same window.
     """
     times = frame.get_column(time_column).cast(pl.Datetime("us")).sort()
     if times.null_count():
         raise TrainingError(f"event time column {time_column!r} has missing values")
     n = times.len()
-    validation_start = times[min(n - 1, int(n * (1 - validation - test)))]
-    test_start = times[min(n - 1, int(n * (1 - test)))]
-    clock = pl.col(time_column).cast(pl.Datetime("us"))
+    test_start = (
+        _first(times, times > times[-1] - timedelta(days=test_days), times[-1]) if test_days else times[min(n - 1, int(n * (1 - test)))]
+    )
+    validation_start = (
+        _first(times, (times >= test_start - timedelta(days=validation_days)) & (times < test_start), test_start)
+        if validation_days
+        else times[min(n - 1, int(n * (1 - validation - test)))]
+    )
+    clock = split_clock(time_column)
     splits = Splits(
         frame.filter(clock < validation_start),
         frame.filter((clock >= validation_start) & (clock < test_start)),
@@ -110,10 +129,44 @@ def split_by_time(frame: pl.DataFrame, time_column: str, validation: float, test
         validation_start,
         test_start,
     )
+    sizes = "validation_days/test_days" if validation_days or test_days else "validation_fraction/test_fraction"
     for name, part in (("training", splits.train), ("validation", splits.validation), ("test", splits.test)):
         if part.height == 0:
             raise TrainingError(
-                f"the {name} window is empty ({n} labelled rows in all); ingest more data "
-                "or change validation_fraction/test_fraction in [train]"
+                f"the {name} window is empty ({n} labelled rows in all, from {times[0]} to {times[-1]}); "
+                f"ingest more data or change {sizes} in [train]"
             )
     return splits
+
+
+def split_clock(time_column: str) -> pl.Expr:
+    """The event time as :func:`split_by_time` compares it with the windows' boundaries."""
+    return pl.col(time_column).cast(pl.Datetime("us"))
+
+
+def _first(times: pl.Series, where: pl.Series, otherwise: datetime) -> datetime:
+    """The first of the sorted ``times`` ``where`` holds; ``otherwise`` when it holds for none
+    (which leaves the window starting there empty)."""
+    chosen = times.filter(where)
+    first: datetime = chosen[0] if chosen.len() else otherwise
+    return first
+
+
+def held_out_rows(lake: Lake, features: FeatureSet, lineage: dict[str, Any]) -> pl.DataFrame:
+    """The rows of a package's test window exactly as its training split them: the features and
+    labels at the versions it was trained on, its window, and its ``test_start``."""
+    clock = features.contract.clock
+    if clock is None:
+        raise TrainingError("a test window is by event time; the contract has no event_time column")
+    since, until = (datetime.fromisoformat(t) if t else None for t in lineage["window"])
+    labels_version = lineage.get("labels_version")
+    rows, _ = training_rows(
+        lake,
+        features,
+        version=int(lineage["features_version"]),
+        labels_version=labels_version,
+        labels=labels_version is not None,  # trained before any label arrived: none taken now
+        since=since,
+        until=until,
+    )
+    return rows.filter(split_clock(clock.column) >= datetime.fromisoformat(str(lineage["test_start"])))

@@ -108,33 +108,19 @@ def fit(
     heads = heads_of(spec, settings, targets, train, classes or {})
     weights = torch.tensor([settings.target(t).weight for t in targets])
     generator = torch.Generator().manual_seed(settings.seed)
-    gaps = bool(torch.isnan(train.targets).any())  # some labels missing: mask them in every batch
     result = FitResult(model)
     best = _weighted(weights, evaluate_loss(model, validation, heads))
     best_state, waited = copy.deepcopy(model.state_dict()), 0
     started = time.perf_counter()
     for epoch in range(1, settings.epochs + 1):
         tick = time.perf_counter()
-        model.train()
-        order = torch.randperm(len(train), generator=generator)
-        total, batches = 0.0, 0
-        for start in range(0, len(train), settings.batch_size):
-            index = order[start : start + settings.batch_size]
-            if len(index) < 2 and spec.batch_norm:
-                continue  # batch norm needs two rows; a lone last row is skipped this epoch
-            output = model(train.numbers[index], train.categories[index])
-            loss = (per_target_loss(output, train.targets[index], heads, masked=gaps) * weights).sum()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[no-untyped-call]
-            optimizer.step()
-            total, batches = total + loss.item(), batches + 1
-            result.samples_seen += len(index)
+        loss = _epoch(model, optimizer, train, heads, weights, settings, generator, result)
         by_target = evaluate_loss(model, validation, heads)
         score = _weighted(weights, by_target)
         _step(scheduler, score)
         log = EpochLog(
             epoch,
-            total / max(batches, 1),
+            loss,
             score,
             dict(zip(targets, by_target, strict=True)),
             float(optimizer.param_groups[0]["lr"]),
@@ -154,6 +140,78 @@ def fit(
     model.eval()
     result.seconds = time.perf_counter() - started
     return result
+
+
+def refit(
+    rows: Tensors,
+    spec: NetworkSpec,
+    settings: TrainSettings,
+    targets: Sequence[str],
+    history: Sequence[EpochLog],
+    classes: dict[str, list[str]] | None = None,
+    linear_start: tuple[np.ndarray, list[np.ndarray], np.ndarray] | None = None,
+) -> FitResult:
+    """Train a fresh :class:`TabularNet` on all of ``rows`` for as many epochs as ``history``
+    (an early-stopped :func:`fit`, cut at its best epoch) ran, at the learning rate each of its
+    epochs used.
+
+    No rows are held back, so nothing decides when to stop: the number of epochs, and the
+    schedule, are the ones the held-out fit chose. ``history`` may be empty (the fit's best model
+    was its start, the linear baseline): the refit is then that start, fitted on all the rows."""
+    if len(rows) < 2:
+        raise TrainingError(f"too few rows to refit on: {len(rows)}")
+    torch.manual_seed(settings.seed)
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    model = TabularNet(spec)
+    if linear_start is not None:
+        model.start_from_linear(*linear_start)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    heads = heads_of(spec, settings, targets, rows, classes or {})
+    weights = torch.tensor([settings.target(t).weight for t in targets])
+    generator = torch.Generator().manual_seed(settings.seed)
+    result = FitResult(model, best_epoch=len(history))
+    started = time.perf_counter()
+    for planned in history:
+        tick = time.perf_counter()
+        for group in optimizer.param_groups:
+            group["lr"] = planned.learning_rate
+        loss = _epoch(model, optimizer, rows, heads, weights, settings, generator, result)
+        result.history.append(
+            EpochLog(planned.epoch, loss, float("nan"), {}, planned.learning_rate, time.perf_counter() - tick)
+        )
+    model.eval()
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _epoch(
+    model: TabularNet,
+    optimizer: torch.optim.Optimizer,
+    train: Tensors,
+    heads: Sequence[Head],
+    weights: torch.Tensor,
+    settings: TrainSettings,
+    generator: torch.Generator,
+    result: FitResult,
+) -> float:
+    """One pass over ``train`` in shuffled mini-batches; the mean batch loss."""
+    model.train()
+    gaps = bool(torch.isnan(train.targets).any())  # some labels missing: mask them in every batch
+    order = torch.randperm(len(train), generator=generator)
+    total, batches = 0.0, 0
+    for start in range(0, len(train), settings.batch_size):
+        index = order[start : start + settings.batch_size]
+        if len(index) < 2 and model.spec.batch_norm:
+            continue  # batch norm needs two rows; a lone last row is skipped this epoch
+        output = model(train.numbers[index], train.categories[index])
+        loss = (per_target_loss(output, train.targets[index], heads, masked=gaps) * weights).sum()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()  # type: ignore[no-untyped-call]
+        optimizer.step()
+        total, batches = total + loss.item(), batches + 1
+        result.samples_seen += len(index)
+    return total / max(batches, 1)
 
 
 def _weighted(weights: torch.Tensor, losses: list[float]) -> float:

@@ -19,15 +19,16 @@ from driftloop.errors import TrainingError
 from driftloop.features import FeatureSet
 from driftloop.lake import Table
 from driftloop.model.baseline import Baseline
-from driftloop.model.data import Splits, split_by_time, training_rows
-from driftloop.model.metrics import CLASSIFICATION_METRICS, classification_metrics, regression_metrics
-from driftloop.model.train import Callback, FitResult, Tensors, fit
+from driftloop.model.data import Splits, split_by_time, split_clock, training_rows
+from driftloop.model.metrics import CLASSIFICATION_METRICS, HIGHER_IS_BETTER, classification_metrics, regression_metrics
+from driftloop.model.train import Callback, FitResult, Tensors, fit, refit
 from driftloop.profiles import profile
 from driftloop.project import Project
 from driftloop.runtime.package import ModelPackage
 from driftloop.runtime.preprocess import Preprocessor
 from driftloop.runtime.spec import NetworkSpec
 from driftloop.runtime.targets import Targets
+from driftloop.settings.train import TrainSettings
 
 SPLITS = ("train", "validation", "test")
 
@@ -40,11 +41,17 @@ class TrainedModel:
     fit: FitResult
     splits: Splits
     features_version: int
+    refit: FitResult | None = None  # the refit on every row that the package holds, if one was made
 
     @property
     def metrics(self) -> dict[str, dict[str, dict[str, float]]]:
         """``{split: {target: {metric: value}}}`` for the network."""
         return self.package.metrics["network"]  # type: ignore[no-any-return]
+
+    @property
+    def train_seconds(self) -> float:
+        """Seconds in the training loops: the held-out fit, and the refit if one was made."""
+        return self.fit.seconds + (self.refit.seconds if self.refit else 0.0)
 
     @property
     def baseline_metrics(self) -> dict[str, dict[str, dict[str, float]]]:
@@ -77,40 +84,35 @@ def train_project(
     rows, version = training_rows(
         lake, features, version=features_version, labels_version=labels_version, since=since, until=until
     )
-    splits = split_by_time(rows, clock, settings.validation_fraction, settings.test_fraction)
-    inputs = features.apply(splits.train)
-    # An input with no value in the training window (a survey question asked from a later year
-    # on) has nothing to teach; it is left out of this model, and said so, rather than refused.
-    empty = [n for n in features.inputs if not _has_values(inputs.get_column(n))]
-    numeric = [n for n in features.numeric_inputs if n not in empty]
-    categorical = [n for n in features.categorical_inputs if n not in empty]
-    nullable = {n for n in numeric if n not in contract.columns or contract.columns[n].nullable}
-    preprocessor = Preprocessor.fit(inputs, numeric, categorical, nullable=nullable)
-    heads = Targets.fit(splits.train, contract)
-    data = {name: _arrays(getattr(splits, name), features, preprocessor, heads) for name in SPLITS}
-    spec = NetworkSpec(
-        numeric=len(preprocessor.numeric_names),
-        cardinalities=preprocessor.cardinalities,
-        targets=len(contract.targets),
-        hidden=settings.hidden,
-        activation=settings.activation,
-        batch_norm=settings.batch_norm,
-        dropout=settings.dropout,
-        outputs=heads.head_sizes,
-        linear=settings.linear_path,
-    )
-    baseline = Baseline.fit(*data["train"], preprocessor.cardinalities, heads.head_sizes)
-    result = fit(
-        Tensors.of(*data["train"]), Tensors.of(*data["validation"]), spec, settings, contract.targets, callbacks,
-        classes=heads.classes, linear_start=baseline.as_linear() if settings.linear_path else None,
+    splits = split_by_time(
+        rows, clock, settings.validation_fraction, settings.test_fraction,
+        validation_days=settings.validation_days, test_days=settings.test_days,
     )  # fmt: skip
-    package = ModelPackage(spec, result.model.weights(), preprocessor, heads, features)
+    held_out = _Recipe.prepare(splits.train, features, settings)
+    data = {name: held_out.arrays(getattr(splits, name)) for name in SPLITS}
+    result = fit(
+        Tensors.of(*data["train"]), Tensors.of(*data["validation"]), held_out.spec, settings, contract.targets,
+        callbacks, classes=held_out.heads.classes, linear_start=held_out.linear_start(settings),
+    )  # fmt: skip
+    package = held_out.package(result)
     metrics: dict[str, Any] = {"network": {}, "baseline": {}, "overall": {}}
     for name in SPLITS:
         numbers, categories, encoded = data[name]
-        metrics["network"][name] = per_target(encoded, package.network(numbers, categories), heads)
-        metrics["baseline"][name] = per_target(encoded, baseline.predict(numbers, categories), heads)
+        metrics["network"][name] = per_target(encoded, package.network(numbers, categories), held_out.heads)
+        metrics["baseline"][name] = per_target(encoded, held_out.baseline.predict(numbers, categories), held_out.heads)
         metrics["overall"][name] = overall(metrics["network"][name])
+    refitted = None
+    if settings.refit:
+        # The metrics above judge the recipe on days it was not fitted on; the package that
+        # serves is the same recipe fitted on every row, the newest days included.
+        recipe = _Recipe.prepare(rows, features, settings)
+        everything = recipe.arrays(rows)
+        refitted = refit(
+            Tensors.of(*everything), recipe.spec, settings, contract.targets, result.history[: result.best_epoch],
+            classes=recipe.heads.classes, linear_start=recipe.linear_start(settings),
+        )  # fmt: skip
+        package, held_out = recipe.package(refitted), recipe
+    fitted_on = rows if refitted is not None else splits.train
     lineage = {
         "features_table": str(lake.uri(Table.FEATURES)),
         "features_version": version,
@@ -123,11 +125,15 @@ def train_project(
         "trained_at": datetime.now(UTC).isoformat(),
         "seed": settings.seed,
         "best_epoch": result.best_epoch,
-        "inputs_left_out": empty,
+        "refit": None if refitted is None else {"rows": rows.height, "epochs": refitted.best_epoch},
+        # The newest event time in the weights that serve (as the split compares times).
+        "fitted_until": fitted_on.select(split_clock(clock).max()).item().isoformat(),
+        "inputs_left_out": held_out.left_out,
     }
+    metrics["expected"] = expected_metrics(metrics["network"], refit=refitted is not None)
     package.metrics, package.lineage = metrics, lineage
-    package.reference = reference_profiles(package, splits.train, numeric, categorical)
-    return TrainedModel(package, result, splits, version)
+    package.reference = reference_profiles(package, fitted_on, held_out.numeric, held_out.categorical)
+    return TrainedModel(package, result, splits, version, refitted)
 
 
 def reference_profiles(
@@ -142,6 +148,30 @@ def reference_profiles(
     outputs = [c for c in heads.output_columns if c not in heads.classes]
     predictions = profile(package.predict_valid(rows), outputs, labels)
     return {"inputs": inputs.to_dict(), "predictions": predictions.to_dict()}
+
+
+def expected_metrics(network: dict[str, dict[str, dict[str, float]]], *, refit: bool) -> dict[str, dict[str, float]]:
+    """What monitoring expects the serving model to reach on new data, per target and metric.
+
+    Without a refit, its test metrics. A refit has been fitted on the validation and test days
+    too, so it is expected to do at least as well as the held-out fit did on the better of the
+    two: when the world changed inside the test window, the held-out fit's test error (a model
+    that never saw the change, scored after it) would set the bar so low that the refit model
+    could never be found degraded.
+    """
+    if not refit:
+        return network["test"]
+    validation, test = network["validation"], network["test"]
+    return {
+        target: {m: _better(m, v, validation[target].get(m, v)) for m, v in values.items()}
+        for target, values in test.items()
+    }
+
+
+def _better(metric: str, a: float, b: float) -> float:
+    if a != a or b != b:  # NaN: the other one
+        return b if a != a else a
+    return max(a, b) if HIGHER_IS_BETTER[metric] else min(a, b)
 
 
 def overall(by_target: dict[str, dict[str, float]]) -> dict[str, float]:
@@ -166,13 +196,58 @@ def per_target(encoded: np.ndarray, outputs: np.ndarray, heads: Targets) -> dict
     return results
 
 
+@dataclass(frozen=True)
+class _Recipe:
+    """What a network is fitted with, learned from the rows it is fitted on: the inputs kept,
+    their preprocessing, the targets' encoding, the network's shape and the linear baseline."""
+
+    features: FeatureSet
+    numeric: list[str]
+    categorical: list[str]
+    left_out: list[str]
+    preprocessor: Preprocessor
+    heads: Targets
+    spec: NetworkSpec
+    baseline: Baseline
+
+    @classmethod
+    def prepare(cls, rows: pl.DataFrame, features: FeatureSet, settings: TrainSettings) -> _Recipe:
+        contract = features.contract
+        inputs = features.apply(rows)
+        # An input with no value in these rows (a survey question asked from a later year on)
+        # has nothing to teach; it is left out of this model, and said so, rather than refused.
+        empty = [n for n in features.inputs if not _has_values(inputs.get_column(n))]
+        numeric = [n for n in features.numeric_inputs if n not in empty]
+        categorical = [n for n in features.categorical_inputs if n not in empty]
+        nullable = {n for n in numeric if n not in contract.columns or contract.columns[n].nullable}
+        preprocessor = Preprocessor.fit(inputs, numeric, categorical, nullable=nullable)
+        heads = Targets.fit(rows, contract)
+        spec = NetworkSpec(
+            numeric=len(preprocessor.numeric_names),
+            cardinalities=preprocessor.cardinalities,
+            targets=len(contract.targets),
+            hidden=settings.hidden,
+            activation=settings.activation,
+            batch_norm=settings.batch_norm,
+            dropout=settings.dropout,
+            outputs=heads.head_sizes,
+            linear=settings.linear_path,
+        )
+        numbers, categories = preprocessor.transform(inputs)
+        baseline = Baseline.fit(numbers, categories, heads.encode(rows), preprocessor.cardinalities, heads.head_sizes)
+        return cls(features, numeric, categorical, empty, preprocessor, heads, spec, baseline)
+
+    def arrays(self, rows: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        numbers, categories = self.preprocessor.transform(self.features.apply(rows))
+        return numbers, categories, self.heads.encode(rows)
+
+    def linear_start(self, settings: TrainSettings) -> tuple[np.ndarray, list[np.ndarray], np.ndarray] | None:
+        return self.baseline.as_linear() if settings.linear_path else None
+
+    def package(self, result: FitResult) -> ModelPackage:
+        return ModelPackage(self.spec, result.model.weights(), self.preprocessor, self.heads, self.features)
+
+
 def _has_values(column: pl.Series) -> bool:
     present = column.drop_nulls()
     return not (present.is_empty() or (present.dtype.is_float() and bool(present.is_nan().all())))
-
-
-def _arrays(
-    rows: pl.DataFrame, features: FeatureSet, preprocessor: Preprocessor, heads: Targets
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    numbers, categories = preprocessor.transform(features.apply(rows))
-    return numbers, categories, heads.encode(rows)

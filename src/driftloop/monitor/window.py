@@ -88,7 +88,7 @@ def monitor_window(
     predictions = _prediction_drift(package, scored, project) if scored.height else None
     labels = lake.read(Table.LABELS, since=low, until=high, time_column=clock) if lake.exists(Table.LABELS) else None
     truth = actuals(contract, _with_known_targets(rows, window, contract) if source is Stream.ONLINE else rows, labels)
-    test_metrics = package.metrics.get("network", {}).get("test", {})
+    test_metrics = package.metrics.get("expected") or package.metrics.get("network", {}).get("test", {})
     performance = evaluate(scored, truth, contract, test_metrics, project.settings.promote) if scored.height else []
     verdict = decide(inputs, predictions, performance, project.settings.monitor)
     shadow = (

@@ -5,7 +5,8 @@ with finite outputs, refuses invalid rows with a clear error, meets the p99 sing
 latency budget, meets the metric floors and beats the linear baseline (ridge for a number,
 logistic regression for a label) on its test window.
 
-qa -> prod: challenger and champion are scored on the same, most recent labelled window;
+qa -> prod: the champion is scored on the rows of the challenger's test window (the newest
+labelled days of its training window, held out of the fit that measured it);
 :func:`compare` says whether the challenger improves the decisive metric by the margin
 without any target getting worse beyond the tolerance.
 """

@@ -57,6 +57,7 @@ class DayRecord:
     champion_after: str | None
     seconds: float
     training_seconds: float
+    steps: dict[str, float] = field(default_factory=dict)  # seconds in each step of the tick
 
     @property
     def promoted(self) -> bool:
@@ -90,6 +91,12 @@ class LoopRun:
     first_version: str
     bootstrap_training_seconds: float
     records: list[DayRecord] = field(default_factory=list)
+
+    def step_seconds(self) -> dict[str, list[float]]:
+        """Seconds each step of the replayed ticks took, a list per step in the order they run
+        (a step a tick skipped counts 0 s for it)."""
+        names = list(dict.fromkeys(name for r in self.records for name in r.steps))
+        return {name: [r.steps.get(name, 0.0) for r in self.records] for name in names}
 
     def span(self, zone_name: str) -> tuple[datetime, datetime]:
         """The replayed days as ``[start, end)`` instants, days of the zone."""
@@ -202,6 +209,7 @@ def _replay_day(project: Project, history: History, day: date, label_delay: time
         champion_after=registry.champion(),
         seconds=timer.total,
         training_seconds=timer.seconds.get(TRAINING_STEP, 0.0),
+        steps={name: round(seconds, 4) for name, seconds in timer.seconds.items()},
     )
 
 

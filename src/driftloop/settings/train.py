@@ -53,6 +53,25 @@ class TrainSettings(BaseModel):
     patience: int = Field(15, ge=1, description="Epochs without a better validation loss before stopping.")
     validation_fraction: float = Field(0.15, gt=0, lt=0.5, description="Share of time, before the test window.")
     test_fraction: float = Field(0.15, gt=0, lt=0.5, description="Share of time at the end, for final metrics.")
+    validation_days: float | None = Field(
+        None,
+        gt=0,
+        description="Size the validation window in days (ending where the test window starts) instead of by "
+        "validation_fraction: a retrain's early stopping then watches the newest days but the test ones.",
+    )
+    test_days: float | None = Field(
+        None,
+        gt=0,
+        description="Size the test window in days (ending with the newest labelled row) instead of by "
+        "test_fraction. The challenger is judged against the champion on these days.",
+    )
+    refit: bool = Field(
+        True,
+        description="After early stopping has chosen the number of epochs, fit the network again on the whole "
+        "window, validation and test days included, for that many epochs: the model that serves then learns "
+        "from the newest days, the ones that drifted. Its test metrics, and the comparison with the champion, "
+        "are those of the fit that held the test days out.",
+    )
     linear_path: bool = Field(
         True,
         description="A linear path from the inputs to the outputs beside the trunk, started from the fitted "

@@ -105,7 +105,9 @@ class MlflowTracker:
             for metric, v in values.items()
         ]
         final.append(Metric("best_epoch", trained.fit.best_epoch, stamp, 0))
-        final.append(Metric("train_seconds", trained.fit.seconds, stamp, 0))
+        final.append(Metric("train_seconds", trained.train_seconds, stamp, 0))
+        if trained.refit is not None:
+            final.append(Metric("refit_seconds", trained.refit.seconds, stamp, 0))
         with self._translated("record the run"):
             self._flush()
             self.client.log_batch(self.run_id, metrics=final)
