@@ -47,7 +47,7 @@ def test_windows_sized_in_days_end_with_the_newest_row() -> None:
     assert splits.test_start == datetime(2024, 1, 10) and splits.test.height == 24
     assert splits.validation_start == datetime(2024, 1, 8) and splits.validation.height == 48
     assert splits.train.height == 24 * 7
-    with pytest.raises(TrainingError, match="training window is empty.*validation_days/test_days"):
+    with pytest.raises(TrainingError, match=r"training window is empty.*validation_days/test_days"):
         split_by_time(rows, "ts", validation=0.15, test=0.15, validation_days=9, test_days=1)
 
 

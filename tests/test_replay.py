@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -67,8 +67,12 @@ def test_the_loop_notices_the_change_retrains_and_beats_the_static_model(replaye
     # Every replayed row is scored once by each strategy, against the same truth.
     assert {s.per_day.get_column("rows").sum() for s in result.strategies} == {24 * (DAYS - 6)}
     # Every version is judged at the qa gate once: a rejected one is not taken up by later ticks.
-    gates = Registry(project).events().filter(pl.col("kind").is_in(["promoted to qa", "rejected at qa"]))
+    events = Registry(project).events()
+    gates = events.filter(pl.col("kind").is_in(["promoted to qa", "rejected at qa"]))
     assert gates.height == gates.get_column("version").n_unique() == loop.trainings  # the first model too
+    # Every decision carries the simulated time of the tick that took it, not the wall clock.
+    ticks = {datetime(2024, 1, d, tzinfo=UTC) for d in range(7, DAYS + 2)}
+    assert set(events.get_column("at")) <= ticks
     # The day's predictions are by the champion of that day's tick, not a later one.
     first_promotion = next(r for r in result.run.records if r.promoted)
     later = [r for r in result.run.records if r.day > first_promotion.day]

@@ -114,7 +114,9 @@ def split_by_time(
         raise TrainingError(f"event time column {time_column!r} has missing values")
     n = times.len()
     test_start = (
-        _first(times, times > times[-1] - timedelta(days=test_days), times[-1]) if test_days else times[min(n - 1, int(n * (1 - test)))]
+        _first(times, times > times[-1] - timedelta(days=test_days), times[-1])
+        if test_days
+        else times[min(n - 1, int(n * (1 - test)))]
     )
     validation_start = (
         _first(times, (times >= test_start - timedelta(days=validation_days)) & (times < test_start), test_start)

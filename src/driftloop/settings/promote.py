@@ -18,7 +18,9 @@ class PromoteSettings(BaseModel):
     )
     margin: float = Field(0.01, ge=0, description="Relative improvement over the champion required to replace it.")
     tolerance: float = Field(0.05, ge=0, description="Relative worsening any target may show and still be promoted.")
-    window_days: float = Field(7, gt=0, description="The most recent labelled days both models are scored on.")
+    window_days: float = Field(
+        7, gt=0, description="The most recent labelled days the qa gates' sample rows are drawn from."
+    )
     baseline_margin: float = Field(
         0.005,
         ge=0,
