@@ -118,3 +118,44 @@ def test_no_test_breaks_on_degenerate_data(reference: list[float], current: list
     for test in stattests.tests().values():
         if test.applies_to == "category":
             assert np.isfinite(test(*categories, test.default_threshold).statistic)
+
+
+def autocorrelated(days: int, seed: int) -> np.ndarray:
+    """Hourly readings that wander slowly (AR(1), a day's memory), as a room's temperature does."""
+    rng = np.random.default_rng(seed)
+    values = np.zeros(days * 24)
+    for i in range(1, values.size):
+        values[i] = 0.96 * values[i - 1] + rng.normal(0, 0.3)
+    return values
+
+
+def test_calibrated_thresholds_learn_how_far_stable_weeks_move_and_still_catch_a_shift() -> None:
+    from driftloop.monitor.calibration import window_statistics
+
+    history = autocorrelated(120, seed=1)
+    reference = profile(pl.DataFrame({"x": history[: 60 * 24]}), ["x"], [])
+    week = 7 * 24
+    windows = [profile(pl.DataFrame({"x": history[d * 24 : d * 24 + week]}), ["x"], [], like=reference)
+               for d in range(0, 60 - 7)]  # fmt: skip
+    calibration = window_statistics(reference, windows, MonitorSettings())
+    assert calibration["x"]["test"] == "wasserstein" and len(calibration["x"]["statistics"]) == 53
+    later = [history[d * 24 : d * 24 + week] for d in range(60, 120 - 7, 7)]  # eight later stable weeks
+    fixed, calibrated = MonitorSettings(drift_thresholds="fixed"), MonitorSettings(false_alarm_rate=0.02)
+
+    def drifted(values: np.ndarray, settings: MonitorSettings) -> bool:
+        current = profile(pl.DataFrame({"x": values}), ["x"], [], like=reference)
+        report = compare(reference, current, settings, calibration)
+        assert report.columns[0].result.calibrated is (settings.drift_thresholds == "calibrated")
+        return report.columns[0].drifted
+
+    # The fixed 0.1 flags most stable weeks of wandering data; the calibrated threshold few.
+    assert sum(drifted(w, fixed) for w in later) >= 6
+    assert sum(drifted(w, calibrated) for w in later) <= 2
+    # A real shift (the sensor reads 3 reference deviations high) is beyond both.
+    shifted = later[0] + 3 * history[: 60 * 24].std()
+    assert drifted(shifted, fixed) and drifted(shifted, calibrated)
+    # Too few windows, or statistics of another test: the fixed threshold holds.
+    few = window_statistics(reference, windows[:3], MonitorSettings())
+    current = profile(pl.DataFrame({"x": later[0]}), ["x"], [], like=reference)
+    assert not compare(reference, current, calibrated, few).columns[0].result.calibrated
+    assert not compare(reference, current, MonitorSettings(numeric_test="ks"), calibration).columns[0].result.calibrated

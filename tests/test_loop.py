@@ -88,6 +88,12 @@ def test_a_tick_bootstraps_a_champion_and_a_rerun_changes_nothing(tmp_path: Path
     assert [d.kind for d in first.decisions] == ["promoted to qa", "champion"]
     assert first.predicted is not None and first.predicted.rows == 72  # the 3 monitored days
     assert first.monitored is not None and first.retrain is not None and not first.retrain.retrain
+    # The model it trained carries how far 3-day windows of its own 14 days move, and the
+    # monitoring of the tick judged the inputs by that.
+    calibration = Registry(project).load("1").reference["calibration"]
+    assert calibration["window_days"] == 3 and calibration["windows"] >= 8
+    assert set(calibration["inputs"]) >= {"a", "b", "c"}
+    assert all(c.result.calibrated for c in first.monitored.inputs.columns)
     lake = project.lake
     # Fourteen files ingested one by one piled up in raw and batches (features were computed in
     # one go): compacted, rows unchanged.

@@ -176,6 +176,7 @@ def _retrain(
 ) -> None:
     # Imported here: torch and the tracker load only on the ticks that train.
     from driftloop.model.trainer import train_project
+    from driftloop.monitor.calibration import calibrate
     from driftloop.registry.mlflow.tracking import MlflowTracker
 
     since = training_since(project, report.day)
@@ -184,6 +185,7 @@ def _retrain(
     try:
         with MlflowTracker(project, run_name=f"retrain {end:%Y-%m-%d}") as tracker:
             trained = train_project(project, since=since, until=end, callbacks=[tracker])
+            calibrate(trained, project)
             version = tracker.record(trained)
     except TrainingError as exc:
         report.notes.append(f"retrain: {exc}")

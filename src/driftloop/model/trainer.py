@@ -42,6 +42,7 @@ class TrainedModel:
     splits: Splits
     features_version: int
     refit: FitResult | None = None  # the refit on every row that the package holds, if one was made
+    fitted_on: pl.DataFrame | None = None  # the rows the serving weights were fitted on
 
     @property
     def metrics(self) -> dict[str, dict[str, dict[str, float]]]:
@@ -133,7 +134,7 @@ def train_project(
     metrics["expected"] = expected_metrics(metrics["network"], refit=refitted is not None)
     package.metrics, package.lineage = metrics, lineage
     package.reference = reference_profiles(package, fitted_on, held_out.numeric, held_out.categorical)
-    return TrainedModel(package, result, splits, version, refitted)
+    return TrainedModel(package, result, splits, version, refitted, fitted_on)
 
 
 def reference_profiles(

@@ -10,10 +10,11 @@ of its columns do. Results are plain data; what to do about them is the policy's
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from driftloop.monitor.stattests import DriftTest, TestResult, tests
+from driftloop.monitor.thresholds import threshold
 from driftloop.profiles import CategoryProfile, NumericProfile, Profile
 from driftloop.settings.monitor import MonitorSettings
 
@@ -63,9 +64,15 @@ def choose_test(kind: str, reference_rows: int, settings: MonitorSettings) -> Dr
     return tests()[auto if chosen == "auto" else chosen]
 
 
-def compare(reference: Profile, current: Profile, settings: MonitorSettings) -> DriftReport:
+def compare(
+    reference: Profile, current: Profile, settings: MonitorSettings, calibration: dict[str, Any] | None = None
+) -> DriftReport:
     """Drift of every column both profiles have (current profiled with ``like=reference``), by the
-    tests and thresholds of ``settings`` (the project's ``[monitor]``: never silently the defaults)."""
+    tests and thresholds of ``settings`` (the project's ``[monitor]``: never silently the defaults).
+
+    ``calibration`` holds each column's statistics over the reference's own windows
+    (:mod:`driftloop.monitor.calibration`); with ``drift_thresholds = "calibrated"`` a column
+    that has them drifts when its statistic is beyond their ``1 - false_alarm_rate`` quantile."""
     available = tests()
     results = []
     for name, ref in reference.columns.items():
@@ -75,6 +82,11 @@ def compare(reference: Profile, current: Profile, settings: MonitorSettings) -> 
         kind = "numeric" if isinstance(ref, NumericProfile) else "category"
         test = choose_test(kind, ref.count, settings)
         result = test(ref, cur, settings.thresholds.get(test.name, test.default_threshold))
+        if settings.drift_thresholds == "calibrated" and calibration:
+            limit = threshold(calibration.get(name), test.name, settings.false_alarm_rate)
+            if limit is not None:
+                drifted = result.statistic > limit + 1e-12  # a column constant in training drifts on any change
+                result = replace(result, threshold=limit, drifted=drifted, calibrated=True)
         extra: dict[str, float] = {}
         if kind == "numeric":
             for other in ("psi", "ks"):

@@ -22,6 +22,7 @@ from driftloop.lake import TABLES, PredictionSource, Table, Where
 from driftloop.monitor import Stream
 from driftloop.monitor.drift import DriftReport, compare
 from driftloop.monitor.performance import TargetPerformance, actuals, evaluate
+from driftloop.monitor.thresholds import CALIBRATION
 from driftloop.monitor.traffic import ShadowComparison, compare_shadow, logged_inputs
 from driftloop.monitor.verdict import Verdict, decide
 from driftloop.profiles import Profile
@@ -126,7 +127,8 @@ def _input_drift(package: ModelPackage, rows: pl.DataFrame, project: Project) ->
     engine = project.engine
     current = engine.profile(engine.add_features(rows, package.features), numeric, categorical, like=reference)
     inputs_only = Profile(reference.rows, {n: p for n, p in reference.columns.items() if n not in package.targets})
-    return compare(inputs_only, current, project.settings.monitor), inputs_only, current
+    calibration = package.reference.get(CALIBRATION, {}).get("inputs")
+    return compare(inputs_only, current, project.settings.monitor, calibration), inputs_only, current
 
 
 def _prediction_drift(package: ModelPackage, scored: pl.DataFrame, project: Project) -> DriftReport:
@@ -137,7 +139,8 @@ def _prediction_drift(package: ModelPackage, scored: pl.DataFrame, project: Proj
     labels = list(heads.classes)
     numbers = [c for c in heads.output_columns if c not in heads.classes]
     current = project.engine.profile(scored, numbers, labels, like=reference)
-    return compare(reference, current, project.settings.monitor)
+    calibration = package.reference.get(CALIBRATION, {}).get("predictions")
+    return compare(reference, current, project.settings.monitor, calibration)
 
 
 def _predictions(project: Project, since: datetime, until: datetime) -> pl.DataFrame:

@@ -22,6 +22,15 @@ class MonitorSettings(BaseModel):
     thresholds: dict[str, float] = Field(
         default_factory=dict, description="Per test, e.g. {wasserstein = 0.1, ks = 0.05, psi = 0.25}."
     )
+    drift_thresholds: Literal["calibrated", "fixed"] = Field(
+        "calibrated",
+        description="calibrated: each column's threshold is how far windows of monitor_days inside the training "
+        "data move (its statistic's 1 - false_alarm_rate quantile); fixed: the thresholds above for every column "
+        "(Evidently's). A model without the windows' statistics keeps the fixed ones.",
+    )
+    false_alarm_rate: float = Field(
+        0.02, gt=0, lt=0.5, description="Share of the training data's own windows a calibrated threshold flags."
+    )
     drift_share: float = Field(0.5, gt=0, le=1, description="Share of drifted columns that makes the dataset drift.")
     null_rate_change: float = Field(0.1, ge=0, le=1, description="Rise in a column's null rate that is reported.")
     degradation: float = Field(

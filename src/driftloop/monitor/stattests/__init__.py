@@ -23,6 +23,7 @@ class TestResult:
     threshold: float
     drifted: bool
     p_value: float | None = None
+    calibrated: bool = False  # the threshold is on the statistic, from the reference's own windows
 
 
 class DriftTest(Protocol):
