@@ -159,3 +159,18 @@ def test_calibrated_thresholds_learn_how_far_stable_weeks_move_and_still_catch_a
     current = profile(pl.DataFrame({"x": later[0]}), ["x"], [], like=reference)
     assert not compare(reference, current, calibrated, few).columns[0].result.calibrated
     assert not compare(reference, current, MonitorSettings(numeric_test="ks"), calibration).columns[0].result.calibrated
+
+
+def test_an_input_the_model_ignores_does_not_make_the_dataset_drift() -> None:
+    frame = pl.DataFrame({"used": SAME[:5000], "ignored": SAME[5000:10000]})
+    reference = profile(frame, ["used", "ignored"], [])
+    later = pl.DataFrame({"used": LATER, "ignored": SHIFTED})  # only the ignored input moves
+    current = profile(later, ["used", "ignored"], [], like=reference)
+    settings = MonitorSettings(drift_share=0.5)
+    plain = compare(reference, current, settings)
+    assert plain.drifted == ["ignored"] and plain.dataset_drift and not plain.weighted
+    weighted = compare(reference, current, settings, importance={"used": 0.97, "ignored": 0.03})
+    assert weighted.weighted and weighted.drift_share == pytest.approx(0.03) and not weighted.dataset_drift
+    assert weighted.drifted == ["ignored"]  # still reported, column by column
+    off = compare(reference, current, MonitorSettings(weigh_by_importance=False), importance={"used": 1.0})
+    assert off.dataset_drift and not off.weighted

@@ -71,6 +71,13 @@ def test_the_refit_learns_from_every_row_and_keeps_the_held_out_numbers(trained:
     assert metrics["expected"]["y"]["r2"] == max(held_out["validation"]["y"]["r2"], held_out["test"]["y"]["r2"])
 
 
+def test_the_package_knows_which_inputs_the_model_relies_on(trained: TrainedModel) -> None:
+    # y = 3a - 2b + 2ab + 2[c = "x"]: a and b move it most, c a little.
+    importance = trained.package.reference["importance"]
+    assert set(importance) == {"a", "b", "c"} and abs(sum(importance.values()) - 1) < 1e-9
+    assert importance["a"] > importance["c"] and importance["b"] > importance["c"] > 0
+
+
 def test_the_network_learns_and_beats_the_baseline_where_it_should(trained: TrainedModel) -> None:
     test = trained.metrics["test"]["y"]
     assert test["r2"] > 0.9  # y is a simple function of the inputs

@@ -20,6 +20,7 @@ from driftloop.features import FeatureSet
 from driftloop.lake import Table
 from driftloop.model.baseline import Baseline
 from driftloop.model.data import Splits, split_by_time, split_clock, training_rows
+from driftloop.model.importance import permutation_importance
 from driftloop.model.metrics import CLASSIFICATION_METRICS, HIGHER_IS_BETTER, classification_metrics, regression_metrics
 from driftloop.model.train import Callback, FitResult, Tensors, fit, refit
 from driftloop.profiles import profile
@@ -134,6 +135,7 @@ def train_project(
     metrics["expected"] = expected_metrics(metrics["network"], refit=refitted is not None)
     package.metrics, package.lineage = metrics, lineage
     package.reference = reference_profiles(package, fitted_on, held_out.numeric, held_out.categorical)
+    package.reference["importance"] = permutation_importance(package, fitted_on, seed=settings.seed)
     return TrainedModel(package, result, splits, version, refitted, fitted_on)
 
 

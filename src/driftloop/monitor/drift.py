@@ -5,7 +5,8 @@ default: above ``large_reference`` rows a distance (normalised Wasserstein for n
 Jensen–Shannon for categories, threshold 0.1), below it a hypothesis test (KS, chi-square,
 p < 0.05). Numbers also get PSI and KS as extra statistics; every column reports a rise in
 its null rate and categories it never had. The dataset drifts when at least ``drift_share``
-of its columns do. Results are plain data; what to do about them is the policy's business.
+of its columns do (counted by the model's reliance on each, when that is known). Results are
+plain data; what to do about them is the policy's business.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class DriftReport:
     dataset_drift: bool
     reference_rows: int
     current_rows: int
+    weighted: bool = False  # drift_share counts each column by the model's reliance on it
 
     @property
     def drifted(self) -> list[str]:
@@ -65,14 +67,20 @@ def choose_test(kind: str, reference_rows: int, settings: MonitorSettings) -> Dr
 
 
 def compare(
-    reference: Profile, current: Profile, settings: MonitorSettings, calibration: dict[str, Any] | None = None
+    reference: Profile,
+    current: Profile,
+    settings: MonitorSettings,
+    calibration: dict[str, Any] | None = None,
+    importance: dict[str, float] | None = None,
 ) -> DriftReport:
     """Drift of every column both profiles have (current profiled with ``like=reference``), by the
     tests and thresholds of ``settings`` (the project's ``[monitor]``: never silently the defaults).
 
     ``calibration`` holds each column's statistics over the reference's own windows
     (:mod:`driftloop.monitor.calibration`); with ``drift_thresholds = "calibrated"`` a column
-    that has them drifts when its statistic is beyond their ``1 - false_alarm_rate`` quantile."""
+    that has them drifts when its statistic is beyond their ``1 - false_alarm_rate`` quantile.
+    With ``importance`` (each column's share of the model's reliance) and ``weigh_by_importance``,
+    the dataset's drift share counts each column by it."""
     available = tests()
     results = []
     for name, ref in reference.columns.items():
@@ -104,8 +112,14 @@ def compare(
                 _new_categories(ref, cur),
             )
         )
-    share = sum(c.drifted for c in results) / len(results) if results else 0.0
-    return DriftReport(results, share, share >= settings.drift_share and bool(results), reference.rows, current.rows)
+    weights = {c.column: importance.get(c.column, 0.0) for c in results} if importance else {}
+    weighted = settings.weigh_by_importance and sum(weights.values()) > 0
+    if weighted:
+        share = sum(weights[c.column] for c in results if c.drifted) / sum(weights.values())
+    else:
+        share = sum(c.drifted for c in results) / len(results) if results else 0.0
+    dataset = share >= settings.drift_share and bool(results)
+    return DriftReport(results, share, dataset, reference.rows, current.rows, weighted)
 
 
 def _null_rate(profile: NumericProfile | CategoryProfile) -> float:

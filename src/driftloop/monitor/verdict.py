@@ -14,6 +14,9 @@ from driftloop.monitor.drift import DriftReport
 from driftloop.monitor.performance import TargetPerformance
 from driftloop.settings.monitor import MonitorSettings
 
+# How the share of drifted inputs reads when it counts each by the model's reliance on it.
+RELIANCE = " of the model's reliance"
+
 
 class VerdictLevel(StrEnum):
     """A window's verdict, from best to worst (the order :attr:`rank` gives)."""
@@ -64,7 +67,8 @@ def decide(
     if inputs.dataset_drift:
         levels.append(VerdictLevel.DRIFT)
         reasons.append(
-            f"{len(inputs.drifted)} of {len(inputs.columns)} inputs drifted ({inputs.drift_share:.0%}, limit "
+            f"{len(inputs.drifted)} of {len(inputs.columns)} inputs drifted ({inputs.drift_share:.0%}"
+            f"{RELIANCE if inputs.weighted else ''}, limit "
             f"{settings.drift_share:.0%}): {', '.join(inputs.drifted[:10])}"
         )
     elif inputs.drifted:

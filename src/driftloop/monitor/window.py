@@ -128,7 +128,8 @@ def _input_drift(package: ModelPackage, rows: pl.DataFrame, project: Project) ->
     current = engine.profile(engine.add_features(rows, package.features), numeric, categorical, like=reference)
     inputs_only = Profile(reference.rows, {n: p for n, p in reference.columns.items() if n not in package.targets})
     calibration = package.reference.get(CALIBRATION, {}).get("inputs")
-    return compare(inputs_only, current, project.settings.monitor, calibration), inputs_only, current
+    importance = package.reference.get("importance")
+    return compare(inputs_only, current, project.settings.monitor, calibration, importance), inputs_only, current
 
 
 def _prediction_drift(package: ModelPackage, scored: pl.DataFrame, project: Project) -> DriftReport:

@@ -32,6 +32,11 @@ class MonitorSettings(BaseModel):
         0.02, gt=0, lt=0.5, description="Share of the training data's own windows a calibrated threshold flags."
     )
     drift_share: float = Field(0.5, gt=0, le=1, description="Share of drifted columns that makes the dataset drift.")
+    weigh_by_importance: bool = Field(
+        True,
+        description="Count each input in drift_share by its permutation importance to the model (measured at "
+        "training), so a drifting input the model ignores does not make the dataset drift.",
+    )
     null_rate_change: float = Field(0.1, ge=0, le=1, description="Rise in a column's null rate that is reported.")
     degradation: float = Field(
         0.25, ge=0, description="Relative worsening of the decisive metric vs the model's test window: degraded."
