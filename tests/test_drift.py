@@ -174,3 +174,14 @@ def test_an_input_the_model_ignores_does_not_make_the_dataset_drift() -> None:
     assert weighted.drifted == ["ignored"]  # still reported, column by column
     off = compare(reference, current, MonitorSettings(weigh_by_importance=False), importance={"used": 1.0})
     assert off.dataset_drift and not off.weighted
+
+
+def test_a_calibrated_threshold_is_read_on_the_statistic_in_the_report() -> None:
+    from driftloop.monitor.drift import ColumnDrift
+    from driftloop.monitor.report import severity
+    from driftloop.monitor.stattests import TestResult
+
+    fixed = ColumnDrift("x", "numeric", TestResult("ks", 0.2, 0.05, True, p_value=0.005))
+    calibrated = ColumnDrift("x", "numeric", TestResult("ks", 0.2, 0.1, True, p_value=0.005, calibrated=True))
+    assert severity(fixed) == pytest.approx(10.0)  # threshold / p
+    assert severity(calibrated) == pytest.approx(2.0)  # statistic / threshold

@@ -127,11 +127,18 @@ def _label_views(labels: list[TargetPerformance]) -> go.Figure:
     return figure
 
 
+def _threshold(column: ColumnDrift) -> str:
+    """A column's threshold as the report shows it, saying where a calibrated one came from."""
+    limit = f"{column.result.threshold:.4g}"
+    return f"{limit}, calibrated" if column.result.calibrated else limit
+
+
 def severity(column: ColumnDrift) -> float:
     """How far past its threshold a column is (above 1: drifted): statistic / threshold for a
-    distance, threshold / p for a hypothesis test."""
+    distance or a calibrated threshold (which is on the statistic), threshold / p for a
+    hypothesis test's fixed one."""
     result = column.result
-    if result.p_value is not None:
+    if result.p_value is not None and not result.calibrated:
         return result.threshold / max(result.p_value, 1e-300)
     return result.statistic / max(result.threshold, 1e-12)
 
@@ -144,13 +151,13 @@ def _drift_bars(report: WindowReport) -> go.Figure:
     figure = go.Figure(go.Bar(x=names, y=ratio, marker_color=colours,
                               hovertext=[_describe(c) for c in columns]))  # fmt: skip
     figure.add_hline(y=1.0, line_dash="dash", line_color="black")
-    figure.update_layout(title="Drift per input: distance / threshold, or threshold / p-value (above 1: drifted)",
+    figure.update_layout(title="Drift per input: statistic / threshold, or threshold / p-value (above 1: drifted)",
                          yaxis_title="severity", yaxis_type="log", height=380)  # fmt: skip
     return figure
 
 
 def _describe(column: ColumnDrift) -> str:
-    return f"{column.result.test} = {column.result.statistic:.4g} (threshold {column.result.threshold:g})"
+    return f"{column.result.test} = {column.result.statistic:.4g} (threshold {_threshold(column)})"
 
 
 def _distributions(report: WindowReport) -> go.Figure:
@@ -260,7 +267,7 @@ def _performance_table(rows: list[TargetPerformance], metrics: tuple[str, ...], 
 def _drift_rows(drift: DriftReport) -> str:
     return "".join(
         f"<tr{' class=drifted' if c.drifted else ''}><td>{html.escape(c.column)}</td><td>{c.result.test}</td>"
-        f"<td>{c.result.statistic:.4g}</td><td>{c.result.threshold:g}</td><td>{'yes' if c.drifted else 'no'}</td>"
+        f"<td>{c.result.statistic:.4g}</td><td>{_threshold(c)}</td><td>{'yes' if c.drifted else 'no'}</td>"
         f"<td>{c.null_rate_current:.1%}</td><td>{html.escape(', '.join(c.new_categories))}</td></tr>"
         for c in sorted(drift.columns, key=severity, reverse=True)
     )
