@@ -97,17 +97,8 @@ def fit(
             f"too few rows to train: {len(train)} training and {len(validation)} validation rows; "
             "ingest more data or change validation_fraction/test_fraction"
         )
-    torch.manual_seed(settings.seed)
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
-    model = TabularNet(spec)
-    if linear_start is not None:
-        model.start_from_linear(*linear_start)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    model, optimizer, heads, weights, generator = _begin(spec, settings, targets, train, classes, linear_start)
     scheduler = _scheduler(optimizer, settings)
-    heads = heads_of(spec, settings, targets, train, classes or {})
-    weights = torch.tensor([settings.target(t).weight for t in targets])
-    generator = torch.Generator().manual_seed(settings.seed)
     result = FitResult(model)
     best = _weighted(weights, evaluate_loss(model, validation, heads))
     best_state, waited = copy.deepcopy(model.state_dict()), 0
@@ -160,16 +151,7 @@ def refit(
     was its start, the linear baseline): the refit is then that start, fitted on all the rows."""
     if len(rows) < 2:
         raise TrainingError(f"too few rows to refit on: {len(rows)}")
-    torch.manual_seed(settings.seed)
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
-    model = TabularNet(spec)
-    if linear_start is not None:
-        model.start_from_linear(*linear_start)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
-    heads = heads_of(spec, settings, targets, rows, classes or {})
-    weights = torch.tensor([settings.target(t).weight for t in targets])
-    generator = torch.Generator().manual_seed(settings.seed)
+    model, optimizer, heads, weights, generator = _begin(spec, settings, targets, rows, classes, linear_start)
     result = FitResult(model, best_epoch=len(history))
     started = time.perf_counter()
     for planned in history:
@@ -183,6 +165,28 @@ def refit(
     model.eval()
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _begin(
+    spec: NetworkSpec,
+    settings: TrainSettings,
+    targets: Sequence[str],
+    rows: Tensors,
+    classes: dict[str, list[str]] | None,
+    linear_start: tuple[np.ndarray, list[np.ndarray], np.ndarray] | None,
+) -> tuple[TabularNet, torch.optim.Optimizer, list[Head], torch.Tensor, torch.Generator]:
+    """A seeded fresh network (from the linear start, if given), its optimiser, the heads'
+    losses, the targets' weights and the generator that shuffles the batches."""
+    torch.manual_seed(settings.seed)
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    model = TabularNet(spec)
+    if linear_start is not None:
+        model.start_from_linear(*linear_start)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    heads = heads_of(spec, settings, targets, rows, classes or {})
+    weights = torch.tensor([settings.target(t).weight for t in targets])
+    return model, optimizer, heads, weights, torch.Generator().manual_seed(settings.seed)
 
 
 def _epoch(
