@@ -31,7 +31,7 @@ def train(
 ) -> None:
     """Train the network on the features table, track the run in MLflow, register a dev version."""
     from driftloop.model.trainer import train_project
-    from driftloop.monitor.calibration import calibrate
+    from driftloop.monitor.prepare import prepare_monitoring
     from driftloop.registry.mlflow.tracking import MlflowTracker
 
     project = Project.load(project_dir)
@@ -40,8 +40,8 @@ def train(
         task = progress.add_task("training", total=epochs)
         watcher = EpochProgress(progress, task)
         trained = train_project(project, features_version=features_version, callbacks=[tracker, watcher])
-        progress.update(task, completed=epochs, description="calibrating drift thresholds")
-        calibrate(trained, project)
+        progress.update(task, completed=epochs, description="calibrating drift alarms, fitting estimators")
+        prepare_monitoring(trained, project)
         progress.update(task, description="recording the run")
         version = tracker.record(trained)
     summary = {

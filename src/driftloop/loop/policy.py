@@ -1,13 +1,14 @@
 """The retrain policy: whether a tick retrains, decided from the ``[loop]`` settings.
 
-A model is retrained when the monitoring verdict is one the settings act on (``degraded``
-and/or ``drift``), at least ``min_new_labels`` labelled rows exist after the champion's
+A model is retrained when the monitoring verdict found a signal the settings act on
+(``degraded``, ``estimated_degraded``, ``drift``), at least ``min_new_labels`` labelled rows exist after the champion's
 training data, and the last retrain is at least ``cooldown_days`` old. The decision is
 plain data with its reason, recorded whether it retrains or not.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -23,11 +24,19 @@ class RetrainDecision:
 
 
 def should_retrain(
-    verdict: str, new_labels: int, last_retrain: datetime | None, now: datetime, settings: LoopSettings
+    signals: str | Collection[str],
+    new_labels: int,
+    last_retrain: datetime | None,
+    now: datetime,
+    settings: LoopSettings,
 ) -> RetrainDecision:
-    """Apply the policy to one tick's facts."""
-    if verdict not in settings.retrain_on:
-        return RetrainDecision(False, f"verdict {verdict}: nothing to act on (acts on {settings.retrain_on})")
+    """Apply the policy to one tick's facts: ``signals`` are the levels its verdict found (or one level)."""
+    found = {signals} if isinstance(signals, str) else set(signals)
+    acted = [level for level in settings.retrain_on if level in found]
+    if not acted:
+        shown = ", ".join(sorted(found)) or "ok"
+        return RetrainDecision(False, f"verdict {shown}: nothing to act on (acts on {settings.retrain_on})")
+    verdict = " and ".join(acted)
     if new_labels < settings.min_new_labels:
         return RetrainDecision(
             False, f"verdict {verdict}, but only {new_labels} new labelled rows (needs {settings.min_new_labels})"

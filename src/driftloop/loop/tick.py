@@ -120,7 +120,7 @@ def tick(project: Project, day: date, *, on_step: Callable[[str], None] | None =
         return report
     champion = registry.load(serving)
     decision = should_retrain(
-        verdict.level,
+        verdict.signals | {verdict.level},
         _new_labels(project, champion.lineage.get("data_until")),
         _last_retrain(registry),
         end,
@@ -176,7 +176,7 @@ def _retrain(
 ) -> None:
     # Imported here: torch and the tracker load only on the ticks that train.
     from driftloop.model.trainer import train_project
-    from driftloop.monitor.calibration import calibrate
+    from driftloop.monitor.prepare import prepare_monitoring
     from driftloop.registry.mlflow.tracking import MlflowTracker
 
     since = training_since(project, report.day)
@@ -185,7 +185,7 @@ def _retrain(
     try:
         with MlflowTracker(project, run_name=f"retrain {end:%Y-%m-%d}") as tracker:
             trained = train_project(project, since=since, until=end, callbacks=[tracker])
-            calibrate(trained, project)
+            prepare_monitoring(trained, project)
             version = tracker.record(trained)
     except TrainingError as exc:
         report.notes.append(f"retrain: {exc}")

@@ -44,6 +44,8 @@ class TrainedModel:
     features_version: int
     refit: FitResult | None = None  # the refit on every row that the package holds, if one was made
     fitted_on: pl.DataFrame | None = None  # the rows the serving weights were fitted on
+    # The fit that never saw the validation and test days (the package itself, without a refit).
+    held_out_fit: ModelPackage | None = None
 
     @property
     def metrics(self) -> dict[str, dict[str, dict[str, float]]]:
@@ -96,7 +98,7 @@ def train_project(
         Tensors.of(*data["train"]), Tensors.of(*data["validation"]), held_out.spec, settings, contract.targets,
         callbacks, classes=held_out.heads.classes, linear_start=held_out.linear_start(settings),
     )  # fmt: skip
-    package = held_out.package(result)
+    package = held_out_fit = held_out.package(result)
     metrics: dict[str, Any] = {"network": {}, "baseline": {}, "overall": {}}
     for name in SPLITS:
         numbers, categories, encoded = data[name]
@@ -136,7 +138,7 @@ def train_project(
     package.metrics, package.lineage = metrics, lineage
     package.reference = reference_profiles(package, fitted_on, held_out.numeric, held_out.categorical)
     package.reference["importance"] = permutation_importance(package, fitted_on, seed=settings.seed)
-    return TrainedModel(package, result, splits, version, refitted, fitted_on)
+    return TrainedModel(package, result, splits, version, refitted, fitted_on, held_out_fit)
 
 
 def reference_profiles(

@@ -83,7 +83,7 @@ def evaluate(
                 float(residuals.mean() or 0.0),  # type: ignore[arg-type]
                 float(residuals.std() or 0.0),  # type: ignore[arg-type]
                 test,
-                _worsening(values[metric], test.get(metric), HIGHER_IS_BETTER[metric]),
+                worsening(values[metric], test.get(metric), HIGHER_IS_BETTER[metric]),
                 metric,
                 *(_label_views(pairs, target, classes) if classes is not None else ()),
             )
@@ -110,7 +110,8 @@ def key_columns(contract: Contract) -> list[pl.Expr]:
     return columns
 
 
-def _worsening(value: float, reference: float | None, higher_is_better: bool) -> float:
+def worsening(value: float, reference: float | None, higher_is_better: bool) -> float:
+    """How much worse ``value`` is than ``reference`` (0.2: 20% worse; negative: better); 0 without a reference."""
     if reference is None or value != value:
         return 0.0
     scale = abs(reference) if abs(reference) > 1e-12 else 1.0

@@ -1,16 +1,21 @@
 """The monitoring policy: from drift and performance results to one verdict with reasons.
 
 Verdicts, from worst: ``degraded`` (a target's decisive metric is worse than the model's
-test window by more than ``degradation``), ``drift`` (the inputs drift as a dataset, or the
-predictions drift), ``warn`` (some input drifts, a null rate rose, a category is new), ``ok``.
+test window by more than ``degradation``), ``estimated_degraded`` (its estimate, made without
+labels, is: even the interval's better end is that much worse), ``drift`` (the inputs drift as
+a dataset, or the predictions drift), ``warn`` (some input drifts, a null rate rose, a
+category is new), ``ok``. The verdict is the worst level found; every level found is kept in
+``signals``, so a policy acting on one of them is not blinded by a worse one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from driftloop.monitor.drift import DriftReport
+from driftloop.monitor.estimates import TargetEstimate
 from driftloop.monitor.performance import TargetPerformance
 from driftloop.settings.monitor import MonitorSettings
 
@@ -24,6 +29,7 @@ class VerdictLevel(StrEnum):
     OK = "ok"
     WARN = "warn"
     DRIFT = "drift"
+    ESTIMATED_DEGRADED = "estimated_degraded"
     DEGRADED = "degraded"
 
     @property
@@ -33,7 +39,7 @@ class VerdictLevel(StrEnum):
     @property
     def signals_retrain(self) -> bool:
         """Whether this level is one a retrain policy may act on."""
-        return self in (VerdictLevel.DRIFT, VerdictLevel.DEGRADED)
+        return self in (VerdictLevel.DRIFT, VerdictLevel.ESTIMATED_DEGRADED, VerdictLevel.DEGRADED)
 
 
 @dataclass(frozen=True)
@@ -42,10 +48,11 @@ class Verdict:
 
     level: VerdictLevel
     reasons: list[str] = field(default_factory=list)
+    signals: frozenset[VerdictLevel] = frozenset()  # every level found, the worst (level) included
 
     @property
     def retrain_signal(self) -> bool:
-        return self.level.signals_retrain
+        return any(signal.signals_retrain for signal in self.signals | {self.level})
 
 
 def decide(
@@ -53,7 +60,9 @@ def decide(
     predictions: DriftReport | None,
     performance: list[TargetPerformance],
     settings: MonitorSettings,
+    estimates: Sequence[TargetEstimate] = (),
 ) -> Verdict:
+    """The window's verdict from its drift, realised performance and estimated performance."""
     levels, reasons = [VerdictLevel.OK], []
     for result in performance:
         if result.rows >= settings.min_labelled_rows and result.worsening > settings.degradation:
@@ -64,6 +73,10 @@ def decide(
                 f"the model's test window ({result.test_metrics.get(metric, float('nan')):.4g}), "
                 f"limit {settings.degradation:.0%}"
             )
+    for estimate in estimates:
+        if estimate.degraded(settings):
+            levels.append(VerdictLevel.ESTIMATED_DEGRADED)
+            reasons.append(_estimated(estimate, settings.degradation))
     if inputs.dataset_drift:
         levels.append(VerdictLevel.DRIFT)
         reasons.append(
@@ -87,4 +100,13 @@ def decide(
         if column.new_categories:
             levels.append(VerdictLevel.WARN)
             reasons.append(f"{column.column}: new categories {column.new_categories[:5]}")
-    return Verdict(max(levels, key=lambda level: level.rank), reasons)
+    return Verdict(max(levels, key=lambda level: level.rank), reasons, frozenset(levels) - {VerdictLevel.OK})
+
+
+def _estimated(estimate: TargetEstimate, limit: float) -> str:
+    interval, metric = estimate.estimate, estimate.metric
+    return (
+        f"{estimate.target}: estimated {metric} {interval.value:.4g} (95% {interval.low:.4g} to {interval.high:.4g}, "
+        f"no labels needed) is {estimate.worsening:.0%} worse than expected ({estimate.expected:.4g}), "
+        f"limit {limit:.0%}"
+    )

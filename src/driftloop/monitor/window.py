@@ -1,5 +1,6 @@
 """Monitor one window: drift of inputs and predictions against the model's training profile,
-performance where labels exist, a verdict, and rows in the ``monitoring`` table.
+performance where labels exist and its estimate for every row, labelled or not, a verdict,
+and rows in the ``monitoring`` table.
 
 Two streams are monitored apart: ``batch`` (the features table and the batch predictions of
 the window) and ``online`` (the requests the server answered: their logged inputs and
@@ -21,6 +22,7 @@ from driftloop.errors import MonitorError
 from driftloop.lake import TABLES, PredictionSource, Table, Where
 from driftloop.monitor import Stream
 from driftloop.monitor.drift import DriftReport, compare
+from driftloop.monitor.estimates import TargetEstimate, estimate_window
 from driftloop.monitor.performance import TargetPerformance, actuals, evaluate
 from driftloop.monitor.thresholds import CALIBRATION
 from driftloop.monitor.traffic import ShadowComparison, compare_shadow, logged_inputs
@@ -30,7 +32,7 @@ from driftloop.project import Project
 from driftloop.registry import Registry
 from driftloop.runtime.package import ModelPackage
 
-SECTIONS = ("input", "prediction", "performance", "verdict")
+SECTIONS = ("input", "prediction", "performance", "estimate", "verdict")
 SHADOW = "shadow"  # the section of a shadow's comparison with the champion (online only)
 
 
@@ -56,6 +58,7 @@ class WindowReport:
     current: Profile  # the window's inputs, on the reference's bins
     source: Stream = Stream.BATCH
     shadow: list[ShadowComparison] = field(default_factory=list)  # online, in shadow mode
+    estimates: list[TargetEstimate] = field(default_factory=list)  # performance before the labels
 
 
 def monitor_window(
@@ -90,16 +93,19 @@ def monitor_window(
     labels = lake.read(Table.LABELS, since=low, until=high, time_column=clock) if lake.exists(Table.LABELS) else None
     truth = actuals(contract, _with_known_targets(rows, window, contract) if source is Stream.ONLINE else rows, labels)
     test_metrics = package.metrics.get("expected") or package.metrics.get("network", {}).get("test", {})
-    performance = evaluate(scored, truth, contract, test_metrics, project.settings.promote) if scored.height else []
-    verdict = decide(inputs, predictions, performance, project.settings.monitor)
+    promote = project.settings.promote
+    performance = evaluate(scored, truth, contract, test_metrics, promote) if scored.height else []
+    estimates = estimate_window(package, rows, test_metrics, promote)
+    verdict = decide(inputs, predictions, performance, project.settings.monitor, estimates)
     shadow = (
         compare_shadow(scored, every.filter(pl.col("source") == PredictionSource.SHADOW), truth, contract)
         if source is Stream.ONLINE
         else []
     )
     report = WindowReport(
-        since, until, chosen, rows.height, inputs, predictions, performance, verdict, reference, current, source, shadow
-    )
+        since, until, chosen, rows.height, inputs, predictions, performance, verdict, reference, current, source,
+        shadow, estimates,
+    )  # fmt: skip
     _write(project, registry.name, report)
     return report
 
@@ -165,6 +171,7 @@ def _version_in(scored: pl.DataFrame, registry: Registry) -> str | None:
 
 def _write(project: Project, model: str, report: WindowReport) -> None:
     now = datetime.now(UTC)
+    monitor = project.settings.monitor
     rows: list[dict[str, object]] = []
 
     def add(
@@ -192,6 +199,16 @@ def _write(project: Project, model: str, report: WindowReport) -> None:
         add("performance", target.target, "residual_mean", target.residual_mean, None, False)
         add("performance", target.target, "residual_std", target.residual_std, None, False)
         add("performance", target.target, "worsening", target.worsening, None, False)
+    for estimate in report.estimates:
+        for name, interval in estimate.metrics.items():
+            add("estimate", estimate.target, name, interval.value, None, False)
+            add("estimate", estimate.target, f"{name}_low", interval.low, None, False)
+            add("estimate", estimate.target, f"{name}_high", interval.high, None, False)
+        # Flagged as the verdict reads it: even the interval's better end is worse than the limit.
+        add("estimate", estimate.target, "sure_worsening", estimate.sure_worsening, monitor.degradation,
+            estimate.degraded(monitor), estimate.metric)  # fmt: skip
+        add("estimate", estimate.target, "worsening", estimate.worsening, None, False, estimate.metric)
+        add("estimate", estimate.target, "rows", float(estimate.rows), None, False)
     for pair in report.shadow:
         detail = f"challenger version {pair.challenger_version}"
         add(SHADOW, pair.target, "mean_abs_difference", pair.mean_abs_difference, None, False, detail)

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Verdicts = Literal["drift", "degraded"]
+Verdicts = Literal["drift", "estimated_degraded", "degraded"]
 
 
 class LoopSettings(BaseModel):
@@ -14,7 +14,11 @@ class LoopSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    retrain_on: list[Verdicts] = Field(default_factory=lambda: list[Verdicts](["degraded", "drift"]))
+    retrain_on: list[Verdicts] = Field(
+        default_factory=lambda: list[Verdicts](["degraded", "estimated_degraded", "drift"]),
+        description="The monitoring signals that retrain: degraded (labels show it), estimated_degraded "
+        "(estimated before the labels come), drift.",
+    )
     min_new_labels: int = Field(144, ge=0, description="Labelled rows newer than the champion's training data.")
     cooldown_days: float = Field(7.0, ge=0, description="Days after a retrain before the next one.")
     training_window: Literal["expanding", "sliding"] = "expanding"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -34,7 +35,7 @@ class PromoteSettings(BaseModel):
         description='Minimum test metrics, e.g. {"Appliances.r2" = 0.1}; error metrics are maxima.',
     )
 
-    def decisive(self, metrics: dict[str, float]) -> str:
+    def decisive(self, metrics: Mapping[str, object]) -> str:
         """The metric that decides for a target with these ``metrics``: ``metric`` for a number,
         ``class_metric`` for a label."""
         return self.metric if self.metric in metrics else self.class_metric
