@@ -207,3 +207,22 @@ def test_a_model_trained_before_estimators_is_monitored_without_them(tmp_path: P
     predict_window(project, datetime(2024, 1, 3), datetime(2024, 1, 10))
     report = monitor_window(project, datetime(2024, 1, 3), datetime(2024, 1, 10))
     assert report.estimates == [] and report.performance
+
+
+def test_the_monitor_command_shows_and_charts_the_estimate_beside_the_realised_metric(noisy_project: Project) -> None:
+    from tests.test_cli import run
+
+    folder = str(noisy_project.root)
+    for since, until in (("2024-03-01", "2024-03-08"), ("2024-03-08", "2024-03-15")):  # labelled, then not
+        code, out, _ = run("monitor", "--since", since, "--until", until, "--project", folder, "--json")
+        assert code == 0
+    [estimate] = json.loads(out)["estimates"]
+    assert estimate["target"] == "y" and estimate["metric"] == "mae" and estimate["rows"] == 168
+    assert (
+        estimate["metrics"]["mae"]["low"] <= estimate["metrics"]["mae"]["value"] <= estimate["metrics"]["mae"]["high"]
+    )
+    page = Path(json.loads(out)["report"][0]).read_text(encoding="utf-8")
+    assert "Estimated performance (every row, no labels needed)" in page
+    assert "y mae, estimated, 95% interval" in page and '"name":"y mae"' in page  # both series in the chart
+    code, out, _ = run("monitor", "--since", "2024-03-08", "--until", "2024-03-15", "--project", folder)
+    assert code == 0 and "Estimated performance" in out and "estimated_degraded" in out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -94,6 +95,7 @@ def monitor(
                 "drift_share": report.inputs.drift_share,
                 "drifted_predictions": report.predictions.drifted if report.predictions else [],
                 "performance": [p.to_dict() for p in report.performance],
+                "estimates": [asdict(e) for e in report.estimates],
                 "source": report.source,
                 "shadow": [c.to_dict() for c in report.shadow],
                 "report": [str(p) for p in pages] if pages else None,
@@ -118,6 +120,15 @@ def monitor(
         rows = [(f"{p.target} ({p.rows:,} rows)", p.metrics, [f"{p.worsening:+.0%} {p.metric} vs test"], "")
                 for p in report.performance]  # fmt: skip
         out.print(metrics_table("Performance", "target", rows))
+    if report.estimates:
+        estimated = Table("target", "rows", "metric", "estimate", "95% interval", "expected", "vs expected",
+                          title="Estimated performance (every row, no labels needed)")  # fmt: skip
+        for e in report.estimates:
+            expected = "-" if e.expected is None else f"{e.expected:.4g}"
+            interval = f"{e.estimate.low:.4g} to {e.estimate.high:.4g}"
+            estimated.add_row(e.target, f"{e.rows:,}", e.metric, f"{e.estimate.value:.4g}", interval, expected,
+                              f"{e.worsening:+.0%}")  # fmt: skip
+        out.print(estimated)
     if report.shadow:
         decisive = project.decisive_metrics
         shadow = Table("target", "challenger", "requests", "mean |diff|", "labelled", "metric", "champion",

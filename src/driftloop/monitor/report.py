@@ -31,6 +31,7 @@ from driftloop.lake import Table
 from driftloop.model.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
 from driftloop.monitor import Stream
 from driftloop.monitor.drift import ColumnDrift, DriftReport
+from driftloop.monitor.estimates import TargetEstimate
 from driftloop.monitor.performance import TargetPerformance
 from driftloop.monitor.verdict import VerdictLevel
 from driftloop.monitor.window import WindowReport, section_of
@@ -53,9 +54,11 @@ def write_report(project: Project, report: WindowReport, folder: Path) -> tuple[
     stream = "" if report.source is Stream.BATCH else f"{report.source}_"
     stem = f"monitor_{stream}{report.since:%Y%m%dT%H%M}_{report.until:%Y%m%dT%H%M}"
     history = _history(project, section_of(report.source, "performance"))
+    estimated = _history(project, section_of(report.source, "estimate"))
     decisive = project.decisive_metrics
     events = Registry(project).events()
-    figures = [_metric_over_time(history, events, decisive), _drift_bars(report), _distributions(report)]
+    over_time = _metric_over_time(history, estimated, events, decisive)
+    figures = [over_time, _drift_bars(report), _distributions(report)]
     labels = [p for p in report.performance if p.confusion is not None]
     if labels:
         figures.append(_label_views(labels))
@@ -63,7 +66,7 @@ def write_report(project: Project, report: WindowReport, folder: Path) -> tuple[
     page = folder / f"{stem}.html"
     page.write_text(_page(report, decisive, parts), encoding="utf-8")
     picture = folder / f"{stem}.png"
-    _summary_png(report, history, decisive, picture)
+    _summary_png(report, history, estimated, decisive, picture)
     return page, picture
 
 
@@ -89,17 +92,41 @@ def _decisive_history(history: pl.DataFrame, decisive: dict[str, str]) -> list[t
     return found
 
 
-def _metric_over_time(history: pl.DataFrame, events: pl.DataFrame, decisive: dict[str, str]) -> go.Figure:
+def _estimated_history(estimated: pl.DataFrame, decisive: dict[str, str]) -> list[tuple[str, pl.DataFrame]]:
+    """Each target's estimated decisive metric per window, with its interval (``low``, ``high``)."""
+    found = []
+    for name, series in _decisive_history(estimated, decisive):
+        target, metric = name.rsplit(" ", 1)
+        bounds = estimated.filter(pl.col("column") == target).pivot(
+            "statistic", index="window_end", values="value", aggregate_function="last"
+        )
+        if {f"{metric}_low", f"{metric}_high"} <= set(bounds.columns):
+            band = bounds.select("window_end", low=pl.col(f"{metric}_low"), high=pl.col(f"{metric}_high"))
+            found.append((f"{name}, estimated", series.join(band, on="window_end", how="left")))
+    return found
+
+
+def _metric_over_time(
+    history: pl.DataFrame, estimated: pl.DataFrame, events: pl.DataFrame, decisive: dict[str, str]
+) -> go.Figure:
     figure = go.Figure()
     for name, series in _decisive_history(history, decisive):
         figure.add_trace(go.Scatter(x=series.get_column("window_end").to_list(), y=series.get_column("value").to_list(),
                                     mode="lines+markers", name=name))  # fmt: skip
+    for name, series in _estimated_history(estimated, decisive):
+        ends = series.get_column("window_end").to_list()
+        figure.add_trace(go.Scatter(x=ends + ends[::-1], y=series.get_column("high").to_list()
+                                    + series.get_column("low").to_list()[::-1], fill="toself", mode="none",
+                                    opacity=0.25, name=f"{name}, 95% interval"))  # fmt: skip
+        figure.add_trace(go.Scatter(x=ends, y=series.get_column("value").to_list(), mode="lines",
+                                    line={"dash": "dash"}, name=name))  # fmt: skip
     for event in events.filter(pl.col("kind").is_in(["retrain", "champion", "rollback"])).iter_rows(named=True):
         figure.add_vline(x=event["at"].replace(tzinfo=None), line_dash="dot", line_color="grey")
         figure.add_annotation(x=event["at"].replace(tzinfo=None), y=1, yref="paper", showarrow=False,
                               text=f"{event['kind']} v{event['version']}", textangle=-90, xanchor="left")  # fmt: skip
     metrics = "/".join(sorted(set(decisive.values())))
-    figure.update_layout(title=f"{metrics} per monitored window (labelled rows), with retrains and promotions",
+    figure.update_layout(title=f"{metrics} per monitored window: realised on labelled rows, estimated on every row "
+                         "(no labels needed), with retrains and promotions",
                          xaxis_title="window end", yaxis_title=metrics, height=420)  # fmt: skip
     return figure
 
@@ -235,6 +262,8 @@ def _page(report: WindowReport, decisive: dict[str, str], charts: list[str]) -> 
 <p class="verdict">{report.verdict.level}</p><ul>{reasons}</ul>
 <h2>Performance (labelled rows)</h2>
 {performance or "<p>no labelled rows in this window yet</p>"}
+<h2>Estimated performance (every row, no labels needed)</h2>
+{_estimates_table(report.estimates) or "<p>this model carries no estimators (trained before them)</p>"}
 {"".join(charts[3:])}
 {shadow_part}
 <h2>Input drift</h2>{charts[1]}
@@ -264,6 +293,22 @@ def _performance_table(rows: list[TargetPerformance], metrics: tuple[str, ...], 
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _estimates_table(estimates: list[TargetEstimate]) -> str:
+    """Each target's estimated decisive metric, its interval and how it reads against expected."""
+    if not estimates:
+        return ""
+    head = "".join(f"<th>{h}</th>" for h in ("target", "rows", "metric", "estimate", "95% interval", "expected",
+                                              "vs expected", "at least"))  # fmt: skip
+    body = "".join(
+        f"<tr><td>{html.escape(e.target)}</td><td>{e.rows:,}</td><td>{e.metric}</td><td>{e.estimate.value:.4g}</td>"
+        f"<td>{e.estimate.low:.4g} to {e.estimate.high:.4g}</td>"
+        f"<td>{e.expected if e.expected is None else f'{e.expected:.4g}'}</td><td>{e.worsening:+.0%}</td>"
+        f"<td>{e.sure_worsening:+.0%}</td></tr>"
+        for e in estimates
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
 def _drift_rows(drift: DriftReport) -> str:
     return "".join(
         f"<tr{' class=drifted' if c.drifted else ''}><td>{html.escape(c.column)}</td><td>{c.result.test}</td>"
@@ -273,7 +318,9 @@ def _drift_rows(drift: DriftReport) -> str:
     )
 
 
-def _summary_png(report: WindowReport, history: pl.DataFrame, decisive: dict[str, str], path: Path) -> None:
+def _summary_png(
+    report: WindowReport, history: pl.DataFrame, estimated: pl.DataFrame, decisive: dict[str, str], path: Path
+) -> None:
     figure = Figure(figsize=(13, 4.5))
     left, right = figure.subplots(1, 2)
     shown = _decisive_history(history, decisive)
@@ -281,6 +328,12 @@ def _summary_png(report: WindowReport, history: pl.DataFrame, decisive: dict[str
         left.plot(
             series.get_column("window_end").to_list(), series.get_column("value").to_list(), marker="o", label=name
         )
+    for name, series in _estimated_history(estimated, decisive):
+        ends = series.get_column("window_end").to_list()
+        (line,) = left.plot(ends, series.get_column("value").to_list(), linestyle="--", label=name)
+        left.fill_between(ends, series.get_column("low").to_list(), series.get_column("high").to_list(),
+                          color=line.get_color(), alpha=0.2)  # fmt: skip
+        shown.append((name, series))
     metrics = "/".join(sorted(set(decisive.values())))
     left.set(title=f"{metrics} per monitored window", xlabel="window end", ylabel=metrics)
     if shown:
