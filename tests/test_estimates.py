@@ -56,14 +56,16 @@ def _noisy(rows: int, spread: np.ndarray, rng: np.random.Generator) -> tuple[np.
 def test_loss_estimates_follow_the_realised_error_across_windows() -> None:
     rng = np.random.default_rng(1)
     x, actual, predicted = _noisy(3000, rng.normal(size=3000), rng)
-    state = loss.fit(np.column_stack([x, predicted]), actual, predicted, ["mae", "rmse"], seed=0)
+    days = np.arange(3000) // 100  # 30 days of 100 rows
+    state = loss.fit(np.column_stack([x, predicted]), actual, predicted, days, ["mae", "rmse"], seed=0)
+    assert 0 < state["metrics"]["mae"]["day_error_std"] < 0.3  # days alike: a day's estimate is close
     estimated, realised, inside = [], [], 0
     for centre in np.linspace(0, 2, 12):  # windows of harder and harder rows, inside the reference's range
         wx, wy, wp = _noisy(400, rng.normal(centre, 0.3, 400), rng)
-        found = loss.estimate(state, np.column_stack([wx, wp]), {})
+        found = loss.estimate(state, np.column_stack([wx, wp]), 4, {})
         estimated.append(found["mae"].value)
         realised.append(float(np.mean(np.abs(wp - wy))))
-        inside += found["mae"].low * 0.8 <= realised[-1] <= found["mae"].high * 1.2
+        inside += found["mae"].low <= realised[-1] <= found["mae"].high
         assert found["rmse"].value >= found["mae"].value * 0.95  # an RMSE is never below the MAE
     assert spearmanr(estimated, realised).statistic > 0.9
     assert inside >= 10
@@ -74,18 +76,32 @@ def test_loss_estimates_are_on_the_scale_the_serving_model_is_expected_at() -> N
     rng = np.random.default_rng(2)
     x, actual, predicted = _noisy(2000, rng.normal(size=2000), rng)
     design = np.column_stack([x, predicted])
-    state = loss.fit(design, actual, predicted, ["mae"], seed=0)
+    state = loss.fit(design, actual, predicted, np.zeros(2000), ["mae"], seed=0)
+    assert state["metrics"]["mae"]["day_error_std"] == 0  # one day: nothing to cross-fit
     reference = state["metrics"]["mae"]["reference"]
-    plain = loss.estimate(state, design, {})["mae"].value
-    scaled = loss.estimate(state, design, {"mae": reference / 2})["mae"].value
+    plain = loss.estimate(state, design, 1, {})["mae"].value
+    scaled = loss.estimate(state, design, 1, {"mae": reference / 2})["mae"].value
     assert plain == pytest.approx(reference, rel=0.05) and scaled == pytest.approx(plain / 2)
 
 
 def test_a_metric_no_loss_per_row_adds_up_to_is_not_fitted() -> None:
     rng = np.random.default_rng(3)
     x, actual, predicted = _noisy(500, rng.normal(size=500), rng)
-    state = loss.fit(np.column_stack([x, predicted]), actual, predicted, ["mae", "r2"], seed=0)
+    state = loss.fit(np.column_stack([x, predicted]), actual, predicted, np.arange(500) // 50, ["mae", "r2"], seed=0)
     assert set(state["metrics"]) == {"mae"}
+
+
+def test_days_the_estimator_misreads_widen_the_interval() -> None:
+    rng = np.random.default_rng(5)
+    x, actual, predicted = _noisy(3000, rng.normal(size=3000), rng)
+    days = np.arange(3000) // 100
+    moody = actual + (predicted - actual) * np.repeat(rng.uniform(-0.6, 0.6, 30), 100)  # some days err more
+    design = np.column_stack([x, predicted])
+    steady = loss.fit(design, actual, predicted, days, ["mae"], seed=0)["metrics"]["mae"]["day_error_std"]
+    state = loss.fit(design, moody, predicted, days, ["mae"], seed=0)
+    assert state["metrics"]["mae"]["day_error_std"] > 2 * steady
+    week, day = loss.estimate(state, design[:700], 7, {})["mae"], loss.estimate(state, design[:700], 1, {})["mae"]
+    assert day.high - day.low > 2 * (week.high - week.low)  # one day says less than seven
 
 
 def _labels(logits: np.ndarray, temperature: float, rng: np.random.Generator) -> np.ndarray:
@@ -177,7 +193,7 @@ def test_a_window_without_labels_is_found_degraded_by_its_estimate(noisy_project
     report = monitor_window(noisy_project, datetime(2024, 3, 8), datetime(2024, 3, 15))
     assert report.performance == []  # no label yet
     [estimate] = report.estimates
-    assert estimate.sure_worsening > 0.5 and estimate.estimate.low <= estimate.estimate.value
+    assert estimate.worsening > 0.5 and estimate.sure_worsening > 0.25 and estimate.estimate.low <= estimate.estimate.value
     assert report.verdict.level == "estimated_degraded" and report.verdict.retrain_signal
     assert any("no labels needed" in reason for reason in report.verdict.reasons)
     decision = should_retrain(

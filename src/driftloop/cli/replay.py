@@ -121,6 +121,8 @@ def show_replay(result: ReplayResult) -> None:
     out.print(table)
     out.print(headline(result.strategies, decisive))
     run = result.run
+    if any(r.estimated for r in run.records):
+        out.print(estimates_table(run))
     out.print(tick_costs(run))
     out.print(
         f"replayed {run.replay_days[0]} to {run.replay_days[-1]} ({len(run.replay_days)} days); "
@@ -129,6 +131,20 @@ def show_replay(result: ReplayResult) -> None:
     for strategy in result.strategies:
         for note in strategy.notes:
             err.print(f"[yellow]{strategy.name}: {note}[/]", highlight=False)
+
+
+def estimates_table(run: LoopRun) -> Table:
+    """Each target's estimate (every row, no labels) against the metric realised on the same windows."""
+    from driftloop.replay.estimates import agreement, estimated_degraded_days
+
+    days = estimated_degraded_days(run.records)
+    table = Table("target", "metric", "windows", "rank corr.", "mean |est. - real.|", "mean realised",
+                  "inside 95%", title="Estimated before the labels, against realised: each tick's monitored window",
+                  caption=f"ticks estimated degraded: {days} of {len(run.records)}")  # fmt: skip
+    for a in agreement(run.records):
+        table.add_row(a.target, a.metric, str(a.windows), f"{a.rank_correlation:.2f}", f"{a.mean_abs_error:.4g}",
+                      f"{a.mean_realised:.4g}", f"{a.covered:.0%}")  # fmt: skip
+    return table
 
 
 def tick_costs(run: LoopRun) -> Table:

@@ -18,6 +18,7 @@ from typing import Any
 from driftloop.data.clock import day_span
 from driftloop.ingest import ingest
 from driftloop.project import Project
+from driftloop.replay.estimates import agreement
 from driftloop.replay.feed import parse_delay, read_history
 from driftloop.replay.run import DayRecord, LoopRun, plan_days, run_loop
 from driftloop.replay.strategies import STRATEGIES, StrategyResult, compare_strategies
@@ -57,6 +58,7 @@ class ReplayResult:
                 for s in self.strategies
             },
             "loop_days": [r.to_dict() for r in self.run.records],
+            "estimates": [a.to_dict() for a in agreement(self.run.records)],
             "report": [str(p) for p in self.report],
         }
 

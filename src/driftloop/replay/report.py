@@ -24,6 +24,7 @@ except ModuleNotFoundError as missing:
     raise MissingDependency.of(missing, extra="reports", purpose="the replay report") from missing
 
 from driftloop.model.metrics import HIGHER_IS_BETTER
+from driftloop.replay.estimates import agreement, estimated_degraded_days
 from driftloop.replay.run import LoopRun
 from driftloop.replay.strategies import DAY, StrategyResult
 
@@ -44,6 +45,8 @@ def write_replay_report(
     folder.mkdir(parents=True, exist_ok=True)
     targets = sorted({t for r in results for t in r.overall})
     charts = [_per_day_chart(results, run, decisive, targets), _totals_chart(results, decisive, targets)]
+    if any(r.estimated for r in run.records):
+        charts.append(_estimates_chart(run, targets))
     parts = [to_html(f, include_plotlyjs="inline" if i == 0 else False, full_html=False) for i, f in enumerate(charts)]
     page = folder / "replay.html"
     page.write_text(_page(results, run, decisive, targets, parts), encoding="utf-8")
@@ -111,6 +114,33 @@ def _per_day_chart(
     return figure
 
 
+def _estimates_chart(run: LoopRun, targets: list[str]) -> go.Figure:
+    """Per target: each tick's estimate of its monitored window (every row, with its interval)
+    beside the metric realised on the window's rows labelled by then."""
+    estimated = [t for t in targets if any(t in r.estimated for r in run.records)]
+    figure = make_subplots(rows=len(estimated), cols=1, shared_xaxes=True, subplot_titles=estimated)
+    for row, target in enumerate(estimated, start=1):
+        ticks = [r for r in run.records if target in r.estimated]
+        days = [str(r.day) for r in ticks]
+        values = [r.estimated[target] for r in ticks]
+        band = go.Scatter(x=days + days[::-1], y=[v["high"] for v in values] + [v["low"] for v in values][::-1],
+                          fill="toself", mode="none", fillcolor="rgba(230,81,0,0.2)", name="95% interval",
+                          legendgroup="interval", showlegend=row == 1)  # fmt: skip
+        guess = go.Scatter(x=days, y=[v["value"] for v in values], mode="lines", name="estimated, every row",
+                           line={"color": "#e65100", "dash": "dash"}, legendgroup="estimated",
+                           showlegend=row == 1)  # fmt: skip
+        labelled = [r for r in ticks if target in r.realised]
+        real = go.Scatter(x=[str(r.day) for r in labelled], y=[r.realised[target]["value"] for r in labelled],
+                          mode="lines+markers", line={"color": "#0d47a1"}, name="realised, labelled rows",
+                          legendgroup="realised", showlegend=row == 1)  # fmt: skip
+        for trace in (band, guess, real):
+            figure.add_trace(trace, row, 1)
+        figure.update_yaxes(title_text=values[0]["metric"], row=row, col=1)
+    figure.update_layout(title="The loop's monitored window each day: its metric estimated before the labels, "
+                         "and realised on the rows labelled by then", height=300 * len(estimated) + 80)  # fmt: skip
+    return figure
+
+
 def _totals_chart(results: list[StrategyResult], decisive: dict[str, str], targets: list[str]) -> go.Figure:
     titles = [*(f"{t} {decisive[t]}" for t in targets), "training time (s)"]
     figure = make_subplots(rows=1, cols=len(targets) + 1, subplot_titles=titles)
@@ -163,10 +193,29 @@ def _page(
 <p>The loop's training time includes tracking and registering each model in MLflow; the daily baseline's is the
 training alone.</p>
 {charts[1]}
+{_estimates_part(run, charts[2:])}
 <h2>The loop, day by day</h2>
 <table><tr><th>day</th><th>scored by</th><th>verdict</th><th>decisions</th><th>policy</th><th>tick s</th></tr>
 {diary}</table>
 </body></html>"""
+
+
+def _estimates_part(run: LoopRun, charts: list[str]) -> str:
+    """The estimates' section: how each target's estimate agreed with its realised metric, and the chart."""
+    if not charts:
+        return ""
+    rows = "".join(
+        f"<tr><td class=text>{html.escape(a.target)}</td><td class=text>{a.metric}</td><td>{a.windows}</td>"
+        f"<td>{a.rank_correlation:.2f}</td><td>{a.mean_abs_error:.4g}</td><td>{a.mean_realised:.4g}</td>"
+        f"<td>{a.covered:.0%}</td></tr>"
+        for a in agreement(run.records)
+    )
+    return f"""<h2>Performance estimated before the labels</h2>
+<p>Each tick estimates its monitored window's metric on every row, those whose labels have not come included;
+ticks estimated degraded: {estimated_degraded_days(run.records)} of {len(run.records)}.</p>
+<table><tr><th>target</th><th>metric</th><th>windows</th><th>rank correlation</th><th>mean |estimated -
+realised|</th><th>mean realised</th><th>realised inside the 95% interval</th></tr>{rows}</table>
+{charts[0]}"""
 
 
 def _mean_over_targets(result: StrategyResult, metric: str) -> float:

@@ -21,6 +21,7 @@ from driftloop.errors import ReplayError
 from driftloop.lake import Table
 from driftloop.loop import TRAINING_STEP, tick
 from driftloop.monitor.verdict import VerdictLevel
+from driftloop.monitor.window import WindowReport
 from driftloop.project import Project
 from driftloop.registry import DecisionKind, Registry
 from driftloop.replay.feed import History
@@ -58,6 +59,11 @@ class DayRecord:
     seconds: float
     training_seconds: float
     steps: dict[str, float] = field(default_factory=dict)  # seconds in each step of the tick
+    signals: list[str] = field(default_factory=list)  # every level the day's verdict found
+    # Per target, on the tick's monitored window: the decisive metric estimated on every row
+    # ({metric, value, low, high, rows}) and realised on the rows labelled by then ({metric, value, rows}).
+    estimated: dict[str, dict[str, Any]] = field(default_factory=dict)
+    realised: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def promoted(self) -> bool:
@@ -196,7 +202,8 @@ def _replay_day(project: Project, history: History, day: date, label_delay: time
     report = tick(project, day, on_step=timer.step)
     timer.stop()
     report.wait_for_alerts(project.settings.loop.webhook_timeout_seconds)
-    verdict = report.monitored.verdict if report.monitored else None
+    monitored = report.monitored
+    verdict = monitored.verdict if monitored else None
     return DayRecord(
         day=day,
         scored_by=report.predicted.model_version if report.predicted else None,
@@ -210,7 +217,22 @@ def _replay_day(project: Project, history: History, day: date, label_delay: time
         seconds=timer.total,
         training_seconds=timer.seconds.get(TRAINING_STEP, 0.0),
         steps={name: round(seconds, 4) for name, seconds in timer.seconds.items()},
+        signals=sorted(verdict.signals) if verdict else [],
+        estimated=_estimated(monitored),
+        realised=_realised(monitored),
     )
+
+
+def _estimated(monitored: WindowReport | None) -> dict[str, dict[str, Any]]:
+    """Each target's estimated decisive metric on the tick's window, with its interval."""
+    estimates = monitored.estimates if monitored else []
+    return {e.target: {"metric": e.metric, **asdict(e.estimate), "rows": e.rows} for e in estimates}
+
+
+def _realised(monitored: WindowReport | None) -> dict[str, dict[str, Any]]:
+    """Each target's decisive metric on the window's rows labelled by the tick."""
+    performance = monitored.performance if monitored else []
+    return {p.target: {"metric": p.metric, "value": p.metrics[p.metric], "rows": p.rows} for p in performance}
 
 
 class StepTimer:

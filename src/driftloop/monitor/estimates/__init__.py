@@ -70,7 +70,7 @@ def fit_estimators(
             found[target] = confidence.fit(raw[:, blocks[i]], encoded[:, i].astype(np.float64))
         else:
             actual = rows.get_column(target).cast(pl.Float64).fill_null(float("nan")).to_numpy()
-            found[target] = loss.fit(design, actual, heads.split(raw)[target], metrics, seed)
+            found[target] = loss.fit(design, actual, heads.split(raw)[target], _days(held_out, rows), metrics, seed)
     return found
 
 
@@ -97,7 +97,7 @@ def estimate_window(
         if state["kind"] == confidence.KIND:
             metrics = confidence.estimate(state, raw[:, blocks[i]])
         else:
-            metrics = loss.estimate(state, design, target_expected)
+            metrics = loss.estimate(state, design, int(np.unique(_days(package, rows)).size), target_expected)
         metric = promote.decisive(metrics)
         if metric not in metrics:  # e.g. r2, which no loss per row adds up to: judged by mae
             metric = "mae"
@@ -112,6 +112,14 @@ def estimate_window(
             )
         )  # fmt: skip
     return results
+
+
+def _days(package: ModelPackage, rows: pl.DataFrame) -> np.ndarray:
+    """Each row's day as a number (the loop's days of the contract's clock); one day without a clock."""
+    clock = package.contract.clock
+    if clock is None:
+        return np.zeros(rows.height, dtype=np.int64)
+    return rows.select(clock.days().to_physical()).to_series().fill_null(-1).to_numpy().astype(np.int64)
 
 
 def _forward(package: ModelPackage, rows: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:

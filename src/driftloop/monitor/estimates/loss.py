@@ -9,9 +9,13 @@ expected at (its refit saw those days too, so it is judged against ``expected``,
 held-out fit's error). A window is then estimated ``k`` times as bad as the held-out rows when
 its predicted losses are ``k`` times theirs.
 
-The interval is the sampling interval of a mean: the estimator's residual spread on the
-held-out rows over the square root of the window's rows. It says how sure the mean is, not
-how wrong the estimator may be when the world has moved where it never saw an error.
+The interval adds two uncertainties. One is the sampling interval of a mean: the
+estimator's residual spread over the square root of the window's rows. The other is how wrong
+the estimate of a whole day can be, measured by cross-fitting at training: trees fitted on
+every other held-out day estimate the days in between, and the spread of those days' relative
+errors, over the square root of the window's days, widens the interval. Days are taken as
+independent; a run of days the estimator misreads alike (the world moved where it never saw
+an error) falls outside, as it should be caught by the drift tests and, later, the labels.
 
 What it can and cannot see: more rows in regions where the model errs more (a busier hour,
 a harder class of flights) raise the estimate. Inputs beyond anything in the training data
@@ -56,33 +60,62 @@ LOSSES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
 ROOTED = {"rmse"}
 
 
+# Held-out days needed to measure how wrong a day's estimate can be (two folds of at least two).
+MIN_DAYS = 4
+
+
 def fit(
-    design: np.ndarray, actual: np.ndarray, predicted: np.ndarray, metrics: Sequence[str], seed: int
+    design: np.ndarray,
+    actual: np.ndarray,
+    predicted: np.ndarray,
+    days: np.ndarray,
+    metrics: Sequence[str],
+    seed: int,
 ) -> dict[str, Any]:
-    """Loss estimators of ``metrics`` (those of LOSSES) from held-out rows: ``design`` (one row
-    each, :func:`driftloop.monitor.estimates.design`), their values and the model's predictions."""
+    """Loss estimators of ``metrics`` (those of LOSSES) from held-out rows: ``design`` (each row
+    as the estimators see it), the rows' values, the model's predictions and each row's day."""
     known = np.isfinite(actual) & np.isfinite(predicted)
-    design, actual, predicted = design[known], actual[known], predicted[known]
+    design, actual, predicted, days = design[known], actual[known], predicted[known], days[known]
     fitted = {}
     for metric in (m for m in metrics if m in LOSSES):
         loss = LOSSES[metric](actual, predicted)
         trees = TreeEnsemble.fit(design, loss, seed=seed)
-        residual = loss - trees.predict(design)
         fitted[metric] = {
             "trees": trees.to_dict(),
             "reference": float(np.mean(loss)),  # the held-out rows' mean loss
-            "residual_std": float(np.std(residual)),
+            "residual_std": float(np.std(loss - trees.predict(design))),
+            "day_error_std": _day_error_std(design, loss, days, seed),
         }
     return {"kind": KIND, "rows": int(design.shape[0]), "metrics": fitted}
 
 
-def estimate(state: dict[str, Any], design: np.ndarray, expected: dict[str, float]) -> dict[str, Interval]:
-    """Each estimable metric of a window whose rows are ``design``, on the scale of ``expected``."""
+def _day_error_std(design: np.ndarray, loss: np.ndarray, days: np.ndarray, seed: int) -> float:
+    """The spread of a day's relative error (``realised / estimated - 1``) when trees fitted on
+    the other fold of days (every other day) estimate it; 0 with too few days to tell."""
+    unique, day_index = np.unique(days, return_inverse=True)
+    if unique.size < MIN_DAYS:
+        return 0.0
+    estimated = np.empty_like(loss)
+    for fold in (0, 1):
+        held = day_index % 2 == fold
+        estimated[held] = TreeEnsemble.fit(design[~held], loss[~held], seed=seed).predict(design[held])
+    counts = np.bincount(day_index)
+    realised_by_day = np.bincount(day_index, weights=loss) / counts
+    estimated_by_day = np.maximum(np.bincount(day_index, weights=estimated) / counts, 1e-12)
+    return float(np.std(realised_by_day / estimated_by_day - 1, ddof=1))
+
+
+def estimate(state: dict[str, Any], design: np.ndarray, days: int, expected: dict[str, float]) -> dict[str, Interval]:
+    """Each estimable metric of a window of ``days`` days whose rows are ``design``, on the
+    scale of ``expected``."""
     found = {}
-    rows = design.shape[0]
     for metric, fitted in state["metrics"].items():
         losses = np.maximum(TreeEnsemble.from_dict(fitted["trees"]).predict(design), 0.0)
-        mean = normal_interval(float(np.mean(losses)), fitted["residual_std"], rows)
+        mean_loss = float(np.mean(losses))
+        # The spreads of the window's mean loss: its rows' sampling, and its days' estimation error.
+        sampling = fitted["residual_std"] / np.sqrt(max(design.shape[0], 1))
+        daily = mean_loss * fitted.get("day_error_std", 0.0) / np.sqrt(max(days, 1))
+        mean = normal_interval(mean_loss, float(np.hypot(sampling, daily)), 1)
         reference = fitted["reference"]
         if metric in ROOTED:
             mean, reference = mean.map(_root), float(np.sqrt(reference))
