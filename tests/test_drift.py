@@ -161,6 +161,31 @@ def test_calibrated_thresholds_learn_how_far_stable_weeks_move_and_still_catch_a
     assert not compare(reference, current, MonitorSettings(numeric_test="ks"), calibration).columns[0].result.calibrated
 
 
+def test_a_sensor_stuck_where_the_data_usually_is_counts_as_drifted() -> None:
+    from driftloop.monitor.calibration import window_statistics
+    from driftloop.monitor.verdict import decide
+
+    history = autocorrelated(60, seed=2)
+    month = np.repeat(np.arange(2.0), 30 * 24)  # a calendar feature: one value all week
+    frame = pl.DataFrame({"x": history, "month": month})
+    reference = profile(frame, ["x", "month"], [])
+    windows = [profile(frame.slice(d * 24, 7 * 24), ["x", "month"], [], like=reference) for d in range(53)]
+    calibration = window_statistics(reference, windows, MonitorSettings())
+    assert calibration["x"]["single_valued"] == 0 and calibration["month"]["single_valued"] > 0
+    stuck = float(np.median(history))  # its last reading, right where the data usually sits
+    week = pl.DataFrame({"x": np.full(7 * 24, stuck), "month": np.ones(7 * 24)})
+    current = profile(week, ["x", "month"], [], like=reference)
+    report = compare(reference, current, MonitorSettings(), calibration)
+    x, same_month = report.columns
+    assert x.stuck_at == stuck and x.drifted and same_month.stuck_at is None
+    verdict = decide(report, None, [], MonitorSettings())
+    assert any("x: stuck at" in reason for reason in verdict.reasons)
+    # Without the training data's windows, one value proves nothing: not called stuck.
+    assert compare(reference, current, MonitorSettings()).columns[0].stuck_at is None
+    few = profile(week.head(5), ["x", "month"], [], like=reference)
+    assert compare(reference, few, MonitorSettings(), calibration).columns[0].stuck_at is None
+
+
 def test_an_input_the_model_ignores_does_not_make_the_dataset_drift() -> None:
     frame = pl.DataFrame({"used": SAME[:5000], "ignored": SAME[5000:10000]})
     reference = profile(frame, ["used", "ignored"], [])

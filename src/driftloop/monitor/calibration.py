@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from driftloop.monitor.drift import choose_test
+from driftloop.monitor.drift import choose_test, is_single_valued
 from driftloop.monitor.thresholds import CALIBRATION, MIN_WINDOWS
 from driftloop.profiles import NumericProfile, Profile
 from driftloop.project import Project
@@ -68,17 +68,17 @@ def calibrate(trained: TrainedModel, project: Project) -> dict[str, Any] | None:
 
 
 def window_statistics(reference: Profile, windows: list[Profile], settings: MonitorSettings) -> dict[str, Any]:
-    """Per column: the test ``settings`` pick for it and its statistic in each window."""
-    columns = {}
+    """Per column: the test ``settings`` pick for it and its statistic in each window; for a
+    number, also how many windows held a single value (a calendar feature does, a sensor not)."""
+    columns: dict[str, Any] = {}
     for name, ref in reference.columns.items():
         kind = "numeric" if isinstance(ref, NumericProfile) else "category"
         test = choose_test(kind, ref.count, settings)
-        values = [
-            test(ref, w.columns[name], test.default_threshold).statistic
-            for w in windows
-            if name in w.columns and w.columns[name].count
-        ]
+        present = [w.columns[name] for w in windows if name in w.columns and w.columns[name].count]
+        values = [test(ref, current, test.default_threshold).statistic for current in present]
         columns[name] = {"test": test.name, "statistics": sorted(float(v) for v in values if np.isfinite(v))}
+        if kind == "numeric":
+            columns[name]["single_valued"] = sum(is_single_valued(c) for c in present)
     return columns
 
 

@@ -4,7 +4,10 @@ The test for a column is chosen by its type and the reference's size, as Evident
 default: above ``large_reference`` rows a distance (normalised Wasserstein for numbers,
 Jensen–Shannon for categories, threshold 0.1), below it a hypothesis test (KS, chi-square,
 p < 0.05). Numbers also get PSI and KS as extra statistics; every column reports a rise in
-its null rate and categories it never had. The dataset drifts when at least ``drift_share``
+its null rate and categories it never had. A number that holds one value through a window,
+when none of the training data's windows ever did, is stuck (a broken sensor repeating its
+last reading) and counts as drifted whatever its test says: a stuck value can sit where the
+data usually is. The dataset drifts when at least ``drift_share``
 of its columns do (counted by the model's reliance on each, when that is known). Results are
 plain data; what to do about them is the policy's business.
 """
@@ -31,10 +34,11 @@ class ColumnDrift:
     null_rate_reference: float = 0.0
     null_rate_current: float = 0.0
     new_categories: list[str] = field(default_factory=list)
+    stuck_at: float | None = None  # the one value a number held through the window, never seen so in training
 
     @property
     def drifted(self) -> bool:
-        return self.result.drifted
+        return self.result.drifted or self.stuck_at is not None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -110,6 +114,7 @@ def compare(
                 _null_rate(ref),
                 _null_rate(cur),
                 _new_categories(ref, cur),
+                _stuck_at(cur, (calibration or {}).get(name)),
             )
         )
     weights = {c.column: importance.get(c.column, 0.0) for c in results} if importance else {}
@@ -120,6 +125,24 @@ def compare(
         share = sum(c.drifted for c in results) / len(results) if results else 0.0
     dataset = share >= settings.drift_share and bool(results)
     return DriftReport(results, share, dataset, reference.rows, current.rows, weighted)
+
+
+# Rows a window needs before holding one value means a stuck reading rather than a quiet hour.
+STUCK_ROWS = 10
+
+
+def is_single_valued(profile: NumericProfile | CategoryProfile) -> bool:
+    """Whether a number's profile holds one value, over enough rows to tell."""
+    return isinstance(profile, NumericProfile) and profile.count >= STUCK_ROWS and profile.minimum == profile.maximum
+
+
+def _stuck_at(current: NumericProfile | CategoryProfile, calibration: dict[str, Any] | None) -> float | None:
+    """The value a number is stuck at: single-valued now, and in none of the training data's
+    windows (without them, calibration's windows unknown, nothing is called stuck)."""
+    if calibration is None or calibration.get("single_valued", 1) > 0 or not is_single_valued(current):
+        return None
+    assert isinstance(current, NumericProfile)
+    return current.minimum
 
 
 def _null_rate(profile: NumericProfile | CategoryProfile) -> float:

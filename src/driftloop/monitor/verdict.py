@@ -97,6 +97,9 @@ def decide(
             reasons.append(
                 f"{column.column}: null rate up from {column.null_rate_reference:.1%} to {column.null_rate_current:.1%}"
             )
+        if column.stuck_at is not None:
+            levels.append(VerdictLevel.WARN)
+            reasons.append(f"{column.column}: stuck at {column.stuck_at:.6g} through the window (a broken sensor?)")
         if column.new_categories:
             levels.append(VerdictLevel.WARN)
             reasons.append(f"{column.column}: new categories {column.new_categories[:5]}")

@@ -88,8 +88,8 @@ def monitor_window(
     if rows is None or rows.is_empty():
         what = "feature rows" if source is Stream.BATCH else f"online predictions of version {chosen}"
         raise MonitorError(f"no {what} between {since} and {until}; nothing to monitor")
-    inputs, reference, current = _input_drift(package, rows, project)
-    predictions = _prediction_drift(package, scored, project) if scored.height else None
+    inputs, reference, current = input_drift(package, rows, project)
+    predictions = prediction_drift(package, scored, project) if scored.height else None
     labels = lake.read(Table.LABELS, since=low, until=high, time_column=clock) if lake.exists(Table.LABELS) else None
     truth = actuals(contract, _with_known_targets(rows, window, contract) if source is Stream.ONLINE else rows, labels)
     test_metrics = package.metrics.get("expected") or package.metrics.get("network", {}).get("test", {})
@@ -127,7 +127,9 @@ def _reference(package: ModelPackage, part: str) -> Profile:
         raise MonitorError(f"the model has no usable reference profile of its {part}: {exc}") from exc
 
 
-def _input_drift(package: ModelPackage, rows: pl.DataFrame, project: Project) -> tuple[DriftReport, Profile, Profile]:
+def input_drift(package: ModelPackage, rows: pl.DataFrame, project: Project) -> tuple[DriftReport, Profile, Profile]:
+    """Drift of ``rows``' inputs against the model's training profile (``[monitor]`` tests and
+    thresholds), with the reference and the window's profile on its bins."""
     reference = _reference(package, "inputs")
     numeric, categorical = package.features.numeric_inputs, package.features.categorical_inputs
     engine = project.engine
@@ -138,9 +140,9 @@ def _input_drift(package: ModelPackage, rows: pl.DataFrame, project: Project) ->
     return compare(inputs_only, current, project.settings.monitor, calibration, importance), inputs_only, current
 
 
-def _prediction_drift(package: ModelPackage, scored: pl.DataFrame, project: Project) -> DriftReport:
-    """Drift of what the model predicts: the numbers, each label's probabilities, and the balance
-    of the predicted classes."""
+def prediction_drift(package: ModelPackage, scored: pl.DataFrame, project: Project) -> DriftReport:
+    """Drift of what the model predicted (``scored``: its prediction columns): the numbers, each
+    label's probabilities, and the balance of the predicted classes."""
     reference = _reference(package, "predictions")
     heads = package.heads
     labels = list(heads.classes)
@@ -189,10 +191,12 @@ def _write(project: Project, model: str, report: WindowReport) -> None:
     for section, drift in (("input", report.inputs), ("prediction", report.predictions)):
         for column in drift.columns if drift else []:
             result = column.result
-            add(section, column.column, result.test, result.statistic, result.threshold, result.drifted)
+            add(section, column.column, result.test, result.statistic, result.threshold, column.drifted)
             for name, value in column.extra.items():
                 add(section, column.column, name, value, None, False)
             add(section, column.column, "null_rate", column.null_rate_current, None, False)
+            if column.stuck_at is not None:
+                add(section, column.column, "stuck_at", column.stuck_at, None, True)
     for target in report.performance:
         for name, value in target.metrics.items():
             add("performance", target.target, name, value, None, False)
