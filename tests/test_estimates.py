@@ -193,7 +193,9 @@ def test_a_window_without_labels_is_found_degraded_by_its_estimate(noisy_project
     report = monitor_window(noisy_project, datetime(2024, 3, 8), datetime(2024, 3, 15))
     assert report.performance == []  # no label yet
     [estimate] = report.estimates
-    assert estimate.worsening > 0.5 and estimate.sure_worsening > 0.25 and estimate.estimate.low <= estimate.estimate.value
+    assert (
+        estimate.worsening > 0.5 and estimate.sure_worsening > 0.25 and estimate.estimate.low <= estimate.estimate.value
+    )
     assert report.verdict.level == "estimated_degraded" and report.verdict.retrain_signal
     assert any("no labels needed" in reason for reason in report.verdict.reasons)
     decision = should_retrain(

@@ -37,6 +37,16 @@ def test_the_policy_needs_a_signal_labels_and_a_cooled_down_model() -> None:
     assert not should_retrain("drift", 1000, None, NOW, LoopSettings(retrain_on=["degraded"])).retrain
 
 
+def test_the_policy_acts_on_any_signal_it_lists_not_only_the_worst() -> None:
+    settings = LoopSettings(retrain_on=["drift"], min_new_labels=0)
+    both = should_retrain({"degraded", "drift", "warn"}, 10, None, NOW, settings)
+    assert both.retrain and both.reason.startswith("verdict drift")
+    early = should_retrain({"estimated_degraded"}, 10, None, NOW, LoopSettings(min_new_labels=0))
+    assert early.retrain and "estimated_degraded" in early.reason  # in the default list
+    quiet = should_retrain({"warn"}, 10, None, NOW, settings)
+    assert not quiet.retrain and "verdict warn: nothing to act on" in quiet.reason
+
+
 class _Catcher(BaseHTTPRequestHandler):
     received: ClassVar[list[dict[str, object]]] = []
 

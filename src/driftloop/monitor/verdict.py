@@ -3,9 +3,10 @@
 Verdicts, from worst: ``degraded`` (a target's decisive metric is worse than the model's
 test window by more than ``degradation``), ``estimated_degraded`` (its estimate, made without
 labels, is: even the interval's better end is that much worse), ``drift`` (the inputs drift as
-a dataset, or the predictions drift), ``warn`` (some input drifts, a null rate rose, a
-category is new), ``ok``. The verdict is the worst level found; every level found is kept in
-``signals``, so a policy acting on one of them is not blinded by a worse one.
+a dataset, or the predictions do with ``prediction_drift = "drift"``), ``warn`` (some input
+drifts, a number is stuck, a null rate rose, a category is new, the predictions drift), ``ok``.
+The verdict is the worst level found; every level found is kept in ``signals``, so a policy
+acting on one of them is not blinded by a worse one.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def decide(
         levels.append(VerdictLevel.WARN)
         reasons.append(f"inputs drifting: {', '.join(inputs.drifted[:10])}")
     if predictions is not None and predictions.drifted:
-        levels.append(VerdictLevel.DRIFT)
+        levels.append(VerdictLevel.DRIFT if settings.prediction_drift == "drift" else VerdictLevel.WARN)
         reasons.append(f"predictions drifted: {', '.join(predictions.drifted)}")
     for column in inputs.columns:
         rise = column.null_rate_current - column.null_rate_reference

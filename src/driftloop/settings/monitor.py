@@ -37,6 +37,12 @@ class MonitorSettings(BaseModel):
         description="Count each input in drift_share by its permutation importance to the model (measured at "
         "training), so a drifting input the model ignores does not make the dataset drift.",
     )
+    prediction_drift: Literal["warn", "drift"] = Field(
+        "warn",
+        description="What a drift of the model's outputs alone makes the verdict. warn: reported, not a retrain "
+        "signal (outputs follow every seasonal move of the inputs, while the model may be as good as ever; "
+        "benchmarks/bench_alarms.py measured 86-100% of untouched windows flagged so); drift: a retrain signal.",
+    )
     null_rate_change: float = Field(0.1, ge=0, le=1, description="Rise in a column's null rate that is reported.")
     degradation: float = Field(
         0.25, ge=0, description="Relative worsening of the decisive metric vs the model's test window: degraded."
