@@ -92,16 +92,21 @@ def synthetic_rows(rows: int = 480, *, seed: int = 0, start: datetime | None = N
     )
 
 
-def make_synthetic_project(root: Path, *, epochs: int = 60) -> Project:
-    """A small project with ingested, materialised synthetic data and quick training settings."""
-    sample = synthetic_rows()
-    project = init_project(root, sample=sample, time_column="ts", targets=("y",))
-    train = TrainSettings(hidden=[32, 16], epochs=epochs, batch_size=64, patience=10, learning_rate=3e-3)
+def make_project(root: Path, rows: pl.DataFrame, train: TrainSettings, *, batch_id: str) -> Project:
+    """A project over ``rows`` (hourly ``ts``, target ``y``, no derived features) with ``train``'s
+    settings, the rows ingested and materialised."""
+    project = init_project(root, sample=rows, time_column="ts", targets=("y",))
     Project(project.root, project.settings.model_copy(update={"train": train, "features": []})).save()
     project = Project.load(project.root)
-    ingest(project, sample, batch_id="synthetic")
+    ingest(project, rows, batch_id=batch_id)
     materialize(project.lake, project.feature_set())
     return project
+
+
+def make_synthetic_project(root: Path, *, epochs: int = 60) -> Project:
+    """A small project with ingested, materialised synthetic data and quick training settings."""
+    train = TrainSettings(hidden=[32, 16], epochs=epochs, batch_size=64, patience=10, learning_rate=3e-3)
+    return make_project(root, synthetic_rows(), train, batch_id="synthetic")
 
 
 @pytest.fixture(scope="session")

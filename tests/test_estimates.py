@@ -23,12 +23,13 @@ from driftloop.monitor.estimates.trees import TreeEnsemble
 from driftloop.monitor.prepare import prepare_monitoring
 from driftloop.monitor.window import monitor_window
 from driftloop.predict import predict_window
-from driftloop.project import Project, init_project
+from driftloop.project import Project
 from driftloop.registry import Registry
 from driftloop.registry.mlflow.tracking import MlflowTracker
 from driftloop.runtime.targets import softmax
 from driftloop.settings.loop import LoopSettings
 from driftloop.settings.train import TrainSettings
+from tests.conftest import make_project
 
 
 def test_the_trees_kept_as_numbers_predict_what_scikit_learn_does() -> None:
@@ -154,12 +155,8 @@ def _rows(rows: int, start: datetime, spread: np.ndarray, seed: int) -> pl.DataF
 @pytest.fixture(scope="module")
 def noisy_project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     history = _rows(1440, datetime(2024, 1, 1), np.random.default_rng(0).normal(size=1440), seed=1)
-    project = init_project(tmp_path_factory.mktemp("estimates") / "p", sample=history, time_column="ts", targets=("y",))
     train = TrainSettings(hidden=[16], epochs=25, batch_size=64, patience=5, learning_rate=3e-3)
-    Project(project.root, project.settings.model_copy(update={"train": train, "features": []})).save()
-    project = Project.load(project.root)
-    ingest(project, history, batch_id="history")
-    materialize(project.lake, project.feature_set())
+    project = make_project(tmp_path_factory.mktemp("estimates") / "p", history, train, batch_id="history")
     with MlflowTracker(project) as tracker:
         trained = train_project(project, callbacks=[tracker])
         prepare_monitoring(trained, project)
