@@ -11,7 +11,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from driftloop.errors import ReplayError
+from driftloop.errors import ConfigError, ReplayError
 from driftloop.project import Project, init_project
 from driftloop.registry import Alias, Registry
 from driftloop.replay import replay
@@ -217,3 +217,73 @@ def replay_project_contract(data: pl.DataFrame):  # type: ignore[no-untyped-def]
     from driftloop.data.draft import draft_contract
 
     return draft_contract(data.filter(pl.col("ts") != "garbage"), time_column="ts", targets=("y",))
+
+
+POLICIES = """
+[[policy]]
+name = "never"
+retrain_on = []
+
+[[policy]]
+name = "on degraded"
+cooldown_days = 2
+
+[[policy]]
+name = "a quarter hour"
+training_window = "sliding"
+window_days = 0.01
+"""
+
+
+def test_policies_are_replayed_side_by_side_and_the_best_within_budget_is_recommended(tmp_path: Path) -> None:
+    from driftloop.replay import replay_policies
+    from driftloop.replay.policies import read_policies
+
+    data = changing_world()
+    path = tmp_path / "history.parquet"
+    data.write_parquet(path)
+    project = replay_project(tmp_path / "project", data)
+    (tmp_path / "policies.toml").write_text(POLICIES, encoding="utf-8")
+    policies = read_policies(tmp_path / "policies.toml")
+    front = replay_policies(project, path, policies, start=date(2024, 1, 7), days=7, daily_baseline=False)
+    never, degraded, tiny = front.outcomes
+    # A policy whose first model cannot be crowned (trained on a quarter of an hour) is said, not fatal.
+    assert tiny.loop is None and "did not become champion" in (tiny.failed or "") and not tiny.on_front
+    assert never.loop is not None and degraded.loop is not None
+    assert never.loop.trainings == 1 and never.error == pytest.approx(1.0)  # never retraining is the static model
+    assert degraded.loop.trainings > 1 and degraded.error < 0.9  # the +4 from the 9th on is learnt
+    assert degraded.on_front and front.budget == 2 and front.daily is None
+    assert front.recommended == ("on degraded" if degraded.loop.trainings <= 2 else "never")
+    # Each policy replayed in a project of its own, with its settings.
+    assert Project.load(project.root / "policies" / "never").settings.loop.retrain_on == []
+    summary = json.loads((project.root / "reports" / "policies.json").read_text(encoding="utf-8"))
+    assert [p["name"] for p in summary["policies"]] == ["never", "on degraded", "a quarter hour"]
+    assert summary["policies"][2]["failed"] and summary["policies"][2]["overall"] is None
+    assert front.report is not None and "Retrain policies on the same history" in front.report.read_text("utf-8")
+    # Run again with the same file: each policy goes on where it was; with another setting it is refused.
+    again = replay_policies(project, path, policies, start=date(2024, 1, 7), days=7, daily_baseline=False, budget=9)
+    assert [o.error for o in again.outcomes][:2] == [o.error for o in front.outcomes][:2]
+    assert again.recommended == "on degraded"
+    changed = [policies[0], policies[1].model_copy(update={"loop": {"cooldown_days": 5}})]
+    with pytest.raises(ConfigError, match="with other settings"):
+        replay_policies(project, path, changed, start=date(2024, 1, 7), days=7, daily_baseline=False)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[[policy]]\nname = 'a'\ncooldown = 3\n", "cooldown"),  # a misspelt [loop] setting is named
+        ("[[policy]]\ncooldown_days = -1\n", "name"),
+        ("[[policy]]\nname = 'a'\ncooldown_days = -1\n", "cooldown_days"),
+        ("title = 'no policies'\n", "lists no policy"),
+        ("[[policy]]\nname = 'a b'\n[[policy]]\nname = 'a-b'\n", "must differ"),
+        ("[[policy\n", "cannot read"),
+    ],
+)
+def test_a_bad_policies_file_is_refused_with_what_is_wrong(tmp_path: Path, text: str, message: str) -> None:
+    from driftloop.replay.policies import read_policies
+
+    path = tmp_path / "policies.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=message):
+        read_policies(path)

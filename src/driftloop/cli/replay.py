@@ -19,7 +19,7 @@ from driftloop.project import Project
 DEMO_DAYS = 28
 
 if TYPE_CHECKING:
-    from driftloop.replay import DayRecord, ReplayResult
+    from driftloop.replay import DayRecord, Policy, PolicyFront, ReplayResult, StrategyResult
     from driftloop.replay.run import LoopRun
 
 
@@ -34,12 +34,31 @@ def replay(
     no_daily: Annotated[
         bool, typer.Option("--no-daily", help="Skip the retrain-every-day baseline (the slow one).")
     ] = False,
+    policies: Annotated[
+        Path | None,
+        typer.Option(
+            help="A TOML file of [[policy]] tables (name, [loop] settings, margin): replay each, show the front."
+        ),
+    ] = None,
+    budget: Annotated[
+        int | None,
+        typer.Option(help="Trainings a recommended policy may use (default: a fifth of the days + 1).", min=1),
+    ] = None,
     project_dir: ProjectOption = Path(),
     as_json: JsonOption = False,
 ) -> None:
     """Feed a history through the loop day by day and compare it with a static model and daily retraining."""
     first = _day(start) if start else None
     project = Project.load(project_dir)
+    if policies is not None:
+        front = run_policies(
+            project, data, policies, first, days, label_delay, budget, daily=not no_daily, quiet=as_json
+        )
+        if as_json:
+            emit_json(front.to_dict())
+        else:
+            show_front(front)
+        return
     result = run_replay(project, data, first, days, label_delay, daily=not no_daily, quiet=as_json)
     if as_json:
         emit_json({k: v for k, v in result.to_dict().items() if k != "loop_days"})
@@ -101,6 +120,71 @@ def run_replay(
             on_day=on_day,
             on_baseline_day=on_baseline_day,
         )
+
+
+def run_policies(
+    project: Project,
+    data: Path,
+    path: Path,
+    start: date | None,
+    days: int | None,
+    delay: str,
+    budget: int | None,
+    *,
+    daily: bool,
+    quiet: bool,
+) -> PolicyFront:
+    """Replay each policy of ``path`` with a progress line per policy and per day."""
+    from driftloop.replay import replay_policies
+    from driftloop.replay.policies import read_policies
+
+    chosen = read_policies(path)
+    logging.getLogger("driftloop.loop.alerts").setLevel(logging.ERROR)
+    with progress_bar(quiet, bar=True) as progress:
+        ticks = progress.add_task("replaying", total=days)
+
+        def on_policy(policy: Policy) -> None:
+            progress.reset(ticks, description=f"policy {policy.name}")
+
+        def on_day(record: DayRecord) -> None:
+            progress.update(ticks, advance=1, description=f"{record.day}: {record.verdict or 'no verdict'}")
+
+        return replay_policies(
+            project, data, chosen, start=start, days=days, label_delay=delay, budget=budget, daily_baseline=daily,
+            on_policy=on_policy, on_day=on_day,
+        )  # fmt: skip
+
+
+def show_front(front: PolicyFront) -> None:
+    """The policies by trainings, their error against the static model, the front and the choice."""
+    from driftloop.replay.policies import relative_error
+
+    targets = list(front.metrics)
+    table = Table("policy", "trained", *(f"{t} {front.metrics[t]}" for t in targets), "vs static", "front",
+                  title="Retrain policies on the same history")  # fmt: skip
+
+    def values(result: StrategyResult) -> list[str]:
+        return [f"{result.overall[t][front.metrics[t]]:.4g}" for t in targets]
+
+    for o in sorted(front.outcomes, key=lambda o: (o.trainings, o.error)):
+        if o.loop is None:
+            table.add_row(o.policy.name, "-", *(["-"] * len(targets)), "-", "[yellow]not replayed[/]")
+            continue
+        mark = "[bold green]recommended[/]" if o.policy.name == front.recommended else ("yes" if o.on_front else "")
+        table.add_row(o.policy.name, str(o.trainings), *values(o.loop), f"{o.error:.3f}", mark)
+    table.add_row("static", "1", *values(front.static), "1.000", "")
+    if front.daily is not None:
+        daily = relative_error(front.daily, front.static, front.metrics)
+        table.add_row("daily", str(front.daily.trainings), *values(front.daily), f"{daily:.3f}", "")
+    out.print(table)
+    for o in front.outcomes:
+        if o.failed:
+            err.print(f"[yellow]{o.policy.name}: not replayed: {o.failed}[/]", highlight=False)
+    if front.recommended:
+        out.print(f"recommended within {front.budget} trainings: [bold]{front.recommended}[/]")
+    else:
+        out.print(f"[yellow]no policy trained at most {front.budget} times; raise --budget or add a cheaper one[/]")
+    out.print(f"report: {front.report}")
 
 
 def show_replay(result: ReplayResult) -> None:

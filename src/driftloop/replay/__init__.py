@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 from driftloop.data.clock import day_span
+from driftloop.errors import ReplayError
 from driftloop.ingest import ingest
 from driftloop.project import Project
 from driftloop.replay.estimates import agreement
 from driftloop.replay.feed import parse_delay, read_history
+from driftloop.replay.policies import Policy, PolicyFront, PolicyOutcome, choose, policy_project, relative_error
 from driftloop.replay.run import DayRecord, LoopRun, plan_days, run_loop
 from driftloop.replay.strategies import STRATEGIES, StrategyResult, compare_strategies
 
 SUMMARY_FILE = "replay.json"
+POLICIES_SUMMARY_FILE = "policies.json"
 
 
 @dataclass
@@ -102,4 +105,51 @@ def replay(
     return result
 
 
-__all__ = ["STRATEGIES", "DayRecord", "ReplayResult", "StrategyResult", "replay"]
+def replay_policies(
+    project: Project,
+    data: str | Path | Any,
+    policies: list[Policy],
+    *,
+    start: date | None = None,
+    days: int | None = None,
+    label_delay: timedelta | str = timedelta(days=1),
+    budget: int | None = None,
+    daily_baseline: bool = True,
+    on_policy: Callable[[Policy], None] | None = None,
+    on_day: Callable[[DayRecord], None] | None = None,
+) -> PolicyFront:
+    """Replay ``data`` under each of ``policies``, each in a project of its own under
+    ``project``'s ``policies`` folder (:mod:`driftloop.replay.policies`), and choose among them.
+    The daily baseline, the same for all, runs with the first policy only."""
+    outcomes, static, daily, metrics, replayed = [], None, None, {}, 0
+    for policy in policies:
+        if on_policy is not None:
+            on_policy(policy)
+        try:
+            result = replay(
+                policy_project(project, policy), data, start=start, days=days, label_delay=label_delay,
+                daily_baseline=daily_baseline and daily is None, on_day=on_day,
+            )  # fmt: skip
+        except ReplayError as exc:  # this policy cannot run (its first model was not crowned): the others can
+            outcomes.append(PolicyOutcome(policy, None, float("nan"), failed=str(exc)))
+            continue
+        by_name = {s.name: s for s in result.strategies}
+        static, daily = static or by_name["static"], daily or by_name.get("daily")
+        metrics, replayed = result.metrics, len(result.run.replay_days)
+        loop = by_name["driftloop"]
+        # One yardstick for all: the first static model (a policy's window can change its first model).
+        outcomes.append(PolicyOutcome(policy, loop, relative_error(loop, static, metrics)))
+    if static is None:
+        reasons = "; ".join(f"{o.policy.name}: {o.failed}" for o in outcomes) or "the policies file lists none"
+        raise ReplayError(f"no policy could be replayed: {reasons}")
+    front = choose(outcomes, static, daily, metrics, days=replayed, budget=budget)
+    folder = project.root / "reports"
+    from driftloop.replay.report import write_policies_report
+
+    front = replace(front, report=write_policies_report(front, folder))
+    (folder / POLICIES_SUMMARY_FILE).write_text(json.dumps(front.to_dict(), indent=1, default=str), encoding="utf-8")
+    return front
+
+
+__all__ = ["STRATEGIES", "DayRecord", "Policy", "PolicyFront", "ReplayResult", "StrategyResult", "replay",
+           "replay_policies"]  # fmt: skip

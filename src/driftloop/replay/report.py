@@ -25,6 +25,7 @@ except ModuleNotFoundError as missing:
 
 from driftloop.model.metrics import HIGHER_IS_BETTER
 from driftloop.replay.estimates import agreement, estimated_degraded_days
+from driftloop.replay.policies import PolicyFront, PolicyOutcome, relative_error
 from driftloop.replay.run import LoopRun
 from driftloop.replay.strategies import DAY, StrategyResult
 
@@ -249,3 +250,74 @@ def _summary_png(
     axes[-1, 0].tick_params(axis="x", rotation=30)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
+
+
+def write_policies_report(front: PolicyFront, folder: Path) -> Path:
+    """Write ``policies.html`` into ``folder``: the front of error against trainings, and the table."""
+    folder.mkdir(parents=True, exist_ok=True)
+    page = folder / "policies.html"
+    chart = to_html(_front_chart(front), include_plotlyjs="inline", full_html=False)
+    rows = "".join(_policy_row(o, front) for o in sorted(front.outcomes, key=lambda o: (o.trainings, o.error)))
+    head = "".join(f"<th>{html.escape(t)} {m}</th>" for t, m in front.metrics.items())
+    chosen = (
+        f"Recommended within {front.budget} trainings: <b>{html.escape(front.recommended)}</b>."
+        if front.recommended
+        else f"No policy trained at most {front.budget} times."
+    )
+    page.write_text(
+        f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>driftloop policies</title><style>{STYLE}</style></head>
+<body><h1>Retrain policies on the same history</h1>
+<p>Error: each target's decisive metric relative to the static model's, averaged (below 1 beats never
+retraining). {chosen}</p>
+{chart}
+<table><tr><th>policy</th><th>settings</th><th>models trained</th>{head}<th>error vs static</th><th>on the front</th>
+</tr>{rows}</table>
+</body></html>""",
+        encoding="utf-8",
+    )
+    return page
+
+
+def _policy_row(outcome: PolicyOutcome, front: PolicyFront) -> str:
+    name = html.escape(outcome.policy.name)
+    best = " class=best" if outcome.policy.name == front.recommended else ""
+    start = f"<tr{best}><td class=text>{name}</td><td class=text>{html.escape(_settings(outcome))}</td>"
+    if outcome.loop is None:
+        span = len(front.metrics) + 3
+        return f"{start}<td class=text colspan={span}>not replayed: {html.escape(outcome.failed or '')}</td></tr>"
+    values = "".join(f"<td>{outcome.loop.overall[t][m]:.4g}</td>" for t, m in front.metrics.items())
+    front_mark = "yes" if outcome.on_front else ""
+    return f"{start}<td>{outcome.trainings}</td>{values}<td>{outcome.error:.3f}</td><td>{front_mark}</td></tr>"
+
+
+def _settings(outcome: PolicyOutcome) -> str:
+    changed = {
+        **outcome.policy.loop,
+        **({"margin": outcome.policy.margin} if outcome.policy.margin is not None else {}),
+    }
+    return ", ".join(f"{k} = {v}" for k, v in changed.items()) or "the project's own"
+
+
+def _front_chart(front: PolicyFront) -> go.Figure:
+    figure = go.Figure()
+    everything = sorted((o for o in front.outcomes if o.failed is None), key=lambda o: o.trainings)
+    colours = ["#1b5e20" if o.on_front else "grey" for o in everything]
+    figure.add_trace(go.Scatter(x=[o.trainings for o in everything], y=[o.error for o in everything],
+                                mode="markers+text", text=[o.policy.name for o in everything],
+                                textposition="top center", marker={"size": 10, "color": colours},
+                                name="policies"))  # fmt: skip
+    best = [o for o in everything if o.on_front]
+    figure.add_trace(go.Scatter(x=[o.trainings for o in best], y=[o.error for o in best], mode="lines",
+                                line={"color": "#1b5e20", "dash": "dot"}, name="front"))  # fmt: skip
+    figure.add_hline(y=1.0, line_dash="dash", line_color="black", annotation_text="static model")
+    if front.daily is not None:
+        daily = relative_error(front.daily, front.static, front.metrics)
+        figure.add_trace(go.Scatter(x=[front.daily.trainings], y=[daily], mode="markers+text", text=["daily"],
+                                    textposition="top center", marker={"size": 10, "color": COLOURS.get("daily")},
+                                    name="retrained every day"))  # fmt: skip
+    figure.add_vline(x=front.budget, line_dash="dot", line_color="#c62828", annotation_text="budget")
+    figure.update_layout(title="Error against trainings, one point per policy (green: on the front)",
+                         xaxis_title="models trained", yaxis_title="error relative to the static model",
+                         height=480)  # fmt: skip
+    return figure
