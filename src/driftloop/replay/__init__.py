@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from driftloop.data.clock import day_span
-from driftloop.errors import ReplayError
+from driftloop.errors import ConfigError, ReplayError
 from driftloop.ingest import ingest
 from driftloop.project import Project
 from driftloop.replay.estimates import agreement
@@ -130,7 +130,7 @@ def replay_policies(
                 policy_project(project, policy), data, start=start, days=days, label_delay=label_delay,
                 daily_baseline=daily_baseline and daily is None, on_day=on_day,
             )  # fmt: skip
-        except ReplayError as exc:  # this policy cannot run (its first model was not crowned): the others can
+        except (ReplayError, ConfigError) as exc:  # this policy cannot run (its first model not crowned): others can
             outcomes.append(PolicyOutcome(policy, None, float("nan"), failed=str(exc)))
             continue
         by_name = {s.name: s for s in result.strategies}

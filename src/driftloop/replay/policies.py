@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from driftloop.errors import ConfigError
 from driftloop.model.metrics import HIGHER_IS_BETTER
 from driftloop.project import Project
+from driftloop.replay.run import STATE_FILE
 from driftloop.replay.strategies import StrategyResult
 from driftloop.settings import PROJECT_FILE
 from driftloop.settings.loop import LoopSettings
@@ -159,6 +160,15 @@ def policy_project(project: Project, policy: Policy) -> Project:
     folder = project.root / POLICIES_FOLDER / policy.folder_name
     if (folder / PROJECT_FILE).is_file():
         existing = Project.load(folder)
+        if (
+            existing.settings == settings
+            and not (folder / STATE_FILE).is_file()
+            and any(p.name != PROJECT_FILE for p in folder.iterdir())
+        ):
+            raise ConfigError(
+                f"policy {policy.name!r}'s earlier replay in {folder} stopped before its first replayed day (its "
+                "first model was not crowned, or the run was cut short then); remove the folder to replay it afresh"
+            )
         if existing.settings == settings:
             return existing
         raise ConfigError(
