@@ -237,7 +237,7 @@ window_days = 0.01
 
 def test_policies_are_replayed_side_by_side_and_the_best_within_budget_is_recommended(tmp_path: Path) -> None:
     from driftloop.replay import replay_policies
-    from driftloop.replay.policies import read_policies
+    from driftloop.replay.policies import choose, policy_project, read_policies
 
     data = changing_world()
     path = tmp_path / "history.parquet"
@@ -260,15 +260,15 @@ def test_policies_are_replayed_side_by_side_and_the_best_within_budget_is_recomm
     assert [p["name"] for p in summary["policies"]] == ["never", "on degraded", "a quarter hour"]
     assert summary["policies"][2]["failed"] and summary["policies"][2]["overall"] is None
     assert front.report is not None and "Retrain policies on the same history" in front.report.read_text("utf-8")
-    # Run again with the same file: each policy goes on where it was; with another setting it is refused.
-    again = replay_policies(project, path, policies, start=date(2024, 1, 7), days=7, daily_baseline=False, budget=9)
-    assert [o.error for o in again.outcomes][:2] == [o.error for o in front.outcomes][:2]
-    assert again.recommended == "on degraded" and "stopped before its first replayed day" in (
-        again.outcomes[2].failed or ""
-    )
-    changed = [policies[0], policies[1].model_copy(update={"loop": {"cooldown_days": 5}})]
-    refused = replay_policies(project, path, changed, start=date(2024, 1, 7), days=7, daily_baseline=False)
-    assert "with other settings" in (refused.outcomes[1].failed or "") and refused.outcomes[0].failed is None
+    # Asked again, each policy's project is the one it replayed in (the replay goes on where it
+    # was), unless its settings changed or its replay never reached its first day.
+    assert policy_project(project, policies[1]).root == project.root / "policies" / "on-degraded"
+    with pytest.raises(ConfigError, match="stopped before its first replayed day"):
+        policy_project(project, policies[2])
+    with pytest.raises(ConfigError, match="with other settings"):
+        policy_project(project, policies[1].model_copy(update={"loop": {"cooldown_days": 5}}))
+    wider = choose(front.outcomes, front.static, None, front.metrics, days=7, budget=9)
+    assert wider.recommended == "on degraded" and wider.budget == 9
 
 
 @pytest.mark.parametrize(
