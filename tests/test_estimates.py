@@ -92,6 +92,15 @@ def test_a_metric_no_loss_per_row_adds_up_to_is_not_fitted() -> None:
     assert set(state["metrics"]) == {"mae"}
 
 
+def test_a_head_with_too_few_labelled_held_out_rows_gets_no_estimator() -> None:
+    rng = np.random.default_rng(6)
+    x, actual, predicted = _noisy(500, rng.normal(size=500), rng)
+    actual[10:] = np.nan  # a target that was mostly missing in the held-out days
+    state = loss.fit(np.column_stack([x, predicted]), actual, predicted, np.arange(500) // 50, ["mae"], seed=0)
+    assert state["rows"] == 10 and state["metrics"] == {}
+    assert loss.estimate(state, np.column_stack([x, predicted]), 7, {}) == {}
+
+
 def test_days_the_estimator_misreads_widen_the_interval() -> None:
     rng = np.random.default_rng(5)
     x, actual, predicted = _noisy(3000, rng.normal(size=3000), rng)

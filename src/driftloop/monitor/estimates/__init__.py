@@ -64,13 +64,14 @@ def fit_estimators(
     heads, encoded = held_out.heads, held_out.heads.encode(rows)
     blocks = _blocks(heads.head_sizes)
     metrics = list(dict.fromkeys(["mae", promote.metric]))
+    days, predicted = _days(held_out, rows), heads.split(raw)
     found = {}
     for i, target in enumerate(heads.names):
         if target in heads.classes:
             found[target] = confidence.fit(raw[:, blocks[i]], encoded[:, i].astype(np.float64))
         else:
             actual = rows.get_column(target).cast(pl.Float64).fill_null(float("nan")).to_numpy()
-            found[target] = loss.fit(design, actual, heads.split(raw)[target], _days(held_out, rows), metrics, seed)
+            found[target] = loss.fit(design, actual, predicted[target], days, metrics, seed)
     return found
 
 
@@ -88,6 +89,7 @@ def estimate_window(
     inputs, raw = _forward(package, rows)
     design = np.hstack([inputs, _outputs(package, raw)])
     blocks = _blocks(package.heads.head_sizes)
+    days = int(np.unique(_days(package, rows)).size)
     results = []
     for i, target in enumerate(package.heads.names):
         state = states.get(target)
@@ -97,7 +99,9 @@ def estimate_window(
         if state["kind"] == confidence.KIND:
             metrics = confidence.estimate(state, raw[:, blocks[i]])
         else:
-            metrics = loss.estimate(state, design, int(np.unique(_days(package, rows)).size), target_expected)
+            metrics = loss.estimate(state, design, days, target_expected)
+        if not metrics:  # its held-out days had too few labels to learn from
+            continue
         metric = promote.decisive(metrics)
         if metric not in metrics:  # e.g. r2, which no loss per row adds up to: judged by mae
             metric = "mae"

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from driftloop.monitor.estimates.interval import Interval, normal_interval
-from driftloop.monitor.estimates.trees import TreeEnsemble
+from driftloop.monitor.estimates.trees import LEAF_ROWS, TreeEnsemble
 
 KIND = "loss"
 
@@ -62,6 +62,8 @@ ROOTED = {"rmse"}
 
 # Held-out days needed to measure how wrong a day's estimate can be (two folds of at least two).
 MIN_DAYS = 4
+# Labelled held-out rows needed to learn a loss from: fewer, and the head gets no estimator.
+MIN_ROWS = 2 * LEAF_ROWS
 
 
 def fit(
@@ -77,7 +79,7 @@ def fit(
     known = np.isfinite(actual) & np.isfinite(predicted)
     design, actual, predicted, days = design[known], actual[known], predicted[known], days[known]
     fitted = {}
-    for metric in (m for m in metrics if m in LOSSES):
+    for metric in (m for m in metrics if m in LOSSES and design.shape[0] >= MIN_ROWS):
         loss = LOSSES[metric](actual, predicted)
         trees = TreeEnsemble.fit(design, loss, seed=seed)
         fitted[metric] = {
