@@ -63,7 +63,7 @@ ROOTED = {"rmse"}
 # Held-out days needed to measure how wrong a day's estimate can be (two folds of at least two).
 MIN_DAYS = 4
 # Labelled held-out rows needed to learn a loss from: fewer, and the head gets no estimator.
-MIN_ROWS = 2 * LEAF_ROWS
+MIN_ROWS = LEAF_ROWS
 
 
 def fit(
