@@ -250,3 +250,16 @@ def test_the_monitor_command_shows_and_charts_the_estimate_beside_the_realised_m
     assert "y mae, estimated, 95% interval" in page and '"name":"y mae"' in page  # both series in the chart
     code, out, _ = run("monitor", "--since", "2024-03-08", "--until", "2024-03-15", "--project", folder)
     assert code == 0 and "Estimated performance" in out and "estimated_degraded" in out
+
+
+def test_estimators_learn_from_a_sample_of_many_held_out_rows(
+    noisy_project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from driftloop.monitor import estimates
+
+    registry = Registry(noisy_project)
+    package = registry.load(registry.champion() or "")
+    rows = _rows(500, datetime(2024, 4, 1), np.random.default_rng(7).normal(size=500), seed=8)
+    monkeypatch.setattr(estimates, "MAX_FIT_ROWS", 200)
+    [state] = estimates.fit_estimators(package, package, rows, noisy_project.settings.promote).values()
+    assert state["rows"] == 200 and set(state["metrics"]) == {"mae"}
