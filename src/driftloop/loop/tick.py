@@ -120,7 +120,7 @@ def tick(project: Project, day: date, *, on_step: Callable[[str], None] | None =
         return report
     champion = registry.load(serving)
     decision = should_retrain(
-        verdict.signals | {verdict.level},
+        verdict.signals,
         _new_labels(project, champion.lineage.get("data_until")),
         _last_retrain(registry),
         end,

@@ -49,11 +49,11 @@ class Verdict:
 
     level: VerdictLevel
     reasons: list[str] = field(default_factory=list)
-    signals: frozenset[VerdictLevel] = frozenset()  # every level found, the worst (level) included
+    signals: frozenset[VerdictLevel] = frozenset()  # every level found but ok, the worst (level) included
 
     @property
     def retrain_signal(self) -> bool:
-        return any(signal.signals_retrain for signal in self.signals | {self.level})
+        return any(signal.signals_retrain for signal in self.signals)
 
 
 def decide(

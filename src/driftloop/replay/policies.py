@@ -151,8 +151,7 @@ def choose(
 def policy_project(project: Project, policy: Policy) -> Project:
     """The project a policy replays in: ``project``'s settings with the policy's changes, in
     ``PROJECT/policies/NAME`` (kept as it is when it already holds the same settings, to go on)."""
-    loop = project.settings.loop.model_copy(update=LoopSettings.model_validate(
-        {**project.settings.loop.model_dump(), **policy.loop}).model_dump())  # fmt: skip
+    loop = LoopSettings.model_validate({**project.settings.loop.model_dump(), **policy.loop})
     update: dict[str, Any] = {"loop": loop}
     if policy.margin is not None:
         update["promote"] = project.settings.promote.model_copy(update={"margin": policy.margin})
@@ -160,21 +159,17 @@ def policy_project(project: Project, policy: Policy) -> Project:
     folder = project.root / POLICIES_FOLDER / policy.folder_name
     if (folder / PROJECT_FILE).is_file():
         existing = Project.load(folder)
-        if (
-            existing.settings == settings
-            and not (folder / STATE_FILE).is_file()
-            and any(p.name != PROJECT_FILE for p in folder.iterdir())
-        ):
+        if existing.settings != settings:
+            raise ConfigError(
+                f"{folder} holds a replay of policy {policy.name!r} with other settings; remove the folder to replay "
+                "it afresh"
+            )
+        if not (folder / STATE_FILE).is_file() and any(p.name != PROJECT_FILE for p in folder.iterdir()):
             raise ConfigError(
                 f"policy {policy.name!r}'s earlier replay in {folder} stopped before its first replayed day (its "
                 "first model was not crowned, or the run was cut short then); remove the folder to replay it afresh"
             )
-        if existing.settings == settings:
-            return existing
-        raise ConfigError(
-            f"{folder} holds a replay of policy {policy.name!r} with other settings; remove the folder to replay it "
-            "afresh"
-        )
+        return existing
     folder.mkdir(parents=True, exist_ok=True)
     Project(folder, settings).save()
     return Project.load(folder)

@@ -63,9 +63,8 @@ def fit_estimators(
         return {}
     if rows.height > MAX_FIT_ROWS:
         rows = rows.sample(MAX_FIT_ROWS, seed=seed)
-    design, _ = _forward(serving, rows)
     raw = held_out.predict_raw(rows)
-    design = np.hstack([design, _outputs(held_out, raw)])
+    design = np.hstack([_design(*_network_inputs(serving, rows)), _outputs(held_out, raw)])
     heads, encoded = held_out.heads, held_out.heads.encode(rows)
     blocks = _blocks(heads.head_sizes)
     metrics = list(dict.fromkeys(["mae", promote.metric]))
@@ -91,8 +90,9 @@ def estimate_window(
     states = package.reference.get(ESTIMATES) or {}
     if not states or rows.is_empty():
         return []
-    inputs, raw = _forward(package, rows)
-    design = np.hstack([inputs, _outputs(package, raw)])
+    numbers, categories = _network_inputs(package, rows)
+    raw = np.asarray(package.network(numbers, categories), dtype=np.float64)
+    design = np.hstack([_design(numbers, categories), _outputs(package, raw)])
     blocks = _blocks(package.heads.head_sizes)
     days = int(np.unique(_days(package, rows)).size)
     results = []
@@ -131,11 +131,14 @@ def _days(package: ModelPackage, rows: pl.DataFrame) -> np.ndarray:
     return rows.select(clock.days().to_physical()).to_series().fill_null(-1).to_numpy().astype(np.int64)
 
 
-def _forward(package: ModelPackage, rows: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """The rows as the network sees them (numbers, then category indexes) and its raw outputs."""
-    numbers, categories = package.preprocessor.transform(package.features.apply(rows))
-    raw = np.asarray(package.network(numbers, categories), dtype=np.float64)
-    return np.hstack([numbers, categories.astype(np.float32)]), raw
+def _network_inputs(package: ModelPackage, rows: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The rows as ``package``'s network sees them: preprocessed numbers and category indexes."""
+    return package.preprocessor.transform(package.features.apply(rows))
+
+
+def _design(numbers: np.ndarray, categories: np.ndarray) -> np.ndarray:
+    """Numbers, then category indexes, side by side: what the estimators see of a row's inputs."""
+    return np.hstack([numbers, categories.astype(np.float32)])
 
 
 def _outputs(package: ModelPackage, raw: np.ndarray) -> np.ndarray:
