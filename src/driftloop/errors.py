@@ -19,6 +19,7 @@ The tree::
     ├── MonitorError               a window cannot be monitored (no rows, no model)
     ├── ReplayError                a history cannot be replayed (no event time, no targets, not a fresh project)
     ├── RequestRefused             an online prediction request is malformed, too large or breaks the contract
+    ├── EngineError                the dataframe engine (Spark) failed at work it was given
     ├── MissingDependency          an optional part (serving, reports) is used without its extra installed
     └── DemoDataError              the bundled demo data is not installed
 
@@ -107,6 +108,10 @@ class ModelPackageError(DriftloopError):
 
 class MonitorError(DriftloopError):
     """A window cannot be monitored (no rows in it, no model to compare with)."""
+
+
+class EngineError(DriftloopError):
+    """The dataframe engine failed at work it was given (a Spark job, its session)."""
 
 
 class PredictError(DriftloopError):

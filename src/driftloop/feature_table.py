@@ -51,7 +51,9 @@ def materialize(lake: Lake, features: FeatureSet, *, engine: str | Engine | None
     key = features.contract.key
     if key:  # a key sent twice among the new batches: the last one ingested wins
         rows = rows.sort(INGESTED_AT, ROW).unique(subset=key, keep="last", maintain_order=True)
-    table = resolve_engine(engine).add_features(rows, features).select(*features.table_columns, BATCH_ID, EVENT_DATE)
+    chosen = resolve_engine(engine)
+    added = chosen.to_polars(chosen.add_features(rows, features))  # written from this process
+    table = added.select(*features.table_columns, BATCH_ID, EVENT_DATE)
     metadata = {RAW_VERSION: str(raw_version), "driftloop.batches": str(len(new))}
     if not table.height:
         return FeatureRun(lake.version(Table.FEATURES), raw_version, new, 0)

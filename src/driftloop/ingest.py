@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -162,7 +162,10 @@ def ingest_batch(
 
     step("validating")
     seen = lake.scan(table).filter(pl.col(BATCH_ID) != batch.batch_id) if lake.exists(table) else None
-    result = resolve_engine(engine).check(batch.frame, contract, seen_keys=seen)
+    chosen = resolve_engine(engine)
+    checked = chosen.check(batch.frame, contract, seen_keys=seen)
+    # The split is written from this process (a Spark engine's rows come back for the Delta commit).
+    result = replace(checked, valid=chosen.to_polars(checked.valid), rejected=chosen.to_polars(checked.rejected))
     now = datetime.now(UTC)
     if not result.ok:
         refused = IngestSummary(

@@ -105,7 +105,7 @@ def predict_window(
         for start, end, days in _chunks(project, events, since, until, chunk_rows):
             low, high = events.bounds(start, end)
             rows = lake.read(Table.FEATURES, since=low, until=high, time_column=clock, columns=columns)
-            scored = engine.score(rows, package.predict_valid)
+            scored = engine.to_polars(engine.score(rows, package.predict_valid))  # written from this process
             frame = _prediction_rows(
                 scored, package.heads.output_columns, project, registry.name, chosen, run_id, run.job_id
             )

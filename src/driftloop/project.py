@@ -102,7 +102,7 @@ class Project:
     @property
     def engine(self) -> Engine:
         """The dataframe engine the project's stages run on (``[project] engine``)."""
-        return resolve_engine(self.settings.project.engine)
+        return resolve_engine(self.settings.project.engine, spark=self.settings.spark)
 
     @property
     def inbox(self) -> Path:

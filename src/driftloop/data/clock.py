@@ -109,10 +109,18 @@ def repeats_in_order(instants: pl.Expr, zone_name: str, entity: Sequence[str] = 
     if zone_name == UTC_ZONE:
         return instants
     wall = instants.dt.replace_time_zone(UTC_ZONE).dt.convert_time_zone(zone_name).dt.replace_time_zone(None)
-    later = wall.dt.replace_time_zone(zone_name, ambiguous="latest", non_existent="null")
-    later = later.dt.convert_time_zone(UTC_ZONE).dt.replace_time_zone(None)
+    later = later_instants(instants, zone_name)
     again = pl.int_range(pl.len()).over([wall, *entity]) > 0
     return pl.when(again & (later != instants)).then(later).otherwise(instants)
+
+
+def later_instants(instants: pl.Expr, zone_name: str) -> pl.Expr:
+    """For instants read by :func:`from_local`, the later instant of the same wall-clock time:
+    itself, except in the hour the zone repeats. (Each instant is its wall-clock time's earlier
+    one, so grouping rows by instant groups them by wall-clock time.)"""
+    wall = instants.dt.replace_time_zone(UTC_ZONE).dt.convert_time_zone(zone_name).dt.replace_time_zone(None)
+    later = wall.dt.replace_time_zone(zone_name, ambiguous="latest", non_existent="null")
+    return later.dt.convert_time_zone(UTC_ZONE).dt.replace_time_zone(None)
 
 
 def as_instants(values: pl.Expr, is_date: bool, zone_name: str) -> pl.Expr:
@@ -188,6 +196,7 @@ __all__ = [
     "days_span",
     "from_instants",
     "from_local",
+    "later_instants",
     "local_day",
     "local_days",
     "today",

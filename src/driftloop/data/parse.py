@@ -58,14 +58,18 @@ def unparsed(text: pl.Series, values: pl.Series, ctype: ColumnType) -> pl.Series
     return failed.scatter(positions.filter(words), False)
 
 
-def parse_column(text: pl.Series, column: Column, zone_name: str = UTC_ZONE) -> pl.Series:
+def parse_column(
+    text: pl.Series, column: Column, zone_name: str = UTC_ZONE, *, sample: pl.Series | None = None
+) -> pl.Series:
     """Parse cleaned text to ``column``'s type; null where the text is missing or does not parse.
 
     Ints: "60" and "60.0" parse, "60.5" does not. Dates and datetimes: the column's formats are
     tried in order, first match wins; a datetime with an offset is converted to UTC, a naive one
     is read in ``zone_name``. The common case is parsed in one pass (the format that fits a
     sample of the column, the plain integer cast); only the rows it leaves unparsed are tried
-    again the slower ways, so a clean column costs one parse.
+    again the slower ways, so a clean column costs one parse. ``sample`` (default: ``text``
+    itself) is the text whose first values pick a time column's format: an engine that parses a
+    batch in parts gives every part the batch's own, so they all prefer the same format.
     """
     ctype = column.type
     if ctype is ColumnType.STRING:
@@ -79,7 +83,8 @@ def parse_column(text: pl.Series, column: Column, zone_name: str = UTC_ZONE) -> 
         ).to_series()
     if ctype is ColumnType.INT:
         return _fill_unparsed(text, text.cast(pl.Int64, strict=False), [_integral_float])
-    first, *rest = [_on_series(parse) for parse in _by_fit(text, time_parsers(column, zone_name))]
+    parsers = _by_fit(text if sample is None else sample, time_parsers(column, zone_name))
+    first, *rest = [_on_series(parse) for parse in parsers]
     return _fill_unparsed(text, first(text), rest)
 
 

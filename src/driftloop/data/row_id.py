@@ -28,12 +28,18 @@ def with_row_ids(typed: pl.DataFrame, contract: Contract) -> pl.DataFrame:
     name = contract.row_id_column
     if name is None or typed.is_empty():
         return typed
-    values = [c for c in contract.stored_columns if c != name and c not in contract.targets and c in typed.columns]
-    text = typed.select(
-        pl.concat_str([pl.col(c).cast(pl.String).fill_null(MISSING) for c in values], separator=SEPARATOR)
-    ).to_series()
-    digest = pl.Series([blake2b(row.encode(), digest_size=DIGEST_BYTES).hexdigest() for row in text], dtype=pl.String)
+    digest = row_digests(typed, contract)
     place = pl.int_range(pl.len()).over(digest).cast(pl.String)
     made = typed.select(pl.concat_str([pl.lit(digest), place], separator="-")).to_series()
     current = typed.get_column(name) if name in typed.columns else pl.repeat(None, typed.height, dtype=pl.String)
     return typed.with_columns(pl.coalesce(current.cast(pl.String), made).alias(name))
+
+
+def row_digests(typed: pl.DataFrame, contract: Contract) -> pl.Series:
+    """The hash of each row's values (its id and targets aside): a row's own part of its made id."""
+    name = contract.row_id_column
+    values = [c for c in contract.stored_columns if c != name and c not in contract.targets and c in typed.columns]
+    text = typed.select(
+        pl.concat_str([pl.col(c).cast(pl.String).fill_null(MISSING) for c in values], separator=SEPARATOR)
+    ).to_series()
+    return pl.Series([blake2b(row.encode(), digest_size=DIGEST_BYTES).hexdigest() for row in text], dtype=pl.String)

@@ -10,6 +10,7 @@ are spelled out only for the (few) rejected rows.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 import numpy as np
 import polars as pl
@@ -43,12 +44,16 @@ class RuleCount:
     examples: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class CheckResult:
-    """What the contract says about one batch. Plain data: the policy acts on it elsewhere."""
+Frame = TypeVar("Frame")
 
-    valid: pl.DataFrame
-    rejected: pl.DataFrame
+
+@dataclass(frozen=True)
+class CheckResult(Generic[Frame]):
+    """What the contract says about one batch. Plain data: the policy acts on it elsewhere.
+    The frames are the engine's own (Polars here, Spark on the Spark engine)."""
+
+    valid: Frame
+    rejected: Frame
     rule_counts: list[RuleCount] = field(default_factory=list)
     problems: list[BatchProblem] = field(default_factory=list)
     ignored_columns: list[str] = field(default_factory=list)
@@ -61,7 +66,7 @@ class CheckResult:
 
 def check_batch(
     frame: pl.DataFrame, contract: Contract, *, seen_keys: pl.LazyFrame | None = None, check_keys: bool = True
-) -> CheckResult:
+) -> CheckResult[pl.DataFrame]:
     """Check ``frame`` against ``contract``.
 
     ``seen_keys`` scans the key columns of rows already stored; a row whose key is among them
@@ -82,18 +87,14 @@ def check_batch(
     if frame.height == 0:
         problems.append(BatchProblem(None, "no rows", "the batch holds no rows"))
     if problems:
-        return CheckResult(_empty(contract), _empty_rejected(contract), [], problems, ignored)
+        return CheckResult(empty_valid(contract), empty_rejected(contract), [], problems, ignored)
 
-    source = frame.with_columns(pl.lit(None, pl.String).alias(c) for c in missing)
-    source = source.with_columns(nested_as_text(source.get_column(c)) for c in stored if source.schema[c].is_nested())
-    source = source.select(stored).with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
-    typed = _repeated_hours_in_order(
-        pl.DataFrame([source.get_column(ROW), *_typed_columns(source, contract)]), contract
-    )
+    source = source_columns(frame, contract).with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
+    typed = _repeated_hours_in_order(pl.DataFrame([source.get_column(ROW), *typed_columns(source, contract)]), contract)
     typed = with_row_ids(typed, contract)
     problems = _batch_problems(source, typed, contract)
     if problems:
-        return CheckResult(_empty(contract), _empty_rejected(contract), [], problems, ignored)
+        return CheckResult(empty_valid(contract), empty_rejected(contract), [], problems, ignored)
 
     # Every rule becomes a boolean column over the whole batch first: rules such as key
     # duplicates look at other rows, so they must not be evaluated after filtering.
@@ -105,7 +106,7 @@ def check_batch(
         else pl.repeat(False, typed.height, eager=True)
     )
     if not bad.any():  # the common case (every row of a prediction request): nothing to explain
-        return CheckResult(typed.select(ROW, *stored), _empty_rejected(contract), [], problems, ignored)
+        return CheckResult(typed.select(ROW, *stored), empty_rejected(contract), [], problems, ignored)
     valid = typed.filter(~bad).select(ROW, *stored)
     hits = flags.filter(bad)
     text = source.filter(bad).select(pl.col(ROW), *(pl.col(c).cast(pl.String) for c in stored))
@@ -121,6 +122,18 @@ def check_batch(
         reasons.list.eval(pl.element().str.split(":").list.first()).list.unique(maintain_order=True).alias(COLUMNS),
     )
     return CheckResult(valid, rejected, _rule_counts(hits, text, contract.key), problems, ignored)
+
+
+def source_columns(frame: pl.DataFrame, contract: Contract) -> pl.DataFrame:
+    """The contract's stored columns of ``frame`` (its assembled times added) as given: a column
+    the batch lacks is missing text, a list or record its JSON text (so it breaks its type rule
+    and is shown as it came)."""
+    frame = with_assembled_times(frame, contract)
+    stored = contract.stored_columns
+    source = frame.with_columns(pl.lit(None, pl.String).alias(c) for c in stored if c not in frame.columns)
+    return source.with_columns(
+        nested_as_text(source.get_column(c)) for c in stored if source.schema[c].is_nested()
+    ).select(stored)
 
 
 def with_assembled_times(frame: pl.DataFrame, contract: Contract) -> pl.DataFrame:
@@ -162,9 +175,9 @@ class RowChecker:
         self._others = {
             n: c for n, c in contract.columns.items() if n in contract.stored_columns and not c.type.is_numeric
         }
-        self._no_rejects = _empty_rejected(contract)
+        self._no_rejects = empty_rejected(contract)
 
-    def check(self, frame: pl.DataFrame) -> CheckResult:
+    def check(self, frame: pl.DataFrame) -> CheckResult[pl.DataFrame]:
         """The verdict of :func:`check_batch` (keys not checked), by the compiled rules when they suffice."""
         valid = self.valid_rows(frame)
         if valid is not None:
@@ -284,8 +297,13 @@ class _Plan:
     parsed: list[str]  # columns of text parsed into times (a value that did not parse is null)
 
 
-def _typed_columns(source: pl.DataFrame, contract: Contract) -> list[pl.Series]:
-    """Each stored column converted to its contract type, plus a flag where text did not parse."""
+def typed_columns(
+    source: pl.DataFrame, contract: Contract, *, samples: dict[str, pl.Series] | None = None
+) -> list[pl.Series]:
+    """Each stored column of ``source`` converted to its contract type, and after a column of
+    text its flag (``unparsed_flag(name)``) where the text did not parse. A row's values depend
+    on that row alone, except a time column's format, picked by the first values of
+    ``samples[name]`` (default: the column itself)."""
     casts = {}
     for name in contract.stored_columns:
         cast = cast_typed(pl.col(name), source.schema[name], contract.columns[name], contract.timezone)
@@ -302,12 +320,18 @@ def _typed_columns(source: pl.DataFrame, contract: Contract) -> list[pl.Series]:
             continue
         column = contract.columns[name]  # no lossless cast: parse the text, and remember where it failed
         text = clean_text(source.get_column(name))
-        typed = parse_column(text, column, contract.timezone)
-        columns.append(unparsed(text, typed, column.type).alias(_TYPE_FLAG + name))
+        sample = None if samples is None else samples.get(name)
+        typed = parse_column(text, column, contract.timezone, sample=sample)
+        columns.append(unparsed(text, typed, column.type).alias(unparsed_flag(name)))
         if column.type is ColumnType.FLOAT:
             typed = typed.fill_nan(None)
         columns.append(typed.alias(name))
     return columns
+
+
+def unparsed_flag(name: str) -> str:
+    """The name of the flag :func:`typed_columns` sets where ``name``'s text did not parse."""
+    return _TYPE_FLAG + name
 
 
 def _violations(
@@ -348,8 +372,9 @@ def _stored_rows(typed: pl.DataFrame, contract: Contract, seen_keys: pl.LazyFram
 def _column_rules(name: str, column: Column, present: list[str]) -> dict[str, pl.Expr]:
     value = pl.col(name)
     rules: dict[str, pl.Expr] = {}
-    unparsed = pl.col(_TYPE_FLAG + name) if _TYPE_FLAG + name in present else pl.lit(False)
-    if _TYPE_FLAG + name in present:
+    flag = unparsed_flag(name)
+    unparsed = pl.col(flag) if flag in present else pl.lit(False)
+    if flag in present:
         rules["type"] = unparsed
     if not column.nullable:
         rules["not_null"] = value.is_null() & ~unparsed
@@ -367,17 +392,31 @@ def _column_rules(name: str, column: Column, present: list[str]) -> dict[str, pl
 
 
 def _batch_problems(source: pl.DataFrame, typed: pl.DataFrame, contract: Contract) -> list[BatchProblem]:
-    problems = []
     height = typed.height
+    unparseable = {}
     for name in contract.stored_columns:
-        column = contract.columns[name]
-        flag = _TYPE_FLAG + name
+        flag = unparsed_flag(name)
         if flag in typed.columns:
             failed = typed.get_column(flag)
             present = height - source.get_column(name).null_count()
-            rate = failed.sum() / present if present else 0.0
+            rate = float(failed.sum()) / present if present else 0.0
+            shown = rate > contract.max_unparseable_rate  # examples only for a problem to report
+            unparseable[name] = (rate, _distinct_text(source.filter(failed).get_column(name)) if shown else ())
+    nulls = {n: typed.get_column(n).null_count() / height for n in contract.stored_columns}
+    return batch_problems(contract, unparseable, nulls)
+
+
+def batch_problems(
+    contract: Contract, unparseable: dict[str, tuple[float, tuple[str, ...]]], null_rates: dict[str, float]
+) -> list[BatchProblem]:
+    """The batch-level rules a batch broke, from its numbers: per column of text, the share of
+    its given values that did not parse and the first of them; per column, the share missing."""
+    problems = []
+    for name in contract.stored_columns:
+        column = contract.columns[name]
+        if name in unparseable:
+            rate, examples = unparseable[name]
             if rate > contract.max_unparseable_rate:
-                examples = _distinct_text(source.filter(failed).get_column(name))
                 problems.append(
                     BatchProblem(
                         name,
@@ -388,7 +427,7 @@ def _batch_problems(source: pl.DataFrame, typed: pl.DataFrame, contract: Contrac
                     )
                 )
         if column.max_null_rate is not None:
-            rate = typed.get_column(name).null_count() / height
+            rate = null_rates[name]
             if rate > column.max_null_rate:
                 problems.append(
                     BatchProblem(name, "null rate", f"{rate:.1%} missing, limit {column.max_null_rate:.1%}")
@@ -418,11 +457,13 @@ def _distinct_text(values: pl.Series) -> tuple[str, ...]:
     return tuple(shown.to_list())
 
 
-def _empty(contract: Contract) -> pl.DataFrame:
+def empty_valid(contract: Contract) -> pl.DataFrame:
+    """The valid rows of a batch that has none: ``_row`` and the stored columns, typed."""
     return pl.DataFrame(schema={ROW: pl.Int64, **contract.polars_schema()})
 
 
-def _empty_rejected(contract: Contract) -> pl.DataFrame:
+def empty_rejected(contract: Contract) -> pl.DataFrame:
+    """The rejected rows of a batch that has none: ``_row``, the stored columns as text, the reasons."""
     schema: dict[str, pl.DataType] = {ROW: pl.Int64()}
     schema.update({c: pl.String() for c in contract.stored_columns})
     schema.update({RULES: pl.List(pl.String), COLUMNS: pl.List(pl.String)})

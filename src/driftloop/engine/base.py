@@ -29,7 +29,15 @@ class Engine(Protocol):
 
     name: str
 
-    def check(self, frame: Any, contract: Contract, *, seen_keys: Any | None = None) -> CheckResult:
+    def from_polars(self, frame: pl.DataFrame) -> Any:
+        """``frame`` as this engine's kind of frame."""
+        ...
+
+    def to_polars(self, frame: Any) -> pl.DataFrame:
+        """One of this engine's frames, small enough for one process, as Polars."""
+        ...
+
+    def check(self, frame: Any, contract: Contract, *, seen_keys: Any | None = None) -> CheckResult[Any]:
         """Split ``frame`` by the contract: valid rows typed, rejected rows as text with their rules,
         batch-level problems; ``seen_keys`` holds rows already stored, for key duplicates."""
         ...

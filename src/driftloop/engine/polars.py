@@ -26,7 +26,15 @@ class PolarsEngine:
 
     name = "polars"
 
-    def check(self, frame: Any, contract: Contract, *, seen_keys: Any | None = None) -> CheckResult:
+    def from_polars(self, frame: pl.DataFrame) -> pl.DataFrame:
+        return frame
+
+    def to_polars(self, frame: Any) -> pl.DataFrame:
+        return to_polars(frame)
+
+    def check(self, frame: Any, contract: Contract, *, seen_keys: Any | None = None) -> CheckResult[pl.DataFrame]:
+        if seen_keys is not None and not isinstance(seen_keys, pl.LazyFrame):
+            seen_keys = to_polars(seen_keys).lazy()
         return check_batch(to_polars(frame), contract, seen_keys=seen_keys)
 
     def add_features(self, frame: Any, features: FeatureSet) -> pl.DataFrame:

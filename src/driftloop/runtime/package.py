@@ -82,7 +82,7 @@ class ModelPackage:
             raise ModelPackageError(f"{result.rejected.height} input row(s) break the data contract: {detail}")
         return self.predict_valid(result.valid)
 
-    def check(self, data: Any) -> CheckResult:
+    def check(self, data: Any) -> CheckResult[pl.DataFrame]:
         """Raw rows checked against the contract as rows to score (their targets may be missing)."""
         return self._checker.check(to_polars(data))
 

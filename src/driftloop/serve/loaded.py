@@ -43,7 +43,7 @@ class LoadedModel:
         return self.package.predict_valid(typed)
 
 
-def field_errors(result: CheckResult) -> list[dict[str, Any]]:
+def field_errors(result: CheckResult[pl.DataFrame]) -> list[dict[str, Any]]:
     """One error per broken rule: batch-level ones by column, row-level ones by row and column."""
     errors: list[dict[str, Any]] = []
     for problem in result.problems:

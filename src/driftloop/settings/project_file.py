@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from driftloop.data.contract import Contract
-from driftloop.engine import DEFAULT_ENGINE, ENGINES
+from driftloop.engine import DEFAULT_ENGINE, ENGINES, SparkOptions
 from driftloop.errors import ConfigError, DriftloopError
 from driftloop.features import FeatureDef
 from driftloop.settings.loop import LoopSettings
@@ -64,6 +64,7 @@ class Settings(BaseModel):
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
     loop: LoopSettings = Field(default_factory=LoopSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
+    spark: SparkOptions = Field(default_factory=SparkOptions)
 
 
 def parse_settings(raw: dict[str, Any], where: Path | str = PROJECT_FILE) -> Settings:

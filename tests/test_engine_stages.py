@@ -1,0 +1,104 @@
+"""The stages on every engine: the same batches ingested, materialised, scored and monitored
+through Polars and through Spark end with the same tables (the Spark engine's check, features,
+scoring and profiles run on a local Spark; the Delta commits are the lake's)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from driftloop.demo.data import TARGETS, TIME, load_energy, messy_energy
+from driftloop.engine import ENGINES, SparkOptions
+from driftloop.feature_table import materialize
+from driftloop.ingest import ingest
+from driftloop.lake import INGEST_DATE, INGESTED_AT, ROW, Table
+from driftloop.model.trainer import train_project
+from driftloop.monitor.window import monitor_window
+from driftloop.predict import predict_window
+from driftloop.project import Project, init_project
+from driftloop.registry import Registry
+from driftloop.registry.mlflow.tracking import MlflowTracker
+from tests.conftest import make_synthetic_project
+
+# What differs between two ingests of the same rows: when they happened.
+WHEN = [INGESTED_AT, INGEST_DATE]
+
+
+def on_engine(project: Project, engine: str) -> Project:
+    """``project`` set to run its stages on ``engine`` (Spark on two local cores)."""
+    update = {
+        "project": project.settings.project.model_copy(update={"engine": engine}),
+        "spark": SparkOptions(master="local[2]"),
+    }
+    Project(project.root, project.settings.model_copy(update=update)).save()
+    return Project.load(project.root)
+
+
+def _table(project: Project, table: Table, order: list[str]) -> pl.DataFrame:
+    rows = project.lake.read(table)
+    return rows.drop([c for c in WHEN if c in rows.columns]).sort(order)
+
+
+def test_ingest_and_features_end_with_the_same_tables(tmp_path: Path) -> None:
+    """Damaged rows of the demo data in two overlapping batches: the same rows kept, the same
+    quarantined with the same reasons, the same duplicates refused, the same features."""
+    rows = messy_energy(1200).drop("damage")
+    tables, summaries = {}, {}
+    for engine in sorted(ENGINES):
+        project = init_project(tmp_path / engine, sample=load_energy().head(1008), time_column=TIME, targets=TARGETS)
+        project = on_engine(project, engine)
+        done = ingest(project, rows.head(700), batch_id="first") + ingest(project, rows.slice(500), batch_id="second")
+        materialize(project.lake, project.feature_set(), engine=project.engine)
+        summaries[engine] = [(s.rows_in, s.rows_raw, s.rows_quarantined, s.rule_counts) for s in done]
+        tables[engine] = [
+            _table(project, Table.RAW, ["_batch_id", ROW]),
+            _table(project, Table.QUARANTINE, ["_batch_id", ROW]),
+            _table(project, Table.FEATURES, [TIME]),
+        ]
+    assert summaries["spark"] == summaries["polars"]
+    assert summaries["polars"][1][2] > 200  # the overlap's keys were already stored
+    for mine, theirs in zip(tables["spark"], tables["polars"], strict=True):
+        assert_same_rows(mine, theirs)
+
+
+def assert_same_rows(mine: pl.DataFrame, theirs: pl.DataFrame) -> None:
+    """The same rows in the same order: every value equal, a float to rounding (Spark's sine
+    and Rust's can differ in the last bit), a missing value missing in both."""
+    assert mine.schema == theirs.schema and mine.height == theirs.height
+    floats = [n for n, t in mine.schema.items() if t.is_float()]
+    assert mine.drop(floats).equals(theirs.drop(floats))
+    for name in floats:
+        a, b = mine.get_column(name), theirs.get_column(name)
+        assert a.is_null().equals(b.is_null()), name
+        assert a.drop_nulls().to_numpy() == pytest.approx(b.drop_nulls().to_numpy(), rel=1e-12, abs=1e-15), name
+
+
+@pytest.fixture(scope="module")
+def champion(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    project = make_synthetic_project(tmp_path_factory.mktemp("stages") / "p", epochs=10)
+    with MlflowTracker(project) as tracker:
+        version = tracker.record(train_project(project, callbacks=[tracker]))
+    Registry(project).promote(version)
+    return project
+
+
+def test_a_window_scored_and_monitored_on_either_engine_writes_the_same_rows(champion: Project) -> None:
+    since, until = datetime(2024, 1, 10), datetime(2024, 1, 13)
+    written = {}
+    for engine in sorted(ENGINES):  # each run replaces the window's rows of the one before
+        project = on_engine(champion, engine)
+        run = predict_window(project, since, until)
+        report = monitor_window(project, since, until)
+        predictions = project.lake.read(Table.PREDICTIONS).drop("job_id", "scored_at", "run_id")
+        written[engine] = (run.rows, predictions.sort("event_time"), report.verdict, report.inputs)
+    (rows, predictions, verdict, drift), polars = written["spark"], written["polars"]
+    assert rows == polars[0] == 72
+    assert_same_rows(predictions, polars[1])
+    assert verdict == polars[2]
+    for mine_drift, their_drift in zip(drift.columns, polars[3].columns, strict=True):
+        assert mine_drift.column == their_drift.column
+        statistic = their_drift.result.statistic
+        assert mine_drift.result.statistic == pytest.approx(statistic, rel=1e-6, abs=1e-9), mine_drift.column
