@@ -169,6 +169,7 @@ __all__ = [
     "ContractError",
     "DemoDataError",
     "DriftloopError",
+    "EngineError",
     "FeatureError",
     "LakeError",
     "MissingDependency",
