@@ -98,7 +98,7 @@ def commit(
     whether this very write was committed can be asked later (``DeltaTable.transaction_version``).
     """
     if rows_added is None:
-        rows_added = sum(json.loads(action.stats)["numRecords"] for action in actions)
+        rows_added = sum(rows_of(action) for action in actions)
     properties = commit_properties({**(metadata or {}), ROWS_ADDED: str(rows_added)}, transaction)
     if table is None and DeltaTable.is_deltatable(root):
         table = DeltaTable(root)
@@ -117,6 +117,11 @@ def commit(
     table.create_write_transaction(
         changes, mode="append", schema=schema, partition_by=partition_by or None, commit_properties=properties
     )
+
+
+def rows_of(action: AddAction) -> int:
+    """The rows of the file an add action adds (from its statistics)."""
+    return int(json.loads(action.stats)["numRecords"])
 
 
 def commit_properties(metadata: Mapping[str, str] | None, transaction: str | None = None) -> CommitProperties | None:
@@ -193,7 +198,7 @@ def file_stats(frame: pl.DataFrame) -> dict[str, Any]:
         bounds = frame.select(lows, highs).row(0, named=True)
     minimum, maximum = {}, {}
     for name in ranged:
-        low, high = _stat_value(bounds[f"min:{name}"]), _stat_value(bounds[f"max:{name}"])
+        low, high = stat_value(bounds[f"min:{name}"]), stat_value(bounds[f"max:{name}"])
         if low is not None and high is not None:
             minimum[name], maximum[name] = low, high
     return {
@@ -204,7 +209,7 @@ def file_stats(frame: pl.DataFrame) -> dict[str, Any]:
     }
 
 
-def _stat_value(value: Any) -> Any:
+def stat_value(value: Any) -> Any:
     """A statistic as Delta writes it, or None when it cannot be exact (a long string)."""
     if isinstance(value, str):
         return value if len(value) <= MAX_STAT_STRING else None

@@ -1,7 +1,8 @@
 """The lake of one project: its Delta tables under one root, and everything done to them.
 
 :class:`Lake` is what the stages hold; each of its methods is one operation of the modules
-beside it (``write``, ``read``, ``maintenance``) on a table described in ``tables``.
+beside it (``write``, ``read``, ``maintenance``; ``spark_files`` for Spark's rows) on a table
+described in ``tables``.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 from deltalake import DeltaTable
@@ -19,6 +21,9 @@ from driftloop.lake import maintenance, read, write
 from driftloop.lake.maintenance import Compaction, TableVersion
 from driftloop.lake.tables import TableSpec, spec_of
 from driftloop.lake.where import Where
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame as SparkFrame
 
 
 class Lake:
@@ -57,18 +62,19 @@ class Lake:
     def append(
         self,
         table: str,
-        frame: pl.DataFrame,
+        frame: pl.DataFrame | SparkFrame,
         *,
         metadata: Mapping[str, str] | None = None,
         transaction: str | None = None,
     ) -> int:
-        """Append ``frame`` to ``table`` (created on first write); returns the new version.
+        """Append ``frame`` (Polars, or Spark: :mod:`driftloop.lake.spark_files`) to ``table``
+        (created on first write); returns the new version.
 
         A ``transaction`` name is recorded with the commit, and :meth:`committed` then tells
         whether that append is in the table: a writer killed after its commit and before its
         own bookkeeping can find out on restart instead of appending the rows twice.
         """
-        return write.commit(self, spec_of(table), frame, where=None, metadata=metadata, transaction=transaction)
+        return _commit(self, spec_of(table), frame, where=None, metadata=metadata, transaction=transaction)
 
     def committed(self, table: str, transaction: str) -> bool:
         """Whether an append recorded as ``transaction`` is in ``table``."""
@@ -80,14 +86,14 @@ class Lake:
             raise LakeError(f"cannot read the transactions of table '{table}' at {self.uri(table)}: {exc}") from exc
 
     def replace(
-        self, table: str, frame: pl.DataFrame, *, where: Where, metadata: Mapping[str, str] | None = None
+        self, table: str, frame: pl.DataFrame | SparkFrame, *, where: Where, metadata: Mapping[str, str] | None = None
     ) -> int:
-        """Atomically replace the rows ``where`` selects with ``frame``; returns the new version.
+        """Atomically replace the rows ``where`` selects with ``frame`` (Polars or Spark); returns the new version.
 
         Every row of ``frame`` must be selected by ``where``. Rerunning the same replacement gives
         the same table, which is what makes reruns of a batch or a window idempotent.
         """
-        return write.commit(self, spec_of(table), frame, where=where, metadata=metadata)
+        return _commit(self, spec_of(table), frame, where=where, metadata=metadata)
 
     def merge(
         self, table: str, frame: pl.DataFrame, *, key: list[str], metadata: Mapping[str, str] | None = None
@@ -137,3 +143,13 @@ class Lake:
     def row_count(self, table: str) -> int:
         """Rows in the latest version of ``table`` (0 before its first write)."""
         return maintenance.row_count(self, spec_of(table))
+
+
+def _commit(lake: Lake, spec: TableSpec, frame: pl.DataFrame | SparkFrame, **options: Any) -> int:
+    """The write path for ``frame``'s kind: Polars writes the files itself, Spark's rows are
+    written by Spark (both committed by delta-rs)."""
+    if isinstance(frame, pl.DataFrame):
+        return write.commit(lake, spec, frame, **options)
+    from driftloop.lake.spark_files import commit_spark
+
+    return commit_spark(lake, spec, frame, **options)

@@ -68,7 +68,7 @@ def commit(
         removes: list[RemoveAction] = []
         kept: list[AddAction] = []
         if read is not None and where is not None:
-            removes, kept = _unselect(lake, spec, read, where)
+            removes, kept = unselect(lake, spec, read, where)
         files.commit(
             uri,
             actions + kept,
@@ -134,9 +134,7 @@ def delete(lake: Lake, spec: TableSpec, where: Where) -> int:
     return retry(lake, spec, run)
 
 
-def _unselect(
-    lake: Lake, spec: TableSpec, read: DeltaTable, where: Where
-) -> tuple[list[RemoveAction], list[AddAction]]:
+def unselect(lake: Lake, spec: TableSpec, read: DeltaTable, where: Where) -> tuple[list[RemoveAction], list[AddAction]]:
     """What removes the rows ``where`` selects from the table as ``read``: the files to remove,
     and new files holding the unselected rows of those it selects only partly."""
     partition_by = spec.partition_by

@@ -43,7 +43,7 @@ from driftloop.data.validate import (
     typed_columns,
     unparsed_flag,
 )
-from driftloop.engine.spark.frames import arrow_for, naive_instants, spark_schema, to_polars, to_spark
+from driftloop.engine.spark.frames import arrow_for, spark_schema, to_polars, to_spark
 from driftloop.errors import BatchProblem
 from driftloop.lake import COLUMNS, ROW, RULES
 
@@ -176,7 +176,7 @@ def _type_batches(
 
 def _typed_rows(frame: DataFrame, contract: Contract) -> DataFrame:
     """The batch typed on the executors, numbered, with repeated hours and made ids settled."""
-    empty = pl.DataFrame(schema=naive_instants(to_polars(frame.limit(0))).schema)
+    empty = to_polars(frame.limit(0))  # what each part's batches look like in Polars
     samples = _format_samples(frame, contract, empty)
     layout = typed_part(empty, contract, samples).with_columns(pl.lit(0, pl.Int64).alias(PART), pl.lit(0).alias(AT))
     schema = spark_schema(layout)

@@ -3,7 +3,7 @@
 A naive datetime stays naive: it is a ``TimestampNTZType`` in Spark, so a wall-clock time of a
 batch is read in the contract's zone by either engine, and the stored instants (naive UTC) are
 what Delta calls ``timestamp_ntz``. A Spark ``TimestampType`` is an instant and comes to Polars
-as one (UTC, the session's zone: :mod:`~driftloop.engine.spark.session`). Arrow's large types,
+as one, in UTC (the session's zone: :mod:`~driftloop.engine.spark.session`). Arrow's large types,
 which Polars writes and Spark does not read, become their ordinary kinds. Only results that are small by
 nature (a sample, counts, a profile) come to the driver as Polars; rows stay in Spark.
 """
@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 import pyarrow as pa
+
+from driftloop.lake.spark_files import ordinary_type
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -32,8 +34,11 @@ def to_spark(spark: SparkSession, frame: pl.DataFrame) -> DataFrame:
 
 
 def to_polars(frame: DataFrame) -> pl.DataFrame:
-    """A (small) Spark frame on the driver as Polars, an instant as a naive UTC datetime."""
-    return naive_instants(pl.from_arrow(frame.toArrow()))  # type: ignore[arg-type]
+    """A (small) Spark frame on the driver as Polars: a ``TimestampType`` as a UTC datetime, a
+    ``TimestampNTZType`` as a naive one."""
+    rows = pl.from_arrow(frame.toArrow())
+    assert isinstance(rows, pl.DataFrame)
+    return rows
 
 
 def naive_instants(frame: pl.DataFrame) -> pl.DataFrame:
@@ -61,17 +66,5 @@ def spark_schema(frame: pl.DataFrame) -> StructType:
 
 def ordinary_types(table: pa.Table) -> pa.Table:
     """``table`` with large strings, binaries and lists as their ordinary kinds."""
-    schema = pa.schema([field.with_type(_ordinary(field.type)) for field in table.schema])
+    schema = pa.schema([field.with_type(ordinary_type(field.type)) for field in table.schema])
     return table if schema == table.schema else table.cast(schema)
-
-
-def _ordinary(kind: pa.DataType) -> pa.DataType:
-    if pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
-        return pa.string()
-    if pa.types.is_large_binary(kind) or pa.types.is_binary_view(kind):
-        return pa.binary()
-    if pa.types.is_large_list(kind) or pa.types.is_list(kind):
-        return pa.list_(kind.value_field.with_type(_ordinary(kind.value_type)))
-    if pa.types.is_struct(kind):
-        return pa.struct([field.with_type(_ordinary(field.type)) for field in kind])
-    return kind
