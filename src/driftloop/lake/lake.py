@@ -24,6 +24,7 @@ from driftloop.lake.where import Where
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame as SparkFrame
+    from pyspark.sql import SparkSession
 
 
 class Lake:
@@ -126,6 +127,15 @@ class Lake:
             self, spec_of(table), version=version, since=since, until=until, time_column=time_column, columns=columns
         )
 
+    def scan_spark(self, table: str, spark: SparkSession, *, version: int | None = None) -> SparkFrame:
+        """``table`` (at ``version``, or the latest) as a Spark frame, read as the session says:
+        the files its log lists (:mod:`driftloop.lake.spark_files`), or Spark's Delta reader."""
+        from driftloop.lake.spark_files import scan_spark
+        from driftloop.lake.spark_native import delta_writer, scan_native
+
+        read = scan_native if delta_writer(spark) == "native" else scan_spark
+        return read(self, spark, spec_of(table).name, version=version)
+
     def any_rows(self, table: str, where: Where) -> bool:
         """Whether any row of ``table`` is selected by ``where``."""
         return read.any_rows(self, spec_of(table), where)
@@ -146,10 +156,13 @@ class Lake:
 
 
 def _commit(lake: Lake, spec: TableSpec, frame: pl.DataFrame | SparkFrame, **options: Any) -> int:
-    """The write path for ``frame``'s kind: Polars writes the files itself, Spark's rows are
-    written by Spark (both committed by delta-rs)."""
+    """The write path for ``frame``'s kind: Polars writes the files itself and delta-rs commits
+    them; Spark's rows are written by Spark, committed by delta-rs or by Spark's own Delta
+    writer, as the session says (:mod:`driftloop.lake.spark_native`)."""
     if isinstance(frame, pl.DataFrame):
         return write.commit(lake, spec, frame, **options)
     from driftloop.lake.spark_files import commit_spark
+    from driftloop.lake.spark_native import commit_native, delta_writer
 
-    return commit_spark(lake, spec, frame, **options)
+    native = delta_writer(frame.sparkSession) == "native"
+    return (commit_native if native else commit_spark)(lake, spec, frame, **options)

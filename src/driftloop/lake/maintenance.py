@@ -3,6 +3,7 @@ table's commits, and row counts read from the log alone."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,6 +19,9 @@ from driftloop.lake.tables import TableSpec
 
 if TYPE_CHECKING:
     from driftloop.lake.lake import Lake
+
+# Spark's Delta writers keep a commit's metadata as one JSON text under this key.
+USER_METADATA = "userMetadata"
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,7 @@ def history(lake: Lake, spec: TableSpec, *, limit: int | None = None, counts: bo
         metrics = entry.get("operationMetrics") or {}
         known = {"timestamp", "operation", "operationParameters", "engineInfo", "clientVersion"}
         extra = {k: str(v) for k, v in entry.items() if k not in known | {"operationMetrics", "version"}}
+        extra.update(_user_metadata(extra.pop(USER_METADATA, None)))
         versions.append(
             TableVersion(
                 version=number,
@@ -113,6 +118,17 @@ def row_count(lake: Lake, spec: TableSpec, version: int | None = None) -> int:
     # The log records each file's row count, so this reads no data file.
     actions = pl.DataFrame(DeltaTable(lake.uri(spec.name), version=version).get_add_actions(flatten=True))
     return int(actions.get_column("num_records").sum()) if actions.height else 0
+
+
+def _user_metadata(text: str | None) -> dict[str, str]:
+    """The metadata a Spark Delta writer kept as one JSON text (``userMetadata``), as keys."""
+    if not text:
+        return {}
+    try:
+        found = json.loads(text)
+    except json.JSONDecodeError:
+        return {USER_METADATA: text}
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {USER_METADATA: text}
 
 
 def _rows_added(metrics: Mapping[str, Any], metadata: Mapping[str, str]) -> int | None:

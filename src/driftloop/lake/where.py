@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 
@@ -45,14 +45,20 @@ class Where:
         conditions += [(pl.col(c) >= pl.lit(lo)) & (pl.col(c) < pl.lit(hi)) for c, (lo, hi) in self.between.items()]
         return pl.all_horizontal(conditions).fill_null(False)
 
-    def sql(self) -> str:
-        """The selection in the SQL of Delta's engine (DataFusion)."""
+    def sql(self, dialect: Literal["datafusion", "spark"] = "datafusion") -> str:
+        """The selection in the SQL of Delta's engine (DataFusion), or of Spark (names in backticks)."""
+        quote = '"' if dialect == "datafusion" else "`"
+
+        def name(column: str) -> str:
+            return f"{quote}{column}{quote}"
+
         conditions = [
-            f'"{c}" = {_sql_literal(v[0])}' if len(v) == 1 else f'"{c}" IN ({", ".join(map(_sql_literal, v))})'
+            f"{name(c)} = {_sql_literal(v[0])}" if len(v) == 1 else f"{name(c)} IN ({', '.join(map(_sql_literal, v))})"
             for c, v in self._values().items()
         ]
         conditions += [
-            f'"{c}" >= {_sql_literal(lo)} AND "{c}" < {_sql_literal(hi)}' for c, (lo, hi) in self.between.items()
+            f"{name(c)} >= {_sql_literal(lo)} AND {name(c)} < {_sql_literal(hi)}"
+            for c, (lo, hi) in self.between.items()
         ]
         return " AND ".join(conditions)
 

@@ -2,9 +2,10 @@
 
 A project names where Spark runs: a master (``local[*]``, ``spark://host:7077``, ``yarn``) for
 a classic session, or ``remote`` (``sc://host:15002``) for Spark Connect, as Databricks Connect
-and Sail speak it. driftloop's conventions are set on every session it makes: instants are
-naive UTC (the session's time zone is UTC, so Spark neither shifts stored times nor reads them
-in the driver's zone) and Arrow carries batches between the JVM and Python.
+and Sail speak it. driftloop's conventions are set on every session it makes or reuses:
+instants are naive UTC (the session's time zone is UTC, so Spark neither shifts stored times
+nor reads them in the driver's zone), Arrow carries batches between the JVM and Python, and the
+session says which Delta writer the lake uses for its rows (``delta``).
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from driftloop.errors import ConfigError, MissingDependency
+from driftloop.lake.spark_native import DELTA_CONF
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -26,7 +28,7 @@ REQUIRED_CONF = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
 }
-# Defaults a user's conf may change.
+# Defaults of a classic session a user's conf may change (a Connect server has its own).
 DEFAULT_CONF = {
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
@@ -36,7 +38,7 @@ _lock = threading.Lock()
 
 
 class SparkOptions(BaseModel):
-    """``[spark]``: where the Spark engine runs and the Spark conf it adds."""
+    """``[spark]``: where the Spark engine runs, how its rows reach Delta, and the Spark conf it adds."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -45,6 +47,11 @@ class SparkOptions(BaseModel):
         None, description="A Spark Connect server (sc://host:port); when set, `master` is not used."
     )
     app_name: str = Field("driftloop", min_length=1)
+    delta: Literal["delta-rs", "native"] = Field(
+        "delta-rs",
+        description="How Spark's rows become Delta commits: Parquet written by Spark and committed by delta-rs "
+        "(no Delta jars needed), or Spark's own Delta writer (Databricks, delta-spark, Sail).",
+    )
     conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark conf, e.g. spark.executor.memory.")
 
     @field_validator("remote")
@@ -60,34 +67,59 @@ class SparkOptions(BaseModel):
         for key, value in conf.items():
             if key in REQUIRED_CONF and value != REQUIRED_CONF[key]:
                 raise ValueError(f"{key} must stay {REQUIRED_CONF[key]!r}: driftloop's tables hold naive UTC instants")
+            if key == DELTA_CONF:
+                raise ValueError(f"{key} is set by [spark] delta, not by conf")
         return conf
 
 
 def spark_session(options: SparkOptions | None = None) -> SparkSession:
-    """The Spark session ``options`` describe: the process's active one when it is already
-    running (Spark allows one per process; a notebook's or a job's is reused), else a new one."""
+    """The Spark session ``options`` describe: with ``remote``, the Connect session to that
+    server; otherwise the process's classic session when one runs (Spark allows one per
+    process; a notebook's or a job's is reused), else a new one."""
     options = options or SparkOptions()
     try:
-        from pyspark.sql import SparkSession
+        import pyspark.sql  # noqa: F401  (said here, before any session is asked for)
     except ModuleNotFoundError as exc:
         raise MissingDependency.of(exc, extra="spark", purpose="the Spark engine") from exc
     with _lock:
-        active = SparkSession.getActiveSession()
-        if active is not None:
-            return active
-        if options.remote is None and options.master.startswith("local"):
-            # Local workers are Python processes of this machine: they must be this interpreter
-            # (its environment holds driftloop, Polars and Arrow), not whichever `python` is first on PATH.
-            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-        builder = SparkSession.builder.appName(options.app_name)
-        builder = builder.remote(options.remote) if options.remote else builder.master(options.master)
-        for key, value in {**DEFAULT_CONF, **options.conf, **REQUIRED_CONF}.items():
-            builder = builder.config(key, value)
         try:
-            return builder.getOrCreate()
+            session = _connect(options) if options.remote else _classic(options)
+            for key, value in {**REQUIRED_CONF, DELTA_CONF: options.delta}.items():
+                session.conf.set(key, value)
         except Exception as exc:  # the JVM or the server did not start: say which, and how to fix it
             where = options.remote or options.master
             raise ConfigError(
                 f"cannot start a Spark session on {where}: {exc}. Check [spark] in driftloop.toml "
-                "(and that Java 17 or later is installed for a local master)"
+                "(a local master needs Java 17 or later; a remote one, its server running)"
             ) from exc
+        return session
+
+
+def _connect(options: SparkOptions) -> SparkSession:
+    from pyspark.sql import SparkSession
+
+    assert options.remote is not None
+    builder = SparkSession.builder.remote(options.remote).appName(options.app_name)
+    for key, value in options.conf.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+def _classic(options: SparkOptions) -> SparkSession:
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None and not _is_connect(active):
+        return active
+    if options.master.startswith("local"):
+        # Local workers are Python processes of this machine: they must be this interpreter
+        # (its environment holds driftloop, Polars and Arrow), not whichever `python` is first on PATH.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.master(options.master).appName(options.app_name)
+    for key, value in {**DEFAULT_CONF, **options.conf}.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+def _is_connect(session: SparkSession) -> bool:
+    return type(session).__module__.startswith("pyspark.sql.connect")

@@ -1,0 +1,90 @@
+"""Delta through Spark's own Delta writer, on a real Spark Connect server with native Delta:
+Sail (``pysail``), started on 127.0.0.1 for the module. What it writes must read back the same
+through delta-rs and Polars, replace its batch on a rerun, carry the commit's metadata, and an
+exactly-once append must be recorded as one."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from driftloop.engine import SparkEngine, SparkOptions
+from driftloop.errors import LakeError
+from driftloop.lake import BATCH_ID, Lake, Table, Where
+from tests.test_lake_spark import DAYS, _sorted, quarantine_rows, raw_rows
+
+STARTUP_SECONDS = 30
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def sail(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkEngine]:
+    """A Sail server of this environment on a free local port, and an engine connected to it.
+    PySpark allows no Connect session beside a classic one: a classic session still running
+    from other tests is stopped first (the next that needs one starts it again)."""
+    from pyspark.sql import SparkSession
+
+    running = SparkSession.getActiveSession()
+    if running is not None:
+        running.stop()
+    port = _free_port()
+    sail_command = Path(sys.executable).with_name("sail")
+    log = (tmp_path_factory.mktemp("sail") / "server.log").open("wb")
+    server = subprocess.Popen(
+        [str(sail_command), "spark", "server", "--ip", "127.0.0.1", "--port", str(port)], stdout=log, stderr=log
+    )
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert server.poll() is None, "the Sail server stopped at start-up"
+            time.sleep(0.2)
+        engine = SparkEngine(SparkOptions(remote=f"sc://127.0.0.1:{port}", delta="native"))
+        yield engine
+        engine.session.stop()
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        log.close()
+
+
+def test_native_delta_rows_read_back_as_polars_rows_do(tmp_path: Path, sail: SparkEngine) -> None:
+    by_polars, by_sail = Lake(tmp_path / "polars"), Lake(tmp_path / "sail")
+    for table, rows in ((Table.RAW, raw_rows("b1", DAYS)), (Table.QUARANTINE, quarantine_rows("b1"))):
+        by_polars.append(table, rows)
+        by_sail.append(table, sail.from_polars(rows), metadata={"driftloop.batch_id": "b1"})
+        assert _sorted(by_sail.read(table)).equals(_sorted(by_polars.read(table)))
+        assert _sorted(sail.to_polars(by_sail.scan_spark(table, sail.session))).equals(_sorted(by_polars.read(table)))
+    commit = by_sail.history(Table.RAW, limit=1)[0]
+    assert commit.metadata["driftloop.batch_id"] == "b1"
+
+
+def test_a_native_rerun_replaces_its_batch_and_an_exactly_once_append_is_recorded(
+    tmp_path: Path, sail: SparkEngine
+) -> None:
+    lake = Lake(tmp_path)
+    lake.append(Table.RAW, sail.from_polars(raw_rows("b1", DAYS)))
+    where = Where(equal={BATCH_ID: "b2"})
+    for _ in range(2):
+        lake.replace(Table.RAW, sail.from_polars(raw_rows("b2", DAYS[:6])), where=where)
+    rows = lake.read(Table.RAW)
+    assert rows.height == len(DAYS) + 6 and rows.filter(pl.col(BATCH_ID) == "b2").height == 6
+    lake.append(Table.RAW, sail.from_polars(raw_rows("b3", DAYS[:2])), transaction="ingest-b3")
+    assert lake.committed(Table.RAW, "ingest-b3")
+    with pytest.raises(LakeError, match="could not write table 'raw'"):
+        lake.append(Table.RAW, sail.from_polars(raw_rows("b4", [date(2016, 3, 1)]).drop("t").rename({"at": "t"})))
