@@ -133,3 +133,72 @@ def test_a_table_with_deletion_vectors_is_refused_by_name(tmp_path: Path, spark:
     assert "deletionVectors" in features
     with pytest.raises(LakeError, match=r"\['deletionVectors'\].*deleted by deletion vectors"):
         scan_spark(lake, spark.session, Table.RAW)
+
+
+# A writer process: its engine's rows appended to raw, batch after batch, once the other is ready.
+WRITER = """
+import sys, time
+from pathlib import Path
+from driftloop.engine import SparkEngine, SparkOptions
+from driftloop.lake import Lake, Table
+from tests.test_lake_spark import DAYS, raw_rows
+root, kind, batches, ready = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
+engine = SparkEngine(SparkOptions(master="local[1]")) if kind == "spark" else None
+send = engine.from_polars if engine is not None else (lambda rows: rows)
+send(raw_rows("warm-up", DAYS[:1]))
+(ready / kind).touch()
+while len(list(ready.iterdir())) < 2:
+    time.sleep(0.05)
+lake = Lake(root)
+for i in range(batches):
+    lake.append(Table.RAW, send(raw_rows(f"{kind}-{i}", DAYS[:5])))
+"""
+
+
+def test_a_spark_writer_and_a_polars_writer_at_once_lose_no_commit(tmp_path: Path) -> None:
+    """Two real processes appending to one table at the same time: every batch lands once."""
+    import subprocess
+    import sys
+
+    lake, ready = Lake(tmp_path / "lake"), tmp_path / "ready"
+    ready.mkdir()
+    lake.append(Table.RAW, raw_rows("seed", DAYS[:1]))
+    repo = Path(__file__).resolve().parents[1]
+    writers = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(lake.root), kind, "6", str(ready)], cwd=repo)
+        for kind in ("spark", "polars")
+    ]
+    assert [w.wait(timeout=300) for w in writers] == [0, 0]
+    rows = lake.read(Table.RAW)
+    counts = rows.group_by(BATCH_ID).len()
+    assert rows.height == 1 + 2 * 6 * 5 and counts.height == 1 + 12 and set(counts.get_column("len")) <= {1, 5}
+
+
+# A Spark ingest killed after its files are written and before they are committed.
+KILLED = """
+import os, signal, sys
+from driftloop.engine import SparkEngine, SparkOptions
+from driftloop.lake import BATCH_ID, Lake, Table, Where, files
+from tests.test_lake_spark import DAYS, raw_rows
+engine = SparkEngine(SparkOptions(master="local[1]"))
+files.commit = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)
+Lake(sys.argv[1]).replace(Table.RAW, engine.from_polars(raw_rows("b2", DAYS)), where=Where(equal={BATCH_ID: "b2"}))
+"""
+
+
+def test_a_spark_write_killed_before_its_commit_is_invisible_and_its_rerun_lands_once(
+    tmp_path: Path, spark: SparkEngine
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    lake = Lake(tmp_path)
+    lake.append(Table.RAW, raw_rows("b1", DAYS))
+    repo = Path(__file__).resolve().parents[1]
+    killed = subprocess.run([sys.executable, "-c", KILLED, str(lake.root)], cwd=repo, timeout=300, check=False)
+    assert killed.returncode == -signal.SIGKILL
+    assert lake.version(Table.RAW) == 0 and lake.read(Table.RAW).height == len(DAYS)  # its files are not the table's
+    where = Where(equal={BATCH_ID: "b2"})
+    lake.replace(Table.RAW, spark.from_polars(raw_rows("b2", DAYS)), where=where)
+    assert lake.read(Table.RAW).filter(pl.col(BATCH_ID) == "b2").height == len(DAYS)
