@@ -16,6 +16,7 @@ import polars as pl
 
 from driftloop.data.contract import Contract
 from driftloop.data.validate import CheckResult
+from driftloop.errors import PredictError
 from driftloop.features import FeatureSet
 from driftloop.profiles import Profile
 
@@ -55,3 +56,14 @@ class Engine(Protocol):
     ) -> Profile:
         """The profile of the columns of ``frame`` (numeric ones on ``like``'s bins when given)."""
         ...
+
+
+def beside(rows: pl.DataFrame, outputs: pl.DataFrame) -> pl.DataFrame:
+    """``rows`` with a scorer's ``outputs`` beside them, checked to be one per row and not named
+    as an input (what every engine's ``score`` gives)."""
+    if outputs.height != rows.height:
+        raise PredictError(f"the scorer gave {outputs.height} output rows for {rows.height} input rows")
+    clash = sorted(set(outputs.columns) & set(rows.columns))
+    if clash:
+        raise PredictError(f"the scorer's outputs {clash} have the names of input columns")
+    return pl.concat([rows, outputs], how="horizontal")

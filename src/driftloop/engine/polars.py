@@ -15,8 +15,7 @@ import polars as pl
 from driftloop.data.contract import Contract
 from driftloop.data.sources import to_polars
 from driftloop.data.validate import CheckResult, check_batch
-from driftloop.engine.base import Scorer
-from driftloop.errors import PredictError
+from driftloop.engine.base import Scorer, beside
 from driftloop.features import FeatureSet
 from driftloop.profiles import Profile, profile
 
@@ -43,13 +42,7 @@ class PolarsEngine:
 
     def score(self, frame: Any, scorer: Scorer) -> pl.DataFrame:
         rows = to_polars(frame)
-        outputs = scorer(rows)
-        if outputs.height != rows.height:
-            raise PredictError(f"the scorer gave {outputs.height} output rows for {rows.height} input rows")
-        clash = sorted(set(outputs.columns) & set(rows.columns))
-        if clash:
-            raise PredictError(f"the scorer's outputs {clash} have the names of input columns")
-        return pl.concat([rows, outputs], how="horizontal")
+        return beside(rows, scorer(rows))
 
     def profile(
         self, frame: Any, numeric: list[str], categorical: list[str], *, like: Profile | None = None

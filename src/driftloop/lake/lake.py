@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import polars as pl
 from deltalake import DeltaTable
@@ -75,7 +75,7 @@ class Lake:
         whether that append is in the table: a writer killed after its commit and before its
         own bookkeeping can find out on restart instead of appending the rows twice.
         """
-        return _commit(self, spec_of(table), frame, where=None, metadata=metadata, transaction=transaction)
+        return _commit(self, spec_of(table), frame, write.Write(metadata=metadata, transaction=transaction))
 
     def committed(self, table: str, transaction: str) -> bool:
         """Whether an append recorded as ``transaction`` is in ``table``."""
@@ -94,7 +94,7 @@ class Lake:
         Every row of ``frame`` must be selected by ``where``. Rerunning the same replacement gives
         the same table, which is what makes reruns of a batch or a window idempotent.
         """
-        return _commit(self, spec_of(table), frame, where=where, metadata=metadata)
+        return _commit(self, spec_of(table), frame, write.Write(where=where, metadata=metadata))
 
     def merge(
         self, table: str, frame: pl.DataFrame, *, key: list[str], metadata: Mapping[str, str] | None = None
@@ -155,14 +155,14 @@ class Lake:
         return maintenance.row_count(self, spec_of(table))
 
 
-def _commit(lake: Lake, spec: TableSpec, frame: pl.DataFrame | SparkFrame, **options: Any) -> int:
+def _commit(lake: Lake, spec: TableSpec, frame: pl.DataFrame | SparkFrame, request: write.Write) -> int:
     """The write path for ``frame``'s kind: Polars writes the files itself and delta-rs commits
     them; Spark's rows are written by Spark, committed by delta-rs or by Spark's own Delta
     writer, as the session says (:mod:`driftloop.lake.spark_native`)."""
     if isinstance(frame, pl.DataFrame):
-        return write.commit(lake, spec, frame, **options)
+        return write.commit(lake, spec, frame, request)
     from driftloop.lake.spark_files import commit_spark
     from driftloop.lake.spark_native import commit_native, delta_writer
 
     native = delta_writer(frame.sparkSession) == "native"
-    return (commit_native if native else commit_spark)(lake, spec, frame, **options)
+    return (commit_native if native else commit_spark)(lake, spec, frame, request)

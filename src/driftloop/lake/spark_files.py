@@ -37,8 +37,7 @@ from deltalake.transaction import AddAction, RemoveAction
 from driftloop.errors import LakeError
 from driftloop.lake import files
 from driftloop.lake.tables import EVENT_MONTH, TableSpec
-from driftloop.lake.where import Where
-from driftloop.lake.write import retry, unselect
+from driftloop.lake.write import Write, retry, unselect
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -56,17 +55,10 @@ FILE = "__file__"
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 
 
-def commit_spark(
-    lake: Lake,
-    spec: TableSpec,
-    frame: DataFrame,
-    *,
-    where: Where | None,
-    metadata: Mapping[str, str] | None,
-    transaction: str | None = None,
-) -> int:
-    """:func:`driftloop.lake.write.commit` for a Spark frame: append ``frame`` to the table,
-    replacing the rows ``where`` selects, in one commit; returns the new version."""
+def commit_spark(lake: Lake, spec: TableSpec, frame: DataFrame, request: Write) -> int:
+    """:func:`driftloop.lake.write.commit` for a Spark frame: append ``frame`` to the table as
+    ``request`` says, in one commit; returns the new version."""
+    where, metadata, transaction = request.where, request.metadata, request.transaction
     table, partition_by = spec.name, list(spec.partition_by)
     frame = conform_spark(spec, frame)
     schema = Schema.from_arrow(arrow_schema(frame.schema))

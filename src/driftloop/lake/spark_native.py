@@ -12,14 +12,13 @@ killed after its commit must be able to ask whether the rows are in.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from driftloop.errors import LakeError
 from driftloop.lake.maintenance import USER_METADATA
 from driftloop.lake.spark_files import commit_spark, conform_spark
 from driftloop.lake.tables import TableSpec
-from driftloop.lake.where import Where
+from driftloop.lake.write import Write
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -39,19 +38,12 @@ def delta_writer(spark: SparkSession) -> str:
     return chosen
 
 
-def commit_native(
-    lake: Lake,
-    spec: TableSpec,
-    frame: DataFrame,
-    *,
-    where: Where | None,
-    metadata: Mapping[str, str] | None,
-    transaction: str | None = None,
-) -> int:
-    """Append ``frame`` to the table with Spark's Delta writer, replacing the rows ``where``
-    selects, in one commit; returns the new version."""
-    if transaction is not None:
-        return commit_spark(lake, spec, frame, where=where, metadata=metadata, transaction=transaction)
+def commit_native(lake: Lake, spec: TableSpec, frame: DataFrame, request: Write) -> int:
+    """Append ``frame`` to the table with Spark's Delta writer as ``request`` says, in one
+    commit; returns the new version."""
+    if request.transaction is not None:
+        return commit_spark(lake, spec, frame, request)
+    where, metadata = request.where, request.metadata
     table = spec.name
     rows = conform_spark(spec, frame)
     writer = rows.write.format("delta").option("mergeSchema", "false")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -32,18 +33,20 @@ if TYPE_CHECKING:
 COMMIT_ATTEMPTS = 8
 
 
-def commit(
-    lake: Lake,
-    spec: TableSpec,
-    frame: pl.DataFrame,
-    *,
-    where: Where | None,
-    metadata: Mapping[str, str] | None,
-    transaction: str | None = None,
-) -> int:
-    """Append ``frame`` to the table, replacing the rows ``where`` selects (none without it), in
-    one commit; returns the new version. ``transaction`` is recorded with the commit (see
-    :meth:`Lake.committed`)."""
+@dataclass(frozen=True)
+class Write:
+    """What a write does besides adding its rows, whichever path writes them: the rows it
+    replaces (``where``; none without it), its commit's metadata, and the transaction the commit
+    records (see :meth:`Lake.committed`)."""
+
+    where: Where | None = None
+    metadata: Mapping[str, str] | None = None
+    transaction: str | None = None
+
+
+def commit(lake: Lake, spec: TableSpec, frame: pl.DataFrame, request: Write) -> int:
+    """Append ``frame`` to the table as ``request`` says, in one commit; returns the new version."""
+    where, metadata, transaction = request.where, request.metadata, request.transaction
     table, partition_by = spec.name, list(spec.partition_by)
     frame = conform(spec, frame)
     uri = lake.uri(table)
@@ -100,7 +103,7 @@ def merge(
         raise LakeError(f"merge into '{spec.name}' needs at least one key column")
     frame = conform(spec, frame)
     if not lake.exists(spec.name):
-        return commit(lake, spec, frame, where=None, metadata=metadata)
+        return commit(lake, spec, frame, Write(metadata=metadata))
     conditions = [f't."{k}" = s."{k}"' for k in key]
     for column in spec.partition_by:
         values = ", ".join(f"'{v}'" for v in frame.get_column(column).unique().sort().to_list())

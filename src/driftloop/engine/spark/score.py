@@ -9,9 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from driftloop.engine.base import Scorer
+from driftloop.engine.base import Scorer, beside
 from driftloop.engine.spark.frames import arrow_for, naive_instants, spark_schema, to_polars
-from driftloop.errors import PredictError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -25,20 +24,8 @@ def score_on_spark(frame: DataFrame, scorer: Scorer) -> DataFrame:
     driver first: it gives the outputs' types, and a scorer that cannot run fails here, before
     a job is started."""
     probe = naive_instants(to_polars(frame.limit(1)))
-    outputs = _outputs(probe, scorer)
-    schema = spark_schema(pl.concat([probe, outputs], how="horizontal"))
+    schema = spark_schema(beside(probe, scorer(probe)))
     return frame.mapInArrow(partial(_score_batches, scorer=scorer, schema=schema), schema)
-
-
-def _outputs(rows: pl.DataFrame, scorer: Scorer) -> pl.DataFrame:
-    """``scorer``'s outputs for ``rows``, checked to be one per row and not named as an input."""
-    outputs = scorer(rows)
-    if outputs.height != rows.height:
-        raise PredictError(f"the scorer gave {outputs.height} output rows for {rows.height} input rows")
-    clash = sorted(set(outputs.columns) & set(rows.columns))
-    if clash:
-        raise PredictError(f"the scorer's outputs {clash} have the names of input columns")
-    return outputs
 
 
 def _score_batches(batches: Iterator[pa.RecordBatch], scorer: Scorer, schema: Any) -> Iterator[pa.RecordBatch]:
@@ -46,4 +33,4 @@ def _score_batches(batches: Iterator[pa.RecordBatch], scorer: Scorer, schema: An
         rows = pl.from_arrow(batch)
         assert isinstance(rows, pl.DataFrame)
         rows = naive_instants(rows)
-        yield from arrow_for(pl.concat([rows, _outputs(rows, scorer)], how="horizontal"), schema).to_batches()
+        yield from arrow_for(beside(rows, scorer(rows)), schema).to_batches()
