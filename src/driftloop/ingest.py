@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import narwhals as nw
 import polars as pl
 
 from driftloop.data.contract import Contract
@@ -161,11 +162,9 @@ def ingest_batch(
         return previous
 
     step("validating")
-    seen = lake.scan(table).filter(pl.col(BATCH_ID) != batch.batch_id) if lake.exists(table) else None
     chosen = resolve_engine(engine)
-    checked = chosen.check(batch.frame, contract, seen_keys=seen)
-    # The split is written from this process (a Spark engine's rows come back for the Delta commit).
-    result = replace(checked, valid=chosen.to_polars(checked.valid), rejected=chosen.to_polars(checked.rejected))
+    seen = _other_batches(chosen, lake, table, batch.batch_id) if lake.exists(table) else None
+    result = chosen.check(batch.frame, contract, seen_keys=seen)
     now = datetime.now(UTC)
     if not result.ok:
         refused = IngestSummary(
@@ -182,31 +181,35 @@ def ingest_batch(
         _log_batch(lake, refused, now)
         raise BatchRejected(batch.source, result.problems)
 
+    # The split is stamped and written by the engine that holds it (a Spark engine's rows are
+    # written by Spark): Narwhals expressions, which either engine runs.
     stamp = [
-        pl.lit(batch.batch_id).alias(BATCH_ID),
-        pl.lit(batch.source).alias(SOURCE),
-        pl.lit(now).alias(INGESTED_AT),
+        nw.lit(batch.batch_id).alias(BATCH_ID),
+        nw.lit(batch.source).alias(SOURCE),
+        nw.lit(now).alias(INGESTED_AT),
     ]
     metadata = {"driftloop.batch_id": batch.batch_id, "driftloop.source": batch.source}
     where = Where(equal={BATCH_ID: batch.batch_id})
 
     step("writing quarantine")
-    quarantined = result.rejected.with_columns(*stamp, pl.lit(now.date()).alias(INGEST_DATE))
-    quarantine_version = _store(lake, Table.QUARANTINE, quarantined, where, metadata)
+    quarantined = _with(result.rejected, *stamp, nw.lit(now.date()).alias(INGEST_DATE))
+    rows_quarantined = chosen.count(quarantined)
+    quarantine_version = _store(lake, Table.QUARANTINE, quarantined, rows_quarantined, where, metadata)
 
     step("writing raw")
     clock = contract.event_time_column
-    event_date = pl.col(clock).cast(pl.Date) if clock else pl.lit(now.date())
-    accepted = result.valid.with_columns(*stamp, event_date.alias(EVENT_DATE))
-    raw_version = _store(lake, table, accepted, where, metadata)
+    event_date = nw.col(clock).cast(nw.Date) if clock else nw.lit(now.date())
+    accepted = _with(result.valid, *stamp, event_date.alias(EVENT_DATE))
+    rows_raw = chosen.count(accepted)
+    raw_version = _store(lake, table, accepted, rows_raw, where, metadata)
 
     summary = IngestSummary(
         batch.batch_id,
         batch.source,
         BatchStatus.INGESTED,
         batch.frame.height,
-        accepted.height,
-        quarantined.height,
+        rows_raw,
+        rows_quarantined,
         rule_counts=result.rule_counts,
         ignored_columns=result.ignored_columns,
         raw_version=raw_version,
@@ -258,9 +261,21 @@ def _refused_summary(lake: Lake, batch_id: str) -> IngestSummary:
     )
 
 
-def _store(lake: Lake, table: str, rows: pl.DataFrame, where: Where, metadata: dict[str, str]) -> int | None:
-    """Replace this batch's rows in ``table``; an empty batch only clears leftovers of an earlier try."""
-    if rows.height:
+def _other_batches(engine: Engine, lake: Lake, table: str, batch_id: str) -> Any:
+    """The rows ``table`` holds from other batches than ``batch_id``, as ``engine``'s lazy frame."""
+    stored = nw.from_native(engine.scan(lake, table))
+    return stored.filter(nw.col(BATCH_ID) != batch_id).to_native()
+
+
+def _with(frame: Any, *columns: Any) -> Any:
+    """``frame`` (Polars or Spark) with the Narwhals ``columns`` added."""
+    return nw.from_native(frame).with_columns(*columns).to_native()
+
+
+def _store(lake: Lake, table: str, rows: Any, count: int, where: Where, metadata: dict[str, str]) -> int | None:
+    """Replace this batch's rows (``count`` of them, Polars or Spark) in ``table``; an empty
+    batch only clears leftovers of an earlier try."""
+    if count:
         return lake.replace(table, rows, where=where, metadata=metadata)
     if lake.any_rows(table, where):
         return lake.delete(table, where=where)

@@ -18,6 +18,7 @@ from driftloop.data.contract import Contract
 from driftloop.data.validate import CheckResult
 from driftloop.errors import PredictError
 from driftloop.features import FeatureSet
+from driftloop.lake import Lake
 from driftloop.profiles import Profile
 
 # A batch of typed rows in, one output column per target out, row for row (a package's
@@ -36,6 +37,14 @@ class Engine(Protocol):
 
     def to_polars(self, frame: Any) -> pl.DataFrame:
         """One of this engine's frames, small enough for one process, as Polars."""
+        ...
+
+    def count(self, frame: Any) -> int:
+        """The rows of one of this engine's frames."""
+        ...
+
+    def scan(self, lake: Lake, table: str) -> Any:
+        """The latest version of a lake table as this engine's (lazy) frame."""
         ...
 
     def check(self, frame: Any, contract: Contract, *, seen_keys: Any | None = None) -> CheckResult[Any]:

@@ -17,6 +17,7 @@ from driftloop.data.sources import to_polars
 from driftloop.data.validate import CheckResult, check_batch
 from driftloop.engine.base import Scorer, beside
 from driftloop.features import FeatureSet
+from driftloop.lake import Lake
 from driftloop.profiles import Profile, profile
 
 
@@ -30,6 +31,12 @@ class PolarsEngine:
 
     def to_polars(self, frame: Any) -> pl.DataFrame:
         return to_polars(frame)
+
+    def count(self, frame: Any) -> int:
+        return to_polars(frame).height
+
+    def scan(self, lake: Lake, table: str) -> pl.LazyFrame:
+        return lake.scan(table)
 
     def check(self, frame: Any, contract: Contract, *, seen_keys: Any | None = None) -> CheckResult[pl.DataFrame]:
         if seen_keys is not None and not isinstance(seen_keys, pl.LazyFrame):

@@ -19,6 +19,7 @@ from driftloop.engine.spark.failures import spark_failures
 from driftloop.engine.spark.session import SparkOptions, spark_session
 from driftloop.errors import FeatureError
 from driftloop.features import FeatureSet
+from driftloop.lake import Lake
 from driftloop.profiles import Profile
 
 if TYPE_CHECKING:
@@ -54,6 +55,14 @@ class SparkEngine:
             return frame
         with spark_failures("collecting rows"):
             return to_polars(frame)
+
+    def count(self, frame: Any) -> int:
+        with spark_failures("counting rows"):
+            return self._spark(frame).count()
+
+    def scan(self, lake: Lake, table: str) -> DataFrame:
+        with spark_failures(f"reading table {table!r}"):
+            return lake.scan_spark(table, self.session)
 
     def check(self, frame: Any, contract: Contract, *, seen_keys: Any | None = None) -> CheckResult[DataFrame]:
         from driftloop.engine.spark.check import check_on_spark
