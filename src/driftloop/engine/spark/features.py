@@ -1,44 +1,40 @@
-"""Feature materialisation on Spark: the project's definitions compiled through Narwhals to
-Spark expressions, the same definitions the Polars engine and a served request apply."""
+"""Feature materialisation on Spark: the project's definitions applied to each Arrow batch of
+each partition by the Polars code a served request runs (``mapInArrow``).
+
+Why not the definitions compiled to Spark expressions (Narwhals can): Spark's sine and cosine
+are the JVM's, Polars' are Rust's, and they differ in the last bit. A cyclic calendar part takes
+seven or twenty-four distinct values, which a reference profile's quantile edges sit exactly on;
+a value one bit below its edge falls into the bin before, and on the demo's first tick the day of
+week read as drifted (PSI 1.18 against 0.008 with Polars' values). Training, batch, online and
+edge scoring must compute the same bits, so every engine runs the same code.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
-import pyspark.sql.functions as sf
+import polars as pl
 
-from driftloop.data.clock import UTC_ZONE
-from driftloop.data.contract import ColumnType
-from driftloop.features import DatetimeFeature, FeatureSet
+from driftloop.engine.spark.frames import arrow_for, spark_schema, to_polars
+from driftloop.features import FeatureSet
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import pyarrow as pa
     from pyspark.sql import DataFrame
 
 
 def with_features(rows: DataFrame, features: FeatureSet) -> DataFrame:
-    """``rows`` with the derived columns, compiled through Narwhals to Spark.
+    """``rows`` with the derived columns of ``features``, computed on the executors."""
+    layout = features.apply(to_polars(rows.limit(0)))
+    schema = spark_schema(layout)
+    return rows.mapInArrow(partial(_feature_batches, features=features, schema=schema), schema)
 
-    A Spark session has one time zone (UTC, driftloop's), so Narwhals cannot read an instant
-    on another zone's clock; the calendar parts of a zoned contract are taken instead from the
-    instants moved to that zone's wall clock (``from_utc_timestamp``), then the instants come back.
-    """
-    zone = features.contract.timezone
-    zoned = [
-        d.column
-        for d in features.definitions
-        if isinstance(d, DatetimeFeature) and features.contract.columns[d.column].type is ColumnType.DATETIME
-    ]
-    if zone == UTC_ZONE or not zoned:
-        added: DataFrame = features.apply(rows)
-        return added
-    order = rows.columns
-    kept = {c: f"__instant__{c}" for c in dict.fromkeys(zoned)}
-    for column, instant in kept.items():
-        rows = rows.withColumnRenamed(column, instant)
-        wall = sf.from_utc_timestamp(sf.col(f"`{instant}`").cast("timestamp"), zone).cast("timestamp_ntz")
-        rows = rows.withColumn(column, wall)
-    on_wall = FeatureSet(features.definitions, features.contract.model_copy(update={"timezone": UTC_ZONE}))
-    added = on_wall.apply(rows).drop(*kept)
-    for column, instant in kept.items():
-        added = added.withColumnRenamed(instant, column)
-    return added.select(*(sf.col(f"`{c}`") for c in order + [c for c in added.columns if c not in order]))
+
+def _feature_batches(batches: Iterator[pa.RecordBatch], features: FeatureSet, schema: Any) -> Iterator[pa.RecordBatch]:
+    for batch in batches:
+        rows = pl.from_arrow(batch)
+        assert isinstance(rows, pl.DataFrame)
+        yield from arrow_for(features.apply(rows), schema).to_batches()
