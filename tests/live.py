@@ -1,14 +1,17 @@
-"""Running driftloop as a user does, for end-to-end tests: the CLI with ``--json``, and the
-prediction server on a real uvicorn on 127.0.0.1."""
+"""Running driftloop as a user does, for end-to-end tests: the CLI with ``--json``, the
+prediction server on a real uvicorn on 127.0.0.1, and the services a team runs beside it (an
+MLflow server, a Spark Connect server) as real processes on 127.0.0.1."""
 
 from __future__ import annotations
 
 import json
 import socket
+import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import uvicorn
@@ -28,12 +31,43 @@ def cli(*args: str) -> dict | list:
     return json.loads(result.stdout)  # type: ignore[no-any-return]
 
 
+def free_port() -> int:
+    """A port of 127.0.0.1 nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def listening(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:``port``."""
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@contextmanager
+def service(command: list[str], *, ready: Callable[[], bool], log: Path, seconds: float = 90) -> Iterator[None]:
+    """``command`` running as a process (its output in ``log``) from when ``ready`` says so
+    until the block ends; it failing to start, or to be ready in ``seconds``, fails the test."""
+    with log.open("wb") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=output, cwd=log.parent)
+        try:
+            deadline = time.monotonic() + seconds
+            while not ready():
+                assert process.poll() is None, (
+                    f"{command[0]} stopped at start-up: {log.read_text(errors='replace')[-2000:]}"
+                )
+                assert time.monotonic() < deadline, f"{command[0]} was not ready in {seconds} s"
+                time.sleep(0.2)
+            yield
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
 @contextmanager
 def server(project: Project) -> Iterator[httpx.Client]:
     """The app on a real uvicorn server on 127.0.0.1, in a thread of this process."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     running = uvicorn.Server(uvicorn.Config(create_app(project), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=running.run, daemon=True)
     thread.start()

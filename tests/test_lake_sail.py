@@ -5,10 +5,7 @@ exactly-once append must be recorded as one."""
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -19,15 +16,8 @@ import pytest
 from driftloop.engine import SparkEngine, SparkOptions
 from driftloop.errors import LakeError
 from driftloop.lake import BATCH_ID, Lake, Table, Where
+from tests.live import free_port, listening, service
 from tests.test_lake_spark import DAYS, _sorted, quarantine_rows, raw_rows
-
-STARTUP_SECONDS = 30
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -40,27 +30,13 @@ def sail(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkEngine]:
     running = SparkSession.getActiveSession()
     if running is not None:
         running.stop()
-    port = _free_port()
-    sail_command = Path(sys.executable).with_name("sail")
-    log = (tmp_path_factory.mktemp("sail") / "server.log").open("wb")
-    server = subprocess.Popen(
-        [str(sail_command), "spark", "server", "--ip", "127.0.0.1", "--port", str(port)], stdout=log, stderr=log
-    )
-    try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while time.monotonic() < deadline:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            assert server.poll() is None, "the Sail server stopped at start-up"
-            time.sleep(0.2)
+    port = free_port()
+    command = [str(Path(sys.executable).with_name("sail")), "spark", "server", "--ip", "127.0.0.1", "--port", str(port)]
+    log = tmp_path_factory.mktemp("sail") / "server.log"
+    with service(command, ready=lambda: listening(port), log=log, seconds=30):
         engine = SparkEngine(SparkOptions(remote=f"sc://127.0.0.1:{port}", delta="native"))
         yield engine
         engine.session.stop()
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
-        log.close()
 
 
 def test_native_delta_rows_read_back_as_polars_rows_do(tmp_path: Path, sail: SparkEngine) -> None:

@@ -5,10 +5,7 @@ scoring the champion all go through HTTP; nothing lands in the project's folder.
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from datetime import datetime
@@ -22,47 +19,31 @@ from driftloop.project import ARTIFACTS, Project
 from driftloop.registry import Registry
 from driftloop.registry.mlflow.tracking import MlflowTracker
 from tests.conftest import make_synthetic_project
+from tests.live import free_port, service
 
-STARTUP_SECONDS = 90
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """The server's URL and its artifact folder."""
     home = tmp_path_factory.mktemp("mlflow-server")
-    port = _free_port()
+    port = free_port()
     artifacts = home / "artifacts"
     command = [
         str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(port),
         "--backend-store-uri", f"sqlite:///{home / 'store.db'}", "--artifacts-destination", str(artifacts),
         "--workers", "1",
     ]  # fmt: skip
-    log = (home / "server.log").open("wb")
-    process = subprocess.Popen(command, stdout=log, stderr=log, cwd=home)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            assert process.poll() is None, (home / "server.log").read_text(errors="replace")[-2000:]
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "the MLflow server did not answer /health in time"
-            time.sleep(0.5)
+    with service(command, ready=lambda: _answers(url), log=home / "server.log"):
         yield url, artifacts
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
 
 
 def test_a_project_tracks_registers_promotes_and_scores_through_a_server(
