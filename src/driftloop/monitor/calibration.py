@@ -22,7 +22,7 @@ import polars as pl
 
 from driftloop.monitor.drift import choose_test, is_single_valued
 from driftloop.monitor.thresholds import CALIBRATION, MIN_WINDOWS
-from driftloop.profiles import NumericProfile, Profile
+from driftloop.profiles import NumericProfile, Profile, profile
 from driftloop.project import Project
 from driftloop.settings.monitor import MonitorSettings
 
@@ -53,15 +53,13 @@ def calibrate(trained: TrainedModel, project: Project) -> dict[str, Any] | None:
     for part, reference, frame in (("inputs", inputs, features), ("predictions", predictions, predicted)):
         numeric = [n for n, c in reference.columns.items() if isinstance(c, NumericProfile)]
         categorical = [n for n in reference.columns if n not in numeric]
+        # The fitted rows are in this process already (the network trained on them): profiled
+        # here, not sent to the project's engine (on Spark, 2 x 60 windows were 45 s of jobs).
         windows = [
-            project.engine.profile(
-                frame.filter((times >= start) & (times < start + timedelta(days=days))),
-                numeric,
-                categorical,
-                like=reference,
-            )
+            profile(frame.filter((times >= start) & (times < start + timedelta(days=days))), numeric, categorical,
+                    like=reference)
             for start in starts
-        ]
+        ]  # fmt: skip
         found[part] = window_statistics(reference, windows, project.settings.monitor)
     package.reference[CALIBRATION] = found
     return found

@@ -111,6 +111,9 @@ def _classic(options: SparkOptions) -> SparkSession:
     active = SparkSession.getActiveSession()
     if active is not None and not _is_connect(active):
         return active
+    # A Connect session made earlier in this process leaves PySpark in "connect mode" (a flag in
+    # the environment, kept after that session stops), in which this builder would ask for a URL.
+    os.environ.pop("SPARK_CONNECT_MODE_ENABLED", None)
     if options.master.startswith("local"):
         # Local workers are Python processes of this machine: they must be this interpreter
         # (its environment holds driftloop, Polars and Arrow), not whichever `python` is first on PATH.
