@@ -31,14 +31,6 @@ class FeatureSet:
         return [name for d in self.definitions for name in d.outputs]
 
     @property
-    def required_columns(self) -> list[str]:
-        """The columns of the contract the definitions read (derived columns aside)."""
-        read: set[str] = set()
-        for d in self.definitions:
-            read |= {d.column} if isinstance(d, DatetimeFeature) else referenced_columns(d.expr)
-        return sorted(read & set(self.contract.columns))
-
-    @property
     def inputs(self) -> list[str]:
         """The model's input columns: contract features and segments that are not dates, then derived ones."""
         raw = [

@@ -17,7 +17,6 @@ from driftloop.data.validate import CheckResult
 from driftloop.engine.base import Scorer
 from driftloop.engine.spark.failures import spark_failures
 from driftloop.engine.spark.session import SparkOptions, spark_session
-from driftloop.errors import FeatureError
 from driftloop.features import FeatureSet
 from driftloop.lake import Lake
 from driftloop.profiles import Profile
@@ -72,14 +71,10 @@ class SparkEngine:
             return check_on_spark(self._spark(frame), contract, seen_keys=seen)
 
     def add_features(self, frame: Any, features: FeatureSet) -> DataFrame:
-        rows = self._spark(frame)
-        missing = sorted(set(features.required_columns) - set(rows.columns))
-        if missing:  # Spark would only say so when the plan runs
-            raise FeatureError(f"cannot compute features, the input lacks a column: {missing}")
         from driftloop.engine.spark.features import with_features
 
         with spark_failures("computing features"):
-            return with_features(rows, features)
+            return with_features(self._spark(frame), features)
 
     def score(self, frame: Any, scorer: Scorer) -> DataFrame:
         from driftloop.engine.spark.score import score_on_spark

@@ -27,7 +27,9 @@ if TYPE_CHECKING:
 
 
 def with_features(rows: DataFrame, features: FeatureSet) -> DataFrame:
-    """``rows`` with the derived columns of ``features``, computed on the executors."""
+    """``rows`` with the derived columns of ``features``, computed on the executors. The
+    definitions are first applied to no rows on the driver: that gives the columns' types, and a
+    missing input fails here, not in a job."""
     layout = features.apply(to_polars(rows.limit(0)))
     schema = spark_schema(layout)
     return rows.mapInArrow(partial(_feature_batches, features=features, schema=schema), schema)

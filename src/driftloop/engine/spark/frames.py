@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 import pyarrow as pa
 
-from driftloop.lake.spark_files import ordinary_type
+from driftloop.lake.spark_files import arrow_schema, ordinary_type, spark_schema_of
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -50,18 +50,13 @@ def naive_instants(frame: pl.DataFrame) -> pl.DataFrame:
 def arrow_for(frame: pl.DataFrame, schema: StructType) -> pa.Table:
     """``frame`` as the Arrow table Spark expects for ``schema`` (what a function given to
     ``mapInArrow`` must yield: the declared types exactly, instants in UTC)."""
-    from pyspark.sql.pandas.types import to_arrow_schema
-
     table = ordinary_types(frame.select(schema.names).to_arrow(compat_level=pl.CompatLevel.oldest()))
-    return table.cast(to_arrow_schema(schema, timezone=UTC))
+    return table.cast(arrow_schema(schema))
 
 
 def spark_schema(frame: pl.DataFrame) -> StructType:
     """The Spark schema of a Polars frame's columns."""
-    from pyspark.sql.pandas.types import from_arrow_schema
-
-    table = ordinary_types(frame.head(0).to_arrow(compat_level=pl.CompatLevel.oldest()))
-    return from_arrow_schema(table.schema, prefer_timestamp_ntz=True)
+    return spark_schema_of(frame.head(0).to_arrow(compat_level=pl.CompatLevel.oldest()).schema)
 
 
 def ordinary_types(table: pa.Table) -> pa.Table:
