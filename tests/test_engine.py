@@ -7,15 +7,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 
 from driftloop.data.contract import Column, ColumnType, Contract, Role
+from driftloop.data.sources import read_rows
 from driftloop.data.validate import CheckResult, check_batch
 from driftloop.engine import DEFAULT_ENGINE, ENGINES, Engine, PolarsEngine, SparkOptions, resolve_engine
-from driftloop.errors import ConfigError, DriftloopError, FeatureError
+from driftloop.errors import ConfigError, DriftloopError, FeatureError, SourceError
 from driftloop.features import DatetimeFeature, ExpressionFeature, FeatureSet
 from driftloop.lake import ROW, RULES
 from driftloop.profiles import NumericProfile, profile
@@ -204,6 +206,49 @@ def test_scoring_puts_each_rows_outputs_beside_it(engine: Engine) -> None:
         _polars(engine, engine.score(engine.from_polars(rows), bad[0]))
     with pytest.raises(DriftloopError, match="names of input columns"):
         engine.score(engine.from_polars(rows), lambda b: b.select("x"))
+
+
+# A CSV as exports write them: a byte-order mark, a repeated header name, a quoted separator, a
+# doubled quote, a quoted empty cell beside a missing one, a short line, a cell over two lines.
+MESSY_CSV = '\ufeffid,note,note,v\na,"x,y",1,2.5\nb,"say ""hi""",,\nc,"",3\nd,"two\nlines",4,-1\ne,plain,5,1e3\n'
+
+
+def _read(engine: Engine, path: Path) -> pl.DataFrame:
+    return engine.to_polars(engine.read_file(path))
+
+
+def test_batch_files_are_read_into_the_same_rows(engine: Engine, tmp_path: Path) -> None:
+    """A batch file read by the engine (a Spark engine reads it on the executors) holds the rows
+    the Polars reader gives, cell for cell, whatever the file's form."""
+    messy = tmp_path / "messy.csv"
+    messy.write_text(MESSY_CSV, encoding="utf-8")
+    assert _read(engine, messy).equals(read_rows(messy))
+    assert read_rows(messy).columns == ["id", "note", "note_duplicated_0", "v"]
+    plain = tmp_path / "plain.tsv"  # no quote anywhere: a Spark engine splits it across tasks
+    plain.write_text("k\tv\n" + "".join(f"k{i}\t{i / 7}\n" for i in range(3000)), encoding="utf-8")
+    assert _read(engine, plain).equals(read_rows(plain))
+    typed = pl.DataFrame({"k": ["a", None, "c"], "n": [1, 2, None], "at": [datetime(2024, 1, 1, 5), None, None]})
+    typed.write_parquet(tmp_path / "typed.parquet")
+    typed.write_ndjson(tmp_path / "typed.ndjson")
+    assert _read(engine, tmp_path / "typed.parquet").equals(typed)
+    lines = _read(engine, tmp_path / "typed.ndjson")  # Spark orders inferred columns by name
+    assert lines.select(sorted(lines.columns)).equals(read_rows(tmp_path / "typed.ndjson").select(["at", "k", "n"]))
+
+
+def test_a_file_that_cannot_be_read_whole_is_refused_by_name(engine: Engine, tmp_path: Path) -> None:
+    """A line with more cells than the header would lose them: the file is refused, naming it."""
+    long = tmp_path / "long.csv"
+    long.write_text("a,b\n1,2\n3,4,5\n", encoding="utf-8")
+    with pytest.raises(SourceError, match=r"long\.csv.*fix the file"):
+        _read(engine, long)
+    broken = tmp_path / "broken.ndjson"
+    broken.write_text('{"a": 1}\n{"a": \n', encoding="utf-8")
+    with pytest.raises(SourceError, match=r"broken\.ndjson"):
+        _read(engine, broken)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("", encoding="utf-8")
+    with pytest.raises(SourceError, match="empty"):
+        _read(engine, empty)
 
 
 def test_profiles_share_the_references_bins_and_merge(engine: Engine) -> None:

@@ -45,14 +45,17 @@ def _table(project: Project, table: Table, order: list[str]) -> pl.DataFrame:
 
 
 def test_ingest_and_features_end_with_the_same_tables(tmp_path: Path) -> None:
-    """Damaged rows of the demo data in two overlapping batches: the same rows kept, the same
-    quarantined with the same reasons, the same duplicates refused, the same features."""
+    """Damaged rows of the demo data in two overlapping batches, a file (which a Spark engine
+    reads itself) and a frame: the same rows kept, the same quarantined with the same reasons,
+    the same duplicates refused, the same features."""
     rows = messy_energy(1200).drop("damage")
+    first = tmp_path / "first.csv"
+    rows.head(700).write_csv(first)
     tables, summaries = {}, {}
     for engine in sorted(ENGINES):
         project = init_project(tmp_path / engine, sample=load_energy().head(1008), time_column=TIME, targets=TARGETS)
         project = on_engine(project, engine)
-        done = ingest(project, rows.head(700), batch_id="first") + ingest(project, rows.slice(500), batch_id="second")
+        done = ingest(project, first) + ingest(project, rows.slice(500), batch_id="second")
         materialize(project.lake, project.feature_set(), engine=project.engine)
         summaries[engine] = [(s.rows_in, s.rows_raw, s.rows_quarantined, s.rule_counts) for s in done]
         tables[engine] = [

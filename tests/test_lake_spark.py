@@ -4,7 +4,7 @@ way must read back the same through Polars and delta-rs, and the other way round
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -13,7 +13,7 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from driftloop.engine import SparkEngine, SparkOptions
-from driftloop.errors import LakeError
+from driftloop.errors import LakeError, TableChanged
 from driftloop.lake import BATCH_ID, COLUMNS, INGEST_DATE, INGESTED_AT, ROW, RULES, SOURCE, Lake, Table, Where
 from driftloop.lake.spark_files import scan_spark
 
@@ -202,3 +202,94 @@ def test_a_spark_write_killed_before_its_commit_is_invisible_and_its_rerun_lands
     where = Where(equal={BATCH_ID: "b2"})
     lake.replace(Table.RAW, spark.from_polars(raw_rows("b2", DAYS)), where=where)
     assert lake.read(Table.RAW).filter(pl.col(BATCH_ID) == "b2").height == len(DAYS)
+
+
+def feature_rows(batch: str, keys: range, value: float) -> pl.DataFrame:
+    """Rows of ``features``, keyed by (k, at), over two months."""
+    days = [date(2016, 1, 30) + timedelta(days=i % 4) for i in keys]
+    return pl.DataFrame(
+        {
+            "k": [f"k{i}" for i in keys],
+            "at": [datetime(d.year, d.month, d.day, 6) for d in days],
+            "v": [value] * len(keys),
+            BATCH_ID: batch,
+            "_event_date": days,
+        }
+    )
+
+
+def test_a_merge_of_spark_rows_is_the_merge_of_polars_rows(tmp_path: Path, spark: SparkEngine) -> None:
+    """Upserting by key: stored rows of a key sent again are replaced, the others kept, new keys added."""
+    by_polars, by_spark = Lake(tmp_path / "polars"), Lake(tmp_path / "spark")
+    for lake in (by_polars, by_spark):
+        lake.append(Table.FEATURES, feature_rows("b1", range(0, 40), 1.0))
+    update = feature_rows("b2", range(30, 60), 2.0)
+    by_polars.merge(Table.FEATURES, update, key=["k", "at"])
+    by_spark.merge(Table.FEATURES, spark.from_polars(update), key=["k", "at"], metadata={"driftloop.note": "m"})
+    mine, theirs = (lake.read(Table.FEATURES).sort("k") for lake in (by_spark, by_polars))
+    assert mine.select(theirs.columns).equals(theirs)
+    assert mine.height == 60 and mine.filter(pl.col("v") == 2.0).height == 30
+    assert by_spark.history(Table.FEATURES, limit=1)[0].metadata["driftloop.note"] == "m"
+
+
+def test_a_write_computed_from_an_older_version_is_not_committed(tmp_path: Path, spark: SparkEngine) -> None:
+    lake = Lake(tmp_path)
+    lake.append(Table.RAW, raw_rows("b1", DAYS))
+    read_at = lake.version(Table.RAW)
+    lake.append(Table.RAW, raw_rows("b2", DAYS))  # another writer, meanwhile
+    where = Where(equal={BATCH_ID: "b3"})
+    for rows in (raw_rows("b3", DAYS), spark.from_polars(raw_rows("b3", DAYS))):
+        with pytest.raises(TableChanged, match="moved from version 0 to 1"):
+            lake.replace(Table.RAW, rows, where=where, read_version=read_at)
+    assert lake.version(Table.RAW) == 1 and lake.read(Table.RAW).height == 2 * len(DAYS)
+
+
+# Another process that appends to ``features`` (Polars) when told to, in the months a merge rewrites.
+APPENDER = """
+import sys, time
+from pathlib import Path
+from driftloop.lake import Lake, Table
+from tests.test_lake_spark import feature_rows
+lake, signals = Lake(sys.argv[1]), Path(sys.argv[2])
+while not (signals / "go").exists():
+    time.sleep(0.02)
+lake.append(Table.FEATURES, feature_rows("appended", range(1000, 1010), 3.0))
+(signals / "done").touch()
+"""
+
+
+def test_a_spark_merge_never_drops_rows_another_process_commits_meanwhile(
+    tmp_path: Path, spark: SparkEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A merge rewrites whole partitions. Another process commits to them after the merge read
+    them and before it commits: the merge's commit is stale, so it is computed again from the
+    new version instead of dropping the other process's rows."""
+    import subprocess
+    import sys
+    import time
+
+    lake, signals = Lake(tmp_path / "lake"), tmp_path / "signals"
+    signals.mkdir()
+    lake.append(Table.FEATURES, feature_rows("seed", range(0, 40), 1.0))
+    repo = Path(__file__).resolve().parents[1]
+    appender = subprocess.Popen([sys.executable, "-c", APPENDER, str(lake.root), str(signals)], cwd=repo)
+    reads: list[int | None] = []
+    read = Lake.scan_spark
+
+    def read_then_let_the_other_commit(self: Lake, table: str, *args: object, **kwargs: object) -> object:
+        rows = read(self, table, *args, **kwargs)  # type: ignore[arg-type]
+        reads.append(kwargs.get("version"))  # type: ignore[arg-type]
+        if len(reads) == 1:  # the merge has read the partitions: the other process commits now
+            (signals / "go").touch()
+            while not (signals / "done").exists():
+                time.sleep(0.02)
+        return rows
+
+    monkeypatch.setattr(Lake, "scan_spark", read_then_let_the_other_commit)
+    lake.merge(Table.FEATURES, spark.from_polars(feature_rows("merged", range(20, 60), 2.0)), key=["k", "at"])
+    assert appender.wait(timeout=300) == 0
+    assert reads == [0, 1]  # read at version 0, stale after the append, merged again from version 1
+    rows = lake.read(Table.FEATURES)
+    assert rows.filter(pl.col("v") == 3.0).height == 10  # the other process's rows are all there
+    assert rows.height == 60 + 10 and rows.select("k", "at").n_unique() == rows.height
+    assert rows.filter(pl.col("k") == "k59").get_column("v").to_list() == [2.0]

@@ -10,8 +10,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from driftloop import predict
 from driftloop.cli.loop import window
+from driftloop.engine import PolarsEngine
 from driftloop.errors import ConfigError, PredictError
 from driftloop.model.trainer import train_project
 from driftloop.predict import PREDICTION_ID, VARIABLE_WIDTH, predict_window, row_bytes
@@ -56,7 +56,7 @@ def test_chunks_are_whole_days_within_the_memory_budget(project: Project, monkey
     predict_window(project, since, until, on_chunk=lambda days, rows: chunks.append(([str(d) for d in days], rows)))
     assert chunks == [(["2024-01-03", "2024-01-04", "2024-01-05"], 72)]  # three days fit in the default budget
     chunks.clear()
-    monkeypatch.setattr(predict, "CHUNK_BYTES", 1)  # less than a row: a day is still never split
+    monkeypatch.setattr(PolarsEngine, "chunk_bytes", 1)  # less than a row: a day is still never split
     predict_window(project, since, until, on_chunk=lambda days, rows: chunks.append(([str(d) for d in days], rows)))
     assert chunks == [(["2024-01-03"], 24), (["2024-01-04"], 24), (["2024-01-05"], 24)]
     assert row_bytes([pl.Float64(), pl.Date(), pl.Boolean(), pl.String()]) == 8 + 8 + 1 + VARIABLE_WIDTH

@@ -8,7 +8,8 @@ The tree::
     ├── SourceError                an input file or frame cannot be read
     ├── BatchRejected              a batch broke a batch-level rule; nothing was written
     ├── LakeError                  a Delta table could not be read or written
-    │   └── TableNotFound          the table has not been written yet
+    │   ├── TableNotFound          the table has not been written yet
+    │   └── TableChanged           another writer changed the table a write was computed from
     ├── FeatureError               a feature definition is invalid
     │   └── NotOnlineComputable    it depends on other rows, so it cannot be served online
     ├── PreprocessError            preprocessing cannot be fitted or applied
@@ -84,6 +85,11 @@ class LakeError(DriftloopError):
 
 class TableNotFound(LakeError):
     """The table has not been written yet."""
+
+
+class TableChanged(LakeError):
+    """Another writer committed to a table after a write was computed from it (a merge); the
+    write was not committed, and computing it again from the new version is safe."""
 
 
 class FeatureError(DriftloopError):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import polars as pl
+import narwhals as nw
 
 from driftloop.engine import Engine, resolve_engine
 from driftloop.errors import TableNotFound
@@ -43,25 +43,26 @@ def materialize(lake: Lake, features: FeatureSet, *, engine: str | Engine | None
     done = _watermark(lake)
     if done == raw_version or (done is not None and _only_compacted(lake, done, raw_version)):
         return FeatureRun(lake.version(Table.FEATURES), raw_version, [], 0)
-    batches = _batch_ids(lake, raw_version) - (_batch_ids(lake, done) if done is not None else set())
+    chosen = resolve_engine(engine)
+    batches = _batch_ids(chosen, lake, raw_version) - (_batch_ids(chosen, lake, done) if done is not None else set())
     if not batches:
         return FeatureRun(lake.version(Table.FEATURES), raw_version, [], 0)
     new = sorted(batches)
-    rows = lake.scan(Table.RAW, version=raw_version).filter(pl.col(BATCH_ID).is_in(new)).collect()
+    rows = nw.from_native(chosen.scan(lake, Table.RAW, version=raw_version)).filter(nw.col(BATCH_ID).is_in(new))
     key = features.contract.key
     if key:  # a key sent twice among the new batches: the last one ingested wins
-        rows = rows.sort(INGESTED_AT, ROW).unique(subset=key, keep="last", maintain_order=True)
-    chosen = resolve_engine(engine)
-    added = chosen.to_polars(chosen.add_features(rows, features))  # written from this process
-    table = added.select(*features.table_columns, BATCH_ID, EVENT_DATE)
+        rows = rows.unique(subset=key, keep="last", order_by=[INGESTED_AT, ROW])
+    added = nw.from_native(chosen.add_features(rows.to_native(), features))
+    table = added.select(*features.table_columns, BATCH_ID, EVENT_DATE).to_native()  # rows stay with the engine
     metadata = {RAW_VERSION: str(raw_version), "driftloop.batches": str(len(new))}
-    if not table.height:
+    count = chosen.count(table)
+    if not count:
         return FeatureRun(lake.version(Table.FEATURES), raw_version, new, 0)
     if key:
         version = lake.merge(Table.FEATURES, table, key=key, metadata=metadata)
     else:
         version = lake.replace(Table.FEATURES, table, where=Where(one_of={BATCH_ID: new}), metadata=metadata)
-    return FeatureRun(version, raw_version, new, table.height)
+    return FeatureRun(version, raw_version, new, count)
 
 
 def _watermark(lake: Lake) -> int | None:
@@ -86,6 +87,7 @@ def _only_compacted(lake: Lake, since: int, until: int) -> bool:
     return len(commits) == window and all(c.operation == "OPTIMIZE" for c in commits)
 
 
-def _batch_ids(lake: Lake, version: int) -> set[str]:
-    ids = lake.scan(Table.RAW, version=version).select(pl.col(BATCH_ID).unique()).collect().to_series()
-    return set(ids.to_list())
+def _batch_ids(engine: Engine, lake: Lake, version: int) -> set[str]:
+    """The batches ``raw`` holds at ``version`` (read by the engine: only the distinct ids come here)."""
+    ids = nw.from_native(engine.scan(lake, Table.RAW, version=version)).select(BATCH_ID).unique().to_native()
+    return set(engine.to_polars(ids).get_column(BATCH_ID).to_list())

@@ -22,7 +22,7 @@ import narwhals as nw
 import polars as pl
 
 from driftloop.data.contract import Contract
-from driftloop.data.sources import Batch, expand_paths, file_batch_id, from_frame, read_file
+from driftloop.data.sources import Batch, expand_paths, file_batch_id, from_frame
 from driftloop.data.validate import RuleCount
 from driftloop.engine import Engine, resolve_engine
 from driftloop.errors import BatchRejected, ContractError
@@ -79,13 +79,12 @@ def ingest(
     against the contract's key and target columns and stored in ``labels``.
     """
     contract, table = (labels_contract(project.contract), Table.LABELS) if labels else (project.contract, Table.RAW)
+    engine = project.engine
     summaries: list[IngestSummary] = []
-    for batch in _new_batches(project.lake, data, batch_id, summaries):
+    for batch in _new_batches(project.lake, engine, data, batch_id, summaries):
         step = (lambda s, src=batch.source: on_step(src, s)) if on_step else None
         try:
-            summaries.append(
-                ingest_batch(project.lake, contract, batch, table=table, on_step=step, engine=project.engine)
-            )
+            summaries.append(ingest_batch(project.lake, contract, batch, table=table, on_step=step, engine=engine))
         except BatchRejected:
             if on_refused == "raise":
                 raise
@@ -116,10 +115,12 @@ def labels_contract(contract: Contract) -> Contract:
     return contract.model_copy(update={"columns": columns, "duplicates": "keep_latest"})
 
 
-def _new_batches(lake: Lake, data: Any, batch_id: str | None, summaries: list[IngestSummary]) -> Iterator[Batch]:
-    """The batches of ``data`` not ingested before, read one at a time; the summaries of those
-    that were go to ``summaries`` in their place. Files are looked up by digest all at once (an
-    inbox offers every file it ever held again) and only new ones are parsed."""
+def _new_batches(
+    lake: Lake, engine: Engine, data: Any, batch_id: str | None, summaries: list[IngestSummary]
+) -> Iterator[Batch]:
+    """The batches of ``data`` not ingested before, read one at a time by ``engine``; the
+    summaries of those that were go to ``summaries`` in their place. Files are looked up by
+    digest all at once (an inbox offers every file it ever held again) and only new ones are read."""
     if isinstance(data, str | Path) or (isinstance(data, Sequence) and all(isinstance(d, str | Path) for d in data)):
         files = expand_paths([data] if isinstance(data, str | Path) else data)
         ids = [file_batch_id(path) for path in files]
@@ -128,7 +129,7 @@ def _new_batches(lake: Lake, data: Any, batch_id: str | None, summaries: list[In
             if digest in done:
                 summaries.append(done[digest])
             else:
-                yield read_file(path, digest)
+                yield Batch(str(path), engine.read_file(path), digest)
         return
     batch = from_frame(data, batch_id=batch_id)
     previous = completed_batches(lake, [batch.batch_id]).get(batch.batch_id)
@@ -171,7 +172,7 @@ def ingest_batch(
             batch.batch_id,
             batch.source,
             BatchStatus.REFUSED,
-            batch.frame.height,
+            chosen.count(batch.frame),
             0,
             0,
             problems=[str(p) for p in result.problems],
@@ -207,7 +208,7 @@ def ingest_batch(
         batch.batch_id,
         batch.source,
         BatchStatus.INGESTED,
-        batch.frame.height,
+        rows_raw + rows_quarantined,  # every row is one or the other
         rows_raw,
         rows_quarantined,
         rule_counts=result.rule_counts,

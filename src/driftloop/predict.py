@@ -1,11 +1,14 @@
 """Batch inference: score a window of the features table with a registered model.
 
-Rows are scored in chunks of whole days (so a window larger than memory works) and each chunk
-is written as one atomic Delta commit that *replaces* the batch predictions of the same model
-version over that chunk's time span. A rerun, also after the process was killed mid-window, therefore ends in the
-same table, never with duplicates. Each prediction carries a deterministic id (from entity
-id, event time and model version), the time it was scored, the model name, version and run
-id, the job id and its source.
+The window is scored on the project's engine. In this process (Polars) rows are scored in
+chunks of whole days within the engine's memory budget, so a window larger than memory works;
+on a cluster (Spark) the whole window is one job and its rows never come to the driver. Each
+chunk is written as one atomic Delta commit that *replaces* the batch predictions of the same
+model version over that chunk's time span. A rerun, also after the process was killed
+mid-window, therefore ends in the same table, never with duplicates. Each prediction carries a
+deterministic id (from entity id, event time and model version), the time it was scored, the
+model name, version and run id, the job id and its source: computed by the same Polars code
+on every engine, batch by batch, where the rows are.
 """
 
 from __future__ import annotations
@@ -15,23 +18,22 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import partial
 
 import polars as pl
 
 from driftloop.data.clock import EventClock, days_span
+from driftloop.data.contract import Contract
+from driftloop.engine import Engine
+from driftloop.engine.base import Scorer
 from driftloop.errors import PredictError
 from driftloop.lake import EVENT_DATE, PREDICTION_ID, PredictionSource, Table, Where
 from driftloop.project import Project
 from driftloop.registry import Registry
 
-# Feature bytes read per chunk (whole days are never split); scoring and writing a chunk hold
-# about three times this (1M rows x 22 columns, 200 MB by ``row_bytes``, peaked 510 MB above
-# the process's start). A budget in bytes, not rows, keeps a wide model's chunks in memory,
-# and chunks this large keep the fixed cost of a chunk small: each is one more Delta commit and
-# one more scan of the table (1M rows took 1.6 s as one chunk, 1.9 s as four).
-CHUNK_BYTES = 256 * 2**20
 # In-memory width assumed for a value of a variable-width type (a string: its view and text).
 VARIABLE_WIDTH = 32
+DAY, ROWS = "day", "rows"
 
 
 @dataclass
@@ -47,6 +49,17 @@ class PredictRun:
     table_version: int | None = None
 
 
+@dataclass(frozen=True)
+class Stamp:
+    """What every prediction row of one job says about where it came from."""
+
+    model: str
+    version: str
+    run_id: str
+    job_id: str
+    scored_at: datetime
+
+
 def predict_window(
     project: Project,
     since: datetime,
@@ -59,8 +72,9 @@ def predict_window(
     """Score feature rows with ``since <= event time < until`` and write them to ``predictions``.
 
     Whole consecutive days are scored together, up to ``chunk_rows`` rows a chunk (by default
-    as many as fit in ``CHUNK_BYTES``; a single day larger than that is one chunk), each chunk
-    one commit.
+    as many as fit in the engine's ``chunk_bytes``; a single day larger than that is one chunk;
+    an engine that keeps rows off this process scores the window as one chunk), each chunk one
+    commit.
     """
     if until <= since:
         raise PredictError(f"the window is empty: --until ({until}) must be after --since ({since})")
@@ -79,39 +93,37 @@ def predict_window(
     wanted = {clock, *project.contract.id_columns, *package.features.table_columns} - set(package.targets)
     schema = lake.scan(Table.FEATURES).collect_schema()
     columns = [c for c in schema.names() if c in wanted]
-    if chunk_rows is None:
-        chunk_rows = max(1, CHUNK_BYTES // row_bytes([schema[c] for c in columns]))
+    if chunk_rows is None and engine.chunk_bytes is not None:
+        chunk_rows = max(1, engine.chunk_bytes // row_bytes([schema[c] for c in columns]))
+    stamp = Stamp(registry.name, chosen, run_id, run.job_id, datetime.now(UTC))
+    rows_of = partial(prediction_rows, scorer=package.predict_valid, contract=project.contract, stamp=stamp)
 
-    def write(start: datetime, end: datetime, days: list[date], frame: pl.DataFrame) -> None:
+    def write(start: datetime, end: datetime, days: list[date], rows: int, frame: object) -> None:
         where = Where(
             equal={"source": PredictionSource.BATCH, "model_name": registry.name, "model_version": chosen},
             between={"event_time": (start, end)},
         )
         run.table_version = lake.replace(
             Table.PREDICTIONS,
-            frame,
+            frame,  # type: ignore[arg-type]  # the engine's frame: Polars or Spark
             where=where,
             metadata={"driftloop.job_id": run.job_id, "driftloop.from": str(start)},
         )
-        run.rows += frame.height
+        run.rows += rows
         run.days += [str(d) for d in days]
         if on_chunk:
-            on_chunk(days, frame.height)
+            on_chunk(days, rows)
 
     # Each chunk is written while the next is scored: the write (Parquet encoding, in Rust) and
     # the forward pass overlap; one chunk at most waits, which bounds the memory to two chunks.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="driftloop-predict-write") as writer:
         pending: Future[None] | None = None
-        for start, end, days in _chunks(project, events, since, until, chunk_rows):
+        for start, end, days, rows in _chunks(project, engine, events, since, until, chunk_rows):
             low, high = events.bounds(start, end)
-            rows = lake.read(Table.FEATURES, since=low, until=high, time_column=clock, columns=columns)
-            scored = engine.to_polars(engine.score(rows, package.predict_valid))  # written from this process
-            frame = _prediction_rows(
-                scored, package.heads.output_columns, project, registry.name, chosen, run_id, run.job_id
-            )
+            frame = engine.map_batches(engine.window(lake, Table.FEATURES, low, high, clock, columns), rows_of)
             if pending is not None:
                 pending.result()
-            pending = writer.submit(write, start, end, days, frame)
+            pending = writer.submit(write, start, end, days, rows, frame)
         if pending is not None:
             pending.result()
     return run
@@ -135,32 +147,29 @@ def prediction_ids(entity: pl.Expr, event_time: pl.Expr, model_version: str) -> 
     return pl.concat_str([entity.fill_null(""), moment, pl.lit(f"v{model_version}")], separator="|")
 
 
-def _prediction_rows(
-    scored: pl.DataFrame,
-    outputs: list[str],
-    project: Project,
-    model: str,
-    version: str,
-    run_id: str,
-    job_id: str,
-) -> pl.DataFrame:
-    """The rows ``predictions`` stores for ``scored`` (feature rows with their outputs beside them)."""
-    contract = project.contract
+def prediction_rows(rows: pl.DataFrame, scorer: Scorer, contract: Contract, stamp: Stamp) -> pl.DataFrame:
+    """The rows ``predictions`` stores for a batch of feature ``rows``: ``scorer``'s outputs
+    with each row's prediction id, entity, event time and ``stamp``."""
+    outputs = scorer(rows)
+    if outputs.height != rows.height:
+        raise PredictError(f"the scorer gave {outputs.height} output rows for {rows.height} input rows")
+    clock = contract.clock
+    assert clock is not None  # a prediction window is by event time: event_clock checked it
     entity = contract.entity_id()
-    event_time = event_clock(project).instants()
-    return scored.select(
-        prediction_ids(entity, event_time, version).alias(PREDICTION_ID),
+    event_time = clock.instants()
+    bookkeeping = rows.select(
+        prediction_ids(entity, event_time, stamp.version).alias(PREDICTION_ID),
         entity.alias("entity_id"),
         event_time.alias("event_time"),
-        pl.lit(datetime.now(UTC)).cast(pl.Datetime("us", "UTC")).alias("scored_at"),
-        pl.lit(model).alias("model_name"),
-        pl.lit(version).alias("model_version"),
-        pl.lit(run_id).alias("run_id"),
-        pl.lit(job_id).alias("job_id"),
+        pl.lit(stamp.scored_at).cast(pl.Datetime("us", "UTC")).alias("scored_at"),
+        pl.lit(stamp.model).alias("model_name"),
+        pl.lit(stamp.version).alias("model_version"),
+        pl.lit(stamp.run_id).alias("run_id"),
+        pl.lit(stamp.job_id).alias("job_id"),
         pl.lit(PredictionSource.BATCH.value).alias("source"),
         event_time.cast(pl.Date).alias(EVENT_DATE),
-        *outputs,
     )
+    return pl.concat([bookkeeping, outputs], how="horizontal")
 
 
 def event_clock(project: Project) -> EventClock:
@@ -172,34 +181,34 @@ def event_clock(project: Project) -> EventClock:
 
 
 def _chunks(
-    project: Project, events: EventClock, since: datetime, until: datetime, chunk_rows: int
-) -> list[tuple[datetime, datetime, list[date]]]:
+    project: Project, engine: Engine, events: EventClock, since: datetime, until: datetime, chunk_rows: int | None
+) -> list[tuple[datetime, datetime, list[date], int]]:
     """Consecutive days of the window (in the contract's zone) packed into [start, end) spans of
-    about ``chunk_rows`` rows."""
+    about ``chunk_rows`` rows (one span for None), each with its days and rows."""
     low, high = events.bounds(since, until)
-    per_day = (
-        project.lake.scan(Table.FEATURES)
-        .filter((pl.col(events.column) >= low) & (pl.col(events.column) < high))
-        .group_by(events.days().alias("day"))
-        .len()
-        .sort("day")
-        .collect()
-    )
+    times = engine.window(project.lake, Table.FEATURES, low, high, events.column, [events.column])
+    counted = engine.to_polars(engine.map_batches(times, partial(day_counts, events=events)))
+    per_day = counted.group_by(DAY).agg(pl.col(ROWS).sum()).sort(DAY)
     if per_day.is_empty():
         raise PredictError(f"no feature rows between {since} and {until}; run `driftloop features` or widen the window")
-    chunks: list[tuple[datetime, datetime, list[date]]] = []
+    chunks: list[tuple[datetime, datetime, list[date], int]] = []
     days: list[date] = []
     rows = 0
     for day, count in per_day.iter_rows():
-        if days and rows + count > chunk_rows:
-            chunks.append(_span(days, since, until, events.zone))
+        if days and chunk_rows is not None and rows + count > chunk_rows:
+            chunks.append((*_span(days, since, until, events.zone), days, rows))
             days, rows = [], 0
         days.append(day)
         rows += count
-    chunks.append(_span(days, since, until, events.zone))
+    chunks.append((*_span(days, since, until, events.zone), days, rows))
     return chunks
 
 
-def _span(days: list[date], since: datetime, until: datetime, zone_name: str) -> tuple[datetime, datetime, list[date]]:
+def day_counts(rows: pl.DataFrame, events: EventClock) -> pl.DataFrame:
+    """How many of ``rows`` fall on each day of the event clock's zone (one batch's part of a count)."""
+    return rows.group_by(events.days().alias(DAY)).agg(pl.len().cast(pl.Int64).alias(ROWS))
+
+
+def _span(days: list[date], since: datetime, until: datetime, zone_name: str) -> tuple[datetime, datetime]:
     start, end = days_span(days[0], days[-1], zone_name)
-    return max(since, start), min(until, end), days
+    return max(since, start), min(until, end)

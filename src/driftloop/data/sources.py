@@ -35,7 +35,7 @@ class Batch:
     """One unit of ingest: rows from one file or frame, and the id that names them."""
 
     source: str
-    frame: pl.DataFrame
+    frame: Any  # a Polars frame, or the frame of the engine that read the file (a Spark one)
     batch_id: str
 
 
@@ -51,12 +51,12 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and _kind(p) is not None)
+            found = sorted(p for p in path.rglob("*") if p.is_file() and file_kind(p) is not None)
             if not found:
                 raise SourceError(f"folder {path} holds no {_supported()} file")
             files.extend(found)
         elif path.is_file():
-            if _kind(path) is None:
+            if file_kind(path) is None:
                 raise SourceError(f"{path}: unsupported file type {path.suffix!r}; driftloop reads {_supported()}")
             files.append(path)
         else:
@@ -75,22 +75,28 @@ def file_batch_id(path: Path) -> str:
 
 def read_file(path: Path, batch_id: str | None = None) -> Batch:
     """Read one file into a batch whose id is a digest of the file's bytes (``batch_id`` if known)."""
-    kind = _kind(path)
-    digest = batch_id or file_batch_id(path)
+    return Batch(source=str(path), frame=read_rows(path), batch_id=batch_id or file_batch_id(path))
+
+
+def read_rows(path: Path) -> pl.DataFrame:
+    """The rows of one file: CSV as text (every cell as written), Parquet and NDJSON with their types."""
+    kind = file_kind(path)
     try:
         if kind == "csv":
-            separator = "\t" if path.suffix == ".tsv" or path.name.endswith(".tsv.gz") else ","
-            frame = pl.read_csv(path, infer_schema=False, separator=separator)
-        elif kind == "parquet":
-            frame = pl.read_parquet(path)
-        else:
-            frame = pl.read_ndjson(path, infer_schema_length=None)
+            return pl.read_csv(path, infer_schema=False, separator=csv_separator(path))
+        if kind == "parquet":
+            return pl.read_parquet(path)
+        return pl.read_ndjson(path, infer_schema_length=None)
     except (OSError, pl.exceptions.PolarsError) as exc:
         # Polars' first line says what is wrong; its hints (e.g. to truncate ragged lines) would
         # drop data, which driftloop never does, so they are left out.
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SourceError(f"{path}: cannot be read as {kind}: {reason}; fix the file and ingest it again") from exc
-    return Batch(source=str(path), frame=frame, batch_id=digest)
+
+
+def csv_separator(path: Path) -> str:
+    """A tab for a ``.tsv`` file (compressed or not), else a comma."""
+    return "\t" if path.suffix == ".tsv" or path.name.endswith(".tsv.gz") else ","
 
 
 def from_frame(data: Any, *, source: str = "<frame>", batch_id: str | None = None) -> Batch:
@@ -124,7 +130,8 @@ def to_polars(data: Any) -> pl.DataFrame:
     raise SourceError(f"cannot ingest a {type(data).__name__}; pass a Polars, pandas or Arrow frame, or file paths")
 
 
-def _kind(path: Path) -> str | None:
+def file_kind(path: Path) -> str | None:
+    """How a file is read (``csv``, ``parquet``, ``ndjson``), or None for a file driftloop does not read."""
     if path.name.startswith("."):
         return None
     suffix = path.suffix.lower()

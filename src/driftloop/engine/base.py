@@ -2,14 +2,20 @@
 
 Four operations, each given the same descriptions whatever the engine: the contract check (the
 contract's rules), feature materialisation (the feature definitions), batch scoring (the
-package's scoring function, applied batch by batch) and profiles (the reference's bins). An
-engine compiles them to its own frames: Polars in this process, or a cluster's (Spark). The
-stages never ask which engine they run on.
+package's scoring function, applied batch by batch) and profiles (the reference's bins). Around
+them, the engine reads a batch file and the lake's tables into its own frames, and runs any
+Polars function batch by batch (``map_batches``: how a prediction's bookkeeping is computed
+where its rows are). An engine compiles them to its own frames: Polars in this process, or a
+cluster's (Spark). The stages never ask which engine they run on; they ask how many bytes of
+rows the engine lets them hold in this process at once (``chunk_bytes``), which only an
+in-process engine bounds.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 import polars as pl
@@ -24,12 +30,21 @@ from driftloop.profiles import Profile
 # A batch of typed rows in, one output column per target out, row for row (a package's
 # ``predict_valid``). Engines apply it to the batches they hold; it always sees a Polars frame.
 Scorer = Callable[[pl.DataFrame], pl.DataFrame]
+# Any function of a batch of rows whose result depends on that batch alone (a batch's rows in,
+# rows out: the same rows with columns added, or a summary of them).
+BatchFunction = Callable[[pl.DataFrame], pl.DataFrame]
+# One end of a window of event time, as the time column's values compare: an instant, or a day
+# for a date column (None: that end is open).
+Bound = datetime | date | None
 
 
 class Engine(Protocol):
     """A dataframe engine as the stages use it; ``frame`` is the engine's own kind of frame."""
 
     name: str
+    # Bytes of rows a stage may hold in this process at once (it reads and writes in chunks of
+    # about this size); None when the engine's rows never come to this process (a cluster's).
+    chunk_bytes: int | None
 
     def from_polars(self, frame: pl.DataFrame) -> Any:
         """``frame`` as this engine's kind of frame."""
@@ -43,8 +58,24 @@ class Engine(Protocol):
         """The rows of one of this engine's frames."""
         ...
 
-    def scan(self, lake: Lake, table: str) -> Any:
-        """The latest version of a lake table as this engine's (lazy) frame."""
+    def scan(self, lake: Lake, table: str, *, version: int | None = None) -> Any:
+        """A lake table (at ``version``, or the latest) as this engine's lazy frame."""
+        ...
+
+    def window(
+        self, lake: Lake, table: str, since: Bound, until: Bound, time_column: str, columns: list[str] | None
+    ) -> Any:
+        """The rows of a lake table with ``since <= time_column < until`` (only ``columns`` when
+        given), reading only the partitions the window spans."""
+        ...
+
+    def read_file(self, path: Path) -> Any:
+        """A batch file (:data:`~driftloop.data.sources.READERS`) as this engine's frame: CSV as
+        text, Parquet and NDJSON with their own types; a SourceError names a file it cannot read."""
+        ...
+
+    def map_batches(self, frame: Any, function: BatchFunction) -> Any:
+        """``function`` applied to each batch of ``frame``'s rows, the results as one frame."""
         ...
 
     def check(self, frame: Any, contract: Contract, *, seen_keys: Any | None = None) -> CheckResult[Any]:

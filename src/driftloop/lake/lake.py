@@ -87,20 +87,39 @@ class Lake:
             raise LakeError(f"cannot read the transactions of table '{table}' at {self.uri(table)}: {exc}") from exc
 
     def replace(
-        self, table: str, frame: pl.DataFrame | SparkFrame, *, where: Where, metadata: Mapping[str, str] | None = None
+        self,
+        table: str,
+        frame: pl.DataFrame | SparkFrame,
+        *,
+        where: Where,
+        metadata: Mapping[str, str] | None = None,
+        read_version: int | None = None,
     ) -> int:
         """Atomically replace the rows ``where`` selects with ``frame`` (Polars or Spark); returns the new version.
 
         Every row of ``frame`` must be selected by ``where``. Rerunning the same replacement gives
-        the same table, which is what makes reruns of a batch or a window idempotent.
+        the same table, which is what makes reruns of a batch or a window idempotent. With
+        ``read_version`` (the version ``frame`` was computed from), the replace goes in only while
+        the table is still at that version, else TableChanged.
         """
-        return _commit(self, spec_of(table), frame, write.Write(where=where, metadata=metadata))
+        request = write.Write(where=where, metadata=metadata, read_version=read_version)
+        return _commit(self, spec_of(table), frame, request)
 
     def merge(
-        self, table: str, frame: pl.DataFrame, *, key: list[str], metadata: Mapping[str, str] | None = None
+        self,
+        table: str,
+        frame: pl.DataFrame | SparkFrame,
+        *,
+        key: list[str],
+        metadata: Mapping[str, str] | None = None,
     ) -> int:
-        """Upsert ``frame`` into ``table`` by ``key``: matching rows are replaced, new rows added."""
-        return write.merge(self, spec_of(table), frame, key=key, metadata=metadata)
+        """Upsert ``frame`` (Polars or Spark: :mod:`driftloop.lake.spark_merge`) into ``table`` by
+        ``key``: matching rows are replaced, new rows added."""
+        if isinstance(frame, pl.DataFrame):
+            return write.merge(self, spec_of(table), frame, key=key, metadata=metadata)
+        from driftloop.lake.spark_merge import merge_spark
+
+        return merge_spark(self, spec_of(table), frame, key=key, metadata=metadata)
 
     def delete(self, table: str, *, where: Where) -> int:
         """Delete the rows ``where`` selects; returns the new version."""
@@ -127,14 +146,19 @@ class Lake:
             self, spec_of(table), version=version, since=since, until=until, time_column=time_column, columns=columns
         )
 
-    def scan_spark(self, table: str, spark: SparkSession, *, version: int | None = None) -> SparkFrame:
-        """``table`` (at ``version``, or the latest) as a Spark frame, read as the session says:
-        the files its log lists (:mod:`driftloop.lake.spark_files`), or Spark's Delta reader."""
+    def scan_spark(
+        self, table: str, spark: SparkSession, *, version: int | None = None, where: Where | None = None
+    ) -> SparkFrame:
+        """``table`` (at ``version``, or the latest; only the rows ``where`` selects when given) as
+        a Spark frame, read as the session says: the files its log lists
+        (:mod:`driftloop.lake.spark_files`), or Spark's Delta reader."""
         from driftloop.lake.spark_files import scan_spark
         from driftloop.lake.spark_native import delta_writer, scan_native
 
+        if not self.exists(table):
+            raise TableNotFound(f"table '{table}' has not been written yet ({self.uri(table)})")
         read = scan_native if delta_writer(spark) == "native" else scan_spark
-        return read(self, spark, spec_of(table).name, version=version)
+        return read(self, spark, spec_of(table).name, version=version, where=where)
 
     def any_rows(self, table: str, where: Where) -> bool:
         """Whether any row of ``table`` is selected by ``where``."""

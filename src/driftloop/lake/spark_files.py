@@ -37,6 +37,7 @@ from deltalake.transaction import AddAction, RemoveAction
 from driftloop.errors import LakeError
 from driftloop.lake import files
 from driftloop.lake.tables import EVENT_MONTH, TableSpec
+from driftloop.lake.where import Where
 from driftloop.lake.write import Write, retry, unselect
 
 if TYPE_CHECKING:
@@ -83,6 +84,8 @@ def commit_spark(lake: Lake, spec: TableSpec, frame: DataFrame, request: Write) 
             read = lake.open(table)
         removes: list[RemoveAction] = []
         kept: list[AddAction] = []
+        if read is not None:
+            request.still_current(read, table)
         if read is not None and where is not None:
             removes, kept = unselect(lake, spec, read, where)
         files.commit(uri, actions + kept, schema, partition_by, metadata, table=read, removes=removes,
@@ -182,9 +185,12 @@ def footer_stats(path: Path) -> str:
                        "nullCount": nulls})  # fmt: skip
 
 
-def scan_spark(lake: Lake, spark: SparkSession, table: str, *, version: int | None = None) -> DataFrame:
+def scan_spark(
+    lake: Lake, spark: SparkSession, table: str, *, version: int | None = None, where: Where | None = None
+) -> DataFrame:
     """The table (at ``version``, default the latest) as a Spark frame: the files its log lists,
-    read with its schema, each row with its file's partition values."""
+    read with its schema, each row with its file's partition values. With ``where``, only its
+    rows, from the files whose statistics say they may hold some."""
     import pyspark.sql.functions as sf
 
     delta = lake.open(table)
@@ -195,20 +201,22 @@ def scan_spark(lake: Lake, spark: SparkSession, table: str, *, version: int | No
     full = spark_schema_of(pa.schema(delta.schema().to_arrow()))
     data_schema = _without(full, partition_by)
     listed = pl.DataFrame(delta.get_add_actions(flatten=True))
+    if where is not None and not listed.is_empty():
+        listed = listed.filter(~where.file_coverage(listed, tuple(partition_by))[1])
     root = Path(lake.uri(table))
     if listed.is_empty():
         return spark.createDataFrame([], schema=full)
     paths = [str(root / unquote(p)) for p in listed.get_column("path")]
     rows = spark.read.schema(data_schema).parquet(*paths)
-    if not partition_by:
-        return rows
-    # Each row's partition values are its file's: the file's name (unique in a table) joins them.
-    named = rows.withColumn(FILE, sf.regexp_extract(sf.col("_metadata.file_path"), r"([^/]+)$", 1))
-    joined = named.join(sf.broadcast(_partition_values(spark, listed, partition_by)), on=FILE, how="left")
-    kinds = {f.name: f.dataType for f in full.fields}
-    return joined.select(
-        *(sf.col(f"`{n}`").cast(kinds[n]).alias(n) if n in partition_by else sf.col(f"`{n}`") for n in full.names)
-    )
+    if partition_by:
+        # Each row's partition values are its file's: the file's name (unique in a table) joins them.
+        named = rows.withColumn(FILE, sf.regexp_extract(sf.col("_metadata.file_path"), r"([^/]+)$", 1))
+        joined = named.join(sf.broadcast(_partition_values(spark, listed, partition_by)), on=FILE, how="left")
+        kinds = {f.name: f.dataType for f in full.fields}
+        rows = joined.select(
+            *(sf.col(f"`{n}`").cast(kinds[n]).alias(n) if n in partition_by else sf.col(f"`{n}`") for n in full.names)
+        )
+    return rows if where is None else rows.where(where.sql(dialect="spark"))
 
 
 def _partition_values(spark: SparkSession, listed: pl.DataFrame, partition_by: list[str]) -> DataFrame:

@@ -18,6 +18,7 @@ from driftloop.errors import LakeError
 from driftloop.lake.maintenance import USER_METADATA
 from driftloop.lake.spark_files import commit_spark, conform_spark
 from driftloop.lake.tables import TableSpec
+from driftloop.lake.where import Where
 from driftloop.lake.write import Write
 
 if TYPE_CHECKING:
@@ -51,6 +52,10 @@ def commit_native(lake: Lake, spec: TableSpec, frame: DataFrame, request: Write)
         writer = writer.partitionBy(*spec.partition_by)
     if metadata:
         writer = writer.option(USER_METADATA, json.dumps(dict(metadata), sort_keys=True))
+    if request.read_version is not None and lake.exists(table):
+        # Checked before the write, not inside its commit: a writer racing in between is Delta's
+        # own conflict check to catch (it refuses a replace whose partitions gained files).
+        request.still_current(lake.open(table), table)
     replacing = where is not None and lake.exists(table)
     if replacing:
         assert where is not None
@@ -64,12 +69,16 @@ def commit_native(lake: Lake, spec: TableSpec, frame: DataFrame, request: Write)
     return lake.open(table).version()
 
 
-def scan_native(lake: Lake, spark: SparkSession, table: str, *, version: int | None = None) -> DataFrame:
-    """The table (at ``version``, default the latest) read by Spark's own Delta reader."""
+def scan_native(
+    lake: Lake, spark: SparkSession, table: str, *, version: int | None = None, where: Where | None = None
+) -> DataFrame:
+    """The table (at ``version``, default the latest) read by Spark's own Delta reader; with
+    ``where``, only its rows (the reader skips files by their statistics)."""
     reader = spark.read.format("delta")
     if version is not None:
         reader = reader.option("versionAsOf", version)
     try:
-        return reader.load(lake.uri(table))
+        rows = reader.load(lake.uri(table))
+        return rows if where is None else rows.where(where.sql(dialect="spark"))
     except Exception as exc:
         raise LakeError(f"Spark's Delta reader could not read table '{table}' at {lake.uri(table)}: {exc}") from exc

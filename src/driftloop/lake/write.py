@@ -21,7 +21,7 @@ from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError
 from deltalake.transaction import AddAction, RemoveAction
 
-from driftloop.errors import LakeError
+from driftloop.errors import LakeError, TableChanged
 from driftloop.lake import files
 from driftloop.lake.tables import TableSpec, conform
 from driftloop.lake.where import Where
@@ -36,12 +36,22 @@ COMMIT_ATTEMPTS = 8
 @dataclass(frozen=True)
 class Write:
     """What a write does besides adding its rows, whichever path writes them: the rows it
-    replaces (``where``; none without it), its commit's metadata, and the transaction the commit
-    records (see :meth:`Lake.committed`)."""
+    replaces (``where``; none without it), its commit's metadata, the transaction the commit
+    records (see :meth:`Lake.committed`), and the version its rows were computed from: when
+    given, the commit goes in only while the table is still at it (a TableChanged otherwise)."""
 
     where: Where | None = None
     metadata: Mapping[str, str] | None = None
     transaction: str | None = None
+    read_version: int | None = None
+
+    def still_current(self, table: DeltaTable, name: str) -> None:
+        """Raise TableChanged if ``table`` moved past the version this write was computed from."""
+        if self.read_version is not None and table.version() != self.read_version:
+            raise TableChanged(
+                f"table '{name}' moved from version {self.read_version} to {table.version()} while a write "
+                "computed from it was prepared; it was not committed"
+            )
 
 
 def commit(lake: Lake, spec: TableSpec, frame: pl.DataFrame, request: Write) -> int:
@@ -70,6 +80,8 @@ def commit(lake: Lake, spec: TableSpec, frame: pl.DataFrame, request: Write) -> 
             read = lake.open(table)
         removes: list[RemoveAction] = []
         kept: list[AddAction] = []
+        if read is not None:
+            request.still_current(read, table)
         if read is not None and where is not None:
             removes, kept = unselect(lake, spec, read, where)
         files.commit(

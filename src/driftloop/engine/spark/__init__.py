@@ -8,17 +8,19 @@ translates Spark's exceptions. PySpark is imported only when the engine is used 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from driftloop.data.contract import Contract
 from driftloop.data.validate import CheckResult
-from driftloop.engine.base import Scorer
+from driftloop.engine.base import BatchFunction, Bound, Scorer
 from driftloop.engine.spark.failures import spark_failures
 from driftloop.engine.spark.session import SparkOptions, spark_session
+from driftloop.errors import EngineError
 from driftloop.features import FeatureSet
-from driftloop.lake import Lake
+from driftloop.lake import Lake, Where
 from driftloop.profiles import Profile
 
 if TYPE_CHECKING:
@@ -29,6 +31,7 @@ class SparkEngine:
     """Every operation on Spark frames; a Polars, pandas or Arrow frame given is sent to Spark first."""
 
     name = "spark"
+    chunk_bytes: int | None = None  # rows stay on the executors; a stage's whole window is one job
 
     def __init__(self, options: SparkOptions | None = None) -> None:
         self.options = options or SparkOptions()
@@ -59,9 +62,29 @@ class SparkEngine:
         with spark_failures("counting rows"):
             return self._spark(frame).count()
 
-    def scan(self, lake: Lake, table: str) -> DataFrame:
+    def scan(self, lake: Lake, table: str, *, version: int | None = None) -> DataFrame:
         with spark_failures(f"reading table {table!r}"):
-            return lake.scan_spark(table, self.session)
+            return lake.scan_spark(table, self.session, version=version)
+
+    def window(
+        self, lake: Lake, table: str, since: Bound, until: Bound, time_column: str, columns: list[str] | None
+    ) -> DataFrame:
+        where = _window(time_column, since, until)
+        with spark_failures(f"reading a window of table {table!r}"):
+            rows = lake.scan_spark(table, self.session, where=where)
+            return rows if columns is None else rows.select(*(f"`{c}`" for c in columns))
+
+    def map_batches(self, frame: Any, function: BatchFunction) -> DataFrame:
+        from driftloop.engine.spark.batches import map_on_spark
+
+        with spark_failures("applying a function to each batch of rows"):
+            return map_on_spark(self._spark(frame), function)
+
+    def read_file(self, path: Path) -> DataFrame:
+        from driftloop.engine.spark.read import read_on_spark
+
+        with spark_failures(f"reading {path}"):
+            return read_on_spark(self.session, path)
 
     def check(self, frame: Any, contract: Contract, *, seen_keys: Any | None = None) -> CheckResult[DataFrame]:
         from driftloop.engine.spark.check import check_on_spark
@@ -74,7 +97,9 @@ class SparkEngine:
         from driftloop.engine.spark.features import with_features
 
         with spark_failures("computing features"):
-            return with_features(self._spark(frame), features)
+            # Kept where computed once a job reads them (a stage counts its rows, then writes
+            # them): the definitions run once, not once per job.
+            return with_features(self._spark(frame), features).localCheckpoint(eager=False)
 
     def score(self, frame: Any, scorer: Scorer) -> DataFrame:
         from driftloop.engine.spark.score import score_on_spark
@@ -98,6 +123,15 @@ class SparkEngine:
         from driftloop.data.sources import to_polars
 
         return self.from_polars(to_polars(frame))
+
+
+def _window(column: str, since: Bound, until: Bound) -> Where | None:
+    """``since <= column < until`` as a selection (an open end: the other alone; both: none)."""
+    if since is not None and until is not None:
+        return Where(between={column: (since, until)})
+    if since is None and until is None:
+        return None
+    raise EngineError(f"a window of {column!r} needs both ends on Spark; got [{since}, {until})")
 
 
 def _key_columns(rows: Any, contract: Contract) -> Any:

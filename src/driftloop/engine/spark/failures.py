@@ -1,8 +1,9 @@
 """Spark's failures as driftloop's errors: the one place a Spark exception is translated.
 
 Work on the executors runs driftloop's own code (typing, scoring); when it raises, Spark
-reports a Python traceback inside its own exception. The driftloop error at its end is raised
-again here with its message, so a user reads "the scorer gave 2 output rows for 3 input rows",
+reports a Python traceback inside its own exception. The driftloop error at its end (or named
+by a Spark expression's ``raise_error``, as the CSV reader's) is raised again here with its
+message, so a user reads "the scorer gave 2 output rows for 3 input rows",
 not a JVM stack; any other Spark failure becomes an :class:`~driftloop.errors.EngineError`
 that says what was being done.
 """
@@ -16,22 +17,40 @@ from contextlib import contextmanager
 from driftloop import errors
 from driftloop.errors import DriftloopError, EngineError
 
-# The last line of a Python traceback that names one of driftloop's errors.
-_RAISED = re.compile(r"^(?:driftloop\.errors\.)?(\w+): (.+)$", re.MULTILINE)
+# The last line of a Python traceback that names one of driftloop's errors, or a Spark
+# expression's ``raise_error`` with a message that starts with one's name.
+_RAISED = re.compile(
+    r"^(?:\[USER_RAISED_EXCEPTION\] )?(?:driftloop\.errors\.)?(\w+): (.+?)(?: SQLSTATE: \w+)?$", re.MULTILINE
+)
+
+
+def _failures() -> tuple[type[Exception], ...]:
+    """The exceptions a Spark call raises: PySpark's own, and the JVM's as Py4J carries them."""
+    try:
+        from py4j.protocol import Py4JError
+        from pyspark.errors import PySparkException
+    except ModuleNotFoundError:  # pragma: no cover - the engine is only made with pyspark installed
+        return ()
+    return (PySparkException, Py4JError)
+
+
+SPARK_FAILURES = _failures()
 
 
 @contextmanager
 def spark_failures(doing: str) -> Iterator[None]:
     """Run Spark work, raising a failure as the driftloop error behind it or as an EngineError."""
     try:
-        from pyspark.errors import PySparkException
-    except ModuleNotFoundError:  # pragma: no cover - the engine is only made with pyspark installed
         yield
-        return
-    try:
-        yield
-    except PySparkException as exc:
+    except SPARK_FAILURES as exc:
         raise _translated(exc, doing) from exc
+
+
+def failure_line(exc: Exception) -> str:
+    """The line of a Spark failure that says what went wrong (the JVM's message, not its stack)."""
+    text = str(exc).strip()
+    causes = re.findall(r"(?:Exception|Error): (?:\[[A-Z_.]+\] )?(.+)", text)
+    return causes[0].strip() if causes else (text.splitlines()[0] if text else type(exc).__name__)
 
 
 def _translated(exc: Exception, doing: str) -> DriftloopError:
@@ -40,5 +59,4 @@ def _translated(exc: Exception, doing: str) -> DriftloopError:
         kind = getattr(errors, name, None)
         if isinstance(kind, type) and issubclass(kind, DriftloopError) and kind.__init__ is Exception.__init__:
             return kind(message.strip())
-    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-    return EngineError(f"Spark failed while {doing}: {first}")
+    return EngineError(f"Spark failed while {doing}: {failure_line(exc)}")
