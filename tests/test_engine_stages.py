@@ -17,7 +17,9 @@ from driftloop.features import DatetimeFeature
 from driftloop.ingest import ingest
 from driftloop.lake import INGEST_DATE, INGESTED_AT, ROW, Table
 from driftloop.model.trainer import train_project
-from driftloop.monitor.window import monitor_window
+from driftloop.monitor import window as window_module
+from driftloop.monitor.prepare import prepare_monitoring
+from driftloop.monitor.window import estimate_sample, monitor_window
 from driftloop.predict import predict_window
 from driftloop.project import Project, init_project
 from driftloop.registry import Registry
@@ -94,7 +96,9 @@ def champion(tmp_path_factory: pytest.TempPathFactory) -> Project:
     ingest(project, rows, batch_id="synthetic")
     materialize(project.lake, project.feature_set())
     with MlflowTracker(project) as tracker:
-        version = tracker.record(train_project(project, callbacks=[tracker]))
+        trained = train_project(project, callbacks=[tracker])
+        prepare_monitoring(trained, project)  # drift calibration and estimators, as `driftloop train` does
+        version = tracker.record(trained)
     Registry(project).promote(version)
     return project
 
@@ -107,13 +111,37 @@ def test_a_window_scored_and_monitored_on_either_engine_writes_the_same_rows(cha
         run = predict_window(project, since, until)
         report = monitor_window(project, since, until)
         predictions = project.lake.read(Table.PREDICTIONS).drop("job_id", "scored_at", "run_id")
-        written[engine] = (run.rows, predictions.sort("event_time"), report.verdict, report.inputs)
-    (rows, predictions, verdict, drift), polars = written["spark"], written["polars"]
+        written[engine] = (run.rows, predictions.sort("event_time"), report.verdict, report.inputs, report)
+    (rows, predictions, verdict, drift, report), polars = written["spark"], written["polars"]
     assert rows == polars[0] == 7 * 24
     assert_same_rows(predictions, polars[1])
     assert verdict == polars[2]
+    theirs = polars[4]
+    assert report.rows == theirs.rows == 7 * 24
+    # The labels join ran on Spark; the metrics of its pairs are those of the Polars join.
+    assert [p.rows for p in report.performance] == [p.rows for p in theirs.performance] == [7 * 24]
+    for mine_target, their_target in zip(report.performance, theirs.performance, strict=True):
+        assert mine_target.metrics == pytest.approx(their_target.metrics, rel=1e-9)
+    assert report.estimates and [e.metrics[e.metric].value for e in report.estimates] == pytest.approx(
+        [e.metrics[e.metric].value for e in theirs.estimates], rel=1e-9
+    )
     assert {c.column for c in drift.columns} >= {"ts_hour_sin", "ts_day_of_week_cos"}
     for mine_drift, their_drift in zip(drift.columns, polars[3].columns, strict=True):
         assert mine_drift.column == their_drift.column
         statistic = their_drift.result.statistic
         assert mine_drift.result.statistic == pytest.approx(statistic, rel=1e-9, abs=1e-12), mine_drift.column
+
+
+def test_a_window_too_large_to_estimate_whole_is_sampled_alike_on_every_engine(
+    champion: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beyond ``ESTIMATE_ROWS`` rows the estimates read a sample: the same rows on every engine,
+    about the share asked for."""
+    monkeypatch.setattr(window_module, "ESTIMATE_ROWS", 100)
+    rows = champion.lake.read(Table.FEATURES)
+    samples = {}
+    for engine in sorted(ENGINES):
+        chosen = on_engine(champion, engine).engine
+        samples[engine] = estimate_sample(chosen, chosen.from_polars(rows), rows.height, champion.contract)
+    assert samples["spark"].sort("ts").equals(samples["polars"].sort("ts"))
+    assert 50 < samples["polars"].height < 160 and rows.height == 480

@@ -30,6 +30,7 @@ from driftloop.errors import (
     ReplayError,
     RequestRefused,
     SourceError,
+    TableChanged,
     TableNotFound,
     TrainingError,
 )
@@ -118,6 +119,7 @@ __all__ = [
     "Stage",
     "Stream",
     "Table",
+    "TableChanged",
     "TableNotFound",
     "TableVersion",
     "TrainingError",

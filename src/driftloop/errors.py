@@ -188,6 +188,7 @@ __all__ = [
     "ReplayError",
     "RequestRefused",
     "SourceError",
+    "TableChanged",
     "TableNotFound",
     "TrainingError",
 ]

@@ -14,16 +14,20 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
+from typing import Any
 
+import narwhals as nw
 import polars as pl
 
 from driftloop.data.contract import Contract
+from driftloop.engine import Engine, PolarsEngine
 from driftloop.errors import MonitorError
 from driftloop.lake import TABLES, PredictionSource, Table, Where
 from driftloop.monitor import Stream
 from driftloop.monitor.drift import DriftReport, compare
 from driftloop.monitor.estimates import TargetEstimate, estimate_window
-from driftloop.monitor.performance import TargetPerformance, actuals, evaluate
+from driftloop.monitor.performance import TargetPerformance, actuals, evaluate, labelled_pairs
 from driftloop.monitor.thresholds import CALIBRATION
 from driftloop.monitor.traffic import ShadowComparison, compare_shadow, logged_inputs
 from driftloop.monitor.verdict import Verdict, decide
@@ -33,6 +37,11 @@ from driftloop.registry import Registry
 from driftloop.runtime.package import ModelPackage
 
 SECTIONS = ("input", "prediction", "performance", "estimate", "verdict")
+# Rows of a window the estimates are computed on, at most: they are means over rows, which a
+# uniform sample this large pins down far inside their interval (its rows' sampling term then
+# counts this many rows), and on Spark these rows come to this process.
+ESTIMATE_ROWS = 200_000
+HASH_SPAN = 2**20
 SHADOW = "shadow"  # the section of a shadow's comparison with the champion (online only)
 
 
@@ -64,50 +73,114 @@ class WindowReport:
 def monitor_window(
     project: Project, since: datetime, until: datetime, *, version: str | None = None, source: Stream = Stream.BATCH
 ) -> WindowReport:
-    """Monitor ``since <= event time < until`` of one stream and write the results to ``monitoring``."""
-    contract, lake, registry = project.contract, project.lake, Registry(project)
-    events = contract.clock
-    if events is None:
+    """Monitor ``since <= event time < until`` of one stream and write the results to ``monitoring``.
+
+    The batch stream runs on the project's engine: on Spark the window's rows stay there, and
+    what comes to this process is the profiles, the labelled rows' predictions and truth, and
+    at most ``ESTIMATE_ROWS`` rows for the estimates. The online stream, what servers logged,
+    is read here.
+    """
+    contract, registry = project.contract, Registry(project)
+    if contract.clock is None:
         raise MonitorError("monitoring windows are by event time; the contract has no event_time column")
-    clock, (low, high) = events.column, events.bounds(since, until)
     if source not in set(Stream):
         raise MonitorError(f"no stream {source!r} to monitor; choose one of {[s.value for s in Stream]}")
-    source = Stream(source)  # a caller may pass the stream's name as text
-    # Read once: the window's predictions name the version and hold the outputs (and the shadow's).
-    every = _predictions(project, since, until)
-    in_window = every.filter(pl.col("source") == source) if every.height else every
-    chosen = version or _version_in(in_window, registry) or registry.champion()
-    if chosen is None:
-        raise MonitorError("no model to monitor: nothing scored this window and there is no champion")
-    package = registry.load(chosen)
-    scored = in_window.filter(pl.col("model_version") == chosen) if in_window.height else in_window
-    window = (
-        lake.read(Table.FEATURES, since=low, until=high, time_column=clock) if lake.exists(Table.FEATURES) else None
-    )
-    rows = window if source is Stream.BATCH else logged_inputs(scored, contract) if scored.height else None
-    if rows is None or rows.is_empty():
-        what = "feature rows" if source is Stream.BATCH else f"online predictions of version {chosen}"
-        raise MonitorError(f"no {what} between {since} and {until}; nothing to monitor")
-    inputs, reference, current = input_drift(package, rows, project)
-    predictions = prediction_drift(package, scored, project) if scored.height else None
-    labels = lake.read(Table.LABELS, since=low, until=high, time_column=clock) if lake.exists(Table.LABELS) else None
-    truth = actuals(contract, _with_known_targets(rows, window, contract) if source is Stream.ONLINE else rows, labels)
+    window = _read(project, registry, Stream(source), since, until, version)  # a caller may pass the stream's name
+    engine, package = window.engine, registry.load(window.version)
+    inputs, reference, current = input_drift(package, window.rows, project, engine)
+    predictions = prediction_drift(package, window.scored, project, engine) if window.scored is not None else None
+    truth = actuals(contract, window.keyed_targets, window.labels)
     test_metrics = package.metrics.get("expected") or package.metrics.get("network", {}).get("test", {})
     promote = project.settings.promote
-    performance = evaluate(scored, truth, contract, test_metrics, promote) if scored.height else []
-    estimates = estimate_window(package, rows, test_metrics, promote)
+    performance = (
+        evaluate(labelled_pairs(engine, window.scored, truth, contract), contract, test_metrics, promote)
+        if window.scored is not None
+        else []
+    )
+    sample = estimate_sample(engine, window.rows, window.count, contract)
+    estimates = estimate_window(package, sample, test_metrics, promote, rows_in_window=window.count)
     verdict = decide(inputs, predictions, performance, project.settings.monitor, estimates)
     shadow = (
-        compare_shadow(scored, every.filter(pl.col("source") == PredictionSource.SHADOW), truth, contract)
-        if source is Stream.ONLINE
+        compare_shadow(window.scored, window.shadow, truth, contract)
+        if window.scored is not None and window.shadow is not None
         else []
     )
     report = WindowReport(
-        since, until, chosen, rows.height, inputs, predictions, performance, verdict, reference, current, source,
-        shadow, estimates,
+        since, until, window.version, window.count, inputs, predictions, performance, verdict, reference, current,
+        window.source, shadow, estimates,
     )  # fmt: skip
     _write(project, registry.name, report)
     return report
+
+
+@dataclass(frozen=True)
+class _Window:
+    """One stream's window as read, in frames of the engine that read it."""
+
+    source: Stream
+    engine: Engine
+    version: str  # the model monitored
+    rows: Any  # the inputs monitored: feature rows (batch) or logged requests (online)
+    count: int
+    scored: Any | None  # that version's predictions of the stream; None when there are none
+    keyed_targets: Any  # the rows' keys and the targets they came with, for the truth
+    labels: Any | None
+    shadow: Any | None  # online: the challenger's shadow predictions
+
+
+def _read(
+    project: Project, registry: Registry, source: Stream, since: datetime, until: datetime, version: str | None
+) -> _Window:
+    """The window of ``source``: batch on the project's engine, online (what servers logged,
+    bounded by what they answered) in this process."""
+    contract, lake = project.contract, project.lake
+    assert contract.clock is not None  # monitor_window checked it
+    clock, (low, high) = contract.clock.column, contract.clock.bounds(since, until)
+    engine = project.engine if source is Stream.BATCH else PolarsEngine()
+    every = _predictions(project, engine, since, until)  # read once: versions, outputs, shadows
+    in_stream = _where(every, source=source.value)
+    chosen = version or _version_in(engine, in_stream, registry) or registry.champion()
+    if chosen is None:
+        raise MonitorError("no model to monitor: nothing scored this window and there is no champion")
+    scored = _where(in_stream, model_version=chosen)
+    if scored is not None and not engine.count(scored):
+        scored = None
+    features = engine.window(lake, Table.FEATURES, low, high, clock, None) if lake.exists(Table.FEATURES) else None
+    labels = engine.window(lake, Table.LABELS, low, high, clock, None) if lake.exists(Table.LABELS) else None
+    if source is Stream.BATCH:
+        rows, keyed, shadow = features, features, None
+    else:
+        rows = logged_inputs(scored, contract) if scored is not None else None
+        keyed = _with_known_targets(rows, features, contract) if rows is not None else None
+        shadow = _where(every, source=PredictionSource.SHADOW.value)
+    count = engine.count(rows) if rows is not None else 0
+    if not count:
+        what = "feature rows" if source is Stream.BATCH else f"online predictions of version {chosen}"
+        raise MonitorError(f"no {what} between {since} and {until}; nothing to monitor")
+    return _Window(source, engine, chosen, rows, count, scored, keyed, labels, shadow)
+
+
+def estimate_sample(engine: Engine, rows: Any, count: int, contract: Contract) -> pl.DataFrame:
+    """The window's rows the estimates are computed on, in this process: all of them up to
+    ``ESTIMATE_ROWS``, beyond that a uniform sample of about that many, chosen by a hash of each
+    row's key (the same rows on every engine and every rerun)."""
+    if count <= ESTIMATE_ROWS:
+        return engine.to_polars(rows)
+    chosen = partial(_hashed_share, share=ESTIMATE_ROWS / count, key=contract.key)
+    return engine.to_polars(engine.map_batches(rows, chosen))
+
+
+def _hashed_share(rows: pl.DataFrame, share: float, key: list[str]) -> pl.DataFrame:
+    columns = key or rows.columns
+    hashed = pl.struct(columns).hash(seed=0) % HASH_SPAN
+    return rows.filter(hashed < int(share * HASH_SPAN))
+
+
+def _where(frame: Any | None, **equal: str) -> Any | None:
+    """The rows of ``frame`` (any engine's) whose columns equal the given values."""
+    if frame is None:
+        return None
+    return nw.from_native(frame).filter(*(nw.col(c) == v for c, v in equal.items())).to_native()
 
 
 def _with_known_targets(rows: pl.DataFrame, window: pl.DataFrame | None, contract: Contract) -> pl.DataFrame:
@@ -127,12 +200,15 @@ def _reference(package: ModelPackage, part: str) -> Profile:
         raise MonitorError(f"the model has no usable reference profile of its {part}: {exc}") from exc
 
 
-def input_drift(package: ModelPackage, rows: pl.DataFrame, project: Project) -> tuple[DriftReport, Profile, Profile]:
-    """Drift of ``rows``' inputs against the model's training profile (``[monitor]`` tests and
-    thresholds), with the reference and the window's profile on its bins."""
+def input_drift(
+    package: ModelPackage, rows: Any, project: Project, engine: Engine | None = None
+) -> tuple[DriftReport, Profile, Profile]:
+    """Drift of ``rows``' inputs (a frame of ``engine``, the project's by default) against the
+    model's training profile (``[monitor]`` tests and thresholds), with the reference and the
+    window's profile on its bins."""
     reference = _reference(package, "inputs")
     numeric, categorical = package.features.numeric_inputs, package.features.categorical_inputs
-    engine = project.engine
+    engine = engine or project.engine
     current = engine.profile(engine.add_features(rows, package.features), numeric, categorical, like=reference)
     inputs_only = Profile(reference.rows, {n: p for n, p in reference.columns.items() if n not in package.targets})
     calibration = package.reference.get(CALIBRATION, {}).get("inputs")
@@ -140,31 +216,35 @@ def input_drift(package: ModelPackage, rows: pl.DataFrame, project: Project) -> 
     return compare(inputs_only, current, project.settings.monitor, calibration, importance), inputs_only, current
 
 
-def prediction_drift(package: ModelPackage, scored: pl.DataFrame, project: Project) -> DriftReport:
-    """Drift of what the model predicted (``scored``: its prediction columns): the numbers, each
-    label's probabilities, and the balance of the predicted classes."""
+def prediction_drift(package: ModelPackage, scored: Any, project: Project, engine: Engine | None = None) -> DriftReport:
+    """Drift of what the model predicted (``scored``, a frame of ``engine``: its prediction
+    columns): the numbers, each label's probabilities, and the balance of the predicted classes."""
     reference = _reference(package, "predictions")
     heads = package.heads
     labels = list(heads.classes)
     numbers = [c for c in heads.output_columns if c not in heads.classes]
-    current = project.engine.profile(scored, numbers, labels, like=reference)
+    current = (engine or project.engine).profile(scored, numbers, labels, like=reference)
     calibration = package.reference.get(CALIBRATION, {}).get("predictions")
     return compare(reference, current, project.settings.monitor, calibration)
 
 
-def _predictions(project: Project, since: datetime, until: datetime) -> pl.DataFrame:
-    """The window's predictions of every source; the caller keeps one stream (batch, or online
-    with its shadow), as the same rows scored in batch and online would count twice."""
+def _predictions(project: Project, engine: Engine, since: datetime, until: datetime) -> Any | None:
+    """The window's predictions of every source (a frame of ``engine``; None before any); the
+    caller keeps one stream (batch, or online with its shadow), as the same rows scored in batch
+    and online would count twice."""
     if not project.lake.exists(Table.PREDICTIONS):
-        return pl.DataFrame()
-    return project.lake.read(Table.PREDICTIONS, since=since, until=until, time_column="event_time")
-
-
-def _version_in(scored: pl.DataFrame, registry: Registry) -> str | None:
-    """The version whose predictions cover the window: the champion if it is among them, else the newest."""
-    if scored.is_empty():
         return None
-    versions = scored.get_column("model_version").unique().to_list()
+    return engine.window(project.lake, Table.PREDICTIONS, since, until, "event_time", None)
+
+
+def _version_in(engine: Engine, scored: Any | None, registry: Registry) -> str | None:
+    """The version whose predictions cover the window: the champion if it is among them, else the newest."""
+    if scored is None:
+        return None
+    found = engine.to_polars(nw.from_native(scored).select("model_version").unique().to_native())
+    versions = found.get_column("model_version").to_list()
+    if not versions:
+        return None
     champion = registry.champion()
     if champion in versions:
         return champion

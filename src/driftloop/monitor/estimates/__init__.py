@@ -84,9 +84,12 @@ def estimate_window(
     rows: pl.DataFrame,
     expected: dict[str, dict[str, float]],
     promote: PromoteSettings,
+    *,
+    rows_in_window: int | None = None,
 ) -> list[TargetEstimate]:
-    """Each target's estimated metrics on ``rows`` (a window's inputs), beside ``expected``
-    (per target and metric); none when the package has no estimators (trained before them)."""
+    """Each target's estimated metrics on ``rows`` (a window's inputs, or a uniform sample of
+    its ``rows_in_window``), beside ``expected`` (per target and metric); none when the package
+    has no estimators (trained before them)."""
     states = package.reference.get(ESTIMATES) or {}
     if not states or rows.is_empty():
         return []
@@ -115,7 +118,7 @@ def estimate_window(
         interval = metrics[metric]
         results.append(
             TargetEstimate(
-                target, rows.height, metric, metrics, reference,
+                target, rows_in_window or rows.height, metric, metrics, reference,
                 worsening(interval.value, reference, higher),
                 worsening(interval.high if higher else interval.low, reference, higher),
             )
