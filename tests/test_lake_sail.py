@@ -40,7 +40,7 @@ def sail(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkEngine]:
 
 
 def test_native_delta_rows_read_back_as_polars_rows_do(tmp_path: Path, sail: SparkEngine) -> None:
-    by_polars, by_sail = Lake(tmp_path / "polars"), Lake(tmp_path / "sail")
+    by_polars, by_sail = Lake(tmp_path / "polars"), Lake(tmp_path / "sail", spark_delta="native")
     for table, rows in ((Table.RAW, raw_rows("b1", DAYS)), (Table.QUARANTINE, quarantine_rows("b1"))):
         by_polars.append(table, rows)
         by_sail.append(table, sail.from_polars(rows), metadata={"driftloop.batch_id": "b1"})
@@ -53,7 +53,7 @@ def test_native_delta_rows_read_back_as_polars_rows_do(tmp_path: Path, sail: Spa
 def test_a_native_rerun_replaces_its_batch_and_an_exactly_once_append_is_recorded(
     tmp_path: Path, sail: SparkEngine
 ) -> None:
-    lake = Lake(tmp_path)
+    lake = Lake(tmp_path, spark_delta="native")
     lake.append(Table.RAW, sail.from_polars(raw_rows("b1", DAYS)))
     where = Where(equal={BATCH_ID: "b2"})
     for _ in range(2):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import polars as pl
 from deltalake import DeltaTable
@@ -22,19 +22,27 @@ from driftloop.lake.maintenance import Compaction, TableVersion
 from driftloop.lake.tables import TableSpec, spec_of
 from driftloop.lake.where import Where
 
+SparkDelta = Literal["delta-rs", "native"]
+DELTA_WRITERS: tuple[SparkDelta, ...] = ("delta-rs", "native")
+
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame as SparkFrame
     from pyspark.sql import SparkSession
 
 
 class Lake:
-    """The Delta tables of one project, under ``root`` (a local folder)."""
+    """The Delta tables of one project, under ``root`` (a local folder). Spark's rows go to
+    Delta by ``spark_delta``: ``delta-rs`` (Spark writes Parquet, delta-rs commits it; no Delta
+    jars needed) or ``native`` (Spark's own Delta reader and writer: Databricks, delta-spark, Sail)."""
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, *, spark_delta: SparkDelta = "delta-rs") -> None:
+        if spark_delta not in DELTA_WRITERS:
+            raise LakeError(f"no Delta writer {spark_delta!r} for Spark's rows; choose one of {list(DELTA_WRITERS)}")
         self.root = Path(root)
+        self.spark_delta = spark_delta
 
     def __repr__(self) -> str:
-        return f"Lake({str(self.root)!r})"
+        return f"Lake({str(self.root)!r}, spark_delta={self.spark_delta!r})"
 
     def spec(self, table: str) -> TableSpec:
         """What ``table`` is (a LakeError for a name that is not a lake table)."""
@@ -150,14 +158,14 @@ class Lake:
         self, table: str, spark: SparkSession, *, version: int | None = None, where: Where | None = None
     ) -> SparkFrame:
         """``table`` (at ``version``, or the latest; only the rows ``where`` selects when given) as
-        a Spark frame, read as the session says: the files its log lists
+        a Spark frame, read as ``spark_delta`` says: the files its log lists
         (:mod:`driftloop.lake.spark_files`), or Spark's Delta reader."""
         from driftloop.lake.spark_files import scan_spark
-        from driftloop.lake.spark_native import delta_writer, scan_native
+        from driftloop.lake.spark_native import scan_native
 
         if not self.exists(table):
             raise TableNotFound(f"table '{table}' has not been written yet ({self.uri(table)})")
-        read = scan_native if delta_writer(spark) == "native" else scan_spark
+        read = scan_native if self.spark_delta == "native" else scan_spark
         return read(self, spark, spec_of(table).name, version=version, where=where)
 
     def any_rows(self, table: str, where: Where) -> bool:
@@ -182,11 +190,10 @@ class Lake:
 def _commit(lake: Lake, spec: TableSpec, frame: pl.DataFrame | SparkFrame, request: write.Write) -> int:
     """The write path for ``frame``'s kind: Polars writes the files itself and delta-rs commits
     them; Spark's rows are written by Spark, committed by delta-rs or by Spark's own Delta
-    writer, as the session says (:mod:`driftloop.lake.spark_native`)."""
+    writer, as the lake's ``spark_delta`` says (:mod:`driftloop.lake.spark_native`)."""
     if isinstance(frame, pl.DataFrame):
         return write.commit(lake, spec, frame, request)
     from driftloop.lake.spark_files import commit_spark
-    from driftloop.lake.spark_native import commit_native, delta_writer
+    from driftloop.lake.spark_native import commit_native
 
-    native = delta_writer(frame.sparkSession) == "native"
-    return (commit_native if native else commit_spark)(lake, spec, frame, request)
+    return (commit_native if lake.spark_delta == "native" else commit_spark)(lake, spec, frame, request)

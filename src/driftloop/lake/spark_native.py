@@ -1,7 +1,7 @@
 """Spark's rows into a Delta table through Spark's own Delta writer, where the engine has one:
 Databricks, a cluster with delta-spark, or a Spark Connect server with native Delta (Sail).
 
-Chosen by ``[spark] delta = "native"`` (the session carries the choice, :data:`DELTA_CONF`). A
+Chosen by ``[spark] delta = "native"`` (the project's lake carries the choice). A
 replace is Delta's ``replaceWhere`` (the rows ``where`` selects swapped in one commit), the
 commit's metadata its ``userMetadata``. An append that must be exactly once (a named
 ``transaction``) takes the delta-rs path instead, whatever the engine: its commit records the
@@ -25,18 +25,6 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
     from driftloop.lake.lake import Lake
-
-# The session conf that says which Delta writer the lake uses for Spark's rows.
-DELTA_CONF = "spark.driftloop.delta"
-DELTA_WRITERS = ("delta-rs", "native")
-
-
-def delta_writer(spark: SparkSession) -> str:
-    """The Delta writer the session was made for (``delta-rs`` unless it says ``native``)."""
-    chosen = spark.conf.get(DELTA_CONF, "delta-rs") or "delta-rs"
-    if chosen not in DELTA_WRITERS:
-        raise LakeError(f"{DELTA_CONF} is {chosen!r}; it is one of {list(DELTA_WRITERS)}")
-    return chosen
 
 
 def commit_native(lake: Lake, spec: TableSpec, frame: DataFrame, request: Write) -> int:

@@ -2,10 +2,12 @@
 
 A project names where Spark runs: a master (``local[*]``, ``spark://host:7077``, ``yarn``) for
 a classic session, or ``remote`` (``sc://host:15002``) for Spark Connect, as Databricks Connect
-and Sail speak it. driftloop's conventions are set on every session it makes or reuses:
-instants are naive UTC (the session's time zone is UTC, so Spark neither shifts stored times
-nor reads them in the driver's zone), Arrow carries batches between the JVM and Python, and the
-session says which Delta writer the lake uses for its rows (``delta``).
+and Sail speak it. A session already running in the process (a notebook's, a Databricks job's,
+classic or Connect) is used as it is. driftloop's conventions are set on every session it makes
+or reuses: instants are naive UTC (the session's time zone is UTC, so Spark neither shifts
+stored times nor reads them in the driver's zone), and Arrow carries batches between the JVM
+and Python. Which Delta writer takes Spark's rows (``delta``) is the project lake's to know,
+not the session's: a Databricks serverless session accepts no conf it does not list.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from driftloop.errors import ConfigError, MissingDependency
-from driftloop.lake.spark_native import DELTA_CONF
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -67,15 +68,14 @@ class SparkOptions(BaseModel):
         for key, value in conf.items():
             if key in REQUIRED_CONF and value != REQUIRED_CONF[key]:
                 raise ValueError(f"{key} must stay {REQUIRED_CONF[key]!r}: driftloop's tables hold naive UTC instants")
-            if key == DELTA_CONF:
-                raise ValueError(f"{key} is set by [spark] delta, not by conf")
         return conf
 
 
 def spark_session(options: SparkOptions | None = None) -> SparkSession:
     """The Spark session ``options`` describe: with ``remote``, the Connect session to that
-    server; otherwise the process's classic session when one runs (Spark allows one per
-    process; a notebook's or a job's is reused), else a new one."""
+    server; otherwise the session running in the process when there is one (Spark allows one
+    classic session per process; a notebook's or a job's is reused, a Databricks runtime's
+    Connect session too), else a new classic one."""
     options = options or SparkOptions()
     try:
         import pyspark.sql  # noqa: F401  (said here, before any session is asked for)
@@ -84,7 +84,7 @@ def spark_session(options: SparkOptions | None = None) -> SparkSession:
     with _lock:
         try:
             session = _connect(options) if options.remote else _classic(options)
-            for key, value in {**REQUIRED_CONF, DELTA_CONF: options.delta}.items():
+            for key, value in REQUIRED_CONF.items():
                 session.conf.set(key, value)
         except Exception as exc:  # the JVM or the server did not start: say which, and how to fix it
             where = options.remote or options.master
@@ -109,7 +109,7 @@ def _classic(options: SparkOptions) -> SparkSession:
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
-    if active is not None and not _is_connect(active):
+    if active is not None:
         return active
     # A Connect session made earlier in this process leaves PySpark in "connect mode" (a flag in
     # the environment, kept after that session stops), in which this builder would ask for a URL.
@@ -122,7 +122,3 @@ def _classic(options: SparkOptions) -> SparkSession:
     for key, value in {**DEFAULT_CONF, **options.conf}.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
-
-
-def _is_connect(session: SparkSession) -> bool:
-    return type(session).__module__.startswith("pyspark.sql.connect")
