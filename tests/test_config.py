@@ -59,6 +59,12 @@ def write(tmp_path: Path, text: str) -> Path:
         ('[project]\nname = "x"\n[contract]\ncolumns = {}\n[[features]]\nexpr = "a"',
          "features.0.name: Field required"),
         ('[contract]\ncolumns = {}', "project: Field required"),
+        ('[project]\nname = "energy"\nregistry_uri = "databricks-uc"\n[contract]\ncolumns = {}',
+         "Unity Catalog names a model catalog.schema.model; 'energy' is not such a name"),
+        ('[project]\nname = "e"\nregistry_uri = "databricks-uc"\nmodel = "main.ml"\n[contract]\ncolumns = {}',
+         "'main.ml' is not such a name"),
+        ('[project]\nname = "energy"\ntracking_uri = "databricks"\n[contract]\ncolumns = {}',
+         "a Databricks experiment is named by a workspace path; 'energy' is not one"),
     ],
 )  # fmt: skip
 def test_invalid_project_files_name_key_value_and_expectation(tmp_path: Path, text: str, message: str) -> None:

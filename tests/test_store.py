@@ -79,3 +79,18 @@ def test_only_a_thing_that_is_absent_reads_as_missing() -> None:
     with pytest.raises(RegistryError) as raised, translated("record the run", "sqlite:///x.db"):
         raise bad
     assert not isinstance(raised.value, Missing) and "does not exist" not in str(raised.value)
+
+
+def test_the_model_and_experiment_are_named_as_the_project_says(tmp_path: Path) -> None:
+    """A Unity Catalog style model name and a workspace-path experiment (as Databricks wants
+    them) are what MLflow records, and the registry reads the model back by that name."""
+    project = make_synthetic_project(tmp_path / "named", epochs=2)
+    names = {"model": "main.forecasting.energy", "experiment": "/Shared/driftloop/energy"}
+    section = project.settings.project.model_copy(update=names)
+    Project(project.root, project.settings.model_copy(update={"project": section})).save()
+    project = Project.load(project.root)
+    version = train(project)
+    client = mlflow.MlflowClient(tracking_uri=project.tracking_uri, registry_uri=project.registry_uri)
+    assert client.get_model_version("main.forecasting.energy", version).run_id
+    assert client.get_experiment_by_name("/Shared/driftloop/energy") is not None
+    assert Registry(project).name == "main.forecasting.energy" and Registry(project).load(version).heads

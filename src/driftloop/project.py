@@ -76,12 +76,32 @@ class Project:
 
     @property
     def lake(self) -> Lake:
-        return Lake(self.root / self.settings.project.lake)
+        return Lake(self.root / self.settings.project.lake, spark_delta=self.settings.spark.delta)
 
     @property
     def tracking_uri(self) -> str:
         """MLflow tracking URI with a relative SQLite path resolved against the project folder."""
-        uri = self.settings.project.tracking_uri
+        return self._resolved(self.settings.project.tracking_uri)
+
+    @property
+    def registry_uri(self) -> str:
+        """MLflow model registry URI: ``[project] registry_uri`` (``databricks-uc`` for Unity
+        Catalog), else the tracking URI's own registry."""
+        chosen = self.settings.project.registry_uri
+        return self._resolved(chosen) if chosen else self.tracking_uri
+
+    @property
+    def model_name(self) -> str:
+        """The registered model's name: ``[project] model``, else the project's name."""
+        return self.settings.project.model or self.settings.project.name
+
+    @property
+    def experiment_name(self) -> str:
+        """The MLflow experiment's name: ``[project] experiment``, else the project's name."""
+        return self.settings.project.experiment or self.settings.project.name
+
+    def _resolved(self, uri: str) -> str:
+        """``uri`` with a relative SQLite path resolved against the project folder."""
         prefix = "sqlite:///"
         if uri.startswith(prefix) and not uri[len(prefix) :].startswith("/"):
             return prefix + str(self.root / uri[len(prefix) :])

@@ -50,10 +50,10 @@ class GateResult:
 
 
 def qa_gates(
-    package: ModelPackage, model_uri: str, tracking_uri: str, sample: pl.DataFrame, settings: PromoteSettings
+    package: ModelPackage, model_uri: str, uris: tuple[str, str], sample: pl.DataFrame, settings: PromoteSettings
 ) -> list[GateResult]:
     """Every dev -> qa gate for ``package`` (registered at ``model_uri``), on raw ``sample`` rows."""
-    report = fresh_process_report(model_uri, tracking_uri, sample, package.contract)
+    report = fresh_process_report(model_uri, uris, sample, package.contract)
     return [
         _loads(report),
         _finite(report),
@@ -64,8 +64,12 @@ def qa_gates(
     ]
 
 
-def fresh_process_report(model_uri: str, tracking_uri: str, sample: pl.DataFrame, contract: Contract) -> dict[str, Any]:
-    """Load and exercise the registered model in a new Python process (see ``fresh_load``)."""
+def fresh_process_report(
+    model_uri: str, uris: tuple[str, str], sample: pl.DataFrame, contract: Contract
+) -> dict[str, Any]:
+    """Load and exercise the registered model in a new Python process (see ``fresh_load``),
+    from MLflow at ``uris`` (the tracking URI, the registry URI)."""
+    tracking_uri, registry_uri = uris
     with tempfile.TemporaryDirectory() as folder:
         valid, invalid = Path(folder) / "valid.parquet", Path(folder) / "invalid.parquet"
         sample.write_parquet(valid)
@@ -83,7 +87,7 @@ def fresh_process_report(model_uri: str, tracking_uri: str, sample: pl.DataFrame
             text=True,
             timeout=FRESH_PROCESS_SECONDS,
             check=False,
-            env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_REGISTRY_URI": tracking_uri},
+            env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_REGISTRY_URI": registry_uri},
         )
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:

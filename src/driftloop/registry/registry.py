@@ -38,8 +38,8 @@ class Registry:
 
     def __init__(self, project: Project) -> None:
         self.project = project
-        self.name = project.settings.project.name
-        self.store = ModelStore(project.tracking_uri, self.name)
+        self.name = project.model_name
+        self.store = ModelStore(project.tracking_uri, self.name, registry_uri=project.registry_uri)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -141,7 +141,7 @@ class Registry:
         rows = self._recent_rows()
         inputs = [c for c in package.contract.stored_columns if c not in package.contract.targets]
         gates = qa_gates(
-            package, self.store.model_uri(version), self.project.tracking_uri,
+            package, self.store.model_uri(version), (self.project.tracking_uri, self.project.registry_uri),
             package.contract.as_sent(rows.select(inputs)),
             self.project.settings.promote,
         )  # fmt: skip

@@ -281,8 +281,8 @@ def _ready(answering: Deployment | None) -> LoadedModel:
 
 
 def _same_model(name: str, project: Project) -> None:
-    if name != project.settings.project.name:
-        raise RequestRefused(f"no model named {name!r} here; this server serves {project.settings.project.name!r}",
+    if name != project.model_name:
+        raise RequestRefused(f"no model named {name!r} here; this server serves {project.model_name!r}",
                              status=404)  # fmt: skip
 
 

@@ -7,10 +7,11 @@ the file or the environment again.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from driftloop.data.contract import Contract
 from driftloop.engine import DEFAULT_ENGINE, ENGINES, SparkOptions
@@ -23,6 +24,8 @@ from driftloop.settings.serve import ServeSettings
 from driftloop.settings.train import TrainSettings
 
 PROJECT_FILE = "driftloop.toml"
+# A Unity Catalog model: three names, each without dots or spaces (catalog.schema.model).
+UNITY_CATALOG_NAME = re.compile(r"[^.\s]+\.[^.\s]+\.[^.\s]+")
 
 
 class ProjectSection(BaseModel):
@@ -42,6 +45,34 @@ class ProjectSection(BaseModel):
         description="Where the experiment keeps model artifacts, a folder relative to the project or a URI; "
         "default: mlartifacts/ in the project with a local tracking store, the server's choice with a server.",
     )
+    registry_uri: str | None = Field(
+        None, description="MLflow model registry URI (default: the tracking URI); databricks-uc for Unity Catalog."
+    )
+    model: str | None = Field(
+        None, description="The registered model's name (default: the project's); catalog.schema.model in Unity Catalog."
+    )
+    experiment: str | None = Field(
+        None,
+        description="The MLflow experiment's name (default: the project's); a workspace path on Databricks, "
+        "e.g. /Shared/driftloop/energy.",
+    )
+
+    @model_validator(mode="after")
+    def _names_the_registry_accepts(self) -> ProjectSection:
+        registry = self.registry_uri or self.tracking_uri
+        model = self.model or self.name
+        if registry.startswith("databricks-uc") and not UNITY_CATALOG_NAME.fullmatch(model):
+            raise ValueError(
+                f"Unity Catalog names a model catalog.schema.model; {model!r} is not such a name: "
+                'set [project] model = "CATALOG.SCHEMA.MODEL"'
+            )
+        experiment = self.experiment or self.name
+        if self.tracking_uri.startswith("databricks") and not experiment.startswith("/"):
+            raise ValueError(
+                f"a Databricks experiment is named by a workspace path; {experiment!r} is not one: "
+                f'set [project] experiment = "/Shared/driftloop/{self.name}" (or /Users/YOU/...)'
+            )
+        return self
 
     @field_validator("engine")
     @classmethod

@@ -91,12 +91,16 @@ LOADED = PackageCache()
 
 
 class ModelStore:
-    """One registered model (``name``) in the MLflow registry at ``tracking_uri``."""
+    """One registered model (``name``) in the MLflow registry at ``registry_uri`` (default: the
+    tracking URI's own), its runs at ``tracking_uri``."""
 
-    def __init__(self, tracking_uri: str, name: str, *, cache: PackageCache = LOADED) -> None:
+    def __init__(
+        self, tracking_uri: str, name: str, *, registry_uri: str | None = None, cache: PackageCache = LOADED
+    ) -> None:
         self.tracking_uri = tracking_uri
+        self.registry_uri = registry_uri or tracking_uri
         self.name = name
-        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=self.registry_uri)
         self.cache = cache
 
     def model_uri(self, version: str) -> str:

@@ -48,14 +48,14 @@ class MlflowTracker:
     def __init__(self, project: Project, *, run_name: str | None = None) -> None:
         self.project = project
         self.run_name = run_name
-        self.client = MlflowClient(tracking_uri=project.tracking_uri, registry_uri=project.tracking_uri)
+        self.client = MlflowClient(tracking_uri=project.tracking_uri, registry_uri=project.registry_uri)
         self.run_id = ""
         self._pending: list[Metric] = []
         self.logging_seconds = 0.0
 
     @property
     def model_name(self) -> str:
-        return self.project.settings.project.name
+        return self.project.model_name
 
     def __enter__(self) -> MlflowTracker:
         started = time.perf_counter()
@@ -118,7 +118,7 @@ class MlflowTracker:
 
     def _experiment(self) -> str:
         """The id of the project's experiment, created with the project's artifact location."""
-        name = self.model_name
+        name = self.project.experiment_name
         found = self.client.get_experiment_by_name(name)
         if found is not None:
             return str(found.experiment_id)
