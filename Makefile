@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_DIR ?= demo-project
 
-.PHONY: demo test zoo lint bench clean install
+.PHONY: demo test zoo integrations lint bench clean install
 
 install: $(STAMP)
 
@@ -29,6 +29,10 @@ test: $(STAMP)
 zoo: $(STAMP)
 	$(BIN)/python -m pytest tests/zoo -m zoo
 
+# Tools installed apart and driven for real (a real Airflow imports an exported DAG); about 2 minutes.
+integrations: $(STAMP)
+	$(BIN)/python -m pytest -m integration
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -39,4 +43,4 @@ bench: $(STAMP)
 	for bench in benchmarks/bench_*.py; do $(BIN)/python $$bench || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache tests/.airflow-venv
