@@ -10,8 +10,8 @@ champion trained once on 50,000 rows of the same data):
   - profiles: the window's input profile on the champion's reference bins (what drift reads).
 
 Printed per case: seconds per step, rows/s, and the peak memory of the driver process (this
-Python process's own peak RSS: on Spark the JVM and the Python workers are other processes,
-whose memory is the cluster's, not the driver's). The engines' outputs are compared at each
+Python process's own peak RSS, the kernel's high-water mark: on Spark the JVM and the Python
+workers are other processes, whose memory is the cluster's, not the driver's). The engines' outputs are compared at each
 size by fingerprints of every table (rows, quarantined rows per rule, sums of every number,
 distinct prediction ids) and of the profile (counts per bin, exact). Then the per-row cost's
 growth from the smallest to the largest size (the goal: flat within 20% on Spark), and a
@@ -142,33 +142,53 @@ def run_case(template: Path, engine: str, data: Path, workdir: Path) -> dict[str
     if engine == "spark":
         chosen.count(chosen.from_polars(pl.DataFrame({"x": [1]})))  # the JVM's start is not a step's cost
     seconds: dict[str, float] = {}
+    peaks: dict[str, float] = {"start": _peak_mib()}  # this process's peak RSS after each step
 
     started = time.perf_counter()
     [summary] = ingest(project, data)
     seconds["ingest"] = time.perf_counter() - started
+    peaks["ingest"] = _peak_mib()
 
     started = time.perf_counter()
     materialize(project.lake, project.feature_set(), engine=chosen)
     seconds["features"] = time.perf_counter() - started
+    peaks["features"] = _peak_mib()
 
     started = time.perf_counter()
-    span = pl.scan_parquet(data).select(pl.col("ts").min(), pl.col("ts").max()).collect().row(0)
+    span = (
+        pl.scan_parquet(data)
+        .select(pl.col("ts").min().alias("first"), pl.col("ts").max().alias("last"))
+        .collect()
+        .row(0)
+    )
     run = predict_window(project, span[0], span[1] + timedelta(seconds=1))
     seconds["predict"] = time.perf_counter() - started
+    peaks["predict"] = _peak_mib()
 
     started = time.perf_counter()
     package = Registry(project).load(run.model_version)
     window = chosen.window(project.lake, Table.FEATURES, span[0], span[1] + timedelta(seconds=1), "ts", None)
     drift, _, current = input_drift(package, window, project, chosen)
     seconds["profiles"] = time.perf_counter() - started
+    peaks["profiles"] = _peak_mib()
 
     return {
         "seconds": seconds,
         "rows": summary.rows_in,
-        "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_mib": _peak_mib(),
+        "peaks": peaks,
         "fingerprint": fingerprint(project, current.to_dict(), summary),
         "drifted": sorted(c.column for c in drift.columns if c.drifted),
     }
+
+
+def _peak_mib() -> float:
+    """This process's peak RSS: the kernel's high-water mark of its own memory (``ru_maxrss``
+    would carry over the parent's peak at the fork that started this process)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def fingerprint(project: Any, profile: dict[str, Any], summary: Any) -> dict[str, Any]:
@@ -215,8 +235,10 @@ def measure(template: Path, engine: str, data: Path) -> dict[str, Any]:
         check=False,
     )
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    if done.returncode != 0 or not lines:
-        raise SystemExit(f"{engine} on {data.name} failed:\n{done.stderr[-4000:]}")
+    if done.returncode != 0 or not lines:  # said, and the other cases go on (a killed one says -9: memory)
+        why = f"exit {done.returncode}: " + (done.stderr.strip().splitlines() or ["no message"])[-1]
+        print(f"  {engine} on {data.name} failed ({why})", flush=True)
+        return {"failed": why}
     result: dict[str, Any] = json.loads(lines[-1][len("RESULT ") :])
     return result
 
@@ -227,24 +249,36 @@ def report(results: dict[tuple[str, int], dict[str, Any]], engines: list[str], s
     for engine in engines:
         for size in sizes:
             r = results[engine, size]
+            if "failed" in r:
+                print(f"| {engine} | {size:,} | failed: {r['failed']} |")
+                continue
             total = sum(r["seconds"].values())
             steps = " | ".join(f"{r['seconds'][s]:.1f}" for s in STEPS)
             print(f"| {engine} | {size:,} | {steps} | {total:.1f} | {size / total:,.0f} | {r['peak_mib']:,.0f} |")
     print("\nPer-row cost and driver memory, largest size against smallest:")
-    low, high = sizes[0], sizes[-1]
     for engine in engines:
+        ran = [s for s in sizes if "failed" not in results[engine, s]]
+        if len(ran) < 2:
+            continue
+        low, high = ran[0], ran[-1]
         per_row = [sum(results[engine, s]["seconds"].values()) / s for s in (low, high)]
         memory = [results[engine, s]["peak_mib"] for s in (low, high)]
-        print(f"  {engine}: cost per row x{per_row[1] / per_row[0]:.2f}, driver peak x{memory[1] / memory[0]:.2f}")
+        print(
+            f"  {engine} ({low:,} to {high:,} rows): cost per row x{per_row[1] / per_row[0]:.2f}, "
+            f"driver peak x{memory[1] / memory[0]:.2f}"
+        )
     if len(engines) > 1:
         print("\nOutputs compared between engines, per size:")
         for size in sizes:
+            if any("failed" in results[e, size] for e in engines):
+                continue
             prints = [results[e, size]["fingerprint"] for e in engines]
             same = all(p == prints[0] for p in prints[1:])
             differing = [k for k in prints[0] if any(p.get(k) != prints[0][k] for p in prints[1:])]
             print(f"  {size:,} rows: {'identical' if same else 'DIFFERENT in ' + ', '.join(differing)}")
-    if "spark" in engines:
-        size = sizes[-1]
+    ran = [s for s in sizes if "failed" not in results.get(("spark", s), {"failed": "not run"})]
+    if ran:
+        size = ran[-1]
         total = sum(results["spark", size]["seconds"].values())
         per_core = size / total / 2  # local[2]: two cores did the work
         print(
@@ -280,8 +314,9 @@ def main() -> None:
                 print(f"{engine}, {size:,} rows...", flush=True)
                 results[engine, size] = measure(template, engine, data)
                 r = results[engine, size]
-                steps = ", ".join(f"{s} {r['seconds'][s]:.1f} s" for s in STEPS)
-                print(f"  {steps}, peak {r['peak_mib']:.0f} MiB", flush=True)
+                if "failed" not in r:
+                    steps = ", ".join(f"{s} {r['seconds'][s]:.1f} s" for s in STEPS)
+                    print(f"  {steps}, peak {r['peak_mib']:.0f} MiB", flush=True)
             data.unlink()
         report(results, engines, sizes)
 

@@ -11,7 +11,8 @@ import polars as pl
 import pytest
 
 from driftloop.demo.data import TARGETS, TIME, load_energy, messy_energy
-from driftloop.engine import ENGINES, SparkOptions
+from driftloop.engine import ENGINES, SparkEngine, SparkOptions
+from driftloop.errors import SourceError
 from driftloop.feature_table import materialize
 from driftloop.features import DatetimeFeature
 from driftloop.ingest import ingest
@@ -48,7 +49,7 @@ def _table(project: Project, table: Table, order: list[str]) -> pl.DataFrame:
 
 def test_ingest_and_features_end_with_the_same_tables(tmp_path: Path) -> None:
     """Damaged rows of the demo data in two overlapping batches, a file (which a Spark engine
-    reads itself) and a frame: the same rows kept, the same quarantined with the same reasons,
+    reads itself) and a frame of the engine's kind: the same rows kept, the same quarantined with the same reasons,
     the same duplicates refused, the same features."""
     rows = messy_energy(1200).drop("damage")
     first = tmp_path / "first.csv"
@@ -57,7 +58,8 @@ def test_ingest_and_features_end_with_the_same_tables(tmp_path: Path) -> None:
     for engine in sorted(ENGINES):
         project = init_project(tmp_path / engine, sample=load_energy().head(1008), time_column=TIME, targets=TARGETS)
         project = on_engine(project, engine)
-        done = ingest(project, first) + ingest(project, rows.slice(500), batch_id="second")
+        second = project.engine.from_polars(rows.slice(500))  # a Spark DataFrame is ingested as it is
+        done = ingest(project, first) + ingest(project, second, batch_id="second")
         materialize(project.lake, project.feature_set(), engine=project.engine)
         summaries[engine] = [(s.rows_in, s.rows_raw, s.rows_quarantined, s.rule_counts) for s in done]
         tables[engine] = [
@@ -145,3 +147,11 @@ def test_a_window_too_large_to_estimate_whole_is_sampled_alike_on_every_engine(
         samples[engine] = estimate_sample(chosen, chosen.from_polars(rows), rows.height, champion.contract)
     assert samples["spark"].sort("ts").equals(samples["polars"].sort("ts"))
     assert 50 < samples["polars"].height < 160 and rows.height == 480
+
+
+def test_a_spark_dataframe_given_to_the_polars_engine_says_which_engine_takes_it(tmp_path: Path) -> None:
+    project = init_project(tmp_path / "p", sample=load_energy().head(200), time_column=TIME, targets=TARGETS)
+    rows = SparkEngine(SparkOptions(master="local[2]")).from_polars(load_energy().head(10))
+    with pytest.raises(SourceError, match=r'engine = "spark"'):
+        ingest(project, rows, batch_id="spark-frame")
+    assert not project.lake.exists(Table.RAW)

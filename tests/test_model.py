@@ -14,7 +14,7 @@ from driftloop.errors import TrainingError
 from driftloop.feature_table import materialize
 from driftloop.ingest import ingest
 from driftloop.model.baseline import Baseline
-from driftloop.model.data import split_by_time
+from driftloop.model.data import held_out_rows, split_by_time
 from driftloop.model.network import TabularNet
 from driftloop.model.train import Head, Tensors, evaluate_loss, fit
 from driftloop.model.trainer import TrainedModel, train_project
@@ -22,7 +22,7 @@ from driftloop.project import Project, init_project
 from driftloop.runtime.backends.torch import FoldedTorch
 from driftloop.runtime.spec import NetworkSpec
 from driftloop.settings.train import TrainSettings
-from tests.conftest import make_synthetic_project, synthetic_rows
+from tests.conftest import make_project, make_synthetic_project, synthetic_rows
 
 
 @pytest.fixture(scope="module")
@@ -223,3 +223,29 @@ def test_an_input_with_no_value_in_the_training_window_is_left_out_and_said_so(t
     assert ("late" in trained.package.preprocessor.numeric) is refit
     scored = trained.package.predict(project.lake.read("features").tail(5))  # rows with the value score too
     assert np.isfinite(scored.get_column("y").to_numpy()).all()
+
+
+def test_a_window_larger_than_max_rows_trains_on_a_sample_spread_over_its_days(tmp_path: Path) -> None:
+    """Beyond ``max_rows`` the features table is read as a sample: about that many rows, every
+    day keeping about the same share, the same rows on a rerun and when promotion reads the
+    test window again, and the share recorded with the run."""
+    train = TrainSettings(hidden=[16], epochs=3, batch_size=128, patience=2, max_rows=1000, refit=False)
+    project = make_project(tmp_path / "big", synthetic_rows(4800), train, batch_id="big")
+    trained = train_project(project)
+    share = trained.package.lineage["sample"]["share"]
+    assert share == pytest.approx(1000 / 4800)
+    read = trained.splits.train.height + trained.splits.validation.height + trained.splits.test.height
+    assert 850 < read < 1150  # a hash keeps each row with that chance
+    per_day = (
+        pl.concat([trained.splits.train, trained.splits.validation, trained.splits.test])
+        .group_by(pl.col("ts").dt.date())
+        .len()
+    )
+    assert per_day.height == 200 and per_day.get_column("len").max() <= 14  # of 24 a day: spread, not clumped
+    again = train_project(project)
+    assert again.splits.test.equals(trained.splits.test)
+    tested = held_out_rows(project.lake, project.feature_set(), trained.package.lineage)
+    assert tested.height == trained.package.lineage["rows"]["test"]
+    every = TrainSettings(hidden=[16], epochs=2, batch_size=128, patience=2, max_rows=None, refit=False)
+    whole = train_project(Project(project.root, project.settings.model_copy(update={"train": every})))
+    assert whole.package.lineage["sample"]["share"] == 1.0 and sum(whole.package.lineage["rows"].values()) == 4800

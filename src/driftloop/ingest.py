@@ -70,7 +70,8 @@ def ingest(
     labels: bool = False,
     on_step: Callable[[str, str], None] | None = None,
 ) -> list[IngestSummary]:
-    """Ingest files, folders or a frame (Polars, pandas, Arrow) into the project's lake.
+    """Ingest files, folders or a frame (Polars, pandas, Arrow; a Spark DataFrame on the Spark
+    engine) into the project's lake.
 
     Each file is its own batch. With ``on_refused="continue"`` a refused batch is reported in
     its summary (status "refused") and the others go on; by default the refusal is raised.
@@ -131,7 +132,7 @@ def _new_batches(
             else:
                 yield Batch(str(path), engine.read_file(path), digest)
         return
-    batch = from_frame(data, batch_id=batch_id)
+    batch = from_frame(data, batch_id=batch_id, native=engine.holds)
     previous = completed_batches(lake, [batch.batch_id]).get(batch.batch_id)
     if previous is not None:
         summaries.append(previous)

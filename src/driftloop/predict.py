@@ -19,6 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import partial
+from typing import Any
 
 import polars as pl
 
@@ -98,14 +99,14 @@ def predict_window(
     stamp = Stamp(registry.name, chosen, run_id, run.job_id, datetime.now(UTC))
     rows_of = partial(prediction_rows, scorer=package.predict_valid, contract=project.contract, stamp=stamp)
 
-    def write(start: datetime, end: datetime, days: list[date], rows: int, frame: object) -> None:
+    def write(start: datetime, end: datetime, days: list[date], rows: int, frame: Any) -> None:
         where = Where(
             equal={"source": PredictionSource.BATCH, "model_name": registry.name, "model_version": chosen},
             between={"event_time": (start, end)},
         )
         run.table_version = lake.replace(
             Table.PREDICTIONS,
-            frame,  # type: ignore[arg-type]  # the engine's frame: Polars or Spark
+            frame,  # the engine's frame: Polars, or Spark's (then scored as Spark writes it)
             where=where,
             metadata={"driftloop.job_id": run.job_id, "driftloop.from": str(start)},
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,15 +99,18 @@ def csv_separator(path: Path) -> str:
     return "\t" if path.suffix == ".tsv" or path.name.endswith(".tsv.gz") else ","
 
 
-def from_frame(data: Any, *, source: str = "<frame>", batch_id: str | None = None) -> Batch:
-    """Wrap a Polars, pandas or Arrow frame as a batch.
+def from_frame(
+    data: Any, *, source: str = "<frame>", batch_id: str | None = None, native: Callable[[Any], bool] | None = None
+) -> Batch:
+    """Wrap a Polars, pandas or Arrow frame as a batch (a frame ``native`` says the engine holds
+    as it is, e.g. a Spark DataFrame, is kept as it is).
 
     Give ``batch_id`` to make re-ingesting the same frame a recognised no-op; without it the
     frame gets a fresh id and is always ingested.
     """
     if batch_id is not None and not _SAFE_ID.fullmatch(batch_id):
         raise SourceError(f"batch id {batch_id!r} may use only letters, digits, '.', '_' and '-' (at most 64)")
-    frame = to_polars(data)
+    frame = data if native is not None and native(data) else to_polars(data)
     return Batch(source=source, frame=frame, batch_id=batch_id or f"frame-{uuid.uuid4().hex[:14]}")
 
 
@@ -127,6 +130,11 @@ def to_polars(data: Any) -> pl.DataFrame:
                 return converted
     except (TypeError, ValueError, pl.exceptions.PolarsError) as exc:
         raise SourceError(f"cannot convert the {type(data).__name__} to a table: {exc}") from exc
+    if module == "pyspark":
+        raise SourceError(
+            f'a Spark {type(data).__name__} is ingested by the Spark engine: set [project] engine = "spark" '
+            "in driftloop.toml, or pass a Polars, pandas or Arrow frame"
+        )
     raise SourceError(f"cannot ingest a {type(data).__name__}; pass a Polars, pandas or Arrow frame, or file paths")
 
 

@@ -46,6 +46,10 @@ class Engine(Protocol):
     # about this size); None when the engine's rows never come to this process (a cluster's).
     chunk_bytes: int | None
 
+    def holds(self, frame: Any) -> bool:
+        """Whether ``frame`` is already this engine's kind of frame (a Spark one for Spark)."""
+        ...
+
     def from_polars(self, frame: pl.DataFrame) -> Any:
         """``frame`` as this engine's kind of frame."""
         ...
@@ -95,6 +99,12 @@ class Engine(Protocol):
         self, frame: Any, numeric: list[str], categorical: list[str], *, like: Profile | None = None
     ) -> Profile:
         """The profile of the columns of ``frame`` (numeric ones on ``like``'s bins when given)."""
+        ...
+
+    def distribute(self, function: Callable[[], Any], processes: int) -> Any:
+        """``function`` run on ``processes`` processes at once, each with PyTorch's distributed
+        environment set (its rank, the world's size, where to meet), as data-parallel training
+        needs; what rank 0 returns."""
         ...
 
 

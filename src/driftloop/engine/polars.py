@@ -8,6 +8,7 @@ with no engine in between, so what a batch and a request compute cannot drift ap
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from driftloop.data.contract import Contract
 from driftloop.data.sources import read_rows, to_polars
 from driftloop.data.validate import CheckResult, check_batch
 from driftloop.engine.base import BatchFunction, Bound, Scorer, beside
+from driftloop.errors import ConfigError
 from driftloop.features import FeatureSet
 from driftloop.lake import Lake
 from driftloop.profiles import Profile, profile
@@ -35,6 +37,9 @@ class PolarsEngine:
 
     name = "polars"
     chunk_bytes: int | None = CHUNK_BYTES
+
+    def holds(self, frame: Any) -> bool:
+        return isinstance(frame, pl.DataFrame)
 
     def from_polars(self, frame: pl.DataFrame) -> pl.DataFrame:
         return frame
@@ -71,6 +76,14 @@ class PolarsEngine:
     def score(self, frame: Any, scorer: Scorer) -> pl.DataFrame:
         rows = to_polars(frame)
         return beside(rows, scorer(rows))
+
+    def distribute(self, function: Callable[[], Any], processes: int) -> Any:
+        if processes != 1:
+            raise ConfigError(
+                f"[train] processes = {processes}: data-parallel training is started by Spark's TorchDistributor; "
+                'set [project] engine = "spark", or processes = 1'
+            )
+        return function()
 
     def profile(
         self, frame: Any, numeric: list[str], categorical: list[str], *, like: Profile | None = None

@@ -148,11 +148,26 @@ class Lake:
         until: datetime | date | None = None,
         time_column: str | None = None,
         columns: list[str] | None = None,
+        keep: pl.Expr | None = None,
     ) -> pl.DataFrame:
-        """Read ``table``, optionally at a ``version`` and within ``since <= time_column < until``."""
+        """Read ``table``, optionally at a ``version``, within ``since <= time_column < until``,
+        and only the rows ``keep`` (a Polars predicate) holds for."""
         return read.read(
-            self, spec_of(table), version=version, since=since, until=until, time_column=time_column, columns=columns
-        )
+            self, spec_of(table), version=version, since=since, until=until, time_column=time_column,
+            columns=columns, keep=keep,
+        )  # fmt: skip
+
+    def count(
+        self,
+        table: str,
+        *,
+        version: int | None = None,
+        since: datetime | date | None = None,
+        until: datetime | date | None = None,
+        time_column: str | None = None,
+    ) -> int:
+        """How many rows :meth:`read` would read with the same arguments (one column is scanned)."""
+        return read.count(self, spec_of(table), version=version, since=since, until=until, time_column=time_column)
 
     def scan_spark(
         self, table: str, spark: SparkSession, *, version: int | None = None, where: Where | None = None

@@ -39,23 +39,55 @@ def read(
     until: datetime | date | None = None,
     time_column: str | None = None,
     columns: list[str] | None = None,
+    keep: pl.Expr | None = None,
 ) -> pl.DataFrame:
-    """The table (at ``version``), optionally only ``since <= time_column < until`` and ``columns``.
+    """The table (at ``version``), optionally only ``since <= time_column < until``, the rows
+    ``keep`` holds for, and ``columns``.
 
     The event-month partition is pruned too when the table has one, so a narrow window reads
     only its own files.
     """
-    frame = scan(lake, spec, version=version)
-    if since is not None or until is not None:
-        if time_column is None:
-            raise LakeError(f"reading '{spec.name}' by time range needs the time column to filter on")
-        frame = frame.filter(window(frame, time_column, since, until))
+    frame = _selected(lake, spec, version, since, until, time_column, keep)
     if columns is not None:
         frame = frame.select(columns)
     try:
         return frame.collect()
     except Exception as exc:  # delta-rs and polars raise several types for a file they cannot read
         raise LakeError(f"cannot read table '{spec.name}': {exc}") from exc
+
+
+def count(
+    lake: Lake,
+    spec: TableSpec,
+    *,
+    version: int | None = None,
+    since: datetime | date | None = None,
+    until: datetime | date | None = None,
+    time_column: str | None = None,
+) -> int:
+    """How many rows :func:`read` would read (one column is scanned)."""
+    frame = _selected(lake, spec, version, since, until, time_column, None)
+    try:
+        return int(frame.select(pl.len()).collect().item())
+    except Exception as exc:
+        raise LakeError(f"cannot count the rows of table '{spec.name}': {exc}") from exc
+
+
+def _selected(
+    lake: Lake,
+    spec: TableSpec,
+    version: int | None,
+    since: datetime | date | None,
+    until: datetime | date | None,
+    time_column: str | None,
+    keep: pl.Expr | None,
+) -> pl.LazyFrame:
+    frame = scan(lake, spec, version=version)
+    if since is not None or until is not None:
+        if time_column is None:
+            raise LakeError(f"reading '{spec.name}' by time range needs the time column to filter on")
+        frame = frame.filter(window(frame, time_column, since, until))
+    return frame if keep is None else frame.filter(keep)
 
 
 def any_rows(lake: Lake, spec: TableSpec, where: Where) -> bool:

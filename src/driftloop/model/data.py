@@ -19,6 +19,9 @@ from driftloop.errors import TrainingError
 from driftloop.features import FeatureSet
 from driftloop.lake import Lake, Table
 
+# Hash values a sample's share is taken of.
+SAMPLE_SPAN = 2**32
+
 
 @dataclass(frozen=True)
 class Splits:
@@ -40,21 +43,20 @@ def training_rows(
     since: datetime | None = None,
     until: datetime | None = None,
     labels: bool = True,
+    sample: Sample | None = None,
 ) -> tuple[pl.DataFrame, int]:
     """Rows of the features table (at ``version``, default the latest) with their ground truth
     (:mod:`driftloop.truth`: labels that arrived later win, read at ``labels_version``, default
     the latest; none with ``labels=False``) and at least one target value, optionally only those with
-    ``since <= event time < until``."""
+    ``since <= event time < until``, and only ``sample``'s rows of them when given (only those
+    are read into memory)."""
     contract = features.contract
     if not contract.targets:
         raise TrainingError("the contract names no target column; give one the role 'target' in driftloop.toml")
-    read_version = lake.version(Table.FEATURES) if version is None else version
-    if read_version is None:
-        raise TrainingError("the features table is empty: run `driftloop ingest` then `driftloop features` first")
-    clock = contract.clock if since or until else None
-    low, high = clock.bounds(since, until) if clock else (None, None)
-    column = clock.column if clock else None
-    rows = lake.read(Table.FEATURES, version=read_version, since=low, until=high, time_column=column)
+    read_version = _version(lake, version)
+    low, high, column = _bounds(contract, since, until)
+    keep = sample.kept(contract) if sample is not None and sample.share < 1 else None
+    rows = lake.read(Table.FEATURES, version=read_version, since=low, until=high, time_column=column, keep=keep)
     late = (
         lake.read(Table.LABELS, version=labels_version, since=low, until=high, time_column=column)
         if labels and lake.exists(Table.LABELS)
@@ -64,6 +66,48 @@ def training_rows(
     if labelled.is_empty():
         raise TrainingError(f"no row of the features table has a value for any target {contract.targets}")
     return labelled, read_version
+
+
+@dataclass(frozen=True)
+class Sample:
+    """About ``share`` of a window's rows, spread evenly over its time: each row kept or not by a
+    hash of its key and the seed, so the same rows are chosen again (at the same Polars version,
+    which the run records) and every day keeps about the same share of its rows."""
+
+    share: float
+    seed: int = 0
+
+    def kept(self, contract: Contract) -> pl.Expr:
+        """True for the rows the sample keeps."""
+        hashed = pl.struct(contract.key).hash(self.seed) % SAMPLE_SPAN
+        return hashed < int(self.share * SAMPLE_SPAN)
+
+    @classmethod
+    def of(
+        cls, lake: Lake, features: FeatureSet, max_rows: int | None, *, version: int | None = None,
+        since: datetime | None = None, until: datetime | None = None, seed: int = 0,
+    ) -> Sample:  # fmt: skip
+        """The sample of the window that holds about ``max_rows`` rows (all of them when it holds
+        no more, or without a limit); the window's rows are counted from one column."""
+        if max_rows is None:
+            return cls(1.0, seed)
+        low, high, column = _bounds(features.contract, since, until)
+        rows = lake.count(Table.FEATURES, version=_version(lake, version), since=low, until=high, time_column=column)
+        return cls(min(1.0, max_rows / rows) if rows else 1.0, seed)
+
+
+def _version(lake: Lake, version: int | None) -> int:
+    read_version = lake.version(Table.FEATURES) if version is None else version
+    if read_version is None:
+        raise TrainingError("the features table is empty: run `driftloop ingest` then `driftloop features` first")
+    return read_version
+
+
+def _bounds(contract: Contract, since: datetime | None, until: datetime | None) -> tuple[Any, Any, str | None]:
+    """A window of event time as the features table's time column compares (open without one)."""
+    clock = contract.clock if since or until else None
+    low, high = clock.bounds(since, until) if clock else (None, None)
+    return low, high, clock.column if clock else None
 
 
 def newest_labelled_time(lake: Lake, contract: Contract) -> datetime | None:
@@ -162,6 +206,7 @@ def held_out_rows(lake: Lake, features: FeatureSet, lineage: dict[str, Any]) -> 
         raise TrainingError("a test window is by event time; the contract has no event_time column")
     since, until = (datetime.fromisoformat(t) if t else None for t in lineage["window"])
     labels_version = lineage.get("labels_version")
+    sampled = lineage.get("sample") or {"share": 1.0}
     rows, _ = training_rows(
         lake,
         features,
@@ -170,5 +215,6 @@ def held_out_rows(lake: Lake, features: FeatureSet, lineage: dict[str, Any]) -> 
         labels=labels_version is not None,  # trained before any label arrived: none taken now
         since=since,
         until=until,
+        sample=Sample(float(sampled["share"]), int(lineage.get("seed", 0))),  # the rows it was trained on
     )
     return rows.filter(split_clock(clock.column) >= datetime.fromisoformat(str(lineage["test_start"])))

@@ -2,7 +2,10 @@
 a learning-rate schedule and early stopping on the validation loss.
 
 Observers (MLflow tracking, a progress bar) attach as :class:`Callback` objects, so the loop
-itself logs nothing. The same seed gives the same model.
+itself logs nothing. The same seed gives the same model. The loop also runs data-parallel
+(:mod:`driftloop.model.distributed`): each process of a :class:`Shard` trains on its part of
+every epoch's rows with its gradients averaged, and scores the whole validation split itself,
+so every process reaches the same decisions.
 """
 
 from __future__ import annotations
@@ -69,6 +72,39 @@ class FitResult:
     stopped_early: bool = False
 
 
+@dataclass(frozen=True)
+class Shard:
+    """This process's part of data-parallel training: its ``rank`` among ``world`` processes (one
+    process trains on every row)."""
+
+    rank: int = 0
+    world: int = 1
+
+    def rows(self, order: torch.Tensor) -> torch.Tensor:
+        """This process's rows of an epoch's shuffled ``order`` (the same on every process): every
+        ``world``-th, as many on each, so every process takes as many steps."""
+        if self.world == 1:
+            return order
+        return order[self.rank :: self.world][: len(order) // self.world]
+
+    def batch_size(self, size: int) -> int:
+        """Rows a process takes per step: the global ``size`` split between the processes."""
+        return size if self.world == 1 else max(2, -(-size // self.world))
+
+    def mean(self, value: float) -> float:
+        """The mean of ``value`` over the processes (one process: itself)."""
+        if self.world == 1:
+            return value
+        import torch.distributed as dist
+
+        total = torch.tensor([value], dtype=torch.float64)
+        dist.all_reduce(total)
+        return float(total.item()) / self.world
+
+
+ONE_PROCESS = Shard()
+
+
 class Callback(Protocol):
     """Something that watches training; every method is optional to act on."""
 
@@ -84,6 +120,7 @@ def fit(
     callbacks: Sequence[Callback] = (),
     classes: dict[str, list[str]] | None = None,
     linear_start: tuple[np.ndarray, list[np.ndarray], np.ndarray] | None = None,
+    shard: Shard = ONE_PROCESS,
 ) -> FitResult:
     """Train a :class:`TabularNet` on ``train``, stopping when ``validation`` stops improving.
 
@@ -100,13 +137,14 @@ def fit(
     model, optimizer, heads, weights, generator = _begin(spec, settings, targets, train, classes, linear_start)
     scheduler = _scheduler(optimizer, settings)
     result = FitResult(model)
+    trained = _parallel(model, shard)
     best = _weighted(weights, evaluate_loss(model, validation, heads))
     best_state, waited = copy.deepcopy(model.state_dict()), 0
     started = time.perf_counter()
     for epoch in range(1, settings.epochs + 1):
         tick = time.perf_counter()
-        loss = _epoch(model, optimizer, train, heads, weights, settings, generator, result)
-        by_target = evaluate_loss(model, validation, heads)
+        loss = _epoch(trained, optimizer, train, heads, weights, settings, generator, result, shard)
+        by_target = evaluate_loss(model, validation, heads)  # the whole split on every process: one decision
         score = _weighted(weights, by_target)
         _step(scheduler, score)
         log = EpochLog(
@@ -141,6 +179,7 @@ def refit(
     history: Sequence[EpochLog],
     classes: dict[str, list[str]] | None = None,
     linear_start: tuple[np.ndarray, list[np.ndarray], np.ndarray] | None = None,
+    shard: Shard = ONE_PROCESS,
 ) -> FitResult:
     """Train a fresh :class:`TabularNet` on all of ``rows`` for as many epochs as ``history``
     (an early-stopped :func:`fit`, cut at its best epoch) ran, at the learning rate each of its
@@ -153,12 +192,13 @@ def refit(
         raise TrainingError(f"too few rows to refit on: {len(rows)}")
     model, optimizer, heads, weights, generator = _begin(spec, settings, targets, rows, classes, linear_start)
     result = FitResult(model, best_epoch=len(history))
+    trained = _parallel(model, shard)
     started = time.perf_counter()
     for planned in history:
         tick = time.perf_counter()
         for group in optimizer.param_groups:
             group["lr"] = planned.learning_rate
-        loss = _epoch(model, optimizer, rows, heads, weights, settings, generator, result)
+        loss = _epoch(trained, optimizer, rows, heads, weights, settings, generator, result, shard)
         result.history.append(
             EpochLog(planned.epoch, loss, float("nan"), {}, planned.learning_rate, time.perf_counter() - tick)
         )
@@ -189,8 +229,17 @@ def _begin(
     return model, optimizer, heads, weights, torch.Generator().manual_seed(settings.seed)
 
 
+def _parallel(model: TabularNet, shard: Shard) -> torch.nn.Module:
+    """The module a process trains through: the network itself, or, on several processes, the
+    network wrapped so that each step's gradients are averaged over them (its buffers, batch
+    norm's running statistics, follow rank 0's)."""
+    if shard.world == 1:
+        return model
+    return torch.nn.parallel.DistributedDataParallel(model)
+
+
 def _epoch(
-    model: TabularNet,
+    model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     train: Tensors,
     heads: Sequence[Head],
@@ -198,15 +247,19 @@ def _epoch(
     settings: TrainSettings,
     generator: torch.Generator,
     result: FitResult,
+    shard: Shard = ONE_PROCESS,
 ) -> float:
-    """One pass over ``train`` in shuffled mini-batches; the mean batch loss."""
+    """One pass over this process's part of ``train`` in shuffled mini-batches; the mean batch loss
+    (over every process)."""
     model.train()
     gaps = bool(torch.isnan(train.targets).any())  # some labels missing: mask them in every batch
-    order = torch.randperm(len(train), generator=generator)
+    order = shard.rows(torch.randperm(len(train), generator=generator))
+    size = shard.batch_size(settings.batch_size)
+    batch_norm = bool(result.model.spec.batch_norm)
     total, batches = 0.0, 0
-    for start in range(0, len(train), settings.batch_size):
-        index = order[start : start + settings.batch_size]
-        if len(index) < 2 and model.spec.batch_norm:
+    for start in range(0, len(order), size):
+        index = order[start : start + size]
+        if len(index) < 2 and batch_norm:
             continue  # batch norm needs two rows; a lone last row is skipped this epoch
         output = model(train.numbers[index], train.categories[index])
         loss = (per_target_loss(output, train.targets[index], heads, masked=gaps) * weights).sum()
@@ -214,8 +267,8 @@ def _epoch(
         loss.backward()  # type: ignore[no-untyped-call]
         optimizer.step()
         total, batches = total + loss.item(), batches + 1
-        result.samples_seen += len(index)
-    return total / max(batches, 1)
+        result.samples_seen += len(index) * shard.world
+    return shard.mean(total / max(batches, 1))
 
 
 def _weighted(weights: torch.Tensor, losses: list[float]) -> float:

@@ -19,10 +19,11 @@ from driftloop.errors import TrainingError
 from driftloop.features import FeatureSet
 from driftloop.lake import Table
 from driftloop.model.baseline import Baseline
-from driftloop.model.data import Splits, split_by_time, split_clock, training_rows
+from driftloop.model.data import Sample, Splits, split_by_time, split_clock, training_rows
+from driftloop.model.distributed import fit_on, refit_on
 from driftloop.model.importance import permutation_importance
 from driftloop.model.metrics import CLASSIFICATION_METRICS, HIGHER_IS_BETTER, classification_metrics, regression_metrics
-from driftloop.model.train import Callback, FitResult, Tensors, fit, refit
+from driftloop.model.train import Callback, FitResult, Tensors
 from driftloop.profiles import profile
 from driftloop.project import Project
 from driftloop.runtime.package import ModelPackage
@@ -85,8 +86,10 @@ def train_project(
         )
     lake = project.lake
     labels_version = lake.version(Table.LABELS) if lake.exists(Table.LABELS) else None
+    version = lake.version(Table.FEATURES) if features_version is None else features_version
+    sample = Sample.of(lake, features, settings.max_rows, version=version, since=since, until=until, seed=settings.seed)
     rows, version = training_rows(
-        lake, features, version=features_version, labels_version=labels_version, since=since, until=until
+        lake, features, version=version, labels_version=labels_version, since=since, until=until, sample=sample
     )
     splits = split_by_time(
         rows, clock, settings.validation_fraction, settings.test_fraction,
@@ -94,9 +97,10 @@ def train_project(
     )  # fmt: skip
     held_out = _Recipe.prepare(splits.train, features, settings)
     data = {name: held_out.arrays(getattr(splits, name)) for name in SPLITS}
-    result = fit(
-        Tensors.of(*data["train"]), Tensors.of(*data["validation"]), held_out.spec, settings, contract.targets,
-        callbacks, classes=held_out.heads.classes, linear_start=held_out.linear_start(settings),
+    engine, processes = project.engine, settings.processes
+    result = fit_on(
+        engine, processes, Tensors.of(*data["train"]), Tensors.of(*data["validation"]), held_out.spec, settings,
+        contract.targets, callbacks, classes=held_out.heads.classes, linear_start=held_out.linear_start(settings),
     )  # fmt: skip
     package = held_out_fit = held_out.package(result)
     metrics: dict[str, Any] = {"network": {}, "baseline": {}, "overall": {}}
@@ -111,9 +115,10 @@ def train_project(
         # serves is the same recipe fitted on every row, the newest days included.
         recipe = _Recipe.prepare(rows, features, settings)
         everything = recipe.arrays(rows)
-        refitted = refit(
-            Tensors.of(*everything), recipe.spec, settings, contract.targets, result.history[: result.best_epoch],
-            classes=recipe.heads.classes, linear_start=recipe.linear_start(settings),
+        refitted = refit_on(
+            engine, processes, Tensors.of(*everything), recipe.spec, settings, contract.targets,
+            result.history[: result.best_epoch], classes=recipe.heads.classes,
+            linear_start=recipe.linear_start(settings),
         )  # fmt: skip
         package, held_out = recipe.package(refitted), recipe
     fitted_on = rows if refitted is not None else splits.train
@@ -128,6 +133,7 @@ def train_project(
         "test_start": splits.test_start.isoformat(),
         "trained_at": datetime.now(UTC).isoformat(),
         "seed": settings.seed,
+        "sample": {"share": sample.share, "max_rows": settings.max_rows},  # 1.0: every row of the window
         "best_epoch": result.best_epoch,
         "refit": None if refitted is None else {"rows": rows.height, "epochs": refitted.best_epoch},
         # The newest event time in the weights that serve (as the split compares times).

@@ -78,6 +78,19 @@ class TrainSettings(BaseModel):
         "linear baseline: the network begins where the linear model ends and learns what it misses, so on "
         "small or nearly linear data it does not fall below it.",
     )
+    max_rows: int | None = Field(
+        2_000_000,
+        ge=1000,
+        description="Train on at most about this many rows of the window: beyond, a sample spread evenly over "
+        "its time (each row kept by a hash of its key and the seed), so the features table never has to fit in "
+        "memory; the share is recorded with the run. None: every row.",
+    )
+    processes: int = Field(
+        1,
+        ge=1,
+        description="Train data-parallel on this many processes, each on its share of every epoch's rows, "
+        "gradients averaged (Spark's TorchDistributor: the Spark engine). 1: in this process.",
+    )
     seed: int = 0
     threads: int | None = Field(None, ge=1, description="Torch threads (default: all cores).")
     targets: dict[str, TargetSettings] = Field(default_factory=dict)

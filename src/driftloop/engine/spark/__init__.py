@@ -8,6 +8,7 @@ translates Spark's exceptions. PySpark is imported only when the engine is used 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,11 @@ class SparkEngine:
         if self._session is None:
             self._session = spark_session(self.options)
         return self._session
+
+    def holds(self, frame: Any) -> bool:
+        from pyspark.sql import DataFrame as SparkFrame
+
+        return isinstance(frame, SparkFrame)
 
     def from_polars(self, frame: pl.DataFrame) -> DataFrame:
         from driftloop.engine.spark.frames import to_spark
@@ -115,11 +121,27 @@ class SparkEngine:
         with spark_failures("profiling columns"):
             return profile_on_spark(self._spark(frame), numeric, categorical, like=like)
 
-    def _spark(self, frame: Any) -> DataFrame:
-        from pyspark.sql import DataFrame as SparkFrame
+    def distribute(self, function: Callable[[], Any], processes: int) -> Any:
+        if processes == 1:
+            return function()
+        from pyspark.ml.torch.distributor import TorchDistributor
 
-        if isinstance(frame, SparkFrame):
-            return frame
+        # A local master's processes run on the driver; a cluster's, one per task on the executors.
+        local = self.options.remote is None and self.options.master.startswith("local")
+        with spark_failures(f"training on {processes} processes"):
+            self.session  # noqa: B018  (TorchDistributor reads the running session's conf)
+            distributor = TorchDistributor(num_processes=processes, local_mode=local, use_gpu=False)
+            try:
+                return distributor.run(function)
+            except RuntimeError as exc:  # torchrun's processes failed: their own error is in its last lines
+                lines = [line for line in str(exc).splitlines() if line.strip()]
+                raise EngineError(
+                    f"data-parallel training on {processes} processes failed: {' | '.join(lines[-6:])}"
+                ) from exc
+
+    def _spark(self, frame: Any) -> DataFrame:
+        if self.holds(frame):
+            return frame  # type: ignore[no-any-return]
         from driftloop.data.sources import to_polars
 
         return self.from_polars(to_polars(frame))

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow.pyfunc
+import polars as pl
 from mlflow.data.delta_dataset_source import DeltaDatasetSource
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.entities import Dataset, DatasetInput, InputTag, LoggedModelOutput, Metric, Param
@@ -134,6 +135,9 @@ class MlflowTracker:
         lineage = trained.package.lineage
         tags = {"delta_table_version": str(lineage["features_version"])}
         tags.update({f"rows_{split}": str(n) for split, n in lineage["rows"].items()})
+        sample = lineage.get("sample") or {"share": 1.0}
+        # A share below 1: the run read that share of the window, chosen by a hash (Polars') of each row's key.
+        tags.update({"sample_share": f"{sample['share']:.6g}", "polars_version": pl.__version__})
         inputs = [InputTag(key, value) for key, value in {**tags, "mlflow.data.context": "training"}.items()]
         self.client.log_inputs(self.run_id, datasets=[DatasetInput(_dataset(lineage), inputs)])
         contract = trained.package.contract.model_dump(mode="json", exclude_none=True)
