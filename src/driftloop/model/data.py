@@ -65,7 +65,10 @@ def training_rows(
     labelled = with_truth(rows, late, contract).filter(is_labelled(contract))
     if labelled.is_empty():
         raise TrainingError(f"no row of the features table has a value for any target {contract.targets}")
-    return labelled, read_version
+    # In time, then key, order: the table's own order is its writers' (Spark's tasks, a merge),
+    # and the same seed must give the same model whatever wrote the table.
+    order = [c for c in [contract.event_time_column, *contract.id_columns] if c is not None]
+    return (labelled.sort(order, maintain_order=True) if order else labelled), read_version
 
 
 @dataclass(frozen=True)
