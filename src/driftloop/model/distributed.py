@@ -97,9 +97,14 @@ def _on_ranks(engine: Engine, processes: int, work: Callable[..., FitResult], se
     return result
 
 
-def _rank(work: Callable[..., FitResult], threads: int | None) -> RankResult | None:
+def _rank(work: Callable[..., FitResult], threads: int | None) -> RankResult:
     """One process: join the others (the launcher set RANK, WORLD_SIZE and where to meet), train
-    its shard, and return the result from rank 0."""
+    its shard, and return rank 0's result.
+
+    Every process returns rank 0's result, not only rank 0: TorchDistributor has each process
+    of a node write what it returns to one file, and the last to finish wins; a None from
+    another rank would replace rank 0's weights.
+    """
     import torch.distributed as dist
 
     dist.init_process_group("gloo")
@@ -108,7 +113,10 @@ def _rank(work: Callable[..., FitResult], threads: int | None) -> RankResult | N
         # The machine's cores shared out: processes that each take every core would fight over them.
         torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // shard.world))
         result = work(shard=shard)
-        return RankResult.of(result) if shard.rank == 0 else None
+        sent: list[RankResult | None] = [RankResult.of(result) if shard.rank == 0 else None]
+        dist.broadcast_object_list(sent, src=0)
+        assert sent[0] is not None
+        return sent[0]
     finally:
         dist.destroy_process_group()
 
