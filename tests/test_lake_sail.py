@@ -64,3 +64,46 @@ def test_a_native_rerun_replaces_its_batch_and_an_exactly_once_append_is_recorde
     assert lake.committed(Table.RAW, "ingest-b3")
     with pytest.raises(LakeError, match="could not write table 'raw'"):
         lake.append(Table.RAW, sail.from_polars(raw_rows("b4", [date(2016, 3, 1)]).drop("t").rename({"at": "t"})))
+
+
+# A writer process: rows appended to raw batch after batch, once the others are ready; by Sail's
+# own Delta writer when given the server's address, by Polars (delta-rs) otherwise.
+WRITER = """
+import sys, time
+from pathlib import Path
+from driftloop.engine import SparkEngine, SparkOptions
+from driftloop.lake import Lake, Table
+from tests.test_lake_spark import DAYS, raw_rows
+root, name, batches, ready, writers, remote = sys.argv[1:7]
+engine = SparkEngine(SparkOptions(remote=remote, delta="native")) if remote else None
+send = engine.from_polars if engine is not None else (lambda rows: rows)
+lake = Lake(root, spark_delta="native")
+send(raw_rows("warm-up", DAYS[:1])).count() if engine is not None else None
+(Path(ready) / name).touch()
+while len(list(Path(ready).iterdir())) < int(writers):
+    time.sleep(0.05)
+for i in range(int(batches)):
+    lake.append(Table.RAW, send(raw_rows(f"{name}-{i}", DAYS[:5])), metadata={"driftloop.batch_id": f"{name}-{i}"})
+"""
+
+
+def test_native_writers_and_a_polars_writer_at_once_lose_no_commit(tmp_path: Path, sail: SparkEngine) -> None:
+    """Three real processes appending to one table at the same time, two through Sail's Delta
+    writer and one through delta-rs: every batch lands exactly once."""
+    import subprocess
+
+    remote = sail.options.remote
+    assert remote is not None
+    lake, ready = Lake(tmp_path / "lake", spark_delta="native"), tmp_path / "ready"
+    ready.mkdir()
+    lake.append(Table.RAW, raw_rows("seed", DAYS[:2]))  # two rows: every column gets a type
+    repo = Path(__file__).resolve().parents[1]
+    names = {"sail-a": remote, "sail-b": remote, "polars": ""}
+    writers = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(lake.root), name, "5", str(ready), "3", address], cwd=repo)
+        for name, address in names.items()
+    ]
+    assert [w.wait(timeout=300) for w in writers] == [0, 0, 0]
+    rows = lake.read(Table.RAW)
+    counts = rows.group_by(BATCH_ID).len()
+    assert rows.height == 2 + 3 * 5 * 5 and counts.height == 1 + 15 and set(counts.get_column("len")) == {2, 5}
