@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from driftloop.cli.common import JsonOption, ProjectOption, emit_json, err, handled, out, progress_bar
@@ -19,7 +20,7 @@ from driftloop.project import Project
 DEMO_DAYS = 28
 
 if TYPE_CHECKING:
-    from driftloop.replay import DayRecord, Policy, PolicyFront, ReplayResult, StrategyResult
+    from driftloop.replay import DayRecord, PolicyFront, ReplayResult, StrategyResult
     from driftloop.replay.run import LoopRun
 
 
@@ -105,7 +106,7 @@ def run_replay(
         def on_day(record: DayRecord) -> None:
             progress.update(ticks, advance=1, description=f"{record.day}: {record.verdict or 'no verdict'}")
             for decision in record.decisions:
-                progress.console.print(f"  {record.day}: {decision}", highlight=False)
+                progress.console.print(f"  {record.day}: {escape(str(decision))}", highlight=False)
 
         def on_baseline_day(day: date) -> None:
             progress.update(baseline, advance=1, visible=True, description=f"daily baseline: trained on {day}")
@@ -134,24 +135,21 @@ def run_policies(
     daily: bool,
     quiet: bool,
 ) -> PolicyFront:
-    """Replay each policy of ``path`` with a progress line per policy and per day."""
+    """Replay the policies of ``path`` together, with a progress line per day."""
     from driftloop.replay import replay_policies
     from driftloop.replay.policies import read_policies
 
     chosen = read_policies(path)
     logging.getLogger("driftloop.loop.alerts").setLevel(logging.ERROR)
     with progress_bar(quiet, bar=True) as progress:
-        ticks = progress.add_task("replaying", total=days)
+        ticks = progress.add_task(f"replaying {len(chosen)} policies", total=days)
 
-        def on_policy(policy: Policy) -> None:
-            progress.reset(ticks, description=f"policy {policy.name}")
-
-        def on_day(record: DayRecord) -> None:
-            progress.update(ticks, advance=1, description=f"{record.day}: {record.verdict or 'no verdict'}")
+        def on_day(day: date, projects: int) -> None:
+            progress.update(ticks, advance=1, description=f"{day}: {len(chosen)} policies in {projects} project(s)")
 
         return replay_policies(
             project, data, chosen, start=start, days=days, label_delay=delay, budget=budget, daily_baseline=daily,
-            on_policy=on_policy, on_day=on_day,
+            on_day=on_day,
         )  # fmt: skip
 
 
@@ -168,10 +166,10 @@ def show_front(front: PolicyFront) -> None:
 
     for o in sorted(front.outcomes, key=lambda o: (o.trainings, o.error)):
         if o.loop is None:
-            table.add_row(o.policy.name, "-", *(["-"] * len(targets)), "-", "[yellow]not replayed[/]")
+            table.add_row(escape(o.policy.name), "-", *(["-"] * len(targets)), "-", "[yellow]not replayed[/]")
             continue
         mark = "[bold green]recommended[/]" if o.policy.name == front.recommended else ("yes" if o.on_front else "")
-        table.add_row(o.policy.name, str(o.trainings), *values(o.loop), f"{o.error:.3f}", mark)
+        table.add_row(escape(o.policy.name), str(o.trainings), *values(o.loop), f"{o.error:.3f}", mark)
     table.add_row("static", "1", *values(front.static), "1.000", "")
     if front.daily is not None:
         daily = relative_error(front.daily, front.static, front.metrics)
@@ -179,11 +177,12 @@ def show_front(front: PolicyFront) -> None:
     out.print(table)
     for o in front.outcomes:
         if o.failed:
-            err.print(f"[yellow]{o.policy.name}: not replayed: {o.failed}[/]", highlight=False)
+            err.print(f"[yellow]{escape(o.policy.name)}: not replayed: {escape(o.failed)}[/]", highlight=False)
     if front.recommended:
-        out.print(f"recommended within {front.budget} trainings: [bold]{front.recommended}[/]")
+        out.print(f"recommended within {front.budget} trainings: [bold]{escape(front.recommended)}[/]")
     else:
         out.print(f"[yellow]no policy trained at most {front.budget} times; raise --budget or add a cheaper one[/]")
+    out.print(f"{len(front.outcomes)} policies replayed in {front.projects} project(s), {front.ticks} ticks")
     out.print(f"report: {front.report}")
 
 
@@ -214,7 +213,7 @@ def show_replay(result: ReplayResult) -> None:
     )
     for strategy in result.strategies:
         for note in strategy.notes:
-            err.print(f"[yellow]{strategy.name}: {note}[/]", highlight=False)
+            err.print(f"[yellow]{strategy.name}: {escape(note)}[/]", highlight=False)
 
 
 def estimates_table(run: LoopRun) -> Table:
