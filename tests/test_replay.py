@@ -7,10 +7,12 @@ import subprocess
 import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
 
+from driftloop.cli import app
 from driftloop.errors import ConfigError, ReplayError
 from driftloop.project import Project, init_project
 from driftloop.registry import Alias, Registry
@@ -21,6 +23,7 @@ from driftloop.settings.loop import LoopSettings
 from driftloop.settings.promote import PromoteSettings
 from driftloop.settings.train import TrainSettings
 from tests.conftest import synthetic_rows
+from tests.live import cli, runner
 
 DAYS, CHANGE = 16, 9  # hourly rows from 1 January; from the 9th on, y is 4 higher for the same inputs
 
@@ -139,11 +142,11 @@ import driftloop.loop as loop
 from driftloop.project import Project
 from driftloop.replay import replay
 original = loop.tick
-def tick(project, day, on_step=None):
+def tick(project, day, on_step=None, policy=None):
     def step(name):
         if day == date(2024, 1, 9) and name == "monitoring":
             os.kill(os.getpid(), signal.SIGKILL)
-    return original(project, day, on_step=step)
+    return original(project, day, on_step=step, policy=policy)
 import driftloop.replay.run as run
 run.tick = tick
 replay(Project.load(sys.argv[1]), sys.argv[2], start=date(2024, 1, 7), days=4, label_delay="1d", daily_baseline=False)
@@ -235,9 +238,18 @@ window_days = 0.01
 """
 
 
-def test_policies_are_replayed_side_by_side_and_the_best_within_budget_is_recommended(tmp_path: Path) -> None:
+class CutShort(Exception):
+    """A replay stopped in the middle of copying a project (as by a kill)."""
+
+
+def test_policies_share_a_project_until_they_part_and_the_best_within_budget_is_recommended(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
     from driftloop.replay import replay_policies
-    from driftloop.replay.policies import choose, policy_project, read_policies
+    from driftloop.replay.branches import STATE_FILE as POLICIES_STATE
+    from driftloop.replay.policies import choose, read_policies
 
     data = changing_world()
     path = tmp_path / "history.parquet"
@@ -245,6 +257,22 @@ def test_policies_are_replayed_side_by_side_and_the_best_within_budget_is_recomm
     project = replay_project(tmp_path / "project", data)
     (tmp_path / "policies.toml").write_text(POLICIES, encoding="utf-8")
     policies = read_policies(tmp_path / "policies.toml")
+    folder = project.root / "policies"
+    copy = shutil.copytree
+
+    def cut_short(*args: Any, **options: Any) -> Any:  # the first fork stops once copied
+        copied = copy(*args, **options)
+        if str(copied).endswith(".partial"):
+            raise CutShort
+        return copied
+
+    monkeypatch.setattr(shutil, "copytree", cut_short)
+    with pytest.raises(CutShort):
+        replay_policies(project, path, policies, start=date(2024, 1, 7), days=7, daily_baseline=False)
+    state = json.loads((folder / POLICIES_STATE).read_text(encoding="utf-8"))
+    assert [b["copying"] for b in state["branches"]] == [False, True]
+    monkeypatch.undo()
+    # Called again, the replay goes on: the cut fork is undone and the day that made it run again.
     front = replay_policies(project, path, policies, start=date(2024, 1, 7), days=7, daily_baseline=False)
     never, degraded, tiny = front.outcomes
     # A policy whose first model cannot be crowned (trained on a quarter of an hour) is said, not fatal.
@@ -254,21 +282,50 @@ def test_policies_are_replayed_side_by_side_and_the_best_within_budget_is_recomm
     assert degraded.loop.trainings > 1 and degraded.error < 0.9  # the +4 from the 9th on is learnt
     assert degraded.on_front and front.budget == 2 and front.daily is None
     assert front.recommended == ("on degraded" if degraded.loop.trainings <= 2 else "never")
-    # Each policy replayed in a project of its own, with its settings.
-    assert Project.load(project.root / "policies" / "never").settings.loop.retrain_on == []
+    # The two shared one project, one first model and the same days until "on degraded" retrained:
+    # there its project was copied, and the copy trained for it alone.
+    assert (never.replayed_in, degraded.replayed_in, front.projects) == ("never", "on-degraded", 2)
+    records = json.loads((folder / POLICIES_STATE).read_text(encoding="utf-8"))["records"]
+    parted = next(i for i, r in enumerate(records["on degraded"]) if r["retrained"])
+    scored_by = {name: [r["scored_by"] for r in days[:parted]] for name, days in records.items() if days}
+    assert scored_by["never"] == scored_by["on degraded"]
+    assert Project.load(folder / "never").settings.loop.retrain_on == []
+    assert Project.load(folder / "on-degraded").settings.loop.cooldown_days == 2
+    assert [v.version for v in Registry(Project.load(folder / "never")).versions()] == ["1"]
+    assert len(Registry(Project.load(folder / "on-degraded")).versions()) == degraded.loop.trainings
     summary = json.loads((project.root / "reports" / "policies.json").read_text(encoding="utf-8"))
     assert [p["name"] for p in summary["policies"]] == ["never", "on degraded", "a quarter hour"]
     assert summary["policies"][2]["failed"] and summary["policies"][2]["overall"] is None
     assert front.report is not None and "Retrain policies on the same history" in front.report.read_text("utf-8")
-    # Asked again, each policy's project is the one it replayed in (the replay goes on where it
-    # was), unless its settings changed or its replay never reached its first day.
-    assert policy_project(project, policies[1]).root == project.root / "policies" / "on-degraded"
-    with pytest.raises(ConfigError, match="stopped before its first replayed day"):
-        policy_project(project, policies[2])
-    with pytest.raises(ConfigError, match="with other settings"):
-        policy_project(project, policies[1].model_copy(update={"loop": {"cooldown_days": 5}}))
+    # Asked again (here by the CLI), nothing is ticked again; asked with other policies, the folder is not reused.
+    args = ["replay", str(path), "--start", "2024-01-07", "--days", "7", "--no-daily", "--policies",
+            str(tmp_path / "policies.toml"), "--project", str(project.root)]  # fmt: skip
+    again = cli(*args)
+    assert isinstance(again, dict) and (again["ticks"], again["projects"], again["recommended"]) == (
+        0, 2, front.recommended
+    )  # fmt: skip
+    assert [p["error_vs_static"] for p in again["policies"][:2]] == [never.error, degraded.error]
+    shown = runner.invoke(app, args)
+    assert shown.exit_code == 0 and "3 policies replayed in 2 project(s), 0 ticks" in shown.stdout
+    assert "[train]" in shown.stderr  # the failed policy's advice, not eaten as markup
+    with pytest.raises(ReplayError, match="holds a replay of other policies"):
+        replay_policies(project, path, policies[:2], start=date(2024, 1, 7), days=7, daily_baseline=False)
     wider = choose(front.outcomes, front.static, None, front.metrics, days=7, budget=9)
     assert wider.recommended == "on degraded" and wider.budget == 9
+
+
+def test_a_policies_folder_of_unknown_origin_is_not_replayed_into(tmp_path: Path) -> None:
+    from driftloop.replay import replay_policies
+    from driftloop.replay.policies import Policy
+
+    data = changing_world()
+    project = replay_project(tmp_path / "project", data)
+    earlier = project.root / "policies" / "never" / "driftloop.toml"
+    earlier.parent.mkdir(parents=True)
+    earlier.write_text("# a replay of an earlier driftloop, or the user's own files\n", encoding="utf-8")
+    with pytest.raises(ReplayError, match="holds files but no replay of policies"):
+        replay_policies(project, data, [Policy(name="never", loop={"retrain_on": []})], start=date(2024, 1, 7))
+    assert earlier.read_text(encoding="utf-8").startswith("# a replay")  # nothing of it touched
 
 
 @pytest.mark.parametrize(

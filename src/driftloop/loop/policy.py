@@ -23,6 +23,21 @@ class RetrainDecision:
     reason: str
 
 
+@dataclass(frozen=True)
+class TickFacts:
+    """What a tick knows when it asks the policy: the levels its verdict found, the labelled
+    rows newer than the champion's training data, when the last retrain was, and its own time."""
+
+    signals: frozenset[str]
+    new_labels: int
+    last_retrain: datetime | None
+    now: datetime
+
+    def decide(self, settings: LoopSettings) -> RetrainDecision:
+        """The decision of the policy ``settings`` describe, on these facts."""
+        return should_retrain(self.signals, self.new_labels, self.last_retrain, self.now, settings)
+
+
 def should_retrain(
     signals: str | Collection[str],
     new_labels: int,

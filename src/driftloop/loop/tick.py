@@ -28,7 +28,7 @@ from driftloop.feature_table import FeatureRun, materialize
 from driftloop.ingest import BatchStatus, IngestSummary, ingest
 from driftloop.lake import TABLES, Compaction, Table
 from driftloop.loop.alerts import alert
-from driftloop.loop.policy import RetrainDecision, should_retrain
+from driftloop.loop.policy import RetrainDecision, TickFacts
 from driftloop.model.data import training_rows
 from driftloop.monitor.window import WindowReport, monitor_window
 from driftloop.predict import PredictRun, predict_window
@@ -69,8 +69,16 @@ class TickReport:
             sender.join(max(0.0, (deadline - datetime.now()).total_seconds()))
 
 
-def tick(project: Project, day: date, *, on_step: Callable[[str], None] | None = None) -> TickReport:
-    """Run the loop once for ``day``."""
+# Asked once per tick, after monitoring, whether to retrain (default: the project's ``[loop]``
+# settings); a replay of several policies asks each of them here.
+RetrainPolicy = Callable[[TickFacts], RetrainDecision]
+
+
+def tick(
+    project: Project, day: date, *, on_step: Callable[[str], None] | None = None, policy: RetrainPolicy | None = None
+) -> TickReport:
+    """Run the loop once for ``day``; ``policy`` decides whether it retrains (default: the
+    project's ``[loop]`` settings)."""
     step = on_step or (lambda _: None)
     report = TickReport(day)
     zone_name = project.contract.timezone
@@ -119,13 +127,13 @@ def tick(project: Project, day: date, *, on_step: Callable[[str], None] | None =
         report.notes.append("the champion alias was removed during the tick; the policy was not asked")
         return report
     champion = registry.load(serving)
-    decision = should_retrain(
-        verdict.signals,
+    facts = TickFacts(
+        frozenset(verdict.signals),
         _new_labels(project, champion.lineage.get("data_until")),
         _last_retrain(registry),
         end,
-        project.settings.loop,
     )
+    decision = policy(facts) if policy is not None else facts.decide(project.settings.loop)
     report.retrain = decision
     if decision.retrain:
         _retrain(project, report, decision, end, step)

@@ -4,6 +4,7 @@ retraining every day: a backtest of the MLOps policy before it runs in productio
 ``feed`` cuts the history into days and writes what the inbox receives (inputs the same day,
 labels after a delay); ``run`` ticks the loop through the days in a fresh project and can
 resume; ``strategies`` scores the three strategies on the same days; ``report`` draws them.
+``policies`` sets several retrain policies side by side, which ``branches`` replays together.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from driftloop.data.clock import day_span
-from driftloop.errors import ConfigError, ReplayError
+from driftloop.errors import ReplayError
 from driftloop.ingest import ingest
 from driftloop.project import Project
+from driftloop.replay.branches import PolicyReplay
 from driftloop.replay.estimates import agreement
-from driftloop.replay.feed import parse_delay, read_history
-from driftloop.replay.policies import Policy, PolicyFront, PolicyOutcome, choose, policy_project, relative_error
+from driftloop.replay.feed import History, parse_delay, read_history
+from driftloop.replay.policies import Policy, PolicyFront, PolicyOutcome, choose, relative_error
 from driftloop.replay.run import DayRecord, LoopRun, plan_days, run_loop
 from driftloop.replay.strategies import STRATEGIES, StrategyResult, compare_strategies
 
@@ -85,15 +87,33 @@ def replay(
     was stopped goes on where it was when called again with the same arguments.
     """
     # Imported first: a missing plotting library is said before the days are replayed, not after.
-    from driftloop.replay.report import write_replay_report
+    import driftloop.replay.report  # noqa: F401
 
     delay = parse_delay(label_delay) if isinstance(label_delay, str) else label_delay
     history = read_history(data, project.contract)
     before, replayed = plan_days(history.days, start, days)
     run = run_loop(project, history, before, replayed, delay, on_day=on_day)
+    return finish_replay(
+        project, history, run, daily_baseline=daily_baseline, report_dir=report_dir, on_baseline_day=on_baseline_day
+    )
+
+
+def finish_replay(
+    project: Project,
+    history: History,
+    run: LoopRun,
+    *,
+    daily_baseline: bool = True,
+    report_dir: Path | None = None,
+    on_baseline_day: Callable[[date], None] | None = None,
+) -> ReplayResult:
+    """After the last tick of ``run`` in ``project``: the last labels in, the strategies scored,
+    the report and the summary written."""
+    from driftloop.replay.report import write_replay_report
+
     # The labels of the last day(s) arrive after the replay's last tick; scoring those days needs them.
-    end = day_span(replayed[-1], project.contract.timezone)[1]
-    late = history.labels_file(end - delay, end, project.inbox, "after-replay")
+    end = day_span(run.replay_days[-1], project.contract.timezone)[1]
+    late = history.labels_file(end - run.label_delay, end, project.inbox, "after-replay")
     if late is not None:
         ingest(project, late, on_refused="continue", labels=True)
     results = compare_strategies(project, run, daily=daily_baseline, on_daily=on_baseline_day)
@@ -115,34 +135,43 @@ def replay_policies(
     label_delay: timedelta | str = timedelta(days=1),
     budget: int | None = None,
     daily_baseline: bool = True,
-    on_policy: Callable[[Policy], None] | None = None,
-    on_day: Callable[[DayRecord], None] | None = None,
+    on_day: Callable[[date, int], None] | None = None,
 ) -> PolicyFront:
-    """Replay ``data`` under each of ``policies``, each in a project of its own under
-    ``project``'s ``policies`` folder (:mod:`driftloop.replay.policies`), and choose among them.
-    The daily baseline, the same for all, runs with the first policy only."""
-    outcomes, static, daily, metrics, replayed = [], None, None, {}, 0
-    for policy in policies:
-        if on_policy is not None:
-            on_policy(policy)
-        try:
-            result = replay(
-                policy_project(project, policy), data, start=start, days=days, label_delay=label_delay,
-                daily_baseline=daily_baseline and daily is None, on_day=on_day,
-            )  # fmt: skip
-        except (ReplayError, ConfigError) as exc:  # this policy cannot run (its first model not crowned): others can
-            outcomes.append(PolicyOutcome(policy, None, float("nan"), failed=str(exc)))
-            continue
+    """Replay ``data`` under each of ``policies`` in ``project``'s ``policies`` folder, sharing a
+    project among policies while they act alike (:mod:`driftloop.replay.branches`), and choose
+    among them (:mod:`driftloop.replay.policies`). ``on_day`` hears of each replayed day and how
+    many projects the policies needed by then. The daily baseline, the same for all, runs once."""
+    import driftloop.replay.report  # noqa: F401  (a missing plotting library is said first)
+
+    delay = parse_delay(label_delay) if isinstance(label_delay, str) else label_delay
+    history = read_history(data, project.contract)
+    before, replayed = plan_days(history.days, start, days)
+    replay_of = PolicyReplay(project, history, before, replayed, delay, policies)
+    runs = replay_of.run(on_day=on_day)
+    outcomes: dict[str, PolicyOutcome] = {
+        name: PolicyOutcome(policy, None, float("nan"), failed=runs.failed[name])
+        for name, policy in replay_of.policies.items()
+        if name in runs.failed
+    }
+    static, daily, metrics = None, None, {}
+    for branch in runs.branches:
+        result = finish_replay(
+            replay_of.project_of(branch), history, runs.runs[branch.policies[0]],
+            daily_baseline=daily_baseline and daily is None,
+        )  # fmt: skip
         by_name = {s.name: s for s in result.strategies}
-        static, daily = static or by_name["static"], daily or by_name.get("daily")
-        metrics, replayed = result.metrics, len(result.run.replay_days)
-        loop = by_name["driftloop"]
         # One yardstick for all: the first static model (a policy's window can change its first model).
-        outcomes.append(PolicyOutcome(policy, loop, relative_error(loop, static, metrics)))
+        static, daily, metrics = static or by_name["static"], daily or by_name.get("daily"), result.metrics
+        loop = by_name["driftloop"]
+        error = relative_error(loop, static, metrics)
+        for name in branch.policies:
+            outcomes[name] = PolicyOutcome(replay_of.policies[name], loop, error, replayed_in=branch.folder)
     if static is None:
-        reasons = "; ".join(f"{o.policy.name}: {o.failed}" for o in outcomes) or "the policies file lists none"
+        reasons = "; ".join(f"{name}: {why}" for name, why in runs.failed.items()) or "the policies file lists none"
         raise ReplayError(f"no policy could be replayed: {reasons}")
-    front = choose(outcomes, static, daily, metrics, days=replayed, budget=budget)
+    ordered = [outcomes[p.name] for p in policies]
+    front = choose(ordered, static, daily, metrics, days=len(replayed), budget=budget)
+    front = replace(front, projects=len(runs.branches), ticks=runs.ticks)
     folder = project.root / "reports"
     from driftloop.replay.report import write_policies_report
 

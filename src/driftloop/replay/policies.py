@@ -3,9 +3,9 @@ trainings, and the policy to choose within a training budget.
 
 A policies file lists each policy by name and the ``[loop]`` settings it changes (``retrain_on``,
 ``cooldown_days``, ``training_window``, ``window_days``, ...), and optionally the promotion
-``margin``; everything else is the project's own. Each policy is replayed in a fresh project
-of its own under ``PROJECT/policies/NAME`` (a stopped run goes on where it was), and its loop
-is set against the static model and, once for all, against retraining every day.
+``margin``; everything else is the project's own. The policies are replayed under
+``PROJECT/policies``, sharing a project while they act alike (:mod:`driftloop.replay.branches`),
+and each loop is set against the static model and, once for all, against retraining every day.
 
 The error of a policy is the mean over targets of its decisive metric relative to the static
 model's (scale-free: the targets have their own units; below 1 is better than never
@@ -27,9 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from driftloop.errors import ConfigError
 from driftloop.model.metrics import HIGHER_IS_BETTER
 from driftloop.project import Project
-from driftloop.replay.run import STATE_FILE
 from driftloop.replay.strategies import StrategyResult
-from driftloop.settings import PROJECT_FILE
+from driftloop.settings import Settings
 from driftloop.settings.loop import LoopSettings
 
 POLICIES_FOLDER = "policies"
@@ -89,6 +88,7 @@ class PolicyOutcome:
     error: float  # mean over targets of the decisive metric relative to the static model's (NaN: failed)
     on_front: bool = False
     failed: str | None = None  # why its replay could not run (its first model not crowned, say)
+    replayed_in: str | None = None  # its project's folder in the policies folder (shared by policies alike)
 
     @property
     def trainings(self) -> int:
@@ -103,6 +103,7 @@ class PolicyOutcome:
             "on_front": self.on_front,
             "overall": self.loop.overall if self.loop is not None else None,
             "failed": self.failed,
+            "replayed_in": self.replayed_in,
         }
 
 
@@ -117,6 +118,8 @@ class PolicyFront:
     budget: int
     recommended: str | None  # the name of the policy, None when none fits the budget
     report: Path | None = None
+    projects: int = 0  # projects the policies were replayed in (policies acting alike share one)
+    ticks: int = 0  # ticks the replay ran, its forks' included (what it cost)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -127,6 +130,8 @@ class PolicyFront:
             "static": self.static.overall,
             "daily": None if self.daily is None else {"overall": self.daily.overall, "trainings": self.daily.trainings},
             "report": str(self.report) if self.report else None,
+            "projects": self.projects,
+            "ticks": self.ticks,
         }
 
 
@@ -148,31 +153,13 @@ def choose(
     return PolicyFront(marked, static, daily, metrics, limit, best.policy.name if best else None)
 
 
-def policy_project(project: Project, policy: Policy) -> Project:
-    """The project a policy replays in: ``project``'s settings with the policy's changes, in
-    ``PROJECT/policies/NAME`` (kept as it is when it already holds the same settings, to go on)."""
+def policy_settings(project: Project, policy: Policy) -> Settings:
+    """``project``'s settings with ``policy``'s changes."""
     loop = LoopSettings.model_validate({**project.settings.loop.model_dump(), **policy.loop})
     update: dict[str, Any] = {"loop": loop}
     if policy.margin is not None:
         update["promote"] = project.settings.promote.model_copy(update={"margin": policy.margin})
-    settings = project.settings.model_copy(update=update)
-    folder = project.root / POLICIES_FOLDER / policy.folder_name
-    if (folder / PROJECT_FILE).is_file():
-        existing = Project.load(folder)
-        if existing.settings != settings:
-            raise ConfigError(
-                f"{folder} holds a replay of policy {policy.name!r} with other settings; remove the folder to replay "
-                "it afresh"
-            )
-        if not (folder / STATE_FILE).is_file() and any(p.name != PROJECT_FILE for p in folder.iterdir()):
-            raise ConfigError(
-                f"policy {policy.name!r}'s earlier replay in {folder} stopped before its first replayed day (its "
-                "first model was not crowned, or the run was cut short then); remove the folder to replay it afresh"
-            )
-        return existing
-    folder.mkdir(parents=True, exist_ok=True)
-    Project(folder, settings).save()
-    return Project.load(folder)
+    return project.settings.model_copy(update=update)
 
 
 def relative_error(loop: StrategyResult, static: StrategyResult, metrics: dict[str, str]) -> float:

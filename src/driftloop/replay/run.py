@@ -20,6 +20,7 @@ from driftloop.data.clock import day_span, days_span
 from driftloop.errors import ReplayError
 from driftloop.lake import Table
 from driftloop.loop import TRAINING_STEP, tick
+from driftloop.loop.tick import RetrainPolicy
 from driftloop.monitor.verdict import VerdictLevel
 from driftloop.monitor.window import WindowReport
 from driftloop.project import Project
@@ -128,6 +129,19 @@ def plan_days(days: list[date], start: date | None, count: int | None) -> tuple[
     return before, replayed
 
 
+def replay_settings(
+    history: History, before: list[date], replayed: list[date], label_delay: timedelta
+) -> dict[str, Any]:
+    """What identifies a replay, so that a stopped one goes on only with the same history and plan."""
+    return {
+        "first_day": str(before[0]),
+        "start": str(replayed[0]),
+        "days": len(replayed),
+        "label_delay_seconds": label_delay.total_seconds(),
+        "rows": history.rows.height,
+    }
+
+
 def run_loop(
     project: Project,
     history: History,
@@ -138,16 +152,10 @@ def run_loop(
     on_day: Callable[[DayRecord], None] | None = None,
 ) -> LoopRun:
     """Tick through ``replayed`` after one tick over the ``before`` days (resuming a stopped replay)."""
-    settings = {
-        "first_day": str(before[0]),
-        "start": str(replayed[0]),
-        "days": len(replayed),
-        "label_delay_seconds": label_delay.total_seconds(),
-        "rows": history.rows.height,
-    }
+    settings = replay_settings(history, before, replayed, label_delay)
     state = _read_state(project, settings)
     if state is None:
-        state = _bootstrap(project, history, before, settings)
+        state = bootstrap(project, history, before, settings)
         _write_state(project, state)
     run = LoopRun(before, replayed, label_delay, state["first_version"], state["bootstrap_training_seconds"])
     run.records = [DayRecord.from_dict(r) for r in state["records"]]
@@ -155,7 +163,7 @@ def run_loop(
     for day in replayed:
         if day in done:
             continue
-        record = _replay_day(project, history, day, label_delay)
+        record = replay_day(project, history, day, label_delay)
         run.records.append(record)
         state["records"].append(record.to_dict())
         _write_state(project, state)
@@ -164,7 +172,9 @@ def run_loop(
     return run
 
 
-def _bootstrap(project: Project, history: History, before: list[date], settings: dict[str, Any]) -> dict[str, Any]:
+def bootstrap(project: Project, history: History, before: list[date], settings: dict[str, Any]) -> dict[str, Any]:
+    """One tick over the ``before`` days in a fresh ``project``, which trains and crowns the first
+    model; the replay's state to start from (``settings`` identify the replay)."""
     registry = Registry(project)
     if project.lake.exists(Table.RAW) or registry.versions():
         raise ReplayError(
@@ -191,7 +201,11 @@ def _bootstrap(project: Project, history: History, before: list[date], settings:
     }
 
 
-def _replay_day(project: Project, history: History, day: date, label_delay: timedelta) -> DayRecord:
+def replay_day(
+    project: Project, history: History, day: date, label_delay: timedelta, *, policy: RetrainPolicy | None = None
+) -> DayRecord:
+    """Give ``project``'s inbox ``day``'s inputs and the labels arrived by its end, and tick it
+    (``policy`` deciding whether it retrains, default the project's)."""
     end = day_span(day, project.contract.timezone)[1]
     history.data_file(day, project.inbox)
     # Labels of every row whose delay has passed by the end of the day; earlier days' files
@@ -199,7 +213,7 @@ def _replay_day(project: Project, history: History, day: date, label_delay: time
     history.labels_file(end - label_delay - timedelta(days=1), end - label_delay, project.inbox, str(day))
     registry = Registry(project)
     timer = StepTimer()
-    report = tick(project, day, on_step=timer.step)
+    report = tick(project, day, on_step=timer.step, policy=policy)
     timer.stop()
     report.wait_for_alerts(project.settings.loop.webhook_timeout_seconds)
     monitored = report.monitored
