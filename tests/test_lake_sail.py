@@ -107,3 +107,42 @@ def test_native_writers_and_a_polars_writer_at_once_lose_no_commit(tmp_path: Pat
     rows = lake.read(Table.RAW)
     counts = rows.group_by(BATCH_ID).len()
     assert rows.height == 2 + 3 * 5 * 5 and counts.height == 1 + 15 and set(counts.get_column("len")) == {2, 5}
+
+
+# A native replace of batch b2 whose client is killed while Spark writes it.
+KILLED = """
+import os, signal, sys, threading
+from driftloop.engine import SparkEngine, SparkOptions
+from driftloop.lake import BATCH_ID, Lake, Table, Where
+from tests.test_lake_spark import DAYS, raw_rows
+engine = SparkEngine(SparkOptions(remote=sys.argv[2], delta="native"))
+rows = engine.from_polars(raw_rows("b2", DAYS * 10_000))
+threading.Timer(float(sys.argv[3]), lambda: os.kill(os.getpid(), signal.SIGKILL)).start()
+Lake(sys.argv[1], spark_delta="native").replace(Table.RAW, rows, where=Where(equal={BATCH_ID: "b2"}))
+threading.Event().wait()
+"""
+
+
+@pytest.mark.parametrize("after", [0.0, 0.25])  # the write itself takes about half a second
+def test_a_native_replace_whose_client_is_killed_lands_once_on_its_rerun(
+    tmp_path: Path, sail: SparkEngine, after: float
+) -> None:
+    """Killed at once or mid-write, the batch is in the table at most once, and its rerun puts it
+    in exactly once beside the rows that were there."""
+    import signal
+    import subprocess
+
+    remote = sail.options.remote
+    assert remote is not None
+    lake = Lake(tmp_path, spark_delta="native")
+    lake.append(Table.RAW, sail.from_polars(raw_rows("b1", DAYS)))
+    repo = Path(__file__).resolve().parents[1]
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED, str(lake.root), remote, str(after)], cwd=repo, timeout=120, check=False
+    )
+    assert killed.returncode == -signal.SIGKILL
+    counts = lake.read(Table.RAW).group_by(BATCH_ID).len()
+    assert dict(counts.iter_rows()).get("b2", 0) in (0, len(DAYS) * 10_000)
+    lake.replace(Table.RAW, sail.from_polars(raw_rows("b2", DAYS * 10_000)), where=Where(equal={BATCH_ID: "b2"}))
+    counts = dict(lake.read(Table.RAW).group_by(BATCH_ID).len().iter_rows())
+    assert counts == {"b1": len(DAYS), "b2": len(DAYS) * 10_000}
