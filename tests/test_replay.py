@@ -247,7 +247,7 @@ def test_policies_share_a_project_until_they_part_and_the_best_within_budget_is_
 ) -> None:
     import shutil
 
-    from driftloop.replay import replay_policies
+    from driftloop.replay import branches, replay_policies
     from driftloop.replay.branches import STATE_FILE as POLICIES_STATE
     from driftloop.replay.policies import choose, read_policies
 
@@ -258,6 +258,19 @@ def test_policies_share_a_project_until_they_part_and_the_best_within_budget_is_
     (tmp_path / "policies.toml").write_text(POLICIES, encoding="utf-8")
     policies = read_policies(tmp_path / "policies.toml")
     folder = project.root / "policies"
+    bootstrap = branches.bootstrap
+
+    def cut_bootstrap(policy_project: Project, *args: Any) -> Any:  # the second first model is cut short
+        if policy_project.root.name == "a-quarter-hour":
+            raise CutShort
+        return bootstrap(policy_project, *args)
+
+    monkeypatch.setattr(branches, "bootstrap", cut_bootstrap)
+    with pytest.raises(CutShort):
+        replay_policies(project, path, policies, start=date(2024, 1, 7), days=7, daily_baseline=False)
+    first = json.loads((folder / POLICIES_STATE).read_text(encoding="utf-8"))
+    assert [b["folder"] for b in first["branches"]] == ["never"] and not first["failed"]
+    monkeypatch.undo()
     copy = shutil.copytree
 
     def cut_short(*args: Any, **options: Any) -> Any:  # the first fork stops once copied
@@ -271,6 +284,8 @@ def test_policies_share_a_project_until_they_part_and_the_best_within_budget_is_
         replay_policies(project, path, policies, start=date(2024, 1, 7), days=7, daily_baseline=False)
     state = json.loads((folder / POLICIES_STATE).read_text(encoding="utf-8"))
     assert [b["copying"] for b in state["branches"]] == [False, True]
+    assert state["branches"][0] == {**first["branches"][0], "policies": ["never"]}  # its first model made once
+    assert "did not become champion" in state["failed"]["a quarter hour"]  # the cut one made again
     monkeypatch.undo()
     # Called again, the replay goes on: the cut fork is undone and the day that made it run again.
     front = replay_policies(project, path, policies, start=date(2024, 1, 7), days=7, daily_baseline=False)

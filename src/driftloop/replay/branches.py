@@ -12,7 +12,8 @@ nothing new, scores the same rows the same way, and trains, or not, as its polic
 
 A policy's project is named after the first of its policies; a state file in the ``policies``
 folder, written after every tick and before and after every fork, lets a stopped replay go on
-where it was (a fork cut short is undone, and the day that forked it is run again).
+where it was (a first model or a fork cut short is made again, and the day that forked it is
+run again).
 
 The projects keep their models in local MLflow stores of their own and share one artifact
 folder: a store records artifact locations as absolute paths, and a version's files, written
@@ -89,6 +90,7 @@ class PolicyReplay:
         """Replay every policy through every day (going on from the state file if there is one)."""
         if not self._resume():
             self._start()
+        self._bootstrap()
         for day in self.replayed:
             i = 0
             while i < len(self.branches):  # a fork made during the day joins the list and ticks it too
@@ -116,31 +118,37 @@ class PolicyReplay:
         return Project.load(self.folder / branch.folder)
 
     def _start(self) -> None:
-        """One project per group of policies alike in all but their decisions, each bootstrapped."""
+        """A fresh replay: the policies folder must not hold one this replay cannot go on with."""
         if self.folder.is_dir() and any(self.folder.iterdir()):
             raise ReplayError(
                 f"{self.folder} holds files but no replay of policies this version can go on with; remove it to "
                 "replay the policies afresh"
             )
+        self._save()
+
+    def _bootstrap(self) -> None:
+        """One project per group of policies alike in all but their decisions, each with its
+        first model (a group whose bootstrap was cut short starts it afresh)."""
+        placed = {n for b in self.branches for n in b.policies} | set(self.failed)
         groups: dict[str, list[str]] = {}
         for name in self.policies:
             groups.setdefault(_shared_key(self.settings[name]), []).append(name)
-        for names in groups.values():
+        for names in (g for g in groups.values() if g[0] not in placed):
             first = self.policies[names[0]]
             root = self.folder / first.folder_name
+            shutil.rmtree(root, ignore_errors=True)
             root.mkdir(parents=True)
             Project(root, self.settings[first.name]).save()
+            self.ticks += 1
             try:
                 state = bootstrap(Project.load(root), self.history, self.before, self.identity)
             except ReplayError as exc:  # this group cannot run (its first model not crowned): the others can
                 self.failed.update(dict.fromkeys(names, str(exc)))
-                continue
-            finally:
-                self.ticks += 1
-            self.branches.append(
-                Branch(first.folder_name, names, state["first_version"], state["bootstrap_training_seconds"])
-            )
-        self._save()
+            else:
+                self.branches.append(
+                    Branch(first.folder_name, names, state["first_version"], state["bootstrap_training_seconds"])
+                )
+            self._save()
 
     def _tick(self, branch: Branch, day: date) -> None:
         answers: dict[str, RetrainDecision] = {}
