@@ -23,7 +23,7 @@ demo: $(STAMP)
 	$(BIN)/driftloop demo $(DEMO_DIR) --force
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=15
 
 # Six public datasets through the whole loop (tests/zoo/datasets.py says which and whose); about 6 minutes.
 zoo: $(STAMP)
