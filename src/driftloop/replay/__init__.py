@@ -89,13 +89,21 @@ def replay(
     # Imported first: a missing plotting library is said before the days are replayed, not after.
     import driftloop.replay.report  # noqa: F401
 
-    delay = parse_delay(label_delay) if isinstance(label_delay, str) else label_delay
-    history = read_history(data, project.contract)
-    before, replayed = plan_days(history.days, start, days)
+    history, before, replayed, delay = _plan(project, data, start, days, label_delay)
     run = run_loop(project, history, before, replayed, delay, on_day=on_day)
     return finish_replay(
         project, history, run, daily_baseline=daily_baseline, report_dir=report_dir, on_baseline_day=on_baseline_day
     )
+
+
+def _plan(
+    project: Project, data: str | Path | Any, start: date | None, days: int | None, label_delay: timedelta | str
+) -> tuple[History, list[date], list[date], timedelta]:
+    """The history read, its days split into those before ``start`` and those replayed, and the label delay."""
+    delay = parse_delay(label_delay) if isinstance(label_delay, str) else label_delay
+    history = read_history(data, project.contract)
+    before, replayed = plan_days(history.days, start, days)
+    return history, before, replayed, delay
 
 
 def finish_replay(
@@ -143,9 +151,7 @@ def replay_policies(
     many projects the policies needed by then. The daily baseline, the same for all, runs once."""
     import driftloop.replay.report  # noqa: F401  (a missing plotting library is said first)
 
-    delay = parse_delay(label_delay) if isinstance(label_delay, str) else label_delay
-    history = read_history(data, project.contract)
-    before, replayed = plan_days(history.days, start, days)
+    history, before, replayed, delay = _plan(project, data, start, days, label_delay)
     replay_of = PolicyReplay(project, history, before, replayed, delay, policies)
     runs = replay_of.run(on_day=on_day)
     outcomes: dict[str, PolicyOutcome] = {

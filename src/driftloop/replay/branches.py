@@ -33,7 +33,7 @@ from driftloop.loop.policy import RetrainDecision, TickFacts
 from driftloop.project import Project
 from driftloop.replay.feed import History
 from driftloop.replay.policies import POLICIES_FOLDER, Policy, policy_settings
-from driftloop.replay.run import DayRecord, LoopRun, bootstrap, replay_day, replay_settings
+from driftloop.replay.run import DayRecord, LoopRun, bootstrap, replay_day, replay_settings, write_state
 from driftloop.settings import Settings
 
 STATE_FILE = "replay-state.json"
@@ -225,10 +225,7 @@ class PolicyReplay:
             "records": {n: [r.to_dict() for r in rows] for n, rows in self.records.items()},
             "failed": self.failed,
         }
-        path = self.folder / STATE_FILE
-        partial = path.with_suffix(".partial")
-        partial.write_text(json.dumps(state, indent=1, default=str), encoding="utf-8")
-        partial.replace(path)
+        write_state(self.folder / STATE_FILE, state)
 
 
 def _branch_settings(project: Project, policy: Policy) -> Settings:

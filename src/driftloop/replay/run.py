@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from driftloop.data.clock import day_span, days_span
@@ -283,7 +284,11 @@ def _read_state(project: Project, settings: dict[str, Any]) -> dict[str, Any] | 
 
 
 def _write_state(project: Project, state: dict[str, Any]) -> None:
-    path = project.root / STATE_FILE
+    write_state(project.root / STATE_FILE, state)
+
+
+def write_state(path: Path, state: dict[str, Any]) -> None:
+    """Write a replay's state file whole or not at all (a kill mid-write leaves the last one)."""
     partial = path.with_suffix(".partial")
     partial.write_text(json.dumps(state, indent=1), encoding="utf-8")
     partial.replace(path)
