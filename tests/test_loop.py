@@ -136,6 +136,39 @@ def test_a_changed_world_with_late_labels_triggers_a_retrain(tmp_path: Path) -> 
     assert Registry(project).aliases()[Alias.CHAMPION] == "2", report.decisions[-1].reason
 
 
+def test_a_challenger_judged_ahead_waits_in_qa_and_a_later_tick_crowns_it(tmp_path: Path) -> None:
+    project = loop_project(tmp_path / "loop")
+    ahead = project.settings.promote.model_copy(update={"judge_days": 2, "judge_wait_days": 1})
+    project = Project(project.root, project.settings.model_copy(update={"promote": ahead}))
+    tick(project, date(2024, 1, 14))
+    (project.inbox / LABELS_FOLDER).mkdir()
+
+    def changed_days(first: int, days: int) -> None:  # rows, then their labels: y tripled
+        rows = synthetic_rows(24 * days, seed=first, start=datetime(2024, 1, first))
+        rows.drop("y").write_parquet(project.inbox / f"from{first}.parquet")
+        rows.select("ts", (pl.col("y") * 3).alias("y")).write_parquet(
+            project.inbox / LABELS_FOLDER / f"{first}.parquet"
+        )
+
+    changed_days(15, 10)
+    retrained = tick(project, date(2024, 1, 24))
+    # Trained on labels up to the 24th, it is judged on the 25th and 26th: not before they are in.
+    assert retrained.trained_version == "2" and [d.kind for d in retrained.decisions] == ["promoted to qa"]
+    registry = Registry(project)
+    assert registry.aliases() == {Alias.CHAMPION: "1", Alias.CHALLENGER: "2"} and registry.stage("2") == "qa"
+    assert registry.awaiting("2", at=datetime(2024, 1, 25)) is not None
+    changed_days(25, 2)
+    judged = tick(project, date(2024, 1, 27))
+    assert judged.trained_version is None and [d.kind for d in judged.decisions] == ["champion"]
+    # One tripled label fell outside the contract's range and went to quarantine: a day after the
+    # two, the challenger stopped waiting for it and was judged on the labels that came.
+    labels = project.lake.read("labels").filter(pl.col("ts") >= datetime(2024, 1, 25))
+    assert labels.height < 48 and judged.decisions[0].gates[0].numbers["window_rows"] == labels.height
+    assert registry.aliases()[Alias.CHAMPION] == "2"
+    # Crowned before the day was scored: the tick's predictions are the new champion's.
+    assert judged.predicted is not None and judged.predicted.model_version == "2"
+
+
 def test_run_and_schedule_from_the_command_line(tmp_path: Path) -> None:
     import signal
     import subprocess

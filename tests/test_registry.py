@@ -7,21 +7,24 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from driftloop.errors import RegistryError
+from driftloop.ingest import ingest
 from driftloop.model.trainer import train_project
 from driftloop.project import Project
 from driftloop.registry import Alias, Registry
 from driftloop.registry.mlflow.tracking import MlflowTracker
-from tests.conftest import aliases_unreadable, make_synthetic_project
+from driftloop.settings.train import TrainSettings
+from tests.conftest import aliases_unreadable, make_project, make_synthetic_project, synthetic_rows
 
 
-def train_version(project: Project, **changes: object) -> str:
+def train_version(project: Project, *, until: datetime | None = None, **changes: object) -> str:
     settings = project.settings.train.model_copy(update=changes)
     tuned = Project(project.root, project.settings.model_copy(update={"train": settings}))
     with MlflowTracker(tuned) as tracker:
-        return tracker.record(train_project(tuned, callbacks=[tracker]))
+        return tracker.record(train_project(tuned, until=until, callbacks=[tracker]))
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +155,43 @@ def test_a_registry_that_cannot_be_read_stops_a_promotion_instead_of_crowning(tm
     assert registry.aliases() == {Alias.CHAMPION: champion}
     assert registry.stage(challenger) == "dev"
     assert registry.events().get_column("version").to_list() == [champion, champion]
+
+
+def test_a_challenger_judged_ahead_waits_in_qa_for_the_labels_of_the_days_after_its_data(tmp_path: Path) -> None:
+    rows = synthetic_rows()  # hourly, 1 to 20 January 2024; from the 16th the labels come late
+    late_labels = rows.filter(pl.col("ts") >= datetime(2024, 1, 16))
+    rows = rows.with_columns(pl.when(pl.col("ts") < datetime(2024, 1, 16)).then(pl.col("y")).alias("y"))
+    train = TrainSettings(hidden=[32, 16], epochs=15, batch_size=64, patience=10, learning_rate=3e-3)
+    project = make_project(tmp_path / "ahead", rows, train, batch_id="rows")
+    judged = project.settings.promote.model_copy(update={"judge_days": 1, "judge_wait_days": 2})
+    project = Project(project.root, project.settings.model_copy(update={"promote": judged}))
+    registry = Registry(project)
+    first = train_version(project, until=datetime(2024, 1, 10))
+    registry.promote(first, at=datetime(2024, 1, 10))
+
+    challenger = train_version(project)  # fitted on every labelled row, up to 15 January 23:00
+    [to_qa] = registry.promote(challenger, at=datetime(2024, 1, 16, 6))
+    assert to_qa.kind == "promoted to qa" and "once labelled" in to_qa.reason
+    assert registry.aliases()[Alias.CHALLENGER] == challenger and registry.stage(challenger) == "qa"
+    waiting = registry.awaiting(challenger, at=datetime(2024, 1, 17, 6))  # the day is over, none of it labelled
+    assert waiting is not None and (waiting.labelled, waiting.rows) == (0, 24)
+    assert registry.promote(challenger, at=datetime(2024, 1, 17, 6)) == []
+
+    ingest(project, late_labels.head(12), labels=True, batch_id="labels-16th-morning")
+    assert registry.awaiting(challenger, at=datetime(2024, 1, 17, 7)).labelled == 12  # type: ignore[union-attr]
+    assert registry.promote(challenger, at=datetime(2024, 1, 17, 7)) == []
+    # Past the wait, it is judged on the labelled rows there are, which neither model was fitted on.
+    [decision] = registry.promote(challenger, at=datetime(2024, 1, 19))
+    numbers = decision.gates[0].numbers
+    assert numbers["window_rows"] == 12
+    assert numbers["window_start"] == "2024-01-15T23:00:00" and numbers["window_end"] == "2024-01-16T23:00:00"
+    assert numbers["basis"].endswith("which neither was fitted on")
+    assert decision.at == datetime(2024, 1, 19, tzinfo=UTC) and registry.awaiting(challenger) is None
+
+    # One whose days ahead never get a label is rejected once the wait is over, never crowned.
+    blind = train_version(project, seed=3)  # the same data: its days ahead are the unlabelled afternoon
+    assert [d.kind for d in registry.promote(blind, at=datetime(2024, 1, 17, 12))] == ["promoted to qa"]
+    champion = registry.champion()
+    [refused] = registry.promote(blind, at=datetime(2024, 1, 20, 12))
+    assert refused.kind == "rejected" and "cannot be judged" in refused.reason
+    assert registry.champion() == champion and Alias.CHALLENGER not in registry.aliases()

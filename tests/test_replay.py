@@ -352,6 +352,8 @@ def test_a_policies_folder_of_unknown_origin_is_not_replayed_into(tmp_path: Path
         ("title = 'no policies'\n", "lists no policy"),
         ("[[policy]]\nname = 'a b'\n[[policy]]\nname = 'a-b'\n", "must differ"),
         ("[[policy\n", "cannot read"),
+        ("[[policy]]\nname = 'a'\njudge_days = 0\n", "judge_days"),  # how a challenger is judged, checked too
+        ("[[policy]]\nname = 'a'\nmargin = -0.1\n", "margin"),
     ],
 )
 def test_a_bad_policies_file_is_refused_with_what_is_wrong(tmp_path: Path, text: str, message: str) -> None:
@@ -361,3 +363,16 @@ def test_a_bad_policies_file_is_refused_with_what_is_wrong(tmp_path: Path, text:
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError, match=message):
         read_policies(path)
+
+
+def test_a_policy_changes_how_its_challengers_are_judged_and_keeps_the_rest(tmp_path: Path) -> None:
+    from driftloop.replay.policies import policy_settings, read_policies
+
+    path = tmp_path / "policies.toml"
+    path.write_text("[[policy]]\nname = 'ahead'\njudge_days = 2\ncooldown_days = 3\nmargin = 0.0\n", encoding="utf-8")
+    [policy] = read_policies(path)
+    assert policy.loop == {"cooldown_days": 3} and policy.promote == {"judge_days": 2, "margin": 0.0}
+    project = init_project(tmp_path / "p")
+    settings = policy_settings(project, policy)
+    assert (settings.promote.judge_days, settings.promote.margin, settings.loop.cooldown_days) == (2, 0.0, 3)
+    assert settings.promote.tolerance == project.settings.promote.tolerance

@@ -118,14 +118,19 @@ def promote(
     """Run the gates: dev -> qa (fresh load, contract, latency, floors, baseline), then qa -> prod."""
     from driftloop.registry import Registry
 
+    registry = Registry(Project.load(project_dir))
     with progress_bar(as_json) as progress:
         progress.add_task("running the promotion gates", total=None)
-        decisions = Registry(Project.load(project_dir)).promote(version)
+        chosen = version or registry.next_candidate()
+        decisions = registry.promote(chosen)
     if as_json:
         emit_json([d.to_dict() for d in decisions])
         return
     for decision in decisions:
         show_decision(decision)
+    waiting = registry.awaiting(chosen)
+    if waiting is not None:
+        out.print(f"version {chosen} stays in qa as the challenger: it {waiting.describe()}")
 
 
 @handled

@@ -206,22 +206,32 @@ def _retrain(
 
 def _promote(registry: Registry, report: TickReport, version: str, at: datetime, step: Callable[[str], None]) -> None:
     step(GATES_STEP)
-    report.decisions += registry.promote(version, at=at)
-    final = report.decisions[-1]
-    _alert(registry.project, report, final.kind, f"version {version}: {final.reason}", {"version": version})
+    decisions = registry.promote(version, at=at)  # none while it waits for the days it is judged on
+    report.decisions += decisions
+    if decisions:
+        final = decisions[-1]
+        _alert(registry.project, report, final.kind, f"version {version}: {final.reason}", {"version": version})
 
 
 def _resume_promotions(registry: Registry, report: TickReport, at: datetime, step: Callable[[str], None]) -> None:
-    """Promote versions the loop trained but did not get to judge (a tick killed in between).
+    """Judge the versions the loop trained that wait in qa, and promote those it did not get to
+    judge (a tick killed in between).
 
     A version's latest decision is tagged on it: the retrain that made it until the gates judge
-    it (one rejected at qa stays in dev, so the stage alone cannot tell), so only versions whose
-    latest decision is still their retrain are taken up again.
+    it (one rejected at qa stays in dev, so the stage alone cannot tell), then its promotion to
+    qa until it is judged against the champion (with ``[promote] judge_days``, once the days
+    after its training data are labelled). Oldest first, each against the champion the one
+    before left.
     """
     for pending in reversed(registry.versions()):
-        if LOOP_TAG in pending.tags and pending.tags.get(DECISION_TAG, DecisionKind.RETRAIN) == DecisionKind.RETRAIN:
+        if LOOP_TAG not in pending.tags:
+            continue
+        latest = pending.tags.get(DECISION_TAG, DecisionKind.RETRAIN)
+        if latest == DecisionKind.RETRAIN:
             report.notes.append(f"resumed the promotion of version {pending.version}, trained by an interrupted tick")
-            _promote(registry, report, pending.version, at, step)
+        elif latest != DecisionKind.PROMOTED_TO_QA:
+            continue
+        _promote(registry, report, pending.version, at, step)
 
 
 def _new_labels(project: Project, data_until: str | None) -> int:

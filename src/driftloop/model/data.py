@@ -44,12 +44,13 @@ def training_rows(
     until: datetime | None = None,
     labels: bool = True,
     sample: Sample | None = None,
+    empty_ok: bool = False,
 ) -> tuple[pl.DataFrame, int]:
     """Rows of the features table (at ``version``, default the latest) with their ground truth
     (:mod:`driftloop.truth`: labels that arrived later win, read at ``labels_version``, default
     the latest; none with ``labels=False``) and at least one target value, optionally only those with
     ``since <= event time < until``, and only ``sample``'s rows of them when given (only those
-    are read into memory)."""
+    are read into memory). None labelled is an error, unless ``empty_ok``."""
     contract = features.contract
     if not contract.targets:
         raise TrainingError("the contract names no target column; give one the role 'target' in driftloop.toml")
@@ -63,7 +64,7 @@ def training_rows(
         else None
     )
     labelled = with_truth(rows, late, contract).filter(is_labelled(contract))
-    if labelled.is_empty():
+    if labelled.is_empty() and not empty_ok:
         raise TrainingError(f"no row of the features table has a value for any target {contract.targets}")
     # In time, then key, order: the table's own order is its writers' (Spark's tasks, a merge),
     # and the same seed must give the same model whatever wrote the table.
@@ -137,6 +138,18 @@ def recent_labelled_rows(lake: Lake, features: FeatureSet, days: float) -> pl.Da
         raise TrainingError("no row of the features table has a target value yet")
     rows, _ = training_rows(lake, features, since=newest - timedelta(days=days))
     return rows
+
+
+def rows_after(lake: Lake, features: FeatureSet, since: datetime, days: float) -> tuple[pl.DataFrame, int]:
+    """The labelled rows of the ``days`` days after the instant ``since`` (``since < event time <=
+    since + days``), and how many rows the features table holds there, labelled or not."""
+    start, end = since + timedelta(microseconds=1), since + timedelta(days=days, microseconds=1)
+    low, high, column = _bounds(features.contract, start, end)
+    total = lake.count(Table.FEATURES, since=low, until=high, time_column=column) if lake.exists(Table.FEATURES) else 0
+    if not total:
+        return pl.DataFrame(), 0
+    rows, _ = training_rows(lake, features, since=start, until=end, empty_ok=True)
+    return rows, total
 
 
 def split_by_time(

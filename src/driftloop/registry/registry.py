@@ -2,13 +2,13 @@
 
 Each trained version is registered in MLflow with the tag ``stage=dev``. :meth:`Registry.promote`
 runs the dev -> qa gates, then (as a challenger) the qa -> prod comparison with the champion on
-the challenger's test window: its newest labelled days, which the fit that measured it held out
-(a refit package serves weights fitted on them too; its metrics are the held-out fit's).
-The aliases ``champion``, ``challenger`` and ``previous`` carry
-the state. Promotions hold a lock on the project, so two racing promotions run one after the
-other: the second is judged against the champion the first left. Every decision goes to the
-``events`` table and onto the version as tags, with the numbers and the reason. MLflow itself is
-behind :class:`~driftloop.registry.mlflow.store.ModelStore`.
+the rows :mod:`~driftloop.registry.evidence` chooses: the challenger's held-out test window, or
+the days after its training data once they are labelled (``[promote] judge_days``). The
+aliases ``champion``, ``challenger`` and ``previous`` carry the state. Promotions hold a lock
+on the project, so two racing promotions run one after the other: the second is judged against
+the champion the first left. Every decision goes to the ``events`` table and onto the version as
+tags, with the numbers and the reason. MLflow itself is behind
+:class:`~driftloop.registry.mlflow.store.ModelStore`.
 """
 
 from __future__ import annotations
@@ -23,12 +23,14 @@ from datetime import UTC, datetime
 
 import polars as pl
 
-from driftloop.errors import LakeError, RegistryError, TrainingError
+from driftloop.errors import RegistryError
 from driftloop.lake import TABLES, Table, empty
-from driftloop.model.data import held_out_rows, recent_labelled_rows, split_clock
+from driftloop.model.data import recent_labelled_rows
 from driftloop.project import Project
+from driftloop.registry import evidence
 from driftloop.registry.decisions import DECISION_TAG, STAGE_TAG, Alias, Decision, DecisionKind, Stage
-from driftloop.registry.gates import compare, qa_gates, score
+from driftloop.registry.evidence import Awaiting, Evidence
+from driftloop.registry.gates import GateResult, compare, qa_gates
 from driftloop.registry.mlflow.store import ModelStore, VersionInfo
 from driftloop.runtime import ModelPackage
 
@@ -88,17 +90,21 @@ class Registry:
         """Move ``version`` (default: the newest in dev or qa) as far as the policy allows.
 
         The decisions are recorded at ``at`` (default: now; naive times are UTC): a replay passes
-        its simulated time, so "which version served on day D" reads right in a backtest."""
+        its simulated time, so "which version served on day D" reads right in a backtest. With
+        ``[promote] judge_days``, a challenger in qa is only judged once the days after its
+        training data are labelled; until then it stays in qa and no decision is returned for it
+        (:meth:`awaiting` says what it waits for)."""
         when = _utc(at)
         with self._lock():
-            chosen = version or self._next_candidate()
+            chosen = version or self.next_candidate()
             decisions = []
             if self.stage(chosen) is Stage.DEV:
                 decisions.append(self._to_qa(chosen, when))
                 if not decisions[-1].accepted:
                     return decisions
             if self.stage(chosen) in (Stage.QA, Stage.REJECTED, Stage.ARCHIVED):
-                decisions.append(self._to_prod(chosen, when))
+                judged = self._to_prod(chosen, when)
+                decisions += [judged] if judged is not None else []
             elif not decisions:
                 raise RegistryError(f"version {chosen} is already {self.stage(chosen)}; nothing to promote")
             return decisions
@@ -152,12 +158,18 @@ class Registry:
         else:
             self._tag_stage(version, Stage.QA)
             self.store.set_alias(Alias.CHALLENGER, version)
-            decision = Decision(
-                DecisionKind.PROMOTED_TO_QA, version, Stage.DEV, Stage.QA, "all qa gates passed", gates=gates, at=at
+            judge = self.project.settings.promote.judge_days
+            reason = "all qa gates passed" + (
+                f"; judged against the champion on the {judge:g} days after its training data, once labelled"
+                if judge is not None and self.champion() is not None
+                else ""
             )
+            decision = Decision(DecisionKind.PROMOTED_TO_QA, version, Stage.DEV, Stage.QA, reason, gates=gates, at=at)
         return self._record(decision)
 
-    def _to_prod(self, version: str, at: datetime) -> Decision:
+    def _to_prod(self, version: str, at: datetime) -> Decision | None:
+        """Judge ``version`` against the champion (None: it waits for the labels of the days it is
+        to be judged on)."""
         before = self.stage(version)
         champion = self.champion()
         if champion == version:
@@ -167,26 +179,53 @@ class Registry:
             return self._record(
                 Decision(DecisionKind.CHAMPION, version, before, Stage.PROD, "first champion", None, version, at=at)
             )
-        challenger = self.load(version)
-        rows = self._held_out_rows(version, challenger)
-        champion_metrics, basis = _champion_on(self.load(champion), challenger, rows)
-        verdict = compare(challenger.metrics["network"]["test"], champion_metrics, self.project.settings.promote)
-        verdict.numbers.update(window_rows=rows.height, window_start=challenger.lineage["test_start"], basis=basis)
-        if "fitted on" in basis:
-            verdict = replace(verdict, detail=f"{verdict.detail} ({basis})")
-        if verdict.passed:
-            self._crown(version, champion)
-            decision = Decision(
-                DecisionKind.CHAMPION, version, before, Stage.PROD, verdict.detail, champion, version, [verdict], at
-            )
+        challenger, serving = self.load(version), self.load(champion)
+        if self.project.settings.promote.judge_days is None:
+            found: Evidence | Awaiting | None = evidence.held_out(self.project, version, challenger, serving)
         else:
-            self._tag_stage(version, Stage.REJECTED)
-            if self.aliases().get(Alias.CHALLENGER) == version:
-                self.store.delete_alias(Alias.CHALLENGER)
-            decision = Decision(
-                DecisionKind.REJECTED, version, before, Stage.REJECTED, verdict.detail, champion, None, [verdict], at
+            found = evidence.ahead(self.project, challenger, serving, at.astimezone(UTC).replace(tzinfo=None))
+        if isinstance(found, Awaiting):
+            return None
+        if found is None:
+            reason = (
+                f"not one row of the {self.project.settings.promote.judge_days:g} days after its training data was "
+                f"labelled within {self.project.settings.promote.judge_wait_days:g} more days: it cannot be judged"
             )
-        return self._record(decision)
+            return self._reject(version, before, champion, reason, [], at)
+        verdict = compare(found.challenger, found.champion, self.project.settings.promote)
+        verdict.numbers.update(window_rows=found.rows, window_start=found.start, basis=found.basis)
+        if found.end is not None:
+            verdict.numbers["window_end"] = found.end
+        if "fitted on" in found.basis:
+            verdict = replace(verdict, detail=f"{verdict.detail} ({found.basis})")
+        if not verdict.passed:
+            return self._reject(version, before, champion, verdict.detail, [verdict], at)
+        self._crown(version, champion)
+        crowned = Decision(
+            DecisionKind.CHAMPION, version, before, Stage.PROD, verdict.detail, champion, version, [verdict], at
+        )
+        return self._record(crowned)
+
+    def awaiting(self, version: str, *, at: datetime | None = None) -> Awaiting | None:
+        """What ``version``, a challenger in qa judged on the days after its training data, still
+        waits for at ``at`` (default: now; None: nothing, it can be judged)."""
+        champion = self.champion()
+        judged = self.project.settings.promote.judge_days is not None and self.stage(version) is Stage.QA
+        if not judged or champion is None or champion == version:
+            return None
+        when = _utc(at).replace(tzinfo=None)
+        found = evidence.ahead(self.project, self.load(version), self.load(champion), when)
+        return found if isinstance(found, Awaiting) else None
+
+    def _reject(
+        self, version: str, before: Stage, champion: str, reason: str, gates: list[GateResult], at: datetime
+    ) -> Decision:
+        self._tag_stage(version, Stage.REJECTED)
+        if self.aliases().get(Alias.CHALLENGER) == version:
+            self.store.delete_alias(Alias.CHALLENGER)
+        return self._record(
+            Decision(DecisionKind.REJECTED, version, before, Stage.REJECTED, reason, champion, None, gates, at)
+        )
 
     def _crown(self, version: str, old: str | None) -> None:
         if old is not None:
@@ -197,30 +236,13 @@ class Registry:
             self.store.delete_alias(Alias.CHALLENGER)
         self._tag_stage(version, Stage.PROD)
 
-    def _held_out_rows(self, version: str, package: ModelPackage) -> pl.DataFrame:
-        """The challenger's test window, read as it was when it was trained (the lake's versions
-        it names), so the champion is scored on the very rows the challenger's metrics are of."""
-        try:
-            rows = held_out_rows(self.project.lake, self.project.feature_set(), package.lineage)
-        except (LakeError, TrainingError) as exc:
-            raise RegistryError(
-                f"the test window of version {version} cannot be read as it was trained ({exc}); "
-                "retrain it with `driftloop train` to judge it against the champion"
-            ) from exc
-        expected = package.lineage["rows"]["test"]
-        if rows.height != expected:
-            raise RegistryError(
-                f"the test window of version {version} reads {rows.height} rows, not the {expected} it was "
-                "tested on; the lake's history was changed. Retrain it to judge it against the champion"
-            )
-        return rows
-
     def _recent_rows(self) -> pl.DataFrame:
         return recent_labelled_rows(
             self.project.lake, self.project.feature_set(), self.project.settings.promote.window_days
         )
 
-    def _next_candidate(self) -> str:
+    def next_candidate(self) -> str:
+        """The newest version in dev or qa: the one :meth:`promote` takes by default."""
         for v in self.versions():
             if v.stage in (Stage.DEV, Stage.QA):
                 return v.version
@@ -277,28 +299,6 @@ DECISION_ORDER = {
     DecisionKind.REJECTED: 2,
     DecisionKind.ROLLBACK: 3,
 }
-# What identifies a test window's rows in a package's lineage.
-TEST_WINDOW = ("test_start", "window", "features_version", "labels_version")
-
-
-def _champion_on(
-    champion: ModelPackage, challenger: ModelPackage, rows: pl.DataFrame
-) -> tuple[dict[str, dict[str, float]], str]:
-    """The champion's metrics to set against the challenger's held-out ones, and how they were had.
-
-    Where both were trained on the same data, the champion's own test metrics are of the very
-    rows, held out of its fit too. Otherwise the champion scores the rows; if its weights were
-    fitted on some of them the comparison favours it, and the basis says by how many rows.
-    """
-    if all(champion.lineage.get(k) == challenger.lineage.get(k) for k in TEST_WINDOW):
-        return champion.metrics["network"]["test"], "the same test window, held out of both fits"
-    metrics = score(champion, rows)
-    fitted_until = champion.lineage.get("fitted_until") or champion.lineage["data_until"]
-    clock = champion.contract.clock
-    seen = rows.filter(split_clock(clock.column) <= datetime.fromisoformat(fitted_until)).height if clock else 0
-    if seen:
-        return metrics, f"the champion was fitted on {seen} of the {rows.height} rows, which favours it"
-    return metrics, "the challenger's test window, which neither was fitted on"
 
 
 def _utc(at: datetime | None) -> datetime:

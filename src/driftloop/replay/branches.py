@@ -5,8 +5,8 @@ Policies alike in what they train and watch (the ``[loop]`` settings other than 
 ones: window, ``monitor_days``, ...) start in one project: one first model, and one set of daily
 ingests, predictions and monitoring for all of them. Each day the tick asks every policy of a
 project on the same facts (:class:`~driftloop.loop.policy.TickFacts`). Where their answers part
-(one retrains, another is in its cool-down, or they would judge the challenger with different
-margins), the project is copied for each other answer before anything is trained: a fork. The
+(one retrains, another is in its cool-down, or they would judge the challenger differently:
+another margin, or on other days), the project is copied for each other answer before anything is trained: a fork. The
 copy then runs the day's tick again under its own policies; ticks are idempotent, so it ingests
 nothing new, scores the same rows the same way, and trains, or not, as its policies say.
 
@@ -247,7 +247,7 @@ def _branch_settings(project: Project, policy: Policy) -> Settings:
 
 def _shared_key(settings: Settings) -> str:
     """What policies must agree on to share a project from the start: all their ``[loop]``
-    settings but the decisions (the margin judges a challenger, so it parts them only when they
-    retrain: the first model has no champion to beat)."""
+    settings but the decisions (the ``[promote]`` settings judge a challenger, so they part them
+    only when they retrain: the first model has no champion to beat)."""
     loop = {k: v for k, v in settings.loop.model_dump().items() if k not in DECISION_SETTINGS}
     return json.dumps(loop, sort_keys=True, default=str)

@@ -2,8 +2,8 @@
 trainings, and the policy to choose within a training budget.
 
 A policies file lists each policy by name and the ``[loop]`` settings it changes (``retrain_on``,
-``cooldown_days``, ``training_window``, ``window_days``, ...), and optionally the promotion
-``margin``; everything else is the project's own. The policies are replayed under
+``cooldown_days``, ``training_window``, ``window_days``, ...), and optionally how a challenger is
+judged (:data:`PROMOTE_KEYS` of ``[promote]``); everything else is the project's own. The policies are replayed under
 ``PROJECT/policies``, sharing a project while they act alike (:mod:`driftloop.replay.branches`),
 and each loop is set against the static model and, once for all, against retraining every day.
 
@@ -30,18 +30,22 @@ from driftloop.project import Project
 from driftloop.replay.strategies import StrategyResult
 from driftloop.settings import Settings
 from driftloop.settings.loop import LoopSettings
+from driftloop.settings.promote import PromoteSettings
 
 POLICIES_FOLDER = "policies"
+# The [promote] settings a policy may change: how its challengers are judged.
+PROMOTE_KEYS = ("margin", "judge_days", "judge_wait_days")
 
 
 class Policy(BaseModel):
-    """One policy: a name, the ``[loop]`` settings it changes, and optionally the promotion margin."""
+    """One policy: a name, the ``[loop]`` settings it changes, and the ``[promote]`` ones of
+    :data:`PROMOTE_KEYS` it changes."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=64)
     loop: dict[str, Any] = Field(default_factory=dict)
-    margin: float | None = Field(None, ge=0)
+    promote: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("loop")
     @classmethod
@@ -49,13 +53,24 @@ class Policy(BaseModel):
         LoopSettings.model_validate(value)  # a misspelt or out-of-range setting is named here
         return value
 
+    @field_validator("promote")
+    @classmethod
+    def _known_promote_settings(cls, value: dict[str, Any]) -> dict[str, Any]:
+        PromoteSettings.model_validate(value)
+        return value
+
+    @property
+    def changes(self) -> dict[str, Any]:
+        """Every setting the policy changes, by its key in a policies file."""
+        return {**self.loop, **self.promote}
+
     @property
     def folder_name(self) -> str:
         return re.sub(r"[^A-Za-z0-9._-]+", "-", self.name).strip("-") or "policy"
 
 
 def read_policies(path: Path) -> list[Policy]:
-    """The policies of a TOML file: ``[[policy]]`` tables with ``name``, ``margin`` and ``[loop]`` keys."""
+    """The policies of a TOML file: ``[[policy]]`` tables with ``name``, :data:`PROMOTE_KEYS` and ``[loop]`` keys."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
@@ -67,9 +82,10 @@ def read_policies(path: Path) -> list[Policy]:
     for i, table in enumerate(tables, start=1):
         if not isinstance(table, dict):
             raise ConfigError(f"{path}: policy {i} is not a table")
-        rest = {k: v for k, v in table.items() if k not in ("name", "margin")}
+        promote = {k: v for k, v in table.items() if k in PROMOTE_KEYS}
+        loop = {k: v for k, v in table.items() if k != "name" and k not in PROMOTE_KEYS}
         try:
-            policies.append(Policy(name=table.get("name", ""), margin=table.get("margin"), loop=rest))
+            policies.append(Policy(name=table.get("name", ""), loop=loop, promote=promote))
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             raise ConfigError(f"{path}: policy {i} ({table.get('name', 'unnamed')}): {problems}") from exc
@@ -97,7 +113,7 @@ class PolicyOutcome:
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.policy.name,
-            "settings": {**self.policy.loop, "margin": self.policy.margin},
+            "settings": self.policy.changes,
             "trainings": self.trainings,
             "error_vs_static": self.error,
             "on_front": self.on_front,
@@ -157,8 +173,8 @@ def policy_settings(project: Project, policy: Policy) -> Settings:
     """``project``'s settings with ``policy``'s changes."""
     loop = LoopSettings.model_validate({**project.settings.loop.model_dump(), **policy.loop})
     update: dict[str, Any] = {"loop": loop}
-    if policy.margin is not None:
-        update["promote"] = project.settings.promote.model_copy(update={"margin": policy.margin})
+    if policy.promote:
+        update["promote"] = PromoteSettings.model_validate({**project.settings.promote.model_dump(), **policy.promote})
     return project.settings.model_copy(update=update)
 
 

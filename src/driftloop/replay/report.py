@@ -292,10 +292,7 @@ def _policy_row(outcome: PolicyOutcome, front: PolicyFront) -> str:
 
 
 def _settings(outcome: PolicyOutcome) -> str:
-    changed = {
-        **outcome.policy.loop,
-        **({"margin": outcome.policy.margin} if outcome.policy.margin is not None else {}),
-    }
+    changed = outcome.policy.changes
     return ", ".join(f"{k} = {v}" for k, v in changed.items()) or "the project's own"
 
 

@@ -22,6 +22,20 @@ class PromoteSettings(BaseModel):
     window_days: float = Field(
         7, gt=0, description="The most recent labelled days the qa gates' sample rows are drawn from."
     )
+    judge_days: float | None = Field(
+        None,
+        gt=0,
+        description="Judge a challenger against the champion on this many days after its training data ends, "
+        "scored by both and fitted by neither, once their labels are in: it waits in qa as the challenger "
+        "until then, so a refit that learnt from the newest days is judged as it will serve. None: judge it at "
+        "once on its held-out test window (the fit that left those days out).",
+    )
+    judge_wait_days: float = Field(
+        7,
+        ge=0,
+        description="How long after the judge_days a challenger waits for their last labels; then it is judged on "
+        "the labelled rows there are, and rejected if there are none.",
+    )
     baseline_margin: float = Field(
         0.005,
         ge=0,
