@@ -56,6 +56,7 @@ class IngestSummary:
     raw_version: int | None = None
     quarantine_version: int | None = None
     seconds: float = 0.0
+    rows_duplicate: int = 0  # an image batch's files whose content another batch had stored
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -180,7 +181,7 @@ def ingest_batch(
             ignored_columns=result.ignored_columns,
             seconds=time.perf_counter() - started,
         )
-        _log_batch(lake, refused, now)
+        log_batch(lake, refused, now)
         raise BatchRejected(batch.source, result.problems)
 
     # The split is stamped and written by the engine that holds it (a Spark engine's rows are
@@ -196,14 +197,14 @@ def ingest_batch(
     step("writing quarantine")
     quarantined = _with(result.rejected, *stamp, nw.lit(now.date()).alias(INGEST_DATE))
     rows_quarantined = chosen.count(quarantined)
-    quarantine_version = _store(lake, Table.QUARANTINE, quarantined, rows_quarantined, where, metadata)
+    quarantine_version = store(lake, Table.QUARANTINE, quarantined, rows_quarantined, where, metadata)
 
     step("writing raw")
     clock = contract.event_time_column
     event_date = nw.col(clock).cast(nw.Date) if clock else nw.lit(now.date())
     accepted = _with(result.valid, *stamp, event_date.alias(EVENT_DATE))
     rows_raw = chosen.count(accepted)
-    raw_version = _store(lake, table, accepted, rows_raw, where, metadata)
+    raw_version = store(lake, table, accepted, rows_raw, where, metadata)
 
     summary = IngestSummary(
         batch.batch_id,
@@ -219,7 +220,7 @@ def ingest_batch(
         seconds=time.perf_counter() - started,
     )
     step("recording batch")
-    _log_batch(lake, summary, now)  # written last: its presence means the batch is complete
+    log_batch(lake, summary, now)  # written last: its presence means the batch is complete
     return summary
 
 
@@ -251,6 +252,7 @@ def completed_batches(lake: Lake, batch_ids: list[str]) -> dict[str, IngestSumma
             ],
             raw_version=row["raw_version"],
             quarantine_version=row["quarantine_version"],
+            rows_duplicate=row["rows_in"] - row["rows_raw"] - row["rows_quarantined"],
         )
         for row in rows.iter_rows(named=True)
     }
@@ -274,7 +276,7 @@ def _with(frame: Any, *columns: Any) -> Any:
     return nw.from_native(frame).with_columns(*columns).to_native()
 
 
-def _store(lake: Lake, table: str, rows: Any, count: int, where: Where, metadata: dict[str, str]) -> int | None:
+def store(lake: Lake, table: str, rows: Any, count: int, where: Where, metadata: dict[str, str]) -> int | None:
     """Replace this batch's rows (``count`` of them, Polars or Spark) in ``table``; an empty
     batch only clears leftovers of an earlier try."""
     if count:
@@ -284,7 +286,8 @@ def _store(lake: Lake, table: str, rows: Any, count: int, where: Where, metadata
     return lake.version(table)
 
 
-def _log_batch(lake: Lake, summary: IngestSummary, when: datetime) -> None:
+def log_batch(lake: Lake, summary: IngestSummary, when: datetime) -> None:
+    """Record ``summary`` in ``batches``: written last, its presence marks the batch complete."""
     row = {
         "batch_id": summary.batch_id,
         "source": summary.source,

@@ -13,13 +13,14 @@ import polars as pl
 import tomli_w
 
 from driftloop.data.clock import UTC_ZONE, zone
-from driftloop.data.contract import ColumnType, Contract
+from driftloop.data.contract import Column, ColumnType, Contract, Role
 from driftloop.data.draft import draft_contract
 from driftloop.engine import Engine, resolve_engine
 from driftloop.errors import ConfigError
 from driftloop.features import DatetimeFeature, FeatureSet
-from driftloop.lake import Lake
+from driftloop.lake import CAPTURED_AT, IMAGE_ID, IMAGE_LABEL, Lake
 from driftloop.settings import PROJECT_FILE, ProjectSection, Settings, parse_settings
+from driftloop.settings.images import ImageSettings
 
 # Folder of a local tracking store's artifacts, in the project.
 ARTIFACTS = "mlartifacts"
@@ -144,7 +145,8 @@ class Project:
         data = self.settings.model_dump(mode="json", exclude_none=True)
         if not data["features"]:  # an empty `features = []` would clash with [[features]] added later
             del data["features"]
-        text = HEADER + "\n" + tomli_w.dumps(data) + ("" if self.settings.features else FEATURES_EXAMPLE)
+        example = "" if self.settings.features or self.settings.images else FEATURES_EXAMPLE
+        text = HEADER + "\n" + tomli_w.dumps(data) + example
         (self.root / PROJECT_FILE).write_text(text, encoding="utf-8")
 
 
@@ -158,14 +160,26 @@ def init_project(
     targets: tuple[str, ...] = (),
     labels: tuple[str, ...] = (),
     timezone: str = UTC_ZONE,
+    image_classes: list[str] | None = None,
     force: bool = False,
 ) -> Project:
     """Create ``root/driftloop.toml``, drafting the contract from ``sample`` when given; naive
-    times are read in ``timezone``."""
+    times are read in ``timezone``. With ``image_classes`` it is an image project whose images
+    are labelled with those classes (its contract: :func:`image_contract`)."""
     folder = Path(root).resolve()
     zone(timezone)  # an unknown zone is named before anything is drafted
     if (folder / PROJECT_FILE).exists() and not force:
         raise ConfigError(f"{folder / PROJECT_FILE} already exists; pass --force to replace it")
+    if image_classes is not None:
+        if sample is not None or ids or time_column or targets or labels:
+            raise ConfigError("an image project's contract is its images': --data, --id, --time, --target and "
+                              "--label do not go with --images")  # fmt: skip
+        settings = Settings(
+            project=ProjectSection(name=name or folder.name),
+            contract=image_contract(image_classes, timezone),
+            images=ImageSettings(),
+        )
+        return _created(folder, settings)
     if sample is None:
         if ids or time_column or targets or labels:
             raise ConfigError("--id, --time, --target and --label need --data: the sample the contract is drafted from")
@@ -179,10 +193,32 @@ def init_project(
         contract=contract,
         features=_draft_features(contract),
     )
+    return _created(folder, settings)
+
+
+def _created(folder: Path, settings: Settings) -> Project:
     folder.mkdir(parents=True, exist_ok=True)
     project = Project(folder, settings)
     project.save()
     return project
+
+
+def image_contract(classes: list[str], timezone: str = UTC_ZONE) -> Contract:
+    """An image project's rows: an image named by its content hash, when it was taken, and its
+    label among ``classes`` (missing until it is known)."""
+    if len(set(classes)) < 2:
+        raise ConfigError(
+            f"an image project needs at least two classes to tell apart, got {sorted(set(classes))}: give the "
+            "images folder one subfolder per class"
+        )
+    return Contract(
+        columns={
+            IMAGE_ID: Column(type=ColumnType.STRING, role=Role.ID, nullable=False),
+            CAPTURED_AT: Column(type=ColumnType.DATETIME, role=Role.EVENT_TIME, nullable=False),
+            IMAGE_LABEL: Column(type=ColumnType.STRING, role=Role.TARGET, classes=sorted(set(classes))),
+        },
+        timezone=timezone,
+    )
 
 
 def _draft_features(contract: Contract) -> list[DatetimeFeature]:
@@ -195,4 +231,4 @@ def _draft_features(contract: Contract) -> list[DatetimeFeature]:
     return [DatetimeFeature(column=clock, parts=["day_of_week", "month"])]
 
 
-__all__ = ["PROJECT_FILE", "Project", "init_project"]
+__all__ = ["PROJECT_FILE", "Project", "image_contract", "init_project"]

@@ -13,9 +13,11 @@ from driftloop.data.clock import UTC_ZONE
 from driftloop.data.contract import Column
 from driftloop.data.draft import DraftReview, review_draft, spread_sample
 from driftloop.data.sources import expand_paths, read_file
+from driftloop.errors import ConfigError
 from driftloop.feature_table import materialize
 from driftloop.ingest import BatchStatus, IngestSummary, ingest
-from driftloop.lake import TABLES
+from driftloop.ingest_images import ingest_images, labels_of
+from driftloop.lake import IMAGE_LABEL, TABLES
 from driftloop.project import Project, init_project
 from driftloop.settings import PROJECT_FILE
 
@@ -51,10 +53,22 @@ def init(
     timezone: Annotated[
         str, typer.Option(help="IANA zone naive times are written in; the loop's day starts at its midnight.")
     ] = UTC_ZONE,
+    images: Annotated[
+        Path | None,
+        typer.Option(
+            "--images", help="An image project: a folder of images, one subfolder per class (or see --labels)."
+        ),
+    ] = None,
+    image_labels: Annotated[
+        Path | None,
+        typer.Option("--labels", help="With --images: a CSV of file,label[,captured_at] naming each image's class."),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing driftloop.toml.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Create a project: driftloop.toml with a data contract drafted from a sample."""
+    """Create a project: driftloop.toml with a data contract drafted from a sample, or for images."""
+    if image_labels is not None and images is None:
+        raise ConfigError("--labels names the classes of the images of --images FOLDER; give the folder too")
     sample = spread_sample(read_file(expand_paths([data])[0]).frame, sample_rows) if data else None
     project = init_project(
         folder,
@@ -65,6 +79,7 @@ def init(
         targets=tuple(target or ()),
         labels=tuple(label or ()),
         timezone=timezone,
+        image_classes=labels_of(images, labels=image_labels) if images is not None else None,
         force=force,
     )
     contract = project.contract
@@ -84,7 +99,14 @@ def init(
         emit_json(summary)
         return
     out.print(f"[green]created[/] {summary['project']}")
-    if contract.columns:
+    if project.settings.images is not None:
+        classes = contract.columns[IMAGE_LABEL].classes or []
+        out.print(
+            f"An image project telling apart {len(classes)} classes: {', '.join(classes)}. Its image rules and "
+            f"standardisation are in \\[images]; next, `driftloop ingest {images} --project {folder}`.",
+            highlight=False,
+        )
+    elif contract.columns:
         title = f"Drafted contract ({summary['sample_rows']:,} rows read evenly over {data})"
         table = Table("column", "type", "role", "nullable", "missing", "rule", title=title)
         for column_name, column in contract.columns.items():
@@ -110,14 +132,26 @@ def init(
 
 @handled
 def ingest_command(
-    paths: Annotated[list[Path], typer.Argument(help="CSV, Parquet or NDJSON files, or folders of them.")],
+    paths: Annotated[
+        list[Path], typer.Argument(help="CSV, Parquet or NDJSON files, or folders of them; images and their folders.")
+    ],
     labels: Annotated[bool, typer.Option("--labels", help="The files hold ground truth (key + targets).")] = False,
+    image_labels: Annotated[
+        Path | None,
+        typer.Option("--image-labels", help="Images: a CSV of file,label[,captured_at]; it wins over class folders."),
+    ] = None,
     project_dir: ProjectOption = Path(),
     as_json: JsonOption = False,
 ) -> None:
     """Validate files into the raw table (or, with --labels, ground truth into labels); rows breaking a rule go
-    to quarantine with their reasons."""
+    to quarantine with their reasons. In an image project, images go to the images table, each once, and bad
+    files to image_quarantine."""
     project = Project.load(project_dir)
+    if project.settings.images is not None and not labels:
+        _ingest_images(project, paths, image_labels, as_json)
+        return
+    if image_labels is not None:
+        raise ConfigError(f"--image-labels names the classes of images; {project.root} is not an image project")
     files = expand_paths(paths)
     with progress_bar(as_json) as progress:
         task = progress.add_task("ingest", total=len(files))
@@ -135,6 +169,21 @@ def ingest_command(
         show_ingest(summaries)
     if any(s.status is BatchStatus.REFUSED for s in summaries):
         raise typer.Exit(1)
+
+
+def _ingest_images(project: Project, paths: list[Path], image_labels: Path | None, as_json: bool) -> None:
+    with progress_bar(as_json) as progress:
+        task = progress.add_task("reading images", total=None)
+        summary = ingest_images(
+            project, paths, labels=image_labels, on_file=lambda done, total: progress.update(task, completed=done,
+                                                                                                  total=total)
+        )  # fmt: skip
+    if as_json:
+        emit_json([summary.to_dict()])
+        return
+    show_ingest([summary], unit="files")
+    if summary.rows_duplicate:
+        out.print(f"{summary.rows_duplicate:,} file(s) held content the lake keeps already: not stored again")
 
 
 @handled
@@ -214,8 +263,10 @@ def compact(
             out.print(f"[green]{table}[/]: {c.files_removed} files into {c.files_added} (version {c.version})")
 
 
-def show_ingest(summaries: list[IngestSummary]) -> None:
-    table = Table("source", "status", "rows in", "raw", "quarantined", "seconds", title="Ingest")
+def show_ingest(summaries: list[IngestSummary], *, unit: str = "rows") -> None:
+    """The batches' outcomes, then what was quarantined by rule (``unit``: rows, or image files)."""
+    stored = "raw" if unit == "rows" else "stored"
+    table = Table("source", "status", f"{unit} in", stored, "quarantined", "seconds", title="Ingest")
     for s in summaries:
         colour = {BatchStatus.INGESTED: "green", BatchStatus.REFUSED: "red"}.get(s.status, "yellow")
         table.add_row(
@@ -227,7 +278,7 @@ def show_ingest(summaries: list[IngestSummary]) -> None:
             f"{s.seconds:.2f}",
         )
     out.print(table)
-    rules = Table("source", "column", "rule", "rows", "examples", title="Quarantined rows by rule")
+    rules = Table("source", "column", "rule", unit, "examples", title=f"Quarantined {unit} by rule")
     for s in summaries:
         for r in s.rule_counts:
             rules.add_row(Path(s.source).name, r.column, r.rule, f"{r.rows:,}", ", ".join(map(repr, r.examples)))

@@ -11,9 +11,13 @@ from driftloop.lake.lake import Lake
 from driftloop.lake.maintenance import Compaction, TableVersion
 from driftloop.lake.tables import (
     BATCH_ID,
+    CAPTURED_AT,
     COLUMNS,
     EVENT_DATE,
     EVENT_MONTH,
+    IMAGE_ID,
+    IMAGE_LABEL,
+    IMAGE_STATS,
     INGEST_DATE,
     INGESTED_AT,
     PREDICTION_ID,
@@ -31,9 +35,13 @@ from driftloop.lake.where import Where
 
 __all__ = [
     "BATCH_ID",
+    "CAPTURED_AT",
     "COLUMNS",
     "EVENT_DATE",
     "EVENT_MONTH",
+    "IMAGE_ID",
+    "IMAGE_LABEL",
+    "IMAGE_STATS",
     "INGESTED_AT",
     "INGEST_DATE",
     "PREDICTION_ID",

@@ -32,6 +32,8 @@ class Table(StrEnum):
     PREDICTIONS = "predictions"
     MONITORING = "monitoring"
     EVENTS = "events"
+    IMAGES = "images"
+    IMAGE_QUARANTINE = "image_quarantine"
 
 
 # Bookkeeping columns of the data tables (the underscore keeps them apart from user columns).
@@ -50,6 +52,12 @@ EVENT_MONTH = "_event_month"
 PREDICTION_ID = "prediction_id"
 
 UTC_TIME = pl.Datetime("us", "UTC")
+# What an image project's rows are named and timed by, and labelled with (its contract's columns).
+IMAGE_ID = "image_id"
+CAPTURED_AT = "captured_at"
+IMAGE_LABEL = "label"
+# Per-image statistics, measured at ingest (``driftloop.images.stats``).
+IMAGE_STATS = ("brightness", "contrast", "sharpness", "red", "green", "blue")
 
 
 class PredictionSource(StrEnum):
@@ -184,6 +192,46 @@ TABLES: dict[Table, TableSpec] = {
                 "detail": pl.String(),
             },
             key=("model_name", "model_version", "window_start", "window_end", "section", "column", "statistic"),
+        ),
+        TableSpec(
+            Table.IMAGES,
+            "accepted image, once per content: its bytes, header facts, statistics and label when known",
+            {
+                IMAGE_ID: pl.String(),
+                CAPTURED_AT: pl.Datetime("us"),
+                IMAGE_LABEL: pl.String(),
+                "content": pl.Binary(),
+                "format": pl.String(),
+                "width": pl.Int64(),
+                "height": pl.Int64(),
+                "mode": pl.String(),
+                "size_bytes": pl.Int64(),
+                **{stat: pl.Float64() for stat in IMAGE_STATS},
+                **_INGESTED,
+                **_BY_EVENT_MONTH,
+            },
+            partition_by=(EVENT_MONTH,),
+            key=(IMAGE_ID,),
+            month_of=EVENT_DATE,
+        ),
+        TableSpec(
+            Table.IMAGE_QUARANTINE,
+            "refused image file, bytes kept, with the rules it broke",
+            {
+                ROW: pl.Int64(),
+                RULES: pl.List(pl.String()),
+                "detail": pl.String(),
+                IMAGE_ID: pl.String(),
+                IMAGE_LABEL: pl.String(),
+                "content": pl.Binary(),
+                "size_bytes": pl.Int64(),
+                BATCH_ID: pl.String(),
+                SOURCE: pl.String(),
+                INGESTED_AT: UTC_TIME,
+                INGEST_DATE: pl.Date(),
+            },
+            partition_by=(INGEST_DATE,),
+            key=(BATCH_ID, ROW),
         ),
         TableSpec(
             Table.EVENTS,
