@@ -14,7 +14,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from driftloop.errors import DriftloopError
+from driftloop.errors import ConfigError, DriftloopError
+from driftloop.project import Project
 
 out = Console()
 err = Console(stderr=True)
@@ -78,3 +79,16 @@ def metrics_table(title: str, first: str, rows: list[tuple[str, dict[str, float]
         shown = [f"{values[m]:.4g}" if m in values else "" for m in names]
         table.add_row(label, *shown, *cells, style=style or None)
     return table
+
+
+def table_project(folder: Path, command: str) -> Project:
+    """The project in ``folder`` for a command that works on tables; a clear error for an image
+    project, whose network trains from Python until the command line's image stages land."""
+    project = Project.load(folder)
+    if project.settings.images is not None:
+        raise ConfigError(
+            f"`driftloop {command}` works on table projects for now; {project.root} is an image project. Its "
+            "images go in with `driftloop ingest FOLDER`, and its network trains from Python "
+            "(driftloop.model.image_trainer.train_images) until the command line's image stages land"
+        )
+    return project

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from driftloop.cli.common import JsonOption, ProjectOption, emit_json, err, handled, out, progress_bar
+from driftloop.cli.common import JsonOption, ProjectOption, emit_json, err, handled, out, progress_bar, table_project
 from driftloop.data.clock import UTC_ZONE
 from driftloop.data.contract import Column
 from driftloop.data.draft import DraftReview, review_draft, spread_sample
@@ -189,7 +189,7 @@ def _ingest_images(project: Project, paths: list[Path], image_labels: Path | Non
 @handled
 def features(project_dir: ProjectOption = Path(), as_json: JsonOption = False) -> None:
     """Materialise the features table from raw, computing only batches not yet included."""
-    project = Project.load(project_dir)
+    project = table_project(project_dir, "features")
     with progress_bar(as_json) as progress:
         progress.add_task("computing features", total=None)
         run = materialize(project.lake, project.feature_set(), engine=project.engine)

@@ -12,7 +12,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from driftloop.cli.common import JsonOption, ProjectOption, emit_json, handled, metrics_table, out, progress_bar
+from driftloop.cli.common import (
+    JsonOption,
+    ProjectOption,
+    emit_json,
+    handled,
+    metrics_table,
+    out,
+    progress_bar,
+    table_project,
+)
 from driftloop.data.clock import day_span, local_day, today, zone
 from driftloop.errors import ConfigError
 from driftloop.ingest import BatchStatus
@@ -32,7 +41,7 @@ def predict(
     """Score a window of the features table and write the predictions table (reruns replace)."""
     from driftloop.predict import predict_window
 
-    project = Project.load(project_dir)
+    project = table_project(project_dir, "predict")
     start, end = window(day, since, until, project.contract.timezone)
     total_days = (local_day(end, project.contract.timezone) - local_day(start, project.contract.timezone)).days + 1
     with progress_bar(as_json, bar=True) as progress:
@@ -72,7 +81,7 @@ def monitor(
     """Drift of inputs and predictions, performance where labels exist, and a verdict for a window."""
     from driftloop.monitor.window import monitor_window
 
-    project = Project.load(project_dir)
+    project = table_project(project_dir, "monitor")
     start, end = window(day, since, until, project.contract.timezone)
     if not no_report:  # before the work: a missing plotting library is said at once, not after it
         from driftloop.monitor.report import write_report
@@ -154,7 +163,7 @@ def run(
     """One tick of the loop: ingest the inbox, features, score, monitor, retrain if the policy says so."""
     from driftloop.loop import tick
 
-    project = Project.load(project_dir)
+    project = table_project(project_dir, "run")
     when = _parse_day(day) if day else today(project.contract.timezone)
     with progress_bar(as_json) as progress:
         task = progress.add_task("tick", total=None)
@@ -201,7 +210,7 @@ def schedule(project_dir: ProjectOption = Path()) -> None:
     stop it cleanly."""
     from driftloop.loop import tick
 
-    project = Project.load(project_dir)
+    project = table_project(project_dir, "schedule")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -18,6 +18,7 @@ from driftloop.cli.common import (
     metrics_table,
     out,
     progress_bar,
+    table_project,
 )
 from driftloop.errors import ConfigError
 from driftloop.project import Project
@@ -34,7 +35,7 @@ def train(
     from driftloop.monitor.prepare import prepare_monitoring
     from driftloop.registry.mlflow.tracking import MlflowTracker
 
-    project = Project.load(project_dir)
+    project = table_project(project_dir, "train")
     epochs = project.settings.train.epochs
     with progress_bar(as_json, bar=True) as progress, MlflowTracker(project) as tracker:
         task = progress.add_task("training", total=epochs)
@@ -95,7 +96,7 @@ def evaluate(
     from driftloop.registry import Registry
     from driftloop.registry.gates import score
 
-    project = Project.load(project_dir)
+    project = table_project(project_dir, "evaluate")
     registry = Registry(project)
     window = recent_labelled_rows(project.lake, project.feature_set(), project.settings.promote.window_days)
     metrics = score(registry.load(version), window)

@@ -8,9 +8,8 @@ from typing import Annotated
 
 import typer
 
-from driftloop.cli.common import ProjectOption, err, handled
+from driftloop.cli.common import ProjectOption, err, handled, table_project
 from driftloop.errors import MissingDependency
-from driftloop.project import Project
 
 
 @handled
@@ -29,7 +28,7 @@ def serve(
     except ModuleNotFoundError as missing:
         raise MissingDependency.of(missing, extra="serve", purpose="driftloop serve") from missing
 
-    project = Project.load(project_dir)
+    project = table_project(project_dir, "serve")
     settings = project.settings.serve
     host, port, workers = host or settings.host, settings.port if port is None else port, workers or settings.workers
     if Registry(project).champion() is None:

@@ -46,15 +46,26 @@ class Standardisation(BaseModel):
     def apply(self, images: Sequence[Image.Image]) -> np.ndarray:
         """``images`` as float32 of shape (N, channels, height, width): intensities in [0, 1], or
         per image of zero mean and unit spread with ``normalise``."""
+        return self.finish(self.pixels(images))
+
+    def pixels(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """The first step: ``images`` resized and in the colour mode, intensities in [0, 1]
+        (where training's augmentation acts, before :meth:`finish`)."""
         batch = np.zeros((len(images), self.channels, self.height, self.width), dtype=np.float32)
         for i, image in enumerate(images):
             pixels = np.asarray(self._resized(image), dtype=np.float32) / 255.0
             batch[i] = pixels[None, :, :] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
-        if self.normalise:
-            mean = batch.mean(axis=(1, 2, 3), keepdims=True)
-            spread = batch.std(axis=(1, 2, 3), keepdims=True)
-            batch = (batch - mean) / (spread + _EPSILON)
         return batch
+
+    def finish(self, batch: np.ndarray) -> np.ndarray:
+        """The last step on a batch from :meth:`pixels`: with ``normalise``, each image brought to
+        zero mean and unit spread; otherwise the batch as it is."""
+        if not self.normalise:
+            return batch
+        mean = batch.mean(axis=(1, 2, 3), keepdims=True)
+        spread = batch.std(axis=(1, 2, 3), keepdims=True)
+        normalised: np.ndarray = (batch - mean) / (spread + _EPSILON)
+        return normalised
 
     def _resized(self, image: Image.Image) -> Image.Image:
         converted = image.convert(self.mode)

@@ -8,10 +8,11 @@ from __future__ import annotations
 import importlib
 
 from driftloop.errors import ModelPackageError
-from driftloop.runtime.backends.base import Backend, BackendLoader
+from driftloop.runtime.backends.base import Backend, BackendLoader, ImageBackend, ImageBackendLoader
 
-# Backend name -> the module and class that build it.
+# Backend name -> the module and class that build it, for tables and for images.
 BACKENDS: dict[str, tuple[str, str]] = {"torch": ("driftloop.runtime.backends.torch", "FoldedTorch")}
+IMAGE_BACKENDS: dict[str, tuple[str, str]] = {"torch": ("driftloop.runtime.backends.torch", "FoldedConv")}
 DEFAULT_BACKEND = "torch"
 
 
@@ -24,4 +25,23 @@ def resolve_backend(name: str) -> BackendLoader:
     return loader
 
 
-__all__ = ["BACKENDS", "DEFAULT_BACKEND", "Backend", "BackendLoader", "resolve_backend"]
+def resolve_image_backend(name: str) -> ImageBackendLoader:
+    """The loader of image backend ``name``; a ModelPackageError naming the known ones otherwise."""
+    if name not in IMAGE_BACKENDS:
+        raise ModelPackageError(f"no image scoring backend named {name!r}; the backends are {sorted(IMAGE_BACKENDS)}")
+    module, attribute = IMAGE_BACKENDS[name]
+    loader: ImageBackendLoader = getattr(importlib.import_module(module), attribute)
+    return loader
+
+
+__all__ = [
+    "BACKENDS",
+    "DEFAULT_BACKEND",
+    "IMAGE_BACKENDS",
+    "Backend",
+    "BackendLoader",
+    "ImageBackend",
+    "ImageBackendLoader",
+    "resolve_backend",
+    "resolve_image_backend",
+]

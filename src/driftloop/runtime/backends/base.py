@@ -13,6 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
+from driftloop.runtime.image_spec import ConvSpec
 from driftloop.runtime.spec import NetworkSpec
 
 
@@ -28,3 +29,17 @@ class BackendLoader(Protocol):
     """Builds a backend from a network's spec and weights (parameter name -> array)."""
 
     def __call__(self, spec: NetworkSpec, weights: Mapping[str, np.ndarray]) -> Backend: ...
+
+
+class ImageBackend(Protocol):
+    """An image network ready to score: standardised images (N, C, H, W float32) -> (logits, embeddings)."""
+
+    name: str
+
+    def __call__(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+class ImageBackendLoader(Protocol):
+    """Builds an image backend from a network's spec and weights."""
+
+    def __call__(self, spec: ConvSpec, weights: Mapping[str, np.ndarray]) -> ImageBackend: ...

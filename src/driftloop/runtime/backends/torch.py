@@ -9,7 +9,8 @@ float32 rounding (a few 1e-7 relative), in about a third of the time for a reque
 (the module's Python layers cost more than the arithmetic) and three quarters for a large one
 (one pass less over the activations per block).
 
-Built from the spec and the saved weights alone: scoring needs no training code.
+Built from the spec and the saved weights alone: scoring needs no training code. The image
+network (:class:`FoldedConv`) folds the same way: each block's batch norm into its convolution.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 from torch.nn import functional
 
+from driftloop.runtime.image_spec import HEAD, ConvSpec, conv_name, norm_name
 from driftloop.runtime.spec import (
     BATCH_NORM_EPS,
     LINEAR_CATEGORIES,
@@ -97,3 +99,39 @@ class FoldedTorch:
             for i, block in enumerate(blocks):
                 outputs += functional.embedding(categories[:, i], block)
         return outputs
+
+
+class FoldedConv:
+    """The folded image network of ``spec`` with ``weights`` (a ConvNet state dict, as arrays)."""
+
+    name = "torch"
+
+    def __init__(self, spec: ConvSpec, weights: Mapping[str, np.ndarray]) -> None:
+        self.spec = spec
+        self.activation = IN_PLACE[spec.activation]
+        tensor = {name: torch.from_numpy(np.array(value)) for name, value in weights.items()}  # copies
+        self.blocks: list[tuple[torch.Tensor, torch.Tensor]] = []  # (kernel, bias), batch norm folded in
+        for block in range(len(spec.blocks)):
+            conv, norm = conv_name(block), norm_name(block)
+            scale = tensor[f"{norm}.weight"].double() / torch.sqrt(
+                tensor[f"{norm}.running_var"].double() + BATCH_NORM_EPS
+            )
+            kernel = tensor[f"{conv}.weight"].double() * scale[:, None, None, None]
+            bias = (tensor[f"{conv}.bias"].double() - tensor[f"{norm}.running_mean"].double()) * scale
+            bias = bias + tensor[f"{norm}.bias"].double()
+            self.blocks.append((kernel.float().contiguous(), bias.float().contiguous()))
+        self.head = (tensor[f"{HEAD}.weight"].t().contiguous(), tensor[f"{HEAD}.bias"])
+
+    def __call__(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Logits (N, classes) and embeddings (N, embedding size) of standardised images (N, C, H, W)."""
+        with torch.inference_mode():
+            embedded = self.embed(torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)))
+            weight, bias = self.head
+            return torch.addmm(bias, embedded, weight).numpy(), embedded.numpy()
+
+    def embed(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The pooled features, as the module in evaluation mode gives them (under inference mode)."""
+        hidden = pixels
+        for kernel, bias in self.blocks:
+            hidden = functional.max_pool2d(self.activation(functional.conv2d(hidden, kernel, bias, padding=1)), 2)
+        return hidden.mean(dim=(2, 3))

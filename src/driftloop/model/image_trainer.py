@@ -1,0 +1,121 @@
+"""Training an image project's network: the labelled images of the lake, split by capture time,
+standardised, fitted with augmentation, measured on the held-out newest images, and packaged.
+
+The images are read from the ``images`` table at a known version, which the package's lineage
+records with the window and the split, so a model names the exact image set it learnt from.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import polars as pl
+from PIL import Image
+
+from driftloop.errors import ConfigError, TrainingError
+from driftloop.images import ImageRules
+from driftloop.lake import CAPTURED_AT, IMAGE_ID, IMAGE_LABEL, Table
+from driftloop.model.data import split_by_time
+from driftloop.model.metrics import classification_metrics
+from driftloop.model.train import Callback
+from driftloop.model.train_images import ImageFit, ImageSplit, fit_images
+from driftloop.project import Project
+from driftloop.runtime.image_package import ImagePackage
+from driftloop.runtime.image_spec import ConvSpec
+
+
+@dataclass(frozen=True)
+class TrainedImages:
+    """A trained image network: its package, how training went, and the rows of each split."""
+
+    package: ImagePackage
+    fit: ImageFit
+    rows: dict[str, int]
+
+
+def train_images(
+    project: Project,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    callbacks: Sequence[Callback] = (),
+) -> TrainedImages:
+    """Train the image network on the labelled images captured in ``[since, until)`` (naive UTC;
+    open ends by default), the newest held out for validation and test."""
+    settings = project.settings.images
+    if settings is None:
+        raise ConfigError(f"{project.root} is not an image project (no [images] section)")
+    classes = project.contract.columns[IMAGE_LABEL].classes or []
+    images, version = _labelled_images(project, since, until)
+    train_settings, standardisation = settings.train, settings.standardise
+    splits = split_by_time(images, CAPTURED_AT, train_settings.validation_fraction, train_settings.test_fraction)
+    train, validation, test = (
+        _split(part, classes, standardisation.pixels) for part in (splits.train, splits.validation, splits.test)
+    )
+    spec = ConvSpec(
+        channels=standardisation.channels,
+        height=standardisation.height,
+        width=standardisation.width,
+        classes=len(classes),
+        blocks=list(train_settings.blocks),
+        activation=train_settings.activation,
+        dropout=train_settings.dropout,
+    )
+    fitted = fit_images(train, validation, spec, standardisation, train_settings, callbacks)
+    package = ImagePackage(
+        spec,
+        fitted.model.weights(),
+        standardisation,
+        ImageRules.model_validate(settings.model_dump(include=set(ImageRules.model_fields))),
+        IMAGE_LABEL,
+        classes,
+    )
+    package.metrics = {
+        name: {IMAGE_LABEL: _metrics(package, part)} for name, part in (("validation", validation), ("test", test))
+    }
+    rows = {"train": len(train), "validation": len(validation), "test": len(test)}
+    package.lineage = {
+        "images_version": version,
+        "window": [since.isoformat() if since else None, until.isoformat() if until else None],
+        "rows": rows,
+        "validation_start": splits.validation_start.isoformat(),
+        "test_start": splits.test_start.isoformat(),
+        "data_until": str(images.get_column(CAPTURED_AT).max()),
+        "class_counts": dict(splits.train.get_column(IMAGE_LABEL).value_counts().iter_rows()),
+        "seed": train_settings.seed,
+        "best_epoch": fitted.best_epoch,
+    }
+    return TrainedImages(package, fitted, rows)
+
+
+def _labelled_images(project: Project, since: datetime | None, until: datetime | None) -> tuple[pl.DataFrame, int]:
+    lake = project.lake
+    version = lake.version(Table.IMAGES)
+    if version is None:
+        raise TrainingError("the images table is empty: ingest images with `driftloop ingest FOLDER` first")
+    scan = lake.scan(Table.IMAGES, version=version).filter(pl.col(IMAGE_LABEL).is_not_null())
+    if since is not None:
+        scan = scan.filter(pl.col(CAPTURED_AT) >= since)
+    if until is not None:
+        scan = scan.filter(pl.col(CAPTURED_AT) < until)
+    images = scan.select(IMAGE_ID, CAPTURED_AT, IMAGE_LABEL, "content").collect().sort(CAPTURED_AT, IMAGE_ID)
+    if images.height < 10:
+        raise TrainingError(f"{images.height} labelled image(s) in the window: too few to train on (at least 10)")
+    return images, version
+
+
+def _split(part: pl.DataFrame, classes: list[str], pixels: Callable[[Sequence[Image.Image]], np.ndarray]) -> ImageSplit:
+    """A split's images decoded and made pixels, and their class indices."""
+    opened = [Image.open(io.BytesIO(content)) for content in part.get_column("content")]
+    index = {c: i for i, c in enumerate(classes)}
+    labels = np.array([index[label] for label in part.get_column(IMAGE_LABEL)], dtype=np.int64)
+    return ImageSplit(pixels(opened), labels)
+
+
+def _metrics(package: ImagePackage, part: ImageSplit) -> dict[str, float]:
+    probabilities, _ = package.score(package.standardisation.finish(part.pixels))
+    return classification_metrics(part.classes.astype(np.float64), probabilities)

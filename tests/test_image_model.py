@@ -1,0 +1,136 @@
+"""The image network: the folded scoring function against the trained module, augmentation, and
+training on real images from the lake (scikit-learn's handwritten digits) into a package that
+scores image files after a save and a load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from driftloop.errors import ConfigError, ModelPackageError, TrainingError
+from driftloop.images import Standardisation
+from driftloop.ingest_images import ingest_images
+from driftloop.model.cnn import ConvNet
+from driftloop.model.image_trainer import train_images
+from driftloop.model.train_images import augment
+from driftloop.project import Project, init_project
+from driftloop.runtime.backends.torch import FoldedConv
+from driftloop.runtime.image_package import ImagePackage
+from driftloop.runtime.image_spec import ConvSpec
+from driftloop.settings.images import Augmentation, ImageTrainSettings
+from tests.test_images import GOOD, encoded, image_folder
+
+
+def test_the_folded_network_scores_as_the_trained_module_does() -> None:
+    torch.manual_seed(0)
+    spec = ConvSpec(channels=3, height=20, width=24, classes=4, blocks=[8, 12])
+    module = ConvNet(spec)
+    with torch.no_grad():  # batch-norm statistics of a trained network, not the identity
+        for layer in module.features:
+            if isinstance(layer, torch.nn.BatchNorm2d):
+                layer.running_mean.uniform_(-0.5, 0.5)
+                layer.running_var.uniform_(0.5, 2.0)
+                layer.weight.uniform_(0.5, 1.5)
+                layer.bias.uniform_(-0.2, 0.2)
+    module.eval()
+    pixels = torch.rand(5, 3, 20, 24)
+    with torch.no_grad():
+        expected, embedded = module(pixels).numpy(), module.embed(pixels).numpy()
+    logits, embeddings = FoldedConv(spec, module.weights())(pixels.numpy())
+    np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(embeddings, embedded, rtol=1e-4, atol=1e-5)
+
+
+def test_a_network_too_deep_for_its_images_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least 16x16 pixels, not 12x12"):
+        ConvSpec(channels=1, height=12, width=12, classes=2, blocks=[8, 8, 8, 8])
+
+
+def test_augmentation_flips_shifts_and_relights_within_its_bounds() -> None:
+    generator = torch.Generator().manual_seed(1)
+    batch = torch.rand(64, 1, 10, 10) * 0.5 + 0.25
+    flipped = augment(batch, Augmentation(flip=True, crop=0, brightness=0, contrast=0), generator)
+    same = [torch.equal(a, b) for a, b in zip(flipped, batch, strict=True)]
+    mirrored = [torch.equal(a, b.flip(-1)) for a, b in zip(flipped, batch, strict=True)]
+    assert all(s or m for s, m in zip(same, mirrored, strict=True)) and 16 < sum(mirrored) < 48
+    lit = augment(batch, Augmentation(flip=False, crop=0, brightness=0.3, contrast=0), generator)
+    ratios = (lit.mean(dim=(1, 2, 3)) / batch.mean(dim=(1, 2, 3))).numpy()
+    assert ratios.min() >= 0.7 - 1e-6 and ratios.max() <= 1.3 + 1e-6 and ratios.std() > 0.05
+    shifted = augment(batch, Augmentation(flip=False, crop=0.2, brightness=0, contrast=0), generator)
+    assert shifted.shape == batch.shape and not torch.equal(shifted, batch)
+    moved = [torch.equal(a, b) for a, b in zip(shifted, batch, strict=True)]
+    assert sum(moved) < 32  # most moved (a shift of 0 in both directions leaves one as it was)
+    assert float(augment(batch * 4, Augmentation(), generator).max()) <= 1.0  # intensities stay in range
+
+
+@pytest.fixture(scope="module")
+def digits_project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    root = tmp_path_factory.mktemp("digits")
+    project = init_project(root / "project", image_classes=[str(d) for d in range(10)])
+    assert project.settings.images is not None
+    images = project.settings.images.model_copy(
+        update={
+            "standardise": Standardisation(width=16, height=16, mode="L"),
+            # Digits are not mirror images of themselves: no flips.
+            "train": ImageTrainSettings(epochs=30, augment=Augmentation(flip=False)),
+        }
+    )
+    project = Project(project.root, project.settings.model_copy(update={"images": images}))
+    project.save()
+    ingest_images(project, image_folder(root / "photos", 600))
+    return project
+
+
+def test_the_network_learns_the_digits_and_its_package_scores_files_after_a_reload(
+    digits_project: Project, tmp_path: Path
+) -> None:
+    trained = train_images(digits_project)
+    test = trained.package.metrics["test"]["label"]
+    assert trained.rows == {"train": 420, "validation": 90, "test": 90}
+    assert test["accuracy"] > 0.9 and test["log_loss"] < 0.5, test
+    lineage = trained.package.lineage
+    assert lineage["images_version"] == digits_project.lake.version("images") and lineage["best_epoch"] >= 1
+
+    package = ImagePackage.load(trained.package.save(tmp_path / "package"))
+    lake = digits_project.lake.read("images").sort("captured_at", "image_id").tail(40)
+    files = lake.get_column("content").to_list()
+    before, after = trained.package.predict(files), package.predict(files)
+    np.testing.assert_allclose(after.probabilities, before.probabilities, rtol=1e-6)
+    assert after.image_ids == lake.get_column("image_id").to_list()
+    right = np.mean(np.array(after.predicted) == np.array(lake.get_column("label").to_list()))
+    assert right > 0.85
+    frame = after.frame()
+    assert frame.columns[0] == "label" and frame.height == 40
+    assert np.allclose(frame.drop("label").to_numpy().sum(axis=1), 1.0, atol=1e-5)
+    assert after.embeddings.shape == (40, 64) and set(after.stats[0]) >= {"brightness", "sharpness"}
+
+    with pytest.raises(ModelPackageError, match=r"1 of 3 image\(s\) break the image contract: image 1: file:truncated"):
+        package.predict([files[0], GOOD[:100], files[1]])
+    assert package.predict([]).probabilities.shape == (0, 10)
+
+
+def test_training_without_images_or_outside_an_image_project_is_refused(tmp_path: Path) -> None:
+    empty = init_project(tmp_path / "empty", image_classes=["good", "bad"])
+    with pytest.raises(TrainingError, match="images table is empty"):
+        train_images(empty)
+    (tmp_path / "few" / "good").mkdir(parents=True)
+    for i in range(4):
+        (tmp_path / "few" / "good" / f"{i}.png").write_bytes(encoded(noise(i)))
+    ingest_images(empty, tmp_path / "few")
+    with pytest.raises(TrainingError, match="4 labelled image"):
+        train_images(empty)
+    with pytest.raises(ConfigError, match="not an image project"):
+        train_images(init_project(tmp_path / "tables"))
+    (tmp_path / "tabular").mkdir()
+    (tmp_path / "tabular" / "package.json").write_text('{"format_version": 1}', encoding="utf-8")
+    with pytest.raises(ModelPackageError, match="does not hold an image package"):
+        ImagePackage.load(tmp_path / "tabular")
+
+
+def noise(seed: int) -> Image.Image:
+    """A 20x20 grey image of random pixels."""
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 255, (20, 20), dtype=np.uint8))
