@@ -11,18 +11,21 @@ import pytest
 import torch
 from PIL import Image
 
-from driftloop.errors import ConfigError, ModelPackageError, TrainingError
+from driftloop.errors import ConfigError, ModelPackageError, MonitorError, TrainingError
 from driftloop.images import Standardisation
 from driftloop.ingest_images import ingest_images
 from driftloop.model.cnn import ConvNet
-from driftloop.model.image_trainer import train_images
+from driftloop.model.image_trainer import TrainedImages, train_images
 from driftloop.model.train_images import augment
+from driftloop.monitor.embeddings import mmd_test
+from driftloop.monitor.images import image_drift, prepare_image_monitoring
 from driftloop.project import Project, init_project
 from driftloop.runtime.backends.torch import FoldedConv
 from driftloop.runtime.image_package import ImagePackage
 from driftloop.runtime.image_spec import ConvSpec
 from driftloop.settings.images import Augmentation, ImageTrainSettings
-from tests.test_images import GOOD, encoded, image_folder
+from driftloop.settings.monitor import MonitorSettings
+from tests.test_images import GOOD, digits, encoded, image_folder
 
 
 def test_the_folded_network_scores_as_the_trained_module_does() -> None:
@@ -85,10 +88,16 @@ def digits_project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     return project
 
 
+@pytest.fixture(scope="module")
+def trained(digits_project: Project) -> TrainedImages:
+    made = train_images(digits_project)
+    prepare_image_monitoring(made)
+    return made
+
+
 def test_the_network_learns_the_digits_and_its_package_scores_files_after_a_reload(
-    digits_project: Project, tmp_path: Path
+    digits_project: Project, trained: TrainedImages, tmp_path: Path
 ) -> None:
-    trained = train_images(digits_project)
     test = trained.package.metrics["test"]["label"]
     assert trained.rows == {"train": 420, "validation": 90, "test": 90}
     assert test["accuracy"] > 0.9 and test["log_loss"] < 0.5, test
@@ -111,6 +120,45 @@ def test_the_network_learns_the_digits_and_its_package_scores_files_after_a_relo
     with pytest.raises(ModelPackageError, match=r"1 of 3 image\(s\) break the image contract: image 1: file:truncated"):
         package.predict([files[0], GOOD[:100], files[1]])
     assert package.predict([]).probabilities.shape == (0, 10)
+
+
+def darker_and_noisier(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """The photo as a camera on a dim line takes it: 40% of the light, and sensor noise."""
+    pixels = np.asarray(image, dtype=np.float32) * 0.4 + rng.normal(0, 12, image.size[::-1])
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+def test_a_darker_noisier_line_is_seen_by_the_statistics_and_the_embeddings(
+    trained: TrainedImages, tmp_path: Path
+) -> None:
+    package = ImagePackage.load(trained.package.save(tmp_path / "package"))  # the reference travels with it
+    assert package.reference_embeddings is not None and package.reference_embeddings.shape == (180, 64)
+    later = digits(200, start=600)  # other writers' digits, never ingested
+    truth = np.array([str(label) for label, _ in later])
+    rng = np.random.default_rng(0)
+    settings = MonitorSettings()
+    alike = package.predict([encoded(image) for _, image in later])
+    calm = image_drift(package, alike, settings)
+    assert not calm.drifted and calm.embeddings.p_value is not None and calm.embeddings.p_value > 0.05, calm.reasons()
+    assert np.mean(np.array(alike.predicted) == truth) > 0.9
+    dim = package.predict([encoded(darker_and_noisier(image, rng)) for _, image in later])
+    alarm = image_drift(package, dim, settings)
+    assert alarm.drifted and {"brightness", "contrast"} <= set(alarm.images.drifted)
+    assert alarm.embeddings.drifted and alarm.embeddings.p_value is not None and alarm.embeddings.p_value < 0.01
+    assert "confidence" in alarm.outputs.drifted and any("brightness" in r for r in alarm.reasons())
+    assert np.mean(np.array(dim.predicted) == truth) < 0.7  # what the alarm is for: the model fails in the dark
+    with pytest.raises(MonitorError, match="too few"):
+        image_drift(package, package.predict([encoded(later[0][1])]), settings)
+
+
+def test_the_embedding_test_holds_its_false_alarm_rate_and_sees_a_shift() -> None:
+    rng = np.random.default_rng(3)
+    alarms = [mmd_test(rng.normal(size=(80, 8)), rng.normal(size=(60, 8)), seed=i).drifted for i in range(40)]
+    assert sum(alarms) <= 6  # 5% of 40 is 2; a binomial tail past 6 has odds below 1 in 400
+    moved = mmd_test(rng.normal(size=(80, 8)), rng.normal(0.5, 1, size=(60, 8)))
+    assert moved.drifted and moved.p_value is not None and moved.p_value < 0.01 and moved.statistic > 0
+    with pytest.raises(ValueError, match="one width"):
+        mmd_test(np.zeros((5, 3)), np.zeros((5, 4)))
 
 
 def test_training_without_images_or_outside_an_image_project_is_refused(tmp_path: Path) -> None:

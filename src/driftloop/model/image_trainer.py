@@ -18,7 +18,7 @@ from PIL import Image
 
 from driftloop.errors import ConfigError, TrainingError
 from driftloop.images import ImageRules
-from driftloop.lake import CAPTURED_AT, IMAGE_ID, IMAGE_LABEL, Table
+from driftloop.lake import CAPTURED_AT, IMAGE_ID, IMAGE_LABEL, IMAGE_STATS, Table
 from driftloop.model.data import split_by_time
 from driftloop.model.metrics import classification_metrics
 from driftloop.model.train import Callback
@@ -30,11 +30,14 @@ from driftloop.runtime.image_spec import ConvSpec
 
 @dataclass(frozen=True)
 class TrainedImages:
-    """A trained image network: its package, how training went, and the rows of each split."""
+    """A trained image network: its package, how training went, the rows of each split, and what
+    monitoring's reference is made of (the window's image statistics, the held-out images)."""
 
     package: ImagePackage
     fit: ImageFit
     rows: dict[str, int]
+    window_stats: pl.DataFrame
+    held_out: ImageSplit
 
 
 def train_images(
@@ -89,7 +92,10 @@ def train_images(
         "seed": train_settings.seed,
         "best_epoch": fitted.best_epoch,
     }
-    return TrainedImages(package, fitted, rows)
+    held_out = ImageSplit(
+        np.concatenate([validation.pixels, test.pixels]), np.concatenate([validation.classes, test.classes])
+    )
+    return TrainedImages(package, fitted, rows, images.select(IMAGE_STATS), held_out)
 
 
 def _labelled_images(project: Project, since: datetime | None, until: datetime | None) -> tuple[pl.DataFrame, int]:
@@ -102,7 +108,8 @@ def _labelled_images(project: Project, since: datetime | None, until: datetime |
         scan = scan.filter(pl.col(CAPTURED_AT) >= since)
     if until is not None:
         scan = scan.filter(pl.col(CAPTURED_AT) < until)
-    images = scan.select(IMAGE_ID, CAPTURED_AT, IMAGE_LABEL, "content").collect().sort(CAPTURED_AT, IMAGE_ID)
+    columns = [IMAGE_ID, CAPTURED_AT, IMAGE_LABEL, "content", *IMAGE_STATS]
+    images = scan.select(columns).collect().sort(CAPTURED_AT, IMAGE_ID)
     if images.height < 10:
         raise TrainingError(f"{images.height} labelled image(s) in the window: too few to train on (at least 10)")
     return images, version

@@ -31,6 +31,8 @@ from driftloop.runtime.targets import probability_column
 
 KIND = "image"
 FORMAT_VERSION = 1
+# Beside the weights: the embeddings of held-out images that embedding drift is measured against.
+REFERENCE_EMBEDDINGS = "reference.safetensors"
 # Files of a request named in an error about invalid images.
 ERROR_FILES_SHOWN = 5
 
@@ -69,7 +71,8 @@ class ImagePackage:
     classes: list[str]
     metrics: dict[str, Any] = field(default_factory=dict)
     lineage: dict[str, Any] = field(default_factory=dict)
-    reference: dict[str, Any] = field(default_factory=dict)
+    reference: dict[str, Any] = field(default_factory=dict)  # profiles of the training images (JSON)
+    reference_embeddings: np.ndarray | None = None  # (N, embedding size), of held-out images
     backend_name: str = DEFAULT_BACKEND
 
     @cached_property
@@ -115,6 +118,10 @@ class ImagePackage:
         """Write the package into ``folder`` (created); returns it."""
         folder.mkdir(parents=True, exist_ok=True)
         save_file({k: np.ascontiguousarray(v) for k, v in self.weights.items()}, str(folder / WEIGHTS))
+        if self.reference_embeddings is not None:
+            save_file(
+                {"embeddings": np.ascontiguousarray(self.reference_embeddings)}, str(folder / REFERENCE_EMBEDDINGS)
+            )
         manifest = {
             "format_version": FORMAT_VERSION,
             "kind": KIND,
@@ -151,12 +158,17 @@ class ImagePackage:
                 manifest.get("metrics", {}),
                 manifest.get("lineage", {}),
                 manifest.get("reference", {}),
+                _embeddings(path / REFERENCE_EMBEDDINGS),
                 backend,
             )
         except (OSError, ValueError, KeyError, TypeError, SafetensorError) as exc:
             raise ModelPackageError(f"cannot read the image package at {path}: {exc}") from exc
         _ = package.network  # weights that do not fit the network fail here, not at a request
         return package
+
+
+def _embeddings(path: Path) -> np.ndarray | None:
+    return load_file(str(path))["embeddings"] if path.is_file() else None
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

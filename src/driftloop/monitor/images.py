@@ -1,0 +1,99 @@
+"""Drift of an image model's inputs and outputs: what a camera changed, and what the network
+made of it.
+
+Three looks, each against what the package recorded at training:
+- the images' statistics (brightness, contrast, sharpness, colour means), profiled and tested
+  column by column with the tabular drift tests (a darker line moves brightness, contrast and
+  the colours at once, so the dataset verdict counts them as for any table);
+- the network's outputs: its confidence (the top probability) and the balance of predicted
+  classes, against those on held-out images;
+- its embeddings, by a maximum-mean-discrepancy permutation test against held-out images'.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from driftloop.errors import MonitorError
+from driftloop.lake import IMAGE_STATS
+from driftloop.model.image_trainer import TrainedImages
+from driftloop.monitor.drift import DriftReport, compare
+from driftloop.monitor.embeddings import MAX_VECTORS, mmd_test
+from driftloop.monitor.stattests import TestResult
+from driftloop.profiles import Profile, profile
+from driftloop.runtime.image_package import ImagePackage, ImagePredictions
+from driftloop.settings.monitor import MonitorSettings
+
+CONFIDENCE = "confidence"
+
+
+@dataclass(frozen=True)
+class ImageDrift:
+    """What the three looks found in one window of images."""
+
+    images: DriftReport  # the statistics of the images
+    outputs: DriftReport  # confidence and predicted classes
+    embeddings: TestResult
+
+    @property
+    def drifted(self) -> bool:
+        """Whether the images changed: their statistics as a whole, or what the network sees."""
+        return self.images.dataset_drift or self.embeddings.drifted
+
+    def reasons(self) -> list[str]:
+        """Sentences for people: what moved."""
+        found = []
+        if self.images.dataset_drift:
+            found.append(f"image statistics drifted: {', '.join(self.images.drifted)}")
+        if self.embeddings.drifted:
+            found.append(f"the network's embeddings drifted (MMD p = {self.embeddings.p_value:.3f})")
+        if self.outputs.drifted:
+            found.append(f"outputs drifted: {', '.join(self.outputs.drifted)}")
+        return found
+
+
+def image_profile(stats: pl.DataFrame, like: Profile | None = None) -> Profile:
+    """The profile of images' statistics (a column per statistic of :func:`image_stats`)."""
+    return profile(stats.select(IMAGE_STATS).cast(pl.Float64), list(IMAGE_STATS), [], like=like)
+
+
+def output_profile(predictions: ImagePredictions, like: Profile | None = None) -> Profile:
+    """The profile of the network's confidence and predicted classes."""
+    frame = pl.DataFrame(
+        {CONFIDENCE: predictions.probabilities.max(axis=1).astype(float), predictions.target: predictions.predicted}
+    )
+    return profile(frame, [CONFIDENCE], [predictions.target], like=like)
+
+
+def prepare_image_monitoring(trained: TrainedImages) -> None:
+    """Give ``trained``'s package its reference: the profile of its window's image statistics, and
+    its outputs and embeddings on the held-out images (those of the fit would be overconfident)."""
+    package = trained.package
+    probabilities, embeddings = package.score(package.standardisation.finish(trained.held_out.pixels))
+    held_out = ImagePredictions(package.target, package.classes, probabilities, embeddings, [], [])
+    package.reference = {
+        "images": image_profile(trained.window_stats).to_dict(),
+        "outputs": output_profile(held_out).to_dict(),
+    }
+    package.reference_embeddings = embeddings[:MAX_VECTORS]
+
+
+def image_drift(package: ImagePackage, current: ImagePredictions, settings: MonitorSettings) -> ImageDrift:
+    """Drift of a window's images and predictions (``current``, from ``package.predict``) against
+    the package's reference, by the tests of ``settings``."""
+    reference = package.reference
+    if "images" not in reference or "outputs" not in reference or package.reference_embeddings is None:
+        raise MonitorError("the image package holds no reference to compare with; retrain it with this driftloop")
+    if len(current.image_ids) < 2:
+        raise MonitorError(f"{len(current.image_ids)} image(s) in the window: too few to compare (at least 2)")
+    images_reference = Profile.from_dict(reference["images"])
+    outputs_reference = Profile.from_dict(reference["outputs"])
+    stats = pl.DataFrame(current.stats, schema=dict.fromkeys(IMAGE_STATS, pl.Float64))
+    current_images = image_profile(stats, like=images_reference)
+    return ImageDrift(
+        compare(images_reference, current_images, settings),
+        compare(outputs_reference, output_profile(current, like=outputs_reference), settings),
+        mmd_test(package.reference_embeddings, current.embeddings),
+    )
