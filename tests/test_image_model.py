@@ -23,6 +23,7 @@ from driftloop.project import Project, init_project
 from driftloop.runtime.backends.torch import FoldedConv
 from driftloop.runtime.image_package import ImagePackage
 from driftloop.runtime.image_spec import ConvSpec
+from driftloop.runtime.package import ModelPackage
 from driftloop.settings.images import Augmentation, ImageTrainSettings
 from driftloop.settings.monitor import MonitorSettings
 from tests.test_images import GOOD, digits, encoded, image_folder
@@ -105,6 +106,8 @@ def test_the_network_learns_the_digits_and_its_package_scores_files_after_a_relo
     assert lineage["images_version"] == digits_project.lake.version("images") and lineage["best_epoch"] >= 1
 
     package = ImagePackage.load(trained.package.save(tmp_path / "package"))
+    with pytest.raises(ModelPackageError, match="holds a package of kind 'image', not 'table'"):
+        ModelPackage.load(tmp_path / "package")  # the table scorer never reads an image network as its own
     lake = digits_project.lake.read("images").sort("captured_at", "image_id").tail(40)
     files = lake.get_column("content").to_list()
     before, after = trained.package.predict(files), package.predict(files)
@@ -175,7 +178,7 @@ def test_training_without_images_or_outside_an_image_project_is_refused(tmp_path
         train_images(init_project(tmp_path / "tables"))
     (tmp_path / "tabular").mkdir()
     (tmp_path / "tabular" / "package.json").write_text('{"format_version": 1}', encoding="utf-8")
-    with pytest.raises(ModelPackageError, match="does not hold an image package"):
+    with pytest.raises(ModelPackageError, match="holds a package of kind 'table', not 'image'"):
         ImagePackage.load(tmp_path / "tabular")
 
 

@@ -14,10 +14,11 @@ import copy
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 import numpy as np
 import torch
+from torch import nn
 from torch.nn import functional
 
 from driftloop.errors import TrainingError
@@ -60,16 +61,23 @@ class EpochLog:
     seconds: float
 
 
-@dataclass
-class FitResult:
-    """The best model (by validation loss) and how training went."""
+Net = TypeVar("Net", bound=nn.Module)
 
-    model: TabularNet
+
+@dataclass
+class Fit(Generic[Net]):
+    """The best network (by validation loss) and how training went: of a table's network
+    (:data:`FitResult`) or an image's (:data:`driftloop.model.train_images.ImageFit`)."""
+
+    model: Net
     history: list[EpochLog] = field(default_factory=list)
     best_epoch: int = 0
     seconds: float = 0.0
     samples_seen: int = 0
     stopped_early: bool = False
+
+
+FitResult = Fit[TabularNet]
 
 
 @dataclass(frozen=True)

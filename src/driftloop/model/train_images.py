@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -18,7 +18,7 @@ from torch.nn import functional
 from driftloop.errors import TrainingError
 from driftloop.images import Standardisation
 from driftloop.model.cnn import ConvNet
-from driftloop.model.train import Callback, EpochLog
+from driftloop.model.train import Callback, EpochLog, Fit
 from driftloop.runtime.image_spec import ConvSpec
 from driftloop.settings.images import Augmentation, ImageTrainSettings
 
@@ -38,16 +38,7 @@ class ImageSplit:
         return int(self.classes.shape[0])
 
 
-@dataclass
-class ImageFit:
-    """The best network (by validation loss) and how training went."""
-
-    model: ConvNet
-    history: list[EpochLog] = field(default_factory=list)
-    best_epoch: int = 0
-    seconds: float = 0.0
-    images_seen: int = 0
-    stopped_early: bool = False
+ImageFit = Fit[ConvNet]
 
 
 def fit_images(
@@ -89,7 +80,7 @@ def fit_images(
             loss.backward()  # type: ignore[no-untyped-call]
             optimiser.step()
             total += float(loss.item()) * len(rows)
-            result.images_seen += len(rows)
+            result.samples_seen += len(rows)
         model.eval()
         with torch.no_grad():
             validation_loss = float(functional.cross_entropy(model(checked), truth).item())

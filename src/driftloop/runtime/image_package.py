@@ -26,7 +26,7 @@ from driftloop.errors import ModelPackageError
 from driftloop.images import Decoded, ImageRules, Standardisation, decode, image_stats
 from driftloop.runtime.backends import DEFAULT_BACKEND, ImageBackend, resolve_image_backend
 from driftloop.runtime.image_spec import ConvSpec
-from driftloop.runtime.package import MANIFEST, WEIGHTS
+from driftloop.runtime.package import MANIFEST, WEIGHTS, read_manifest
 from driftloop.runtime.targets import probability_column
 
 KIND = "image"
@@ -142,12 +142,7 @@ class ImagePackage:
         """Read a package written by :meth:`save`, to score with ``backend``."""
         path = Path(folder)
         try:
-            manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
-            if manifest.get("kind") != KIND or manifest.get("format_version") != FORMAT_VERSION:
-                raise ModelPackageError(
-                    f"{path} does not hold an image package of format {FORMAT_VERSION} (kind "
-                    f"{manifest.get('kind', 'table')!r}, format {manifest.get('format_version')})"
-                )
+            manifest = read_manifest(path, KIND, FORMAT_VERSION)
             package = cls(
                 ConvSpec.from_dict(manifest["network"]),
                 load_file(str(path / WEIGHTS)),

@@ -32,6 +32,7 @@ from driftloop.runtime.spec import NetworkSpec
 from driftloop.runtime.targets import Targets
 
 FORMAT_VERSION = 1
+TABLE_KIND = "table"  # a package's kind when its manifest does not say (an image package says "image")
 WEIGHTS = "weights.safetensors"
 MANIFEST = "package.json"
 # Rows of a prediction request listed in an error about invalid input.
@@ -123,12 +124,7 @@ class ModelPackage:
         """Read a package written by :meth:`save`, to score with ``backend``."""
         path = Path(folder)
         try:
-            manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
-            if manifest.get("format_version") != FORMAT_VERSION:
-                raise ModelPackageError(
-                    f"{path} holds package format {manifest.get('format_version')}, this driftloop reads "
-                    f"{FORMAT_VERSION}; load it with the driftloop version that wrote it"
-                )
+            manifest = read_manifest(path, TABLE_KIND, FORMAT_VERSION)
             contract = Contract.model_validate(manifest["contract"])
             spec = NetworkSpec.from_dict(manifest["network"])
             weights = load_file(str(path / WEIGHTS))
@@ -147,6 +143,21 @@ class ModelPackage:
         )
         _ = package.network  # a package whose weights do not fit its network fails here, not at a request
         return package
+
+
+def read_manifest(path: Path, kind: str, version: int) -> dict[str, Any]:
+    """The manifest of the package in ``path``, if it is of ``kind`` (a package that does not say
+    is a table's) and of format ``version``; a ModelPackageError saying which otherwise."""
+    manifest: dict[str, Any] = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    found = manifest.get("kind", TABLE_KIND)
+    if found != kind:
+        raise ModelPackageError(f"{path} holds a package of kind {found!r}, not {kind!r}")
+    if manifest.get("format_version") != version:
+        raise ModelPackageError(
+            f"{path} holds package format {manifest.get('format_version')}, this driftloop reads {version}; "
+            "load it with the driftloop version that wrote it"
+        )
+    return manifest
 
 
 def _scoring_contract(contract: Contract) -> Contract:

@@ -6,6 +6,7 @@ name and resolved in one function, its module imported only then (an edge device
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from driftloop.errors import ModelPackageError
 from driftloop.runtime.backends.base import Backend, BackendLoader, ImageBackend, ImageBackendLoader
@@ -18,20 +19,21 @@ DEFAULT_BACKEND = "torch"
 
 def resolve_backend(name: str) -> BackendLoader:
     """The loader of backend ``name``; a ModelPackageError naming the known ones otherwise."""
-    if name not in BACKENDS:
-        raise ModelPackageError(f"no scoring backend named {name!r}; the backends are {sorted(BACKENDS)}")
-    module, attribute = BACKENDS[name]
-    loader: BackendLoader = getattr(importlib.import_module(module), attribute)
+    loader: BackendLoader = _loader(BACKENDS, name, "scoring backend")
     return loader
 
 
 def resolve_image_backend(name: str) -> ImageBackendLoader:
     """The loader of image backend ``name``; a ModelPackageError naming the known ones otherwise."""
-    if name not in IMAGE_BACKENDS:
-        raise ModelPackageError(f"no image scoring backend named {name!r}; the backends are {sorted(IMAGE_BACKENDS)}")
-    module, attribute = IMAGE_BACKENDS[name]
-    loader: ImageBackendLoader = getattr(importlib.import_module(module), attribute)
+    loader: ImageBackendLoader = _loader(IMAGE_BACKENDS, name, "image scoring backend")
     return loader
+
+
+def _loader(known: dict[str, tuple[str, str]], name: str, what: str) -> Any:
+    if name not in known:
+        raise ModelPackageError(f"no {what} named {name!r}; the backends are {sorted(known)}")
+    module, attribute = known[name]
+    return getattr(importlib.import_module(module), attribute)
 
 
 __all__ = [
