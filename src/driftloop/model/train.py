@@ -76,8 +76,46 @@ class Fit(Generic[Net]):
     samples_seen: int = 0
     stopped_early: bool = False
 
+    def log(self, epoch: EpochLog, callbacks: Sequence[Callback]) -> None:
+        """Keep an epoch's log and tell the observers."""
+        self.history.append(epoch)
+        for callback in callbacks:
+            callback.on_epoch_end(epoch)
+
+    def end(self, stopping: EarlyStopping, started: float) -> Fit[Net]:
+        """Training is over: the best epoch's weights back in the model, and the time it took."""
+        stopping.restore()
+        self.best_epoch = stopping.best_epoch
+        self.seconds = time.perf_counter() - started
+        return self
+
 
 FitResult = Fit[TabularNet]
+# Below this, a validation loss is no better than the best so far.
+MIN_IMPROVEMENT = 1e-6
+
+
+class EarlyStopping:
+    """The weights of the epoch with the best validation loss so far, and whether patience has
+    run out; ``best`` is where training begins (the untrained model's loss, when it competes)."""
+
+    def __init__(self, model: nn.Module, patience: int, best: float = float("inf")) -> None:
+        self.model, self.patience, self.best = model, patience, best
+        self.state = copy.deepcopy(model.state_dict())
+        self.best_epoch, self.waited = 0, 0
+
+    def out_of_patience(self, loss: float, epoch: int) -> bool:
+        """Keep the weights if ``loss`` is the best yet; True once ``patience`` epochs in a row were not."""
+        if loss < self.best - MIN_IMPROVEMENT:
+            self.best, self.state, self.best_epoch, self.waited = loss, copy.deepcopy(self.model.state_dict()), epoch, 0
+            return False
+        self.waited += 1
+        return self.waited >= self.patience
+
+    def restore(self) -> None:
+        """Put the best weights back, in evaluation mode."""
+        self.model.load_state_dict(self.state)
+        self.model.eval()
 
 
 @dataclass(frozen=True)
@@ -146,8 +184,7 @@ def fit(
     scheduler = _scheduler(optimizer, settings)
     result = FitResult(model)
     trained = _parallel(model, shard)
-    best = _weighted(weights, evaluate_loss(model, validation, heads))
-    best_state, waited = copy.deepcopy(model.state_dict()), 0
+    stopping = EarlyStopping(model, settings.patience, best=_weighted(weights, evaluate_loss(model, validation, heads)))
     started = time.perf_counter()
     for epoch in range(1, settings.epochs + 1):
         tick = time.perf_counter()
@@ -163,20 +200,11 @@ def fit(
             float(optimizer.param_groups[0]["lr"]),
             time.perf_counter() - tick,
         )
-        result.history.append(log)
-        for callback in callbacks:
-            callback.on_epoch_end(log)
-        if score < best - 1e-6:
-            best, best_state, waited, result.best_epoch = score, copy.deepcopy(model.state_dict()), 0, epoch
-        else:
-            waited += 1
-            if waited >= settings.patience:
-                result.stopped_early = True
-                break
-    model.load_state_dict(best_state)
-    model.eval()
-    result.seconds = time.perf_counter() - started
-    return result
+        result.log(log, callbacks)
+        if stopping.out_of_patience(score, epoch):
+            result.stopped_early = True
+            break
+    return result.end(stopping, started)
 
 
 def refit(

@@ -6,7 +6,6 @@ the same seed gives the same model.
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from torch.nn import functional
 from driftloop.errors import TrainingError
 from driftloop.images import Standardisation
 from driftloop.model.cnn import ConvNet
-from driftloop.model.train import Callback, EpochLog, Fit
+from driftloop.model.train import Callback, EarlyStopping, EpochLog, Fit
 from driftloop.runtime.image_spec import ConvSpec
 from driftloop.settings.images import Augmentation, ImageTrainSettings
 
@@ -62,7 +61,7 @@ def fit_images(
     checked = torch.from_numpy(standardisation.finish(validation.pixels))
     truth = torch.from_numpy(validation.classes).long()
     result = ImageFit(model)
-    best_loss, best_state, waited = float("inf"), copy.deepcopy(model.state_dict()), 0
+    stopping = EarlyStopping(model, settings.patience)
     started = time.perf_counter()
     for epoch in range(1, settings.epochs + 1):
         began = time.perf_counter()
@@ -86,25 +85,11 @@ def fit_images(
             validation_loss = float(functional.cross_entropy(model(checked), truth).item())
         log = EpochLog(epoch, total / len(train), validation_loss, {LABEL: validation_loss},
                        optimiser.param_groups[0]["lr"], time.perf_counter() - began)  # fmt: skip
-        result.history.append(log)
-        for callback in callbacks:
-            callback.on_epoch_end(log)
-        if validation_loss < best_loss:
-            best_loss, best_state, waited, result.best_epoch = (
-                validation_loss,
-                copy.deepcopy(model.state_dict()),
-                0,
-                epoch,
-            )
-        else:
-            waited += 1
-            if waited >= settings.patience:
-                result.stopped_early = True
-                break
-    model.load_state_dict(best_state)
-    model.eval()
-    result.seconds = time.perf_counter() - started
-    return result
+        result.log(log, callbacks)
+        if stopping.out_of_patience(validation_loss, epoch):
+            result.stopped_early = True
+            break
+    return result.end(stopping, started)
 
 
 def augment(batch: torch.Tensor, settings: Augmentation, generator: torch.Generator) -> torch.Tensor:

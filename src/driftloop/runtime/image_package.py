@@ -10,7 +10,6 @@ the server all call :meth:`ImagePackage.predict`, so they run the same steps on 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -26,7 +25,7 @@ from driftloop.errors import ModelPackageError
 from driftloop.images import Decoded, ImageRules, Standardisation, decode, image_stats
 from driftloop.runtime.backends import DEFAULT_BACKEND, ImageBackend, resolve_image_backend
 from driftloop.runtime.image_spec import ConvSpec
-from driftloop.runtime.package import MANIFEST, WEIGHTS, read_manifest
+from driftloop.runtime.package import WEIGHTS, read_manifest, write_package
 from driftloop.runtime.targets import probability_column
 
 KIND = "image"
@@ -116,12 +115,6 @@ class ImagePackage:
 
     def save(self, folder: Path) -> Path:
         """Write the package into ``folder`` (created); returns it."""
-        folder.mkdir(parents=True, exist_ok=True)
-        save_file({k: np.ascontiguousarray(v) for k, v in self.weights.items()}, str(folder / WEIGHTS))
-        if self.reference_embeddings is not None:
-            save_file(
-                {"embeddings": np.ascontiguousarray(self.reference_embeddings)}, str(folder / REFERENCE_EMBEDDINGS)
-            )
         manifest = {
             "format_version": FORMAT_VERSION,
             "kind": KIND,
@@ -134,7 +127,10 @@ class ImagePackage:
             "lineage": self.lineage,
             "reference": self.reference,
         }
-        (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
+        write_package(folder, self.weights, manifest)
+        if self.reference_embeddings is not None:
+            embeddings = {"embeddings": np.ascontiguousarray(self.reference_embeddings)}
+            save_file(embeddings, str(folder / REFERENCE_EMBEDDINGS))
         return folder
 
     @classmethod

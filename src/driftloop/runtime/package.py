@@ -103,8 +103,6 @@ class ModelPackage:
 
     def save(self, folder: Path) -> Path:
         """Write the package into ``folder`` (created); returns it."""
-        folder.mkdir(parents=True, exist_ok=True)
-        save_file({k: np.ascontiguousarray(v) for k, v in self.weights.items()}, str(folder / WEIGHTS))
         manifest = {
             "format_version": FORMAT_VERSION,
             "network": self.spec.to_dict(),
@@ -116,8 +114,7 @@ class ModelPackage:
             "lineage": self.lineage,
             "reference": self.reference,
         }
-        (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
-        return folder
+        return write_package(folder, self.weights, manifest)
 
     @classmethod
     def load(cls, folder: str | Path, *, backend: str = DEFAULT_BACKEND) -> ModelPackage:
@@ -143,6 +140,14 @@ class ModelPackage:
         )
         _ = package.network  # a package whose weights do not fit its network fails here, not at a request
         return package
+
+
+def write_package(folder: Path, weights: dict[str, np.ndarray], manifest: dict[str, Any]) -> Path:
+    """Write a package's weights and manifest into ``folder`` (created); returns it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({k: np.ascontiguousarray(v) for k, v in weights.items()}, str(folder / WEIGHTS))
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
+    return folder
 
 
 def read_manifest(path: Path, kind: str, version: int) -> dict[str, Any]:
