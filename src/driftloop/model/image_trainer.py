@@ -8,7 +8,7 @@ records with the window and the split, so a model names the exact image set it l
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,7 +17,7 @@ import polars as pl
 from PIL import Image
 
 from driftloop.errors import ConfigError, TrainingError
-from driftloop.images import ImageRules
+from driftloop.images import ImageRules, Standardisation
 from driftloop.lake import CAPTURED_AT, IMAGE_ID, IMAGE_LABEL, IMAGE_STATS, Table
 from driftloop.model.data import split_by_time
 from driftloop.model.metrics import classification_metrics
@@ -57,7 +57,7 @@ def train_images(
     train_settings, standardisation = settings.train, settings.standardise
     splits = split_by_time(images, CAPTURED_AT, train_settings.validation_fraction, train_settings.test_fraction)
     train, validation, test = (
-        _split(part, classes, standardisation.pixels) for part in (splits.train, splits.validation, splits.test)
+        _split(part, classes, standardisation) for part in (splits.train, splits.validation, splits.test)
     )
     spec = ConvSpec(
         channels=standardisation.channels,
@@ -115,12 +115,12 @@ def _labelled_images(project: Project, since: datetime | None, until: datetime |
     return images, version
 
 
-def _split(part: pl.DataFrame, classes: list[str], pixels: Callable[[Sequence[Image.Image]], np.ndarray]) -> ImageSplit:
-    """A split's images decoded and made pixels, and their class indices."""
+def _split(part: pl.DataFrame, classes: list[str], standardisation: Standardisation) -> ImageSplit:
+    """A split's images decoded and made pixels (augmentation acts on these), and their class indices."""
     opened = [Image.open(io.BytesIO(content)) for content in part.get_column("content")]
     index = {c: i for i, c in enumerate(classes)}
     labels = np.array([index[label] for label in part.get_column(IMAGE_LABEL)], dtype=np.int64)
-    return ImageSplit(pixels(opened), labels)
+    return ImageSplit(standardisation.pixels(opened), labels)
 
 
 def _metrics(package: ImagePackage, part: ImageSplit) -> dict[str, float]:
