@@ -99,7 +99,7 @@ def trained(digits_project: Project) -> TrainedImages:
 def test_the_network_learns_the_digits_and_its_package_scores_files_after_a_reload(
     digits_project: Project, trained: TrainedImages, tmp_path: Path
 ) -> None:
-    test = trained.package.metrics["test"]["label"]
+    test = trained.package.metrics["network"]["test"]["label"]
     assert trained.rows == {"train": 420, "validation": 90, "test": 90}
     assert test["accuracy"] > 0.9 and test["log_loss"] < 0.5, test
     lineage = trained.package.lineage

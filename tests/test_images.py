@@ -8,7 +8,7 @@ import io
 import os
 import struct
 import zlib
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -139,13 +139,16 @@ def test_standardisation_makes_one_shape_and_with_normalise_hides_lighting() -> 
     assert np.allclose(normalised.apply([photo]), normalised.apply([darker]), atol=0.05)
 
 
-def image_folder(root: Path, count: int, *, start: int = 0) -> Path:
-    """Digits as PNG files in one subfolder per class, each file's time the minute of its index."""
+def image_folder(
+    root: Path, count: int, *, start: int = 0, day: date = date(2026, 3, 1), labelled: bool = True
+) -> Path:
+    """Digits as PNG files in one subfolder per class (or all in ``root`` unlabelled), each file's
+    time the minute of its index, from 08:00 of ``day``."""
     for i, (label, image) in enumerate(digits(count, start=start), start=start):
-        path = root / str(label) / f"digit{i:04d}.png"
+        path = (root / str(label) if labelled else root) / f"digit{i:04d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(encoded(image))
-        taken = datetime(2026, 3, 1, 8, i % 60).timestamp()
+        taken = datetime(day.year, day.month, day.day, 8, i % 60).timestamp()
         os.utime(path, (taken, taken))
     return root
 
@@ -267,7 +270,7 @@ def test_an_image_project_from_the_command_line(tmp_path: Path) -> None:
     again = runner.invoke(app, ["ingest", str(folder), "--project", str(tmp_path / "p")])
     assert again.exit_code == 0 and "already ingested" in again.stdout
 
-    for command in (["features"], ["train"], ["predict", "--date", "2026-03-01"], ["run"], ["serve"]):
+    for command in (["features"], ["evaluate", "1"], ["predict", "--date", "2026-03-01"], ["run"], ["serve"]):
         table_only = runner.invoke(app, [*command, "--project", str(tmp_path / "p")])
         assert table_only.exit_code != 0 and "works on table projects" in " ".join(table_only.stderr.split())
 

@@ -81,14 +81,25 @@ def metrics_table(title: str, first: str, rows: list[tuple[str, dict[str, float]
     return table
 
 
+def show_metrics(
+    title: str, metrics: dict[str, dict[str, float]], other: dict[str, dict[str, float]] | None, other_name: str
+) -> None:
+    rows: list[tuple[str, dict[str, float], list[str], str]] = []
+    for target, values in metrics.items():
+        rows.append((target, values, [], ""))
+        if other is not None:
+            rows.append((f"  {other_name}", other[target], [], "dim"))
+    out.print(metrics_table(title, "target", rows))
+
+
 def table_project(folder: Path, command: str) -> Project:
     """The project in ``folder`` for a command that works on tables; a clear error for an image
-    project, whose network trains from Python until the command line's image stages land."""
+    project, saying which commands it has."""
     project = Project.load(folder)
     if project.settings.images is not None:
         raise ConfigError(
-            f"`driftloop {command}` works on table projects for now; {project.root} is an image project. Its "
-            "images go in with `driftloop ingest FOLDER`, and its network trains from Python "
-            "(driftloop.model.image_trainer.train_images) until the command line's image stages land"
+            f"`driftloop {command}` works on table projects; {project.root} is an image project. Its images go in "
+            "with `driftloop ingest FOLDER`, its network trains with `driftloop train` and moves through the "
+            "stages with `driftloop promote`"
         )
     return project

@@ -145,10 +145,13 @@ def ingest_command(
 ) -> None:
     """Validate files into the raw table (or, with --labels, ground truth into labels); rows breaking a rule go
     to quarantine with their reasons. In an image project, images go to the images table, each once, and bad
-    files to image_quarantine."""
+    files to image_quarantine; with --labels, CSVs of image_id,label or file,label label images already in."""
     project = Project.load(project_dir)
-    if project.settings.images is not None and not labels:
-        _ingest_images(project, paths, image_labels, as_json)
+    if project.settings.images is not None:
+        if labels:
+            _label_images(project, paths, as_json)
+        else:
+            _ingest_images(project, paths, image_labels, as_json)
         return
     if image_labels is not None:
         raise ConfigError(f"--image-labels names the classes of images; {project.root} is not an image project")
@@ -184,6 +187,20 @@ def _ingest_images(project: Project, paths: list[Path], image_labels: Path | Non
     show_ingest([summary], unit="files")
     if summary.rows_duplicate:
         out.print(f"{summary.rows_duplicate:,} file(s) held content the lake keeps already: not stored again")
+
+
+def _label_images(project: Project, paths: list[Path], as_json: bool) -> None:
+    from driftloop.image_labels import label_images
+
+    summaries = [label_images(project, path) for path in paths]
+    if as_json:
+        emit_json([s.to_dict() for s in summaries])
+        return
+    for s in summaries:
+        out.print(
+            f"[green]labels[/] {s.source}: {s.labelled:,} image(s) labelled, {s.relabelled:,} relabelled, "
+            f"{s.unchanged:,} unchanged" + (f" (images table version {s.version})" if s.version is not None else "")
+        )
 
 
 @handled

@@ -15,11 +15,12 @@ from driftloop.cli.common import (
     ProjectOption,
     emit_json,
     handled,
-    metrics_table,
     out,
     progress_bar,
+    show_metrics,
     table_project,
 )
+from driftloop.cli.images import train_image_network
 from driftloop.errors import ConfigError
 from driftloop.project import Project
 
@@ -30,12 +31,18 @@ def train(
     features_version: Annotated[int | None, typer.Option(help="Features table version to train on.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Train the network on the features table, track the run in MLflow, register a dev version."""
+    """Train the network on the features table (an image project's on its labelled images), track the run in
+    MLflow, register a dev version."""
     from driftloop.model.trainer import train_project
     from driftloop.monitor.prepare import prepare_monitoring
     from driftloop.registry.mlflow.tracking import MlflowTracker
 
-    project = table_project(project_dir, "train")
+    project = Project.load(project_dir)
+    if project.settings.images is not None:
+        if features_version is not None:
+            raise ConfigError("--features-version names a features table; an image project trains on its images")
+        train_image_network(project, project_dir, as_json)
+        return
     epochs = project.settings.train.epochs
     with progress_bar(as_json, bar=True) as progress, MlflowTracker(project) as tracker:
         task = progress.add_task("training", total=epochs)
@@ -191,7 +198,7 @@ def models(
         emit_json({"versions": rows, "events": events.to_dicts()})
         return
     table = Table("version", "stage", "aliases", "created (UTC)", "test metrics", "last decision", title=registry.name)
-    decisive = project.settings.promote.metric
+    decisive = (project.settings.promote.metric, project.settings.promote.class_metric)
     for row in rows:
         shown = ", ".join(
             f"{k.removeprefix('test_')}={v:g}" for k, v in row["test_metrics"].items() if k.endswith(decisive)
@@ -211,17 +218,6 @@ def models(
         )
     if history.row_count:
         out.print(history)
-
-
-def show_metrics(
-    title: str, metrics: dict[str, dict[str, float]], other: dict[str, dict[str, float]] | None, other_name: str
-) -> None:
-    rows: list[tuple[str, dict[str, float], list[str], str]] = []
-    for target, values in metrics.items():
-        rows.append((target, values, [], ""))
-        if other is not None:
-            rows.append((f"  {other_name}", other[target], [], "dim"))
-    out.print(metrics_table(title, "target", rows))
 
 
 def show_decision(decision: Any) -> None:

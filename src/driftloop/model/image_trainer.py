@@ -7,25 +7,27 @@ records with the window and the split, so a model names the exact image set it l
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
 import polars as pl
-from PIL import Image
 
 from driftloop.errors import ConfigError, TrainingError
 from driftloop.images import ImageRules, Standardisation
-from driftloop.lake import CAPTURED_AT, IMAGE_ID, IMAGE_LABEL, IMAGE_STATS, Table
+from driftloop.lake import CAPTURED_AT, IMAGE_LABEL, IMAGE_STATS
 from driftloop.model.data import split_by_time
+from driftloop.model.image_data import labelled_images, opened
 from driftloop.model.metrics import classification_metrics
 from driftloop.model.train import Callback
 from driftloop.model.train_images import ImageFit, ImageSplit, fit_images
 from driftloop.project import Project
 from driftloop.runtime.image_package import ImagePackage
 from driftloop.runtime.image_spec import ConvSpec
+
+# Labelled images a network is trained on at the least.
+MIN_IMAGES = 10
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,11 @@ def train_images(
     if settings is None:
         raise ConfigError(f"{project.root} is not an image project (no [images] section)")
     classes = project.contract.columns[IMAGE_LABEL].classes or []
-    images, version = _labelled_images(project, since, until)
+    images, version = labelled_images(project.lake, since=since, until=until)
+    if images.height < MIN_IMAGES:
+        raise TrainingError(
+            f"{images.height} labelled image(s) in the window: too few to train on (at least {MIN_IMAGES})"
+        )
     train_settings, standardisation = settings.train, settings.standardise
     splits = split_by_time(images, CAPTURED_AT, train_settings.validation_fraction, train_settings.test_fraction)
     train, validation, test = (
@@ -78,7 +84,10 @@ def train_images(
         classes,
     )
     package.metrics = {
-        name: {IMAGE_LABEL: _metrics(package, part)} for name, part in (("validation", validation), ("test", test))
+        "network": {
+            name: {IMAGE_LABEL: _metrics(package, part)} for name, part in (("validation", validation), ("test", test))
+        },
+        "baseline": {"test": {IMAGE_LABEL: _prior_metrics(train, test, len(classes))}},
     }
     rows = {"train": len(train), "validation": len(validation), "test": len(test)}
     package.lineage = {
@@ -98,31 +107,20 @@ def train_images(
     return TrainedImages(package, fitted, rows, images.select(IMAGE_STATS), held_out)
 
 
-def _labelled_images(project: Project, since: datetime | None, until: datetime | None) -> tuple[pl.DataFrame, int]:
-    lake = project.lake
-    version = lake.version(Table.IMAGES)
-    if version is None:
-        raise TrainingError("the images table is empty: ingest images with `driftloop ingest FOLDER` first")
-    scan = lake.scan(Table.IMAGES, version=version).filter(pl.col(IMAGE_LABEL).is_not_null())
-    if since is not None:
-        scan = scan.filter(pl.col(CAPTURED_AT) >= since)
-    if until is not None:
-        scan = scan.filter(pl.col(CAPTURED_AT) < until)
-    columns = [IMAGE_ID, CAPTURED_AT, IMAGE_LABEL, "content", *IMAGE_STATS]
-    images = scan.select(columns).collect().sort(CAPTURED_AT, IMAGE_ID)
-    if images.height < 10:
-        raise TrainingError(f"{images.height} labelled image(s) in the window: too few to train on (at least 10)")
-    return images, version
-
-
 def _split(part: pl.DataFrame, classes: list[str], standardisation: Standardisation) -> ImageSplit:
     """A split's images decoded and made pixels (augmentation acts on these), and their class indices."""
-    opened = [Image.open(io.BytesIO(content)) for content in part.get_column("content")]
     index = {c: i for i, c in enumerate(classes)}
     labels = np.array([index[label] for label in part.get_column(IMAGE_LABEL)], dtype=np.int64)
-    return ImageSplit(standardisation.pixels(opened), labels)
+    return ImageSplit(standardisation.pixels(opened(part)), labels)
 
 
 def _metrics(package: ImagePackage, part: ImageSplit) -> dict[str, float]:
     probabilities, _ = package.score(package.standardisation.finish(part.pixels))
     return classification_metrics(part.classes.astype(np.float64), probabilities)
+
+
+def _prior_metrics(train: ImageSplit, test: ImageSplit, classes: int) -> dict[str, float]:
+    """The baseline's metrics: every image given the training images' class shares, so its
+    accuracy is the majority class's share of the test images (what a network must beat)."""
+    shares = np.bincount(train.classes, minlength=classes) / len(train)
+    return classification_metrics(test.classes.astype(np.float64), np.tile(shares, (len(test), 1)))

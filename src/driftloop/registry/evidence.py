@@ -22,6 +22,7 @@ from driftloop.model.data import held_out_rows, rows_after, split_clock
 from driftloop.project import Project
 from driftloop.registry.gates import score
 from driftloop.runtime import ModelPackage
+from driftloop.settings.promote import PromoteSettings
 
 # What identifies a test window's rows in a package's lineage.
 TEST_WINDOW = ("test_start", "window", "features_version", "labels_version")
@@ -70,21 +71,38 @@ def ahead(
     """Both models scored on the ``judge_days`` days after the challenger's training data, once
     they are labelled at ``at`` (naive UTC); :class:`Awaiting` before; None when the wait is over
     and not one of their rows was labelled."""
-    settings = project.settings.promote
-    days = settings.judge_days
-    if days is None:
-        raise RegistryError("[promote] judge_days is not set: a challenger is judged on its held-out window")
+    days = judge_days(project.settings.promote)
     since = datetime.fromisoformat(str(challenger.lineage["data_until"]))
     until = since + timedelta(days=days)
     rows, total = rows_after(project.lake, project.feature_set(), since, days)
-    complete = total > 0 and rows.height >= total
-    if at < until or (not complete and at < until + timedelta(days=settings.judge_wait_days)):
-        return Awaiting(until, rows.height, total)
+    waiting = still_waiting(project.settings.promote, since, rows.height, total, at)
+    if waiting is not None:
+        return waiting
     if rows.is_empty():
         return None
     where = f"the {days:g} days after its training data, {since:%Y-%m-%d %H:%M} to {until:%Y-%m-%d %H:%M}"
     theirs, basis = _champion_on(champion, rows, where)
     return Evidence(score(challenger, rows), theirs, rows.height, since.isoformat(), basis, until.isoformat())
+
+
+def judge_days(settings: PromoteSettings) -> float:
+    """The days ahead a challenger is judged on; a RegistryError when they are not set."""
+    if settings.judge_days is None:
+        raise RegistryError("[promote] judge_days is not set: a challenger is judged on its held-out window")
+    return settings.judge_days
+
+
+def still_waiting(
+    settings: PromoteSettings, since: datetime, labelled: int, total: int, at: datetime
+) -> Awaiting | None:
+    """What a challenger whose data ends at ``since`` waits for at ``at`` (naive UTC), with
+    ``labelled`` of the ``total`` rows of its days ahead labelled so far; None: judge it now. It
+    waits for the days to pass, then for every row's label, or for ``judge_wait_days`` more."""
+    until = since + timedelta(days=judge_days(settings))
+    complete = total > 0 and labelled >= total
+    if at < until or (not complete and at < until + timedelta(days=settings.judge_wait_days)):
+        return Awaiting(until, labelled, total)
+    return None
 
 
 def _champion_on(champion: ModelPackage, rows: pl.DataFrame, where: str) -> tuple[dict[str, dict[str, float]], str]:

@@ -1,9 +1,10 @@
 """Promotion gates: checks that return results; :mod:`driftloop.registry.registry` decides on them.
 
 dev -> qa: the model loads from the registry in a fresh process, scores contract-valid rows
-with finite outputs, refuses invalid rows with a clear error, meets the p99 single-row
-latency budget, meets the metric floors and beats the linear baseline (ridge for a number,
-logistic regression for a label) on its test window.
+(or images) with finite outputs, refuses invalid ones with a clear error, meets the p99
+single-row latency budget, meets the metric floors and beats its baseline on its test window
+(ridge for a number and logistic regression for a label of a table; the training images' class
+shares for an image network).
 
 qa -> prod: the champion is scored on the rows of the challenger's test window (the newest
 labelled days of its training window, held out of the fit that measured it);
@@ -49,31 +50,43 @@ class GateResult:
         return asdict(self)
 
 
-def qa_gates(
-    package: ModelPackage, model_uri: str, uris: tuple[str, str], sample: pl.DataFrame, settings: PromoteSettings
-) -> list[GateResult]:
-    """Every dev -> qa gate for ``package`` (registered at ``model_uri``), on raw ``sample`` rows."""
-    report = fresh_process_report(model_uri, uris, sample, package.contract)
+@dataclass(frozen=True)
+class Candidate:
+    """What the dev -> qa gates exercise: the version registered at ``model_uri`` in MLflow at
+    ``uris`` (tracking, registry), its recorded ``metrics`` (``{"network"|"baseline": {split:
+    {target: {metric: value}}}}``), model inputs it must score (``valid``) and refuse
+    (``invalid``), as its pyfunc takes them, and what its baseline is, for people."""
+
+    model_uri: str
+    uris: tuple[str, str]
+    metrics: dict[str, Any]
+    valid: pl.DataFrame
+    invalid: pl.DataFrame
+    baseline: str = "the linear baseline"
+
+
+def qa_gates(candidate: Candidate, settings: PromoteSettings) -> list[GateResult]:
+    """Every dev -> qa gate for ``candidate``."""
+    report = fresh_process_report(candidate)
     return [
         _loads(report),
         _finite(report),
         _refuses(report),
         _latency(report, settings.latency_budget_ms),
-        _floors(package, settings),
-        _beats_baseline(package, settings),
+        _floors(candidate.metrics, settings),
+        _beats_baseline(candidate.metrics, settings, candidate.baseline),
     ]
 
 
-def fresh_process_report(
-    model_uri: str, uris: tuple[str, str], sample: pl.DataFrame, contract: Contract
-) -> dict[str, Any]:
-    """Load and exercise the registered model in a new Python process (see ``fresh_load``),
-    from MLflow at ``uris`` (the tracking URI, the registry URI)."""
-    tracking_uri, registry_uri = uris
+def fresh_process_report(candidate: Candidate) -> dict[str, Any]:
+    """Load and exercise the registered model in a new Python process (see ``fresh_load``), from
+    MLflow at the candidate's URIs."""
+    tracking_uri, registry_uri = candidate.uris
+    model_uri = candidate.model_uri
     with tempfile.TemporaryDirectory() as folder:
         valid, invalid = Path(folder) / "valid.parquet", Path(folder) / "invalid.parquet"
-        sample.write_parquet(valid)
-        invalid_rows(sample, contract).write_parquet(invalid)
+        candidate.valid.write_parquet(valid)
+        candidate.invalid.write_parquet(invalid)
         request = {
             "model_uri": model_uri,
             "valid": str(valid),
@@ -186,8 +199,8 @@ def _latency(report: dict[str, Any], budget_ms: float) -> GateResult:
     return GateResult("latency", passed, detail, latency)
 
 
-def _floors(package: ModelPackage, settings: PromoteSettings) -> GateResult:
-    test = package.metrics["network"]["test"]
+def _floors(metrics: dict[str, Any], settings: PromoteSettings) -> GateResult:
+    test = metrics["network"]["test"]
     failures, numbers = [], {}
     for key, floor in settings.floors.items():
         target, _, metric = key.partition(".")
@@ -203,13 +216,13 @@ def _floors(package: ModelPackage, settings: PromoteSettings) -> GateResult:
     return GateResult("metric floors", not failures, detail, numbers)
 
 
-def _beats_baseline(package: ModelPackage, settings: PromoteSettings) -> GateResult:
-    network, baseline = package.metrics["network"]["test"], package.metrics["baseline"]["test"]
+def _beats_baseline(metrics: dict[str, Any], settings: PromoteSettings, name: str) -> GateResult:
+    network, baseline = metrics["network"]["test"], metrics["baseline"]["test"]
     decisive = {t: settings.decisive(network[t]) for t in network}
     gains = {t: _relative_gain(network[t][m], baseline[t][m], HIGHER_IS_BETTER[m]) for t, m in decisive.items()}
     mean = sum(gains.values()) / len(gains)
     metric = "/".join(sorted(set(decisive.values())))
     numbers = {"metric": metric, "metrics": decisive, "network": network, "baseline": baseline, "relative_gain": gains}
-    detail = f"test {metric} {mean:+.1%} vs the linear baseline (may fall short by {settings.baseline_margin:.1%})"
+    detail = f"test {metric} {mean:+.1%} vs {name} (may fall short by {settings.baseline_margin:.1%})"
     passed = mean > -settings.baseline_margin
     return GateResult("beats baseline", passed, detail, numbers)

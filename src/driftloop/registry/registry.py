@@ -2,8 +2,9 @@
 
 Each trained version is registered in MLflow with the tag ``stage=dev``. :meth:`Registry.promote`
 runs the dev -> qa gates, then (as a challenger) the qa -> prod comparison with the champion on
-the rows :mod:`~driftloop.registry.evidence` chooses: the challenger's held-out test window, or
-the days after its training data once they are labelled (``[promote] judge_days``). The
+the rows (or images) the kind's :class:`~driftloop.registry.judge.Judge` reads: the challenger's
+held-out test window, or the days after its training data once they are labelled
+(``[promote] judge_days``). The
 aliases ``champion``, ``challenger`` and ``previous`` carry the state. Promotions hold a lock
 on the project, so two racing promotions run one after the other: the second is judged against
 the champion the first left. Every decision goes to the ``events`` table and onto the version as
@@ -25,14 +26,14 @@ import polars as pl
 
 from driftloop.errors import RegistryError
 from driftloop.lake import TABLES, Table, empty
-from driftloop.model.data import recent_labelled_rows
 from driftloop.project import Project
-from driftloop.registry import evidence
 from driftloop.registry.decisions import DECISION_TAG, STAGE_TAG, Alias, Decision, DecisionKind, Stage
 from driftloop.registry.evidence import Awaiting, Evidence
-from driftloop.registry.gates import GateResult, compare, qa_gates
+from driftloop.registry.gates import GateResult, compare
+from driftloop.registry.judge import judge_for
 from driftloop.registry.mlflow.store import ModelStore, VersionInfo
 from driftloop.runtime import ModelPackage
+from driftloop.runtime.kinds import AnyPackage, table_package
 
 
 class Registry:
@@ -42,6 +43,7 @@ class Registry:
         self.project = project
         self.name = project.model_name
         self.store = ModelStore(project.tracking_uri, self.name, registry_uri=project.registry_uri)
+        self.judge = judge_for(project, self.store)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -65,7 +67,11 @@ class Registry:
         return self.store.version(version).stage
 
     def load(self, version: str) -> ModelPackage:
-        """The package of ``version``, read from the registry once per process."""
+        """The table package of ``version``, read from the registry once per process."""
+        return table_package(self.store.load(version), f"version {version} of {self.name!r}")
+
+    def package(self, version: str) -> AnyPackage:
+        """The package of ``version``, whatever its kind, read from the registry once per process."""
         return self.store.load(version)
 
     def events(self) -> pl.DataFrame:
@@ -143,14 +149,7 @@ class Registry:
         self.store.set_tags(version, tags)
 
     def _to_qa(self, version: str, at: datetime) -> Decision:
-        package = self.load(version)
-        rows = self._recent_rows()
-        inputs = [c for c in package.contract.stored_columns if c not in package.contract.targets]
-        gates = qa_gates(
-            package, self.store.model_uri(version), (self.project.tracking_uri, self.project.registry_uri),
-            package.contract.as_sent(rows.select(inputs)),
-            self.project.settings.promote,
-        )  # fmt: skip
+        gates = self.judge.qa_gates(version)
         failed = [g for g in gates if not g.passed]
         if failed:
             reason = "; ".join(f"{g.name}: {g.detail}" for g in failed)
@@ -179,11 +178,10 @@ class Registry:
             return self._record(
                 Decision(DecisionKind.CHAMPION, version, before, Stage.PROD, "first champion", None, version, at=at)
             )
-        challenger, serving = self.load(version), self.load(champion)
         if self.project.settings.promote.judge_days is None:
-            found: Evidence | Awaiting | None = evidence.held_out(self.project, version, challenger, serving)
+            found: Evidence | Awaiting | None = self.judge.held_out(version, champion)
         else:
-            found = evidence.ahead(self.project, challenger, serving, at.astimezone(UTC).replace(tzinfo=None))
+            found = self.judge.ahead(version, champion, at.astimezone(UTC).replace(tzinfo=None))
         if isinstance(found, Awaiting):
             return None
         if found is None:
@@ -214,7 +212,7 @@ class Registry:
         if not judged or champion is None or champion == version:
             return None
         when = _utc(at).replace(tzinfo=None)
-        found = evidence.ahead(self.project, self.load(version), self.load(champion), when)
+        found = self.judge.ahead(version, champion, when)
         return found if isinstance(found, Awaiting) else None
 
     def _reject(
@@ -235,11 +233,6 @@ class Registry:
         if self.aliases().get(Alias.CHALLENGER) == version:
             self.store.delete_alias(Alias.CHALLENGER)
         self._tag_stage(version, Stage.PROD)
-
-    def _recent_rows(self) -> pl.DataFrame:
-        return recent_labelled_rows(
-            self.project.lake, self.project.feature_set(), self.project.settings.promote.window_days
-        )
 
     def next_candidate(self) -> str:
         """The newest version in dev or qa: the one :meth:`promote` takes by default."""

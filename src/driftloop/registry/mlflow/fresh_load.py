@@ -3,7 +3,8 @@ process, as a user's own would: ``mlflow.pyfunc.load_model``, with the tracking 
 process's environment (``MLFLOW_TRACKING_URI``), where MLflow looks for it.
 
 Reads a JSON request on standard input (the model URI, and two Parquet files: rows that follow
-the contract and rows that break it), and prints a JSON report: whether the model
+the contract and rows that break it, or for an image model image files that follow its image
+contract and files that break it), and prints a JSON report: whether the model
 loaded, scored the valid rows with finite outputs, refused the invalid ones with a clear
 error, and how long single-row predictions took. This is the qa gate's "would it work in
 production" check, made where nothing of the training process is in memory.
@@ -20,6 +21,9 @@ import numpy as np
 import pandas as pd
 import polars as pl
 from mlflow.pyfunc import PyFuncModel
+
+from driftloop.registry.mlflow.pyfunc import IMAGE_INPUT
+from driftloop.runtime.image_package import ImagePackage
 
 
 def main() -> None:
@@ -50,13 +54,19 @@ def _refusal(model: PyFuncModel, invalid: pd.DataFrame) -> str | None:
 
 
 def _latency(model: PyFuncModel, valid: pd.DataFrame, rows: int) -> dict[str, float]:
-    """Single-row latency of the path ``driftloop serve`` runs: the package itself, as loaded
-    from the registry here (MLflow's own pyfunc wrapper adds pandas schema checks it never runs)."""
+    """Single-row (or single-image) latency of the path ``driftloop serve`` runs: the package
+    itself, as loaded from the registry here (MLflow's own pyfunc wrapper adds pandas schema
+    checks it never runs)."""
     package = model.get_raw_model()  # type: ignore[no-untyped-call]
     frame = pl.from_pandas(valid)
     timings = []
     for i in range(min(rows, frame.height)):
-        single = frame.slice(i, 1)
+        # An image network takes files' bytes; a table's, rows.
+        single = (
+            frame.get_column(IMAGE_INPUT)[i : i + 1].to_list()
+            if isinstance(package, ImagePackage)
+            else frame.slice(i, 1)
+        )
         started = time.perf_counter()
         package.predict(single)
         timings.append((time.perf_counter() - started) * 1000)

@@ -1,4 +1,5 @@
-"""A model's MLflow signature, written from its contract rather than guessed from an example.
+"""A model's MLflow signature, written from its contract rather than guessed from an example
+(an image model's: a file's bytes in, a class and its probabilities out).
 
 An example frame only shows the values it happens to hold: an integer column whose five example
 rows have no gap is declared a required ``long``, and the first window with a missing value
@@ -22,6 +23,8 @@ from mlflow.types import ColSpec, Schema, TensorSpec
 from mlflow.types.schema import AnyType
 
 from driftloop.data.contract import Column, ColumnType, Contract
+from driftloop.registry.mlflow.pyfunc import IMAGE_INPUT
+from driftloop.runtime.image_package import ImagePackage
 from driftloop.runtime.targets import probability_column
 
 MLFLOW_TYPES = {
@@ -49,6 +52,14 @@ def contract_signature(contract: Contract, targets: list[str]) -> ModelSignature
         outputs.append(ColSpec(MLFLOW_TYPES[contract.columns[t].type] if classes else "double", t))
         outputs += [ColSpec("double", probability_column(t, c)) for c in classes or ()]
     return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
+
+
+def image_signature(package: ImagePackage) -> ModelSignature:
+    """An image model's signature: a file's bytes in (column ``image``), the class and each
+    class's probability out."""
+    outputs: list[ColSpec | TensorSpec] = [ColSpec("string", package.target)]
+    outputs += [ColSpec("double", probability_column(package.target, c)) for c in package.classes]
+    return ModelSignature(inputs=Schema([ColSpec("binary", IMAGE_INPUT)]), outputs=Schema(outputs))
 
 
 def _spec(name: str, column: Column, *, optional: bool) -> ColSpec:

@@ -29,7 +29,7 @@ from mlflow.tracking import MlflowClient
 
 from driftloop.errors import ModelPackageError, RegistryError
 from driftloop.registry.decisions import STAGE_TAG, Stage
-from driftloop.runtime import ModelPackage
+from driftloop.runtime.kinds import AnyPackage, load_package
 
 # MLflow's codes for "there is no such thing": the only failures that are an answer.
 NOT_FOUND = "RESOURCE_DOES_NOT_EXIST"
@@ -68,17 +68,17 @@ class PackageCache:
 
     capacity: int = CACHED_PACKAGES
     loads: int = 0
-    _packages: OrderedDict[tuple[str, ...], ModelPackage] = field(default_factory=OrderedDict)
+    _packages: OrderedDict[tuple[str, ...], AnyPackage] = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def get(self, key: tuple[str, ...]) -> ModelPackage | None:
+    def get(self, key: tuple[str, ...]) -> AnyPackage | None:
         with self._lock:
             package = self._packages.get(key)
             if package is not None:
                 self._packages.move_to_end(key)
             return package
 
-    def put(self, key: tuple[str, ...], package: ModelPackage) -> None:
+    def put(self, key: tuple[str, ...], package: AnyPackage) -> None:
         with self._lock:
             self.loads += 1
             self._packages[key] = package
@@ -136,7 +136,7 @@ class ModelStore:
         with self._translated(f"read run {run_id}"):
             return dict(self.client.get_run(run_id).data.metrics)
 
-    def load(self, version: str) -> ModelPackage:
+    def load(self, version: str) -> AnyPackage:
         """The package of ``version``, read from MLflow the first time this process asks for it."""
         info = self.version(version)
         key = (self.tracking_uri, self.name, info.version, info.run_id, str(info.created), info.source)
@@ -164,7 +164,7 @@ class ModelStore:
 
     # -- the boundary ------------------------------------------------------------------------
 
-    def _download(self, info: VersionInfo) -> ModelPackage:
+    def _download(self, info: VersionInfo) -> AnyPackage:
         """Download a version's model and read its package folder (no pickle, no pyfunc wrapper)."""
         try:
             with self._translated(f"download version {info.version}"), tempfile.TemporaryDirectory() as folder:
@@ -174,7 +174,7 @@ class ModelStore:
                 f"cannot read the artifacts of version {info.version} of {self.name!r} ({info.source}): {exc}"
             ) from exc
 
-    def _read(self, info: VersionInfo, folder: Path) -> ModelPackage:
+    def _read(self, info: VersionInfo, folder: Path) -> AnyPackage:
         location = self._artifact_location(info)
         path = Path(
             mlflow.artifacts.download_artifacts(
@@ -184,7 +184,7 @@ class ModelStore:
         data = Model.load(str(path)).flavors.get("python_function", {}).get("data")
         if data is None:
             raise ModelPackageError(f"version {info.version} of {self.name!r} at {location} holds no driftloop package")
-        return ModelPackage.load(path / data)
+        return load_package(path / data)
 
     def _artifact_location(self, info: VersionInfo) -> str:
         """Where the version's model artifacts are; resolved with this store's client, since

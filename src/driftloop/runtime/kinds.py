@@ -1,0 +1,52 @@
+"""Every kind of model package, and reading a package whatever its kind.
+
+A package's manifest says its kind (a table's says nothing, as before images); a new network
+kind is one entry here, with its own package class beside the others.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from driftloop.errors import ModelPackageError
+from driftloop.runtime.backends import DEFAULT_BACKEND
+from driftloop.runtime.image_package import KIND as IMAGE_KIND
+from driftloop.runtime.image_package import ImagePackage
+from driftloop.runtime.package import MANIFEST, TABLE_KIND, ModelPackage
+
+AnyPackage = ModelPackage | ImagePackage
+
+LOADERS: dict[str, Callable[..., AnyPackage]] = {TABLE_KIND: ModelPackage.load, IMAGE_KIND: ImagePackage.load}
+
+
+def package_kind(folder: str | Path) -> str:
+    """The kind the package in ``folder`` says it is; a ModelPackageError when it cannot be read."""
+    path = Path(folder) / MANIFEST
+    try:
+        kind = json.loads(path.read_text(encoding="utf-8")).get("kind", TABLE_KIND)
+    except (OSError, ValueError, AttributeError) as exc:
+        raise ModelPackageError(f"cannot read the package manifest {path}: {exc}") from exc
+    if kind not in LOADERS:
+        raise ModelPackageError(f"{path} holds a package of kind {kind!r}; this driftloop reads {sorted(LOADERS)}")
+    return str(kind)
+
+
+def load_package(folder: str | Path, *, backend: str = DEFAULT_BACKEND) -> AnyPackage:
+    """The package in ``folder``, read by the class of its kind, to score with ``backend``."""
+    return LOADERS[package_kind(folder)](folder, backend=backend)
+
+
+def table_package(package: AnyPackage, what: str) -> ModelPackage:
+    """``package`` as a table's; a ModelPackageError naming ``what`` when it is another kind."""
+    if isinstance(package, ModelPackage):
+        return package
+    raise ModelPackageError(f"{what} is an image model; this step scores tables (rows of a contract's columns)")
+
+
+def image_package(package: AnyPackage, what: str) -> ImagePackage:
+    """``package`` as an image network's; a ModelPackageError naming ``what`` when it is another kind."""
+    if isinstance(package, ImagePackage):
+        return package
+    raise ModelPackageError(f"{what} is a table model; this step scores images")
