@@ -104,6 +104,10 @@ def test_the_network_learns_the_digits_and_its_package_scores_files_after_a_relo
     assert test["accuracy"] > 0.9 and test["log_loss"] < 0.5, test
     lineage = trained.package.lineage
     assert lineage["images_version"] == digits_project.lake.version("images") and lineage["best_epoch"] >= 1
+    # The package serves a refit on all 600 images; its test metrics are of the fit that held 90 out.
+    assert lineage["refit"]["rows"] == 600 and lineage["refit"]["epochs"] == lineage["best_epoch"]
+    assert trained.tested is not None and trained.tested.metrics is trained.package.metrics
+    assert not np.allclose(trained.tested.weights["head.weight"], trained.package.weights["head.weight"])
 
     package = ImagePackage.load(trained.package.save(tmp_path / "package"))
     with pytest.raises(ModelPackageError, match="holds a package of kind 'image', not 'table'"):
@@ -149,7 +153,7 @@ def test_a_darker_noisier_line_is_seen_by_the_statistics_and_the_embeddings(
     assert alarm.drifted and {"brightness", "contrast"} <= set(alarm.images.drifted)
     assert alarm.embeddings.drifted and alarm.embeddings.p_value is not None and alarm.embeddings.p_value < 0.01
     assert "confidence" in alarm.outputs.drifted and any("brightness" in r for r in alarm.reasons())
-    assert np.mean(np.array(dim.predicted) == truth) < 0.7  # what the alarm is for: the model fails in the dark
+    assert np.mean(np.array(dim.predicted) == truth) < 0.8  # what the alarm is for: the model fails in the dark
     with pytest.raises(MonitorError, match="too few"):
         image_drift(package, package.predict([encoded(later[0][1])]), settings)
 

@@ -101,7 +101,7 @@ def test_train_tracks_and_registers_an_image_network_that_mlflow_loads_and_the_g
         "file:not_an_image" in gates["refuses invalid input"]["detail"]
         and "width:min" in gates["refuses invalid input"]["detail"]
     )
-    assert gates["finite outputs"]["numbers"]["rows"] == 50 and gates["latency"]["numbers"]["rows"] == 50
+    assert gates["finite outputs"]["numbers"]["rows"] == 200 and gates["latency"]["numbers"]["rows"] == 200
     assert "class shares" in gates["beats baseline"]["detail"]
 
 

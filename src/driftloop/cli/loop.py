@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -27,6 +28,9 @@ from driftloop.errors import ConfigError
 from driftloop.ingest import BatchStatus
 from driftloop.monitor import Stream
 from driftloop.project import Project
+
+if TYPE_CHECKING:
+    from driftloop.loop import TickReport
 
 
 @handled
@@ -160,10 +164,10 @@ def run(
     project_dir: ProjectOption = Path(),
     as_json: JsonOption = False,
 ) -> None:
-    """One tick of the loop: ingest the inbox, features, score, monitor, retrain if the policy says so."""
-    from driftloop.loop import tick
-
-    project = table_project(project_dir, "run")
+    """One tick of the loop: ingest the inbox, features, score, monitor, retrain if the policy says so (in an image
+    project: images and late labels from the inbox, then the same)."""
+    project = Project.load(project_dir)
+    tick = _tick_of(project)
     when = _parse_day(day) if day else today(project.contract.timezone)
     with progress_bar(as_json) as progress:
         task = progress.add_task("tick", total=None)
@@ -208,9 +212,8 @@ def run(
 def schedule(project_dir: ProjectOption = Path()) -> None:
     """Run a tick every day at [loop] schedule_at (in the contract's timezone) in the foreground; SIGTERM/SIGINT
     stop it cleanly."""
-    from driftloop.loop import tick
-
-    project = table_project(project_dir, "schedule")
+    project = Project.load(project_dir)
+    tick = _tick_of(project)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -228,6 +231,17 @@ def schedule(project_dir: ProjectOption = Path()) -> None:
         verdict = report.monitored.verdict.level if report.monitored else "not monitored"
         out.print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} tick {report.day}: {verdict}")
     out.print("driftloop schedule: stopped")
+
+
+def _tick_of(project: Project) -> Callable[..., TickReport]:
+    """The tick of the project's kind (imported here: a tick loads the model machinery)."""
+    if project.settings.images is not None:
+        from driftloop.loop.image_tick import image_tick
+
+        return image_tick
+    from driftloop.loop import tick
+
+    return tick
 
 
 def window(day: str | None, since: str | None, until: str | None, zone_name: str) -> tuple[datetime, datetime]:

@@ -69,14 +69,32 @@ def replay(
 
 @handled
 def demo(
-    folder: Annotated[Path, typer.Argument(help="Folder of the demo project.")] = Path("driftloop-demo"),
+    folder: Annotated[Path | None, typer.Argument(help="Folder of the demo project.", show_default=False)] = None,
     days: Annotated[
-        int, typer.Option(help="Days to replay from 1 March 2016 (88 runs to the end of May).", min=1)
-    ] = DEMO_DAYS,
+        int | None,
+        typer.Option(
+            help=f"Days to replay: from 1 March 2016, {DEMO_DAYS} by default (88 runs to the end of May); "
+            "with --images, 12 (all there are)",
+            min=1,
+            show_default=False,
+        ),
+    ] = None,
+    images: Annotated[
+        bool, typer.Option("--images", help="The camera-line demo: digits photographed under a failing lamp.")
+    ] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace the folder if it holds a project.")] = False,
 ) -> None:
-    """Create a project from the UCI Appliances Energy data and replay its spring through the loop."""
+    """Create a project from the UCI Appliances Energy data and replay its spring through the loop (with --images:
+    UCI's handwritten digits, photographed on a line whose lamp fails)."""
     from driftloop.demo import HISTORY_DAYS, create_demo_project, replay_start
+
+    if images:
+        from driftloop.cli.images import image_demo
+
+        image_demo(folder or Path("driftloop-image-demo"), days, force=force)
+        return
+    folder = folder or Path("driftloop-demo")
+    days = days or DEMO_DAYS
 
     project, data = create_demo_project(folder, force=force)
     out.print(

@@ -14,64 +14,32 @@ simulated time.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-
-import polars as pl
 
 from driftloop.data.clock import day_span, window_start
 from driftloop.data.sources import READERS
 from driftloop.errors import LakeError, MonitorError, PredictError, TrainingError
-from driftloop.feature_table import FeatureRun, materialize
+from driftloop.feature_table import materialize
 from driftloop.ingest import BatchStatus, IngestSummary, ingest
 from driftloop.lake import TABLES, Compaction, Table
-from driftloop.loop.alerts import alert
 from driftloop.loop.policy import RetrainDecision, TickFacts
+from driftloop.loop.steps import (
+    LABELS_FOLDER,
+    TRAINING_STEP,
+    RetrainPolicy,
+    TickReport,
+    after_retrain,
+    last_retrain,
+    raise_alert,
+    resume_promotions,
+    training_since,
+)
 from driftloop.model.data import training_rows
-from driftloop.monitor.window import WindowReport, monitor_window
-from driftloop.predict import PredictRun, predict_window
+from driftloop.monitor.window import monitor_window
+from driftloop.predict import predict_window
 from driftloop.project import Project
-from driftloop.registry import Decision, DecisionKind, Registry
-from driftloop.registry.decisions import DECISION_TAG
-
-LABELS_FOLDER = "labels"
-# Tag on versions the loop trained (its value: the tick's day), so an interrupted tick's
-# version is still judged by the next one.
-LOOP_TAG = "trained_by_loop"
-# The step of a tick that trains a model (a replay times it); "promotion gates" follows it.
-TRAINING_STEP = "training"
-GATES_STEP = "promotion gates"
-
-
-@dataclass
-class TickReport:
-    """What one tick did, step by step."""
-
-    day: date
-    ingested: list[IngestSummary] = field(default_factory=list)
-    labels: list[IngestSummary] = field(default_factory=list)
-    features: FeatureRun | None = None
-    compacted: list[Compaction] = field(default_factory=list)
-    predicted: PredictRun | None = None
-    monitored: WindowReport | None = None
-    retrain: RetrainDecision | None = None
-    trained_version: str | None = None
-    decisions: list[Decision] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    alerts: list[threading.Thread] = field(default_factory=list)
-
-    def wait_for_alerts(self, seconds: float) -> None:
-        """Give background webhook posts up to ``seconds`` in all to finish."""
-        deadline = datetime.now() + timedelta(seconds=seconds)
-        for sender in self.alerts:
-            sender.join(max(0.0, (deadline - datetime.now()).total_seconds()))
-
-
-# Asked once per tick, after monitoring, whether to retrain (default: the project's ``[loop]``
-# settings); a replay of several policies asks each of them here.
-RetrainPolicy = Callable[[TickFacts], RetrainDecision]
+from driftloop.registry import Registry
 
 
 def tick(
@@ -86,7 +54,7 @@ def tick(
     step("ingesting the inbox")
     report.ingested, report.labels = _ingest_inbox(project)
     for refused in (s for s in report.ingested + report.labels if s.status is BatchStatus.REFUSED):
-        _alert(
+        raise_alert(
             project,
             report,
             "batch refused",
@@ -100,7 +68,7 @@ def tick(
     report.features = materialize(project.lake, project.feature_set(), engine=project.engine)
     report.compacted = _compact(project, report, step)
     registry = Registry(project)
-    _resume_promotions(registry, report, end, step)
+    resume_promotions(registry, report, end, step)
     if registry.champion() is None:
         _retrain(project, report, RetrainDecision(True, "no champion yet"), end, step)
         if registry.champion() is None:
@@ -121,7 +89,7 @@ def tick(
         return report
     verdict = report.monitored.verdict
     if verdict.retrain_signal:
-        _alert(project, report, verdict.level, "; ".join(verdict.reasons), {"window_end": end})
+        raise_alert(project, report, verdict.level, "; ".join(verdict.reasons), {"window_end": end})
     serving = registry.champion()
     if serving is None:  # rolled back to nothing while the tick ran: nothing to judge the policy by
         report.notes.append("the champion alias was removed during the tick; the policy was not asked")
@@ -130,7 +98,7 @@ def tick(
     facts = TickFacts(
         frozenset(verdict.signals),
         _new_labels(project, champion.lineage.get("data_until")),
-        _last_retrain(registry),
+        last_retrain(registry),
         end,
     )
     decision = policy(facts) if policy is not None else facts.decide(project.settings.loop)
@@ -170,15 +138,6 @@ def _ingest_inbox(project: Project) -> tuple[list[IngestSummary], list[IngestSum
     return ingested, truth
 
 
-def training_since(project: Project, day: date) -> datetime | None:
-    """Where the training window of a retrain at the end of ``day`` starts: the last
-    ``window_days`` days with a sliding window, everything (None) with an expanding one."""
-    settings = project.settings.loop
-    if settings.training_window == "expanding":
-        return None
-    return window_start(day, settings.window_days, project.contract.timezone)
-
-
 def _retrain(
     project: Project, report: TickReport, decision: RetrainDecision, end: datetime, step: Callable[[str], None]
 ) -> None:
@@ -198,40 +157,7 @@ def _retrain(
     except TrainingError as exc:
         report.notes.append(f"retrain: {exc}")
         return
-    report.trained_version = version
-    registry.tag(version, {LOOP_TAG: str(end.date())})
-    registry.record_event(DecisionKind.RETRAIN, version, decision.reason, at=end)
-    _promote(registry, report, version, end, step)
-
-
-def _promote(registry: Registry, report: TickReport, version: str, at: datetime, step: Callable[[str], None]) -> None:
-    step(GATES_STEP)
-    decisions = registry.promote(version, at=at)  # none while it waits for the days it is judged on
-    report.decisions += decisions
-    if decisions:
-        final = decisions[-1]
-        _alert(registry.project, report, final.kind, f"version {version}: {final.reason}", {"version": version})
-
-
-def _resume_promotions(registry: Registry, report: TickReport, at: datetime, step: Callable[[str], None]) -> None:
-    """Judge the versions the loop trained that wait in qa, and promote those it did not get to
-    judge (a tick killed in between).
-
-    A version's latest decision is tagged on it: the retrain that made it until the gates judge
-    it (one rejected at qa stays in dev, so the stage alone cannot tell), then its promotion to
-    qa until it is judged against the champion (with ``[promote] judge_days``, once the days
-    after its training data are labelled). Oldest first, each against the champion the one
-    before left.
-    """
-    for pending in reversed(registry.versions()):
-        if LOOP_TAG not in pending.tags:
-            continue
-        latest = pending.tags.get(DECISION_TAG, DecisionKind.RETRAIN)
-        if latest == DecisionKind.RETRAIN:
-            report.notes.append(f"resumed the promotion of version {pending.version}, trained by an interrupted tick")
-        elif latest != DecisionKind.PROMOTED_TO_QA:
-            continue
-        _promote(registry, report, pending.version, at, step)
+    after_retrain(registry, report, version, decision, end, step)
 
 
 def _new_labels(project: Project, data_until: str | None) -> int:
@@ -242,22 +168,3 @@ def _new_labels(project: Project, data_until: str | None) -> int:
     except TrainingError:  # nothing labelled yet
         return 0
     return rows.height
-
-
-def _last_retrain(registry: Registry) -> datetime | None:
-    events = registry.events().filter(pl.col("kind") == DecisionKind.RETRAIN)
-    return None if events.is_empty() else events.get_column("at")[-1].replace(tzinfo=None)
-
-
-def _alert(project: Project, report: TickReport, kind: str, message: str, details: dict[str, object]) -> None:
-    settings = project.settings.loop
-    sender = alert(
-        kind,
-        message,
-        {**details, "project": project.settings.project.name, "day": str(report.day)},
-        url=settings.webhook_url,
-        attempts=settings.webhook_attempts,
-        timeout=settings.webhook_timeout_seconds,
-    )
-    if sender is not None:
-        report.alerts.append(sender)

@@ -8,7 +8,7 @@ records with the window and the split, so a model names the exact image set it l
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import numpy as np
@@ -21,7 +21,7 @@ from driftloop.model.data import split_by_time
 from driftloop.model.image_data import labelled_images, opened
 from driftloop.model.metrics import classification_metrics
 from driftloop.model.train import Callback
-from driftloop.model.train_images import ImageFit, ImageSplit, fit_images
+from driftloop.model.train_images import ImageFit, ImageSplit, fit_images, refit_images
 from driftloop.project import Project
 from driftloop.runtime.image_package import ImagePackage
 from driftloop.runtime.image_spec import ConvSpec
@@ -40,6 +40,10 @@ class TrainedImages:
     rows: dict[str, int]
     window_stats: pl.DataFrame
     held_out: ImageSplit
+    refit: ImageFit | None = None  # the refit on every image that the package holds, if one was made
+    # The package of the fit that held the validation and test images out (the package itself
+    # without a refit): what the network makes of images it never saw.
+    tested: ImagePackage | None = None
 
 
 def train_images(
@@ -100,11 +104,20 @@ def train_images(
         "class_counts": dict(splits.train.get_column(IMAGE_LABEL).value_counts().iter_rows()),
         "seed": train_settings.seed,
         "best_epoch": fitted.best_epoch,
+        "refit": None,
     }
     held_out = ImageSplit(
         np.concatenate([validation.pixels, test.pixels]), np.concatenate([validation.classes, test.classes])
     )
-    return TrainedImages(package, fitted, rows, images.select(IMAGE_STATS), held_out)
+    refitted, tested = None, package
+    if train_settings.refit and fitted.best_epoch > 0:
+        everything = ImageSplit(
+            np.concatenate([train.pixels, held_out.pixels]), np.concatenate([train.classes, held_out.classes])
+        )
+        refitted = refit_images(everything, spec, standardisation, train_settings, fitted.best_epoch)
+        package = replace(package, weights=refitted.model.weights())  # a new package: its network is built afresh
+        package.lineage["refit"] = {"rows": len(everything), "epochs": fitted.best_epoch, "seconds": refitted.seconds}
+    return TrainedImages(package, fitted, rows, images.select(IMAGE_STATS), held_out, refitted, tested)
 
 
 def _split(part: pl.DataFrame, classes: list[str], standardisation: Standardisation) -> ImageSplit:

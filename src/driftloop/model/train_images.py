@@ -53,11 +53,7 @@ def fit_images(
         raise TrainingError(
             f"too few labelled images to train on: {len(train)} for training and {len(validation)} for validation"
         )
-    torch.manual_seed(settings.seed)
-    generator = torch.Generator().manual_seed(settings.seed)
-    model = ConvNet(spec)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
-    pixels, labels = torch.from_numpy(train.pixels), torch.from_numpy(train.classes).long()
+    model, optimiser, generator = _begin(spec, settings)
     checked = torch.from_numpy(standardisation.finish(validation.pixels))
     truth = torch.from_numpy(validation.classes).long()
     result = ImageFit(model)
@@ -65,31 +61,75 @@ def fit_images(
     started = time.perf_counter()
     for epoch in range(1, settings.epochs + 1):
         began = time.perf_counter()
-        model.train()
-        order = torch.randperm(len(train), generator=generator)
-        total = 0.0
-        for start in range(0, len(train), settings.batch_size):
-            rows = order[start : start + settings.batch_size]
-            if len(rows) < 2:  # batch norm needs two images to measure a spread
-                continue
-            batch = augment(pixels[rows], settings.augment, generator)
-            batch = torch.from_numpy(standardisation.finish(batch.numpy()))
-            loss = functional.cross_entropy(model(batch), labels[rows])
-            optimiser.zero_grad()
-            loss.backward()  # type: ignore[no-untyped-call]
-            optimiser.step()
-            total += float(loss.item()) * len(rows)
-            result.samples_seen += len(rows)
+        loss = _epoch(model, optimiser, train, standardisation, settings, generator, result)
         model.eval()
         with torch.no_grad():
             validation_loss = float(functional.cross_entropy(model(checked), truth).item())
-        log = EpochLog(epoch, total / len(train), validation_loss, {LABEL: validation_loss},
+        log = EpochLog(epoch, loss, validation_loss, {LABEL: validation_loss},
                        optimiser.param_groups[0]["lr"], time.perf_counter() - began)  # fmt: skip
         result.log(log, callbacks)
         if stopping.out_of_patience(validation_loss, epoch):
             result.stopped_early = True
             break
     return result.end(stopping, started)
+
+
+def refit_images(
+    images: ImageSplit, spec: ConvSpec, standardisation: Standardisation, settings: ImageTrainSettings, epochs: int
+) -> ImageFit:
+    """Train a fresh :class:`ConvNet` on all of ``images`` for ``epochs`` epochs (the number early
+    stopping chose on the held-out fit): nothing is held back, so nothing decides when to stop."""
+    if len(images) < 2:
+        raise TrainingError(f"too few labelled images to refit on: {len(images)}")
+    model, optimiser, generator = _begin(spec, settings)
+    result = ImageFit(model, best_epoch=epochs)
+    started = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        began = time.perf_counter()
+        loss = _epoch(model, optimiser, images, standardisation, settings, generator, result)
+        result.history.append(
+            EpochLog(epoch, loss, float("nan"), {}, optimiser.param_groups[0]["lr"], time.perf_counter() - began)
+        )
+    model.eval()
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _begin(spec: ConvSpec, settings: ImageTrainSettings) -> tuple[ConvNet, torch.optim.Optimizer, torch.Generator]:
+    """A fresh network, its optimiser and the generator of its batches and augmentation, by the seed."""
+    torch.manual_seed(settings.seed)
+    model = ConvNet(spec)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    return model, optimiser, torch.Generator().manual_seed(settings.seed)
+
+
+def _epoch(
+    model: ConvNet,
+    optimiser: torch.optim.Optimizer,
+    images: ImageSplit,
+    standardisation: Standardisation,
+    settings: ImageTrainSettings,
+    generator: torch.Generator,
+    result: ImageFit,
+) -> float:
+    """One pass over ``images`` in shuffled, freshly augmented mini-batches; the mean training loss."""
+    model.train()
+    pixels, labels = torch.from_numpy(images.pixels), torch.from_numpy(images.classes).long()
+    order = torch.randperm(len(images), generator=generator)
+    total = 0.0
+    for start in range(0, len(images), settings.batch_size):
+        rows = order[start : start + settings.batch_size]
+        if len(rows) < 2:  # batch norm needs two images to measure a spread
+            continue
+        batch = augment(pixels[rows], settings.augment, generator)
+        batch = torch.from_numpy(standardisation.finish(batch.numpy()))
+        loss = functional.cross_entropy(model(batch), labels[rows])
+        optimiser.zero_grad()
+        loss.backward()  # type: ignore[no-untyped-call]
+        optimiser.step()
+        total += float(loss.item()) * len(rows)
+        result.samples_seen += len(rows)
+    return total / len(images)
 
 
 def augment(batch: torch.Tensor, settings: Augmentation, generator: torch.Generator) -> torch.Tensor:

@@ -7,11 +7,13 @@ Three looks, each against what the package recorded at training:
   the colours at once, so the dataset verdict counts them as for any table);
 - the network's outputs: its confidence (the top probability) and the balance of predicted
   classes, against those on held-out images;
-- its embeddings, by a maximum-mean-discrepancy permutation test against held-out images'.
+- its embeddings, by a maximum-mean-discrepancy permutation test against held-out images', at
+  the project's ``false_alarm_rate`` (the share of calm windows it may flag).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import polars as pl
@@ -21,7 +23,9 @@ from driftloop.lake import IMAGE_STATS
 from driftloop.model.image_trainer import TrainedImages
 from driftloop.monitor.drift import DriftReport, compare
 from driftloop.monitor.embeddings import MAX_VECTORS, mmd_test
+from driftloop.monitor.performance import TargetPerformance
 from driftloop.monitor.stattests import TestResult
+from driftloop.monitor.verdict import Verdict, VerdictLevel, decide
 from driftloop.profiles import Profile, profile
 from driftloop.runtime.image_package import ImagePackage, ImagePredictions
 from driftloop.settings.monitor import MonitorSettings
@@ -69,9 +73,16 @@ def output_profile(predictions: ImagePredictions, like: Profile | None = None) -
 
 def prepare_image_monitoring(trained: TrainedImages) -> None:
     """Give ``trained``'s package its reference: the profile of its window's image statistics, and
-    its outputs and embeddings on the held-out images (those of the fit would be overconfident)."""
+    its outputs and embeddings on the held-out images.
+
+    The outputs are those of the fit that never saw those images: a refit network trained on them
+    too is surer of them than of any new image, and its confidence would seem to fall on every
+    new day. The embeddings are the serving network's own (another network's would be another
+    space), on the same images."""
     package = trained.package
-    probabilities, embeddings = package.score(package.standardisation.finish(trained.held_out.pixels))
+    pixels = package.standardisation.finish(trained.held_out.pixels)
+    probabilities, _ = (trained.tested or package).score(pixels)
+    _, embeddings = package.score(pixels)
     held_out = ImagePredictions(package.target, package.classes, probabilities, embeddings, [], [])
     package.reference = {
         "images": image_profile(trained.window_stats).to_dict(),
@@ -95,5 +106,17 @@ def image_drift(package: ImagePackage, current: ImagePredictions, settings: Moni
     return ImageDrift(
         compare(images_reference, current_images, settings),
         compare(outputs_reference, output_profile(current, like=outputs_reference), settings),
-        mmd_test(package.reference_embeddings, current.embeddings),
+        mmd_test(package.reference_embeddings, current.embeddings, alpha=settings.false_alarm_rate),
     )
+
+
+def image_verdict(drift: ImageDrift, performance: Sequence[TargetPerformance], settings: MonitorSettings) -> Verdict:
+    """The window's verdict, as a table's is decided (the image statistics as its inputs, the
+    confidence and classes as its predictions, the realised metrics), with the embeddings' drift
+    as one more sign of ``drift``: the network may see a change no single statistic shows."""
+    verdict = decide(drift.images, drift.outputs, list(performance), settings)
+    if not drift.embeddings.drifted:
+        return verdict
+    reason = f"the network's embeddings drifted (MMD p = {drift.embeddings.p_value:.3g})"
+    level = max(verdict.level, VerdictLevel.DRIFT, key=lambda found: found.rank)
+    return Verdict(level, [*verdict.reasons, reason], verdict.signals | {VerdictLevel.DRIFT})

@@ -12,6 +12,7 @@ replaces its monitoring rows of the same stream.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -36,7 +37,7 @@ from driftloop.project import Project
 from driftloop.registry import Registry
 from driftloop.runtime.package import ModelPackage
 
-SECTIONS = ("input", "prediction", "performance", "estimate", "verdict")
+SECTIONS = ("input", "prediction", "embedding", "performance", "estimate", "verdict")
 # Rows of a window the estimates are computed on, at most: they are means over rows, which a
 # uniform sample this large pins down far inside their interval (its rows' sampling term then
 # counts this many rows), and on Spark these rows come to this process.
@@ -109,7 +110,7 @@ def monitor_window(
         since, until, window.version, window.count, inputs, predictions, performance, verdict, reference, current,
         window.source, shadow, estimates,
     )  # fmt: skip
-    _write(project, registry.name, report)
+    write_report(project, registry.name, report)
     return report
 
 
@@ -251,7 +252,9 @@ def _version_in(engine: Engine, scored: Any | None, registry: Registry) -> str |
     return str(max(versions, key=int))
 
 
-def _write(project: Project, model: str, report: WindowReport) -> None:
+def write_report(project: Project, model: str, report: WindowReport, extra: Sequence[dict[str, object]] = ()) -> None:
+    """Write ``report``'s rows to ``monitoring`` (``extra`` ones too: section, column, statistic,
+    value, threshold, flagged, detail), replacing the stream's rows of the same window and model."""
     now = datetime.now(UTC)
     monitor = project.settings.monitor
     rows: list[dict[str, object]] = []
@@ -303,6 +306,7 @@ def _write(project: Project, model: str, report: WindowReport) -> None:
             add(SHADOW, pair.target, f"challenger_{name}", value, None, False, detail)
     add("verdict", None, report.verdict.level, float(len(report.verdict.reasons)), None,
         report.verdict.retrain_signal, json.dumps(report.verdict.reasons))  # fmt: skip
+    rows += [{**row, "section": section_of(report.source, str(row["section"]))} for row in extra]
     frame = (
         pl.DataFrame(rows)
         .with_columns(

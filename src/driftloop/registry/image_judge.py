@@ -28,8 +28,9 @@ from driftloop.registry.mlflow.store import ModelStore
 from driftloop.runtime.image_package import ImagePackage
 from driftloop.runtime.kinds import image_package
 
-# Images the fresh process classifies, and times one by one for the latency gate.
-GATE_IMAGES = 50
+# Images the fresh process classifies, and times one by one for the latency gate (as many as
+# the rows a table's gate times: a p99 of fewer would be the slowest single call).
+GATE_IMAGES = 200
 # What identifies an image network's test window in its lineage.
 IMAGE_TEST_WINDOW = ("test_start", "window", "images_version")
 

@@ -21,7 +21,7 @@ from driftloop.data.clock import day_span, days_span
 from driftloop.errors import ReplayError
 from driftloop.lake import Table
 from driftloop.loop import TRAINING_STEP, tick
-from driftloop.loop.tick import RetrainPolicy
+from driftloop.loop.steps import RetrainPolicy
 from driftloop.monitor.verdict import VerdictLevel
 from driftloop.monitor.window import WindowReport
 from driftloop.project import Project

@@ -21,7 +21,7 @@ import polars as pl
 from driftloop.data.clock import day_span, local_days
 from driftloop.errors import ReplayError, TrainingError
 from driftloop.lake import PredictionSource, Table
-from driftloop.loop.tick import training_since
+from driftloop.loop.steps import training_since
 from driftloop.model.data import training_rows
 from driftloop.model.metrics import METRICS, target_metrics
 from driftloop.monitor.performance import ACTUAL, key_columns

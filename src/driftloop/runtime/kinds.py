@@ -7,7 +7,6 @@ kind is one entry here, with its own package class beside the others.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 from driftloop.errors import ModelPackageError
@@ -18,7 +17,7 @@ from driftloop.runtime.package import MANIFEST, TABLE_KIND, ModelPackage
 
 AnyPackage = ModelPackage | ImagePackage
 
-LOADERS: dict[str, Callable[..., AnyPackage]] = {TABLE_KIND: ModelPackage.load, IMAGE_KIND: ImagePackage.load}
+KINDS: dict[str, type[ModelPackage] | type[ImagePackage]] = {TABLE_KIND: ModelPackage, IMAGE_KIND: ImagePackage}
 
 
 def package_kind(folder: str | Path) -> str:
@@ -28,14 +27,14 @@ def package_kind(folder: str | Path) -> str:
         kind = json.loads(path.read_text(encoding="utf-8")).get("kind", TABLE_KIND)
     except (OSError, ValueError, AttributeError) as exc:
         raise ModelPackageError(f"cannot read the package manifest {path}: {exc}") from exc
-    if kind not in LOADERS:
-        raise ModelPackageError(f"{path} holds a package of kind {kind!r}; this driftloop reads {sorted(LOADERS)}")
+    if kind not in KINDS:
+        raise ModelPackageError(f"{path} holds a package of kind {kind!r}; this driftloop reads {sorted(KINDS)}")
     return str(kind)
 
 
 def load_package(folder: str | Path, *, backend: str = DEFAULT_BACKEND) -> AnyPackage:
     """The package in ``folder``, read by the class of its kind, to score with ``backend``."""
-    return LOADERS[package_kind(folder)](folder, backend=backend)
+    return KINDS[package_kind(folder)].load(folder, backend=backend)
 
 
 def table_package(package: AnyPackage, what: str) -> ModelPackage:

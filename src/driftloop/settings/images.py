@@ -47,6 +47,13 @@ class ImageTrainSettings(BaseModel):
     test_fraction: float = Field(0.15, gt=0, lt=0.5)
     seed: int = 0
     augment: Augmentation = Field(default_factory=Augmentation)
+    refit: bool = Field(
+        True,
+        description="After early stopping has chosen the number of epochs, fit the network again on every "
+        "labelled image of the window, the validation and test images included, for that many epochs: the "
+        "model that serves then learns from the newest images, the ones that drifted. Its test metrics are "
+        "those of the fit that held the test images out.",
+    )
 
 
 class ImageSettings(ImageRules):

@@ -38,6 +38,8 @@ class ImageTracker(RunTracker):
             Metric("train_seconds", trained.fit.seconds, stamp, 0),
             Metric("images_per_second", trained.fit.samples_seen / max(trained.fit.seconds, 1e-9), stamp, 0),
         ]
+        if trained.refit is not None:
+            final.append(Metric("refit_seconds", trained.refit.seconds, stamp, 0))
         with self._translated("record the run"):
             self._flush()
             self.client.log_batch(self.run_id, metrics=final)
