@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_DIR ?= demo-project
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: demo test zoo integrations lint bench clean install
 
@@ -22,8 +24,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/driftloop demo $(DEMO_DIR) --force
 
-test: $(STAMP)
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest --durations=15
+
+# Debian's Chromium for the browser tests, which Playwright drives (it never downloads a browser).
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
 
 # Six public datasets through the whole loop (tests/zoo/datasets.py says which and whose); about 6 minutes.
 zoo: $(STAMP)

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from driftloop.cli import app
 from driftloop.project import Project
-from driftloop.serve.app import create_app
+from driftloop.serve.app import app_of
 
 runner = CliRunner()
 
@@ -68,7 +68,7 @@ def service(command: list[str], *, ready: Callable[[], bool], log: Path, seconds
 def server(project: Project) -> Iterator[httpx.Client]:
     """The app on a real uvicorn server on 127.0.0.1, in a thread of this process."""
     port = free_port()
-    running = uvicorn.Server(uvicorn.Config(create_app(project), host="127.0.0.1", port=port, log_level="warning"))
+    running = uvicorn.Server(uvicorn.Config(app_of(project), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=running.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

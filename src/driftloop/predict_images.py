@@ -62,7 +62,7 @@ def predict_images(project: Project, since: datetime, until: datetime, *, versio
     parts = [
         _score(package, window, records.slice(start, CHUNK_IMAGES)) for start in range(0, records.height, CHUNK_IMAGES)
     ]
-    predictions = _joined(parts, package)
+    predictions = joined_predictions(parts)
     stamp = Stamp(registry.name, chosen, registry.version(chosen).run_id, run.job_id, datetime.now(UTC))
     where = Where(
         equal={"source": PredictionSource.BATCH, "model_name": registry.name, "model_version": chosen},
@@ -77,12 +77,25 @@ def predict_images(project: Project, since: datetime, until: datetime, *, versio
     return ScoredImages(run, package, predictions, records)
 
 
-def prediction_rows(records: pl.DataFrame, predictions: ImagePredictions, stamp: Stamp) -> pl.DataFrame:
-    """The rows ``predictions`` stores for scored images: outputs, ids, times, the stamp, and
-    each image's statistics as its ``inputs``."""
+def prediction_rows(
+    records: pl.DataFrame,
+    predictions: ImagePredictions,
+    stamp: Stamp,
+    *,
+    source: PredictionSource = PredictionSource.BATCH,
+    request_ids: list[str] | None = None,
+) -> pl.DataFrame:
+    """The rows ``predictions`` stores for scored images (``records``: their ids and capture
+    times): outputs, ids, times, the stamp, and each image's statistics as its ``inputs``. A
+    server's rows (``source`` online) carry their request's id, and a prediction id made of it."""
     event_time = pl.col(CAPTURED_AT)
+    ids: pl.Expr | pl.Series = (
+        prediction_ids(pl.col(IMAGE_ID), event_time, stamp.version)
+        if request_ids is None
+        else pl.Series(online_ids(request_ids), dtype=pl.String)
+    )
     bookkeeping = records.select(
-        prediction_ids(pl.col(IMAGE_ID), event_time, stamp.version).alias(PREDICTION_ID),
+        ids.alias(PREDICTION_ID),
         pl.col(IMAGE_ID).alias("entity_id"),
         event_time.alias("event_time"),
         pl.lit(stamp.scored_at).cast(pl.Datetime("us", "UTC")).alias("scored_at"),
@@ -90,11 +103,23 @@ def prediction_rows(records: pl.DataFrame, predictions: ImagePredictions, stamp:
         pl.lit(stamp.version).alias("model_version"),
         pl.lit(stamp.run_id).alias("run_id"),
         pl.lit(stamp.job_id).alias("job_id"),
-        pl.lit(PredictionSource.BATCH.value).alias("source"),
+        pl.lit(source.value).alias("source"),
+        pl.Series("request_id", request_ids or [None] * records.height, pl.String),
         pl.Series("inputs", [json.dumps(s) for s in predictions.stats], pl.String),
         event_time.cast(pl.Date).alias(EVENT_DATE),
     )
     return pl.concat([bookkeeping, predictions.frame()], how="horizontal")
+
+
+def online_ids(request_ids: list[str]) -> list[str]:
+    """Each image's prediction id in a server's answer: its request's id and its place there."""
+    seen: dict[str, int] = {}
+    ids = []
+    for request in request_ids:
+        place = seen.get(request, 0)
+        seen[request] = place + 1
+        ids.append(f"{request}|{place}")
+    return ids
 
 
 def _score(package: ImagePackage, window: pl.LazyFrame, chunk: pl.DataFrame) -> ImagePredictions:
@@ -110,10 +135,11 @@ def _score(package: ImagePackage, window: pl.LazyFrame, chunk: pl.DataFrame) -> 
         ) from exc
 
 
-def _joined(parts: list[ImagePredictions], package: ImagePackage) -> ImagePredictions:
+def joined_predictions(parts: list[ImagePredictions]) -> ImagePredictions:
+    """Predictions of several batches of one package's, as one."""
     return ImagePredictions(
-        package.target,
-        package.classes,
+        parts[0].target,
+        parts[0].classes,
         np.concatenate([p.probabilities for p in parts]),
         np.concatenate([p.embeddings for p in parts]),
         [i for p in parts for i in p.image_ids],

@@ -8,8 +8,9 @@ from typing import Annotated
 
 import typer
 
-from driftloop.cli.common import ProjectOption, err, handled, table_project
+from driftloop.cli.common import ProjectOption, err, handled
 from driftloop.errors import MissingDependency
+from driftloop.project import Project
 
 
 @handled
@@ -19,16 +20,17 @@ def serve(
     workers: Annotated[int | None, typer.Option(help="Server processes (default: [serve] workers).", min=1)] = None,
     project_dir: ProjectOption = Path(),
 ) -> None:
-    """Serve the champion: /v1/predict, MLflow's /invocations, Open Inference v2, /metrics. SIGTERM drains."""
+    """Serve the champion: /v1/predict, MLflow's /invocations, Open Inference v2, /metrics (an image project's:
+    /v1/predict of uploads, v2 BYTES, and an upload page at /). SIGTERM drains."""
     from driftloop.registry import Registry
-    from driftloop.serve.app import PROJECT_ENV, create_app  # says which extra to install when it is missing
+    from driftloop.serve.app import PROJECT_ENV, app_of  # says which extra to install when it is missing
 
     try:
         import uvicorn
     except ModuleNotFoundError as missing:
         raise MissingDependency.of(missing, extra="serve", purpose="driftloop serve") from missing
 
-    project = table_project(project_dir, "serve")
+    project = Project.load(project_dir)
     settings = project.settings.serve
     host, port, workers = host or settings.host, settings.port if port is None else port, workers or settings.workers
     if Registry(project).champion() is None:
@@ -36,11 +38,12 @@ def serve(
                   f"(checked every {settings.poll_seconds:g} s)[/]")  # fmt: skip
     token = os.environ.get(settings.admin_token_env) or None  # read here, at the edge, once
     admin = "enabled" if token else f"disabled (set {settings.admin_token_env})"
+    page = "upload page at /; " if project.settings.images is not None else ""
     err.print(f"driftloop serve: {project.settings.project.name} on http://{host}:{port} ({workers} worker(s)); "
-              f"docs at /docs; POST /admin/reload {admin}", highlight=False)  # fmt: skip
+              f"{page}docs at /docs; POST /admin/reload {admin}", highlight=False)  # fmt: skip
     # Graceful shutdown: SIGTERM stops accepting, in-flight requests finish, the lifespan flushes the log.
     if workers == 1:
-        uvicorn.run(create_app(project, admin_token=token), host=host, port=port, log_level="warning",
+        uvicorn.run(app_of(project, admin_token=token), host=host, port=port, log_level="warning",
                     timeout_graceful_shutdown=30)  # fmt: skip
         return
     os.environ[PROJECT_ENV] = str(project.root)  # each worker process builds its app from it

@@ -19,7 +19,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
-from typing import Any
+from typing import Any, Protocol
 
 import polars as pl
 
@@ -52,7 +52,16 @@ from driftloop.serve.payloads import (
     v2_outputs,
 )
 
-PROJECT_ENV = "DRIFTLOOP_PROJECT"  # how `driftloop serve --workers N` tells each worker its project
+PROJECT_ENV = "DRIFTLOOP_PROJECT"
+
+
+class Refreshing(Protocol):
+    """What follows the registry: the deployments of a table server, an image server's champion."""
+
+    def try_refresh(self) -> None: ...
+
+
+# how `driftloop serve --workers N` tells each worker its project
 Parser = Callable[..., Rows]
 
 
@@ -94,7 +103,7 @@ def create_app(project: Project, *, admin_token: str | None = None) -> ASGIApp:
         # (those pauses made the p99 at 32 connections 260 ms against a 35 ms median).
         gc.freeze()
         batcher.start()
-        poller = asyncio.create_task(_follow_registry(deployments, settings.poll_seconds), name="driftloop-poller")
+        poller = asyncio.create_task(follow_registry(deployments, settings.poll_seconds), name="driftloop-poller")
         try:
             yield
         finally:  # uvicorn has stopped accepting and answered what was in flight
@@ -191,7 +200,7 @@ def create_app(project: Project, *, admin_token: str | None = None) -> ASGIApp:
     @app.post("/admin/reload", summary="Load the champion now (bearer token)",
               responses=refusal_responses("401", "403", "503"))  # fmt: skip
     async def reload(request: Request) -> dict[str, Any]:
-        _authorise(request, admin_token, settings.admin_token_env)
+        authorise(request, admin_token, settings.admin_token_env)
         changed = await asyncio.to_thread(deployments.refresh)
         model = _ready(deployments.live.answering)
         return {"reloaded": changed, "model_version": model.version}
@@ -212,10 +221,19 @@ def create_app(project: Project, *, admin_token: str | None = None) -> ASGIApp:
     return ScoringRoutes(app, routes, metrics=metrics, max_body_bytes=settings.max_body_bytes)
 
 
+def app_of(project: Project, *, admin_token: str | None = None) -> ASGIApp:
+    """The server of ``project``: of its table model, or of its image network."""
+    if project.settings.images is not None:
+        from driftloop.serve.image_app import create_image_app
+
+        return create_image_app(project, admin_token=admin_token)
+    return create_app(project, admin_token=admin_token)
+
+
 def app_from_environment() -> ASGIApp:
     """The app of the project named by ``DRIFTLOOP_PROJECT``: what each ``--workers`` process runs."""
     project = Project.load(os.environ[PROJECT_ENV])
-    return create_app(project, admin_token=os.environ.get(project.settings.serve.admin_token_env) or None)
+    return app_of(project, admin_token=os.environ.get(project.settings.serve.admin_token_env) or None)
 
 
 def logged_rows(project: Project, batches: list[Scored], server_id: str) -> pl.DataFrame:
@@ -267,7 +285,8 @@ def _rows(
     return pl.concat([meta, outputs], how="horizontal")
 
 
-async def _follow_registry(deployments: Deployments, seconds: float) -> None:
+async def follow_registry(deployments: Refreshing, seconds: float) -> None:
+    """Look every ``seconds`` whether the registry moved the champion, and load it (in a thread)."""
     while True:
         await asyncio.sleep(seconds)
         await asyncio.to_thread(deployments.try_refresh)
@@ -286,7 +305,8 @@ def _same_model(name: str, project: Project) -> None:
                              status=404)  # fmt: skip
 
 
-def _authorise(request: Request, token: str | None, variable: str) -> None:
+def authorise(request: Request, token: str | None, variable: str) -> None:
+    """Let an admin request through with the right bearer token; a 401 or 403 otherwise."""
     if not token:
         raise RequestRefused(f"admin actions are disabled: set {variable} before starting the server", status=403)
     given = request.headers.get("authorization", "")
