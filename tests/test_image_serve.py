@@ -111,6 +111,9 @@ def test_malformed_requests_are_refused_clearly(served: tuple[Project, Server]) 
     client = server.client
     content, _ = photo(project)
     fifty_mb = b"\xff\xd8\xff" + bytes(50 * 1024 * 1024)
+    v2 = {
+        "inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "data": [base64.b64encode(content).decode()]}]
+    }
     cases = [
         (client.post("/v1/predict", files={"image": ("big.jpg", fifty_mb, "image/jpeg")}), 413, "more than"),
         (client.post("/v1/predict", json={"image": "not base64!"}), 422, "not base64"),
@@ -120,7 +123,7 @@ def test_malformed_requests_are_refused_clearly(served: tuple[Project, Server]) 
         (client.post("/v1/predict", content=b"{nope", headers={"content-type": "application/json"}), 422, "JSON"),
         (client.post("/v1/predict", files={"note": ("", b"", "text/plain")}, data={"x": "1"}), 422, "no image"),
         (client.post("/v1/predict", json={"images": [base64.b64encode(content).decode()] * 65}), 413, "at most 64"),
-        (client.post("/v2/models/other/infer", json={"inputs": []}), 404, "no model named 'other'"),
+        (client.post("/v2/models/other/infer", json=v2), 404, "no model named 'other'"),
         (
             client.post(
                 f"/v2/models/{project.model_name}/infer",
