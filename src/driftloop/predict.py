@@ -60,6 +60,17 @@ class Stamp:
     job_id: str
     scored_at: datetime
 
+    def columns(self, source: PredictionSource = PredictionSource.BATCH) -> list[pl.Expr]:
+        """The stamp as the columns of a ``predictions`` row, from ``source``."""
+        return [
+            pl.lit(self.scored_at).cast(pl.Datetime("us", "UTC")).alias("scored_at"),
+            pl.lit(self.model).alias("model_name"),
+            pl.lit(self.version).alias("model_version"),
+            pl.lit(self.run_id).alias("run_id"),
+            pl.lit(self.job_id).alias("job_id"),
+            pl.lit(source.value).alias("source"),
+        ]
+
 
 def predict_window(
     project: Project,
@@ -77,12 +88,8 @@ def predict_window(
     an engine that keeps rows off this process scores the window as one chunk), each chunk one
     commit.
     """
-    if until <= since:
-        raise PredictError(f"the window is empty: --until ({until}) must be after --since ({since})")
     registry = Registry(project)
-    chosen = version or registry.champion()
-    if chosen is None:
-        raise PredictError(f"model {registry.name!r} has no champion yet; run `driftloop promote`, or pass --version")
+    chosen = scoring_version(registry, since, until, version)
     package = registry.load(chosen)
     run_id = registry.version(chosen).run_id
     events = event_clock(project)
@@ -130,6 +137,17 @@ def predict_window(
     return run
 
 
+def scoring_version(registry: Registry, since: datetime, until: datetime, version: str | None) -> str:
+    """The version that scores the window ``[since, until)``: ``version``, else the champion; a
+    PredictError when the window is empty or there is no champion to default to."""
+    if until <= since:
+        raise PredictError(f"the window is empty: --until ({until}) must be after --since ({since})")
+    chosen = version or registry.champion()
+    if chosen is None:
+        raise PredictError(f"model {registry.name!r} has no champion yet; run `driftloop promote`, or pass --version")
+    return chosen
+
+
 def row_bytes(dtypes: list[pl.DataType]) -> int:
     """About the in-memory size of a row of these types: 8 bytes a number or time (at most), 1 a
     boolean, ``VARIABLE_WIDTH`` anything else."""
@@ -162,12 +180,7 @@ def prediction_rows(rows: pl.DataFrame, scorer: Scorer, contract: Contract, stam
         prediction_ids(entity, event_time, stamp.version).alias(PREDICTION_ID),
         entity.alias("entity_id"),
         event_time.alias("event_time"),
-        pl.lit(stamp.scored_at).cast(pl.Datetime("us", "UTC")).alias("scored_at"),
-        pl.lit(stamp.model).alias("model_name"),
-        pl.lit(stamp.version).alias("model_version"),
-        pl.lit(stamp.run_id).alias("run_id"),
-        pl.lit(stamp.job_id).alias("job_id"),
-        pl.lit(PredictionSource.BATCH.value).alias("source"),
+        *stamp.columns(),
         event_time.cast(pl.Date).alias(EVENT_DATE),
     )
     return pl.concat([bookkeeping, outputs], how="horizontal")

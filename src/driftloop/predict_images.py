@@ -20,7 +20,7 @@ import polars as pl
 
 from driftloop.errors import ModelPackageError, PredictError
 from driftloop.lake import CAPTURED_AT, EVENT_DATE, IMAGE_ID, IMAGE_LABEL, PREDICTION_ID, PredictionSource, Table, Where
-from driftloop.predict import PredictRun, Stamp, prediction_ids
+from driftloop.predict import PredictRun, Stamp, prediction_ids, scoring_version
 from driftloop.project import Project
 from driftloop.registry import Registry
 from driftloop.runtime.image_package import ImagePackage, ImagePredictions
@@ -44,12 +44,8 @@ class ScoredImages:
 def predict_images(project: Project, since: datetime, until: datetime, *, version: str | None = None) -> ScoredImages:
     """Score the images with ``since <= capture time < until`` (naive UTC) with ``version``
     (default: the champion) and write them to ``predictions``."""
-    if until <= since:
-        raise PredictError(f"the window is empty: its end ({until}) must be after its start ({since})")
     registry = Registry(project)
-    chosen = version or registry.champion()
-    if chosen is None:
-        raise PredictError(f"model {registry.name!r} has no champion yet; run `driftloop promote`, or pass --version")
+    chosen = scoring_version(registry, since, until, version)
     package = image_package(registry.package(chosen), f"version {chosen} of {registry.name!r}")
     lake = project.lake
     if lake.version(Table.IMAGES) is None:
@@ -98,12 +94,7 @@ def prediction_rows(
         ids.alias(PREDICTION_ID),
         pl.col(IMAGE_ID).alias("entity_id"),
         event_time.alias("event_time"),
-        pl.lit(stamp.scored_at).cast(pl.Datetime("us", "UTC")).alias("scored_at"),
-        pl.lit(stamp.model).alias("model_name"),
-        pl.lit(stamp.version).alias("model_version"),
-        pl.lit(stamp.run_id).alias("run_id"),
-        pl.lit(stamp.job_id).alias("job_id"),
-        pl.lit(source.value).alias("source"),
+        *stamp.columns(source),
         pl.Series("request_id", request_ids or [None] * records.height, pl.String),
         pl.Series("inputs", [json.dumps(s) for s in predictions.stats], pl.String),
         event_time.cast(pl.Date).alias(EVENT_DATE),

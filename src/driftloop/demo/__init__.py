@@ -55,13 +55,7 @@ DEMO_PROMOTE = PromoteSettings(judge_days=2)
 
 def create_demo_project(folder: Path, *, force: bool = False) -> tuple[Project, Path]:
     """A fresh project for the demo data and the path of the data file to replay into it."""
-    folder = folder.resolve()
-    if folder.exists() and any(folder.iterdir()):
-        if not (folder / PROJECT_FILE).exists():
-            raise ConfigError(f"{folder} exists and is not a driftloop project; choose an empty folder")
-        if not force:
-            raise ConfigError(f"{folder} already holds a project; pass --force to start it afresh")
-        shutil.rmtree(folder)
+    folder = emptied(folder, force=force)
     frame = load_energy()
     project = init_project(folder, sample=frame.head(7 * 144), name="energy-demo", time_column=TIME, targets=TARGETS)
     settings = project.settings.model_copy(
@@ -78,6 +72,19 @@ def create_demo_project(folder: Path, *, force: bool = False) -> tuple[Project, 
     data.parent.mkdir()
     data.write_bytes(energy_csv())
     return project, data
+
+
+def emptied(folder: Path, *, force: bool) -> Path:
+    """``folder`` (absolute), ready for a demo project: empty, or a project replaced with ``force``;
+    a ConfigError for a folder that holds anything else, or a project without ``force``."""
+    folder = folder.resolve()
+    if folder.exists() and any(folder.iterdir()):
+        if not (folder / PROJECT_FILE).exists():
+            raise ConfigError(f"{folder} exists and is not a driftloop project; choose an empty folder")
+        if not force:
+            raise ConfigError(f"{folder} already holds a project; pass --force to start it afresh")
+        shutil.rmtree(folder)
+    return folder
 
 
 def replay_start() -> date:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -29,6 +28,7 @@ import numpy as np
 import polars as pl
 from PIL import Image
 
+from driftloop.demo import emptied
 from driftloop.errors import ConfigError, MissingDependency
 from driftloop.image_labels import label_images
 from driftloop.images import Standardisation
@@ -40,7 +40,6 @@ from driftloop.model.image_data import image_metrics
 from driftloop.project import Project, init_project
 from driftloop.registry import Registry
 from driftloop.runtime.kinds import image_package
-from driftloop.settings import PROJECT_FILE
 from driftloop.settings.images import Augmentation, ImageTrainSettings
 from driftloop.settings.loop import LoopSettings
 from driftloop.settings.promote import PromoteSettings
@@ -116,13 +115,7 @@ class ImageReplay:
 
 def create_image_demo(folder: Path, *, force: bool = False) -> Project:
     """A fresh image project in ``folder`` whose lab history (the first digits, labelled) is ingested."""
-    folder = folder.resolve()
-    if folder.exists() and any(folder.iterdir()):
-        if not (folder / PROJECT_FILE).exists():
-            raise ConfigError(f"{folder} exists and is not a driftloop project; choose an empty folder")
-        if not force:
-            raise ConfigError(f"{folder} already holds a project; pass --force to start it afresh")
-        shutil.rmtree(folder)
+    folder = emptied(folder, force=force)
     project = init_project(folder, name="digits-line", image_classes=[str(d) for d in range(10)])
     assert project.settings.images is not None  # an image project's
     images = project.settings.images.model_copy(update={"standardise": DEMO_STANDARDISE, "train": DEMO_TRAIN})

@@ -22,14 +22,14 @@ from driftloop.errors import MonitorError, PredictError, SourceError, TrainingEr
 from driftloop.image_labels import label_images
 from driftloop.ingest_images import IMAGE_SUFFIXES, ingest_images
 from driftloop.lake import CAPTURED_AT, IMAGE_LABEL, Table
-from driftloop.loop.policy import RetrainDecision, TickFacts
+from driftloop.loop.policy import RetrainDecision
 from driftloop.loop.steps import (
     LABELS_FOLDER,
     TRAINING_STEP,
     RetrainPolicy,
     TickReport,
     after_retrain,
-    last_retrain,
+    ask_policy,
     raise_alert,
     resume_promotions,
     training_since,
@@ -78,17 +78,8 @@ def image_tick(
         report.notes.append(f"monitor: {exc}")
         return report
     report.monitored = monitored.window
-    verdict = monitored.window.verdict
-    if verdict.retrain_signal:
-        raise_alert(project, report, verdict.level, "; ".join(verdict.reasons), {"window_end": end})
-    facts = TickFacts(
-        frozenset(verdict.signals),
-        _new_labels(project, scored.package.lineage.get("data_until")),
-        last_retrain(registry),
-        end,
-    )
-    decision = policy(facts) if policy is not None else facts.decide(project.settings.loop)
-    report.retrain = decision
+    new_labels = _new_labels(project, scored.package.lineage.get("data_until"))
+    decision = ask_policy(project, report, registry, new_labels, end, policy)
     if decision.retrain:
         _retrain(project, report, decision, end, step)
     return report

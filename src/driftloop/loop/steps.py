@@ -70,6 +70,26 @@ def training_since(project: Project, day: date) -> datetime | None:
     return window_start(day, settings.window_days, project.contract.timezone)
 
 
+def ask_policy(
+    project: Project,
+    report: TickReport,
+    registry: Registry,
+    new_labels: int,
+    at: datetime,
+    policy: RetrainPolicy | None,
+) -> RetrainDecision:
+    """Alert on the monitored window's retrain signal, then ask ``policy`` (default: the project's
+    ``[loop]``) whether to retrain, given ``new_labels`` newer than the champion's data; the
+    decision goes into ``report``."""
+    assert report.monitored is not None  # the policy reads a monitored window's verdict
+    verdict = report.monitored.verdict
+    if verdict.retrain_signal:
+        raise_alert(project, report, verdict.level, "; ".join(verdict.reasons), {"window_end": at})
+    facts = TickFacts(frozenset(verdict.signals), new_labels, last_retrain(registry), at)
+    report.retrain = policy(facts) if policy is not None else facts.decide(project.settings.loop)
+    return report.retrain
+
+
 def after_retrain(
     registry: Registry,
     report: TickReport,

@@ -23,14 +23,14 @@ from driftloop.errors import LakeError, MonitorError, PredictError, TrainingErro
 from driftloop.feature_table import materialize
 from driftloop.ingest import BatchStatus, IngestSummary, ingest
 from driftloop.lake import TABLES, Compaction, Table
-from driftloop.loop.policy import RetrainDecision, TickFacts
+from driftloop.loop.policy import RetrainDecision
 from driftloop.loop.steps import (
     LABELS_FOLDER,
     TRAINING_STEP,
     RetrainPolicy,
     TickReport,
     after_retrain,
-    last_retrain,
+    ask_policy,
     raise_alert,
     resume_promotions,
     training_since,
@@ -87,22 +87,12 @@ def tick(
     except MonitorError as exc:
         report.notes.append(f"monitor: {exc}")
         return report
-    verdict = report.monitored.verdict
-    if verdict.retrain_signal:
-        raise_alert(project, report, verdict.level, "; ".join(verdict.reasons), {"window_end": end})
     serving = registry.champion()
     if serving is None:  # rolled back to nothing while the tick ran: nothing to judge the policy by
         report.notes.append("the champion alias was removed during the tick; the policy was not asked")
         return report
-    champion = registry.load(serving)
-    facts = TickFacts(
-        frozenset(verdict.signals),
-        _new_labels(project, champion.lineage.get("data_until")),
-        last_retrain(registry),
-        end,
-    )
-    decision = policy(facts) if policy is not None else facts.decide(project.settings.loop)
-    report.retrain = decision
+    new_labels = _new_labels(project, registry.load(serving).lineage.get("data_until"))
+    decision = ask_policy(project, report, registry, new_labels, end, policy)
     if decision.retrain:
         _retrain(project, report, decision, end, step)
     return report

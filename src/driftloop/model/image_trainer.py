@@ -1,5 +1,6 @@
 """Training an image project's network: the labelled images of the lake, split by capture time,
-standardised, fitted with augmentation, measured on the held-out newest images, and packaged.
+standardised, fitted with augmentation, measured on the held-out newest images, refit on all of
+them for the epochs early stopping chose (``[images.train] refit``), and packaged.
 
 The images are read from the ``images`` table at a known version, which the package's lineage
 records with the window and the split, so a model names the exact image set it learnt from.

@@ -4,11 +4,10 @@ Each trained version is registered in MLflow with the tag ``stage=dev``. :meth:`
 runs the dev -> qa gates, then (as a challenger) the qa -> prod comparison with the champion on
 the rows (or images) the kind's :class:`~driftloop.registry.judge.Judge` reads: the challenger's
 held-out test window, or the days after its training data once they are labelled
-(``[promote] judge_days``). The
-aliases ``champion``, ``challenger`` and ``previous`` carry the state. Promotions hold a lock
-on the project, so two racing promotions run one after the other: the second is judged against
-the champion the first left. Every decision goes to the ``events`` table and onto the version as
-tags, with the numbers and the reason. MLflow itself is behind
+(``[promote] judge_days``). The aliases ``champion``, ``challenger`` and ``previous`` carry the
+state. Promotions hold a lock on the project, so two racing promotions run one after the other:
+the second is judged against the champion the first left. Every decision goes to the ``events``
+table and onto the version as tags, with the numbers and the reason. MLflow itself is behind
 :class:`~driftloop.registry.mlflow.store.ModelStore`.
 """
 

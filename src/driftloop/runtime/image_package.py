@@ -96,6 +96,10 @@ class ImagePackage:
             shown = "; ".join(refused[:ERROR_FILES_SHOWN])
             more = f" and {len(refused) - ERROR_FILES_SHOWN} more" if len(refused) > ERROR_FILES_SHOWN else ""
             raise ModelPackageError(f"{len(refused)} of {len(files)} image(s) break the image contract: {shown}{more}")
+        return self.predict_decoded(decoded)
+
+    def predict_decoded(self, decoded: Sequence[Decoded]) -> ImagePredictions:
+        """Predictions for images already decoded under this package's image contract."""
         probabilities, embeddings = self.score(self.standardisation.apply([d.image for d in decoded]))
         return ImagePredictions(
             self.target,

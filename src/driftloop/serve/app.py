@@ -11,28 +11,24 @@ shutdown the server finishes the queued requests and flushes the log before it e
 
 from __future__ import annotations
 
-import asyncio
-import gc
-import hmac
 import itertools
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
-from typing import Any, Protocol
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 import polars as pl
 
 from driftloop.errors import MissingDependency, RequestRefused
 
 try:
-    from fastapi import FastAPI, Request, Response
-    from fastapi.openapi.utils import get_openapi
-    from fastapi.responses import JSONResponse, PlainTextResponse
+    from fastapi import FastAPI
     from starlette.types import ASGIApp
 
     from driftloop.serve.metrics import MeasuredRequests, ServerMetrics
-    from driftloop.serve.routes import ScoringRoute, ScoringRoutes, openapi_paths, refusal_responses
+    from driftloop.serve.operations import add_operations, same_model, serving, with_scoring_spec
+    from driftloop.serve.routes import ScoringRoute, ScoringRoutes, refusal_responses
 except ModuleNotFoundError as missing:  # the serving stack is an extra: say which
     raise MissingDependency.of(missing, extra="serve", purpose="the prediction server") from missing
 from driftloop.lake import EVENT_DATE, PREDICTION_ID
@@ -53,12 +49,6 @@ from driftloop.serve.payloads import (
 )
 
 PROJECT_ENV = "DRIFTLOOP_PROJECT"
-
-
-class Refreshing(Protocol):
-    """What follows the registry: the deployments of a table server, an image server's champion."""
-
-    def try_refresh(self) -> None: ...
 
 
 # how `driftloop serve --workers N` tells each worker its project
@@ -94,24 +84,8 @@ def create_app(project: Project, *, admin_token: str | None = None) -> ASGIApp:
         on_batch=on_batch,
     )
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await asyncio.to_thread(deployments.try_refresh)
-        await asyncio.to_thread(log.start)
-        # Everything loaded so far (libraries, the model) lives as long as the server: out of the
-        # collector's sight, a full collection no longer walks it in the middle of requests
-        # (those pauses made the p99 at 32 connections 260 ms against a 35 ms median).
-        gc.freeze()
-        batcher.start()
-        poller = asyncio.create_task(follow_registry(deployments, settings.poll_seconds), name="driftloop-poller")
-        try:
-            yield
-        finally:  # uvicorn has stopped accepting and answered what was in flight
-            poller.cancel()
-            with suppress(asyncio.CancelledError):
-                await poller
-            await batcher.stop()
-            await asyncio.to_thread(log.close)
+    def lifespan(_: FastAPI) -> AbstractAsyncContextManager[None]:
+        return serving(deployments, batcher, log, settings.poll_seconds)
 
     app = FastAPI(
         title=f"driftloop: {project.settings.project.name}",
@@ -137,7 +111,7 @@ def create_app(project: Project, *, admin_token: str | None = None) -> ASGIApp:
         return {"predictions": scored.outputs}
 
     async def infer(body: Any, path: dict[str, str], client_id: str | None) -> dict[str, Any]:
-        _same_model(path["name"], project)
+        same_model(path["name"], project.model_name)
         scored, request_id = await score(body, from_v2, client_id)
         return {"model_name": scored.model.name, "model_version": scored.model.version, "id": request_id,
                 "outputs": v2_outputs(scored.outputs)}  # fmt: skip
@@ -157,7 +131,7 @@ def create_app(project: Project, *, admin_token: str | None = None) -> ASGIApp:
     @app.get("/v2/models/{name}", summary="Open Inference Protocol v2: model metadata",
              responses=refusal_responses("404", "503"))  # fmt: skip
     async def model_metadata(name: str) -> dict[str, Any]:
-        _same_model(name, project)
+        same_model(name, project.model_name)
         model = _ready(deployments.live.answering)
         contract = model.package.contract
         inputs = [c for c in contract.stored_columns if c not in contract.targets]
@@ -174,49 +148,8 @@ def create_app(project: Project, *, admin_token: str | None = None) -> ASGIApp:
             ],
         }
 
-    @app.get("/health/live", summary="The process is up")
-    @app.get("/v2/health/live", summary="Open Inference Protocol v2: the process is up")
-    async def live() -> dict[str, str]:
-        return {"status": "live"}
-
-    @app.get("/health/ready", summary="A model is loaded and requests are answered", responses=refusal_responses("503"))
-    @app.get("/v2/health/ready", summary="Open Inference Protocol v2: ready to answer",
-             responses=refusal_responses("503"))  # fmt: skip
-    async def ready() -> dict[str, str]:
-        model = _ready(deployments.live.answering)
-        return {"status": "ready", "model": model.name, "model_version": model.version}
-
-    @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
-    async def prometheus() -> Response:
-        answering = deployments.live.answering
-        if answering is not None:
-            metrics.model_version.labels(answering.model.name).set(float(answering.model.version))
-        metrics.model_swaps.set(deployments.swaps)
-        metrics.log_queue.set(log.depth)
-        metrics.log_written.set(log.written)
-        metrics.log_spilled.set(log.spilled)
-        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
-
-    @app.post("/admin/reload", summary="Load the champion now (bearer token)",
-              responses=refusal_responses("401", "403", "503"))  # fmt: skip
-    async def reload(request: Request) -> dict[str, Any]:
-        authorise(request, admin_token, settings.admin_token_env)
-        changed = await asyncio.to_thread(deployments.refresh)
-        model = _ready(deployments.live.answering)
-        return {"reloaded": changed, "model_version": model.version}
-
-    @app.exception_handler(RequestRefused)
-    async def refused(_: Request, exc: RequestRefused) -> JSONResponse:
-        return JSONResponse(exc.payload(), status_code=exc.status)
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            spec = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-            spec["paths"] = {**openapi_paths(routes), **spec["paths"]}
-            app.openapi_schema = spec
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
+    add_operations(app, deployments, metrics, log, admin_token=admin_token, token_variable=settings.admin_token_env)
+    with_scoring_spec(app, routes)
     app.add_middleware(MeasuredRequests, metrics=metrics)
     return ScoringRoutes(app, routes, metrics=metrics, max_body_bytes=settings.max_body_bytes)
 
@@ -285,35 +218,11 @@ def _rows(
     return pl.concat([meta, outputs], how="horizontal")
 
 
-async def follow_registry(deployments: Refreshing, seconds: float) -> None:
-    """Look every ``seconds`` whether the registry moved the champion, and load it (in a thread)."""
-    while True:
-        await asyncio.sleep(seconds)
-        await asyncio.to_thread(deployments.try_refresh)
-
-
 def _ready(answering: Deployment | None) -> LoadedModel:
     """The model answering requests; a 503 before there is one."""
     if answering is None:
         raise RequestRefused("no model is loaded: the project has no champion yet (`driftloop promote`)", status=503)
     return answering.model
-
-
-def _same_model(name: str, project: Project) -> None:
-    if name != project.model_name:
-        raise RequestRefused(f"no model named {name!r} here; this server serves {project.model_name!r}",
-                             status=404)  # fmt: skip
-
-
-def authorise(request: Request, token: str | None, variable: str) -> None:
-    """Let an admin request through with the right bearer token; a 401 or 403 otherwise."""
-    if not token:
-        raise RequestRefused(f"admin actions are disabled: set {variable} before starting the server", status=403)
-    given = request.headers.get("authorization", "")
-    if not given.lower().startswith("bearer "):
-        raise RequestRefused("admin actions need 'Authorization: Bearer <token>'", status=401)
-    if not hmac.compare_digest(given[7:].strip().encode(), token.encode()):
-        raise RequestRefused("the bearer token is not the admin token", status=403)
 
 
 def _v2_type(type_name: str) -> str:

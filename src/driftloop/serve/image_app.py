@@ -18,11 +18,9 @@ the rule: never a 500.
 from __future__ import annotations
 
 import asyncio
-import gc
 import itertools
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import polars as pl
@@ -30,14 +28,14 @@ import polars as pl
 from driftloop.errors import MissingDependency, RequestRefused
 
 try:
-    from fastapi import FastAPI, Request, Response
-    from fastapi.openapi.utils import get_openapi
-    from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+    from fastapi import FastAPI
+    from fastapi.responses import HTMLResponse
     from starlette.types import ASGIApp
 
     from driftloop.serve.image_bodies import MAX_IMAGES, predict_files, v2_files
     from driftloop.serve.metrics import MeasuredRequests, ServerMetrics
-    from driftloop.serve.routes import ScoringRoute, ScoringRoutes, openapi_paths, refusal_responses
+    from driftloop.serve.operations import add_operations, same_model, serving, with_scoring_spec
+    from driftloop.serve.routes import ScoringRoute, ScoringRoutes, refusal_responses
 except ModuleNotFoundError as missing:  # the serving stack is an extra: say which
     raise MissingDependency.of(missing, extra="serve", purpose="the prediction server") from missing
 from driftloop.lake import CAPTURED_AT, IMAGE_ID, PredictionSource
@@ -45,7 +43,6 @@ from driftloop.predict import Stamp
 from driftloop.predict_images import joined_predictions, prediction_rows
 from driftloop.project import Project
 from driftloop.registry import Registry
-from driftloop.serve.app import authorise, follow_registry
 from driftloop.serve.image_scoring import ImageBatcher, ImageChampion, ScoredImages, ServedImageModel
 from driftloop.serve.logbook import SPILL_FOLDER, PredictionLog
 from driftloop.serve.upload_page import upload_page
@@ -130,21 +127,8 @@ def create_image_app(project: Project, *, admin_token: str | None = None) -> ASG
     # A file may be as large as the image contract allows, base64 (4/3) included.
     max_body = max(settings.max_body_bytes, images.max_bytes * 4 // 3 + ENVELOPE_BYTES)
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await asyncio.to_thread(champion.try_refresh)
-        await asyncio.to_thread(log.start)
-        gc.freeze()  # what is loaded lives as long as the server: out of the collector's walks
-        batcher.start()
-        poller = asyncio.create_task(follow_registry(champion, settings.poll_seconds), name="driftloop-poller")
-        try:
-            yield
-        finally:
-            poller.cancel()
-            with suppress(asyncio.CancelledError):
-                await poller
-            await batcher.stop()
-            await asyncio.to_thread(log.close)
+    def lifespan(_: FastAPI) -> AbstractAsyncContextManager[None]:
+        return serving(champion, batcher, log, settings.poll_seconds)
 
     app = FastAPI(
         title=f"driftloop: {project.settings.project.name}",
@@ -180,7 +164,7 @@ def create_image_app(project: Project, *, admin_token: str | None = None) -> ASG
                 "predictions": answers}  # fmt: skip
 
     async def infer(files: list[bytes], path: dict[str, str], client_id: str | None) -> dict[str, Any]:
-        _same_model(path["name"], project)
+        same_model(path["name"], project.model_name)
         result, request_id = await scored(files, client_id)
         predictions = result.predictions
         return {
@@ -197,7 +181,7 @@ def create_image_app(project: Project, *, admin_token: str | None = None) -> ASG
     @app.get("/v2/models/{name}", summary="Open Inference Protocol v2: model metadata",
              responses=refusal_responses("404", "503"))  # fmt: skip
     async def metadata(name: str) -> dict[str, Any]:
-        _same_model(name, project)
+        same_model(name, project.model_name)
         model = _ready(champion.current)
         return {
             "name": model.name,
@@ -210,38 +194,6 @@ def create_image_app(project: Project, *, admin_token: str | None = None) -> ASG
             ],
         }
 
-    @app.get("/health/live", summary="The process is up")
-    @app.get("/v2/health/live", summary="Open Inference Protocol v2: the process is up")
-    async def live() -> dict[str, str]:
-        return {"status": "live"}
-
-    @app.get("/health/ready", summary="A model is loaded", responses=refusal_responses("503"))
-    @app.get("/v2/health/ready", summary="Open Inference Protocol v2: ready", responses=refusal_responses("503"))
-    async def ready() -> dict[str, str]:
-        model = _ready(champion.current)
-        return {"status": "ready", "model": model.name, "model_version": model.version}
-
-    @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
-    async def prometheus() -> Response:
-        if champion.current is not None:
-            metrics.model_version.labels(champion.current.name).set(float(champion.current.version))
-        metrics.model_swaps.set(champion.loads)
-        metrics.log_queue.set(log.depth)
-        metrics.log_written.set(log.written)
-        metrics.log_spilled.set(log.spilled)
-        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
-
-    @app.post("/admin/reload", summary="Load the champion now (bearer token)",
-              responses=refusal_responses("401", "403", "503"))  # fmt: skip
-    async def reload(request: Request) -> dict[str, Any]:
-        authorise(request, admin_token, settings.admin_token_env)
-        changed = await asyncio.to_thread(champion.refresh)
-        return {"reloaded": changed, "model_version": _ready(champion.current).version}
-
-    @app.exception_handler(RequestRefused)
-    async def refused(_: Request, exc: RequestRefused) -> JSONResponse:
-        return JSONResponse(exc.payload(), status_code=exc.status)
-
     routes = [
         ScoringRoute("/v1/predict", predict, "The verdict on one or more images: a multipart upload, or base64 JSON",
                      PREDICT_JSON, ANSWER, predict_files, {"multipart/form-data": {"schema": PREDICT_FORM},
@@ -250,14 +202,8 @@ def create_image_app(project: Project, *, admin_token: str | None = None) -> ASG
                      V2_BODY, V2_ANSWER, v2_files),
     ]  # fmt: skip
 
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            spec = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-            spec["paths"] = {**openapi_paths(routes), **spec["paths"]}
-            app.openapi_schema = spec
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
+    add_operations(app, champion, metrics, log, admin_token=admin_token, token_variable=settings.admin_token_env)
+    with_scoring_spec(app, routes)
     app.add_middleware(MeasuredRequests, metrics=metrics)
     app.state.champion, app.state.log = champion, log
     return ScoringRoutes(app, routes, metrics=metrics, max_body_bytes=max_body)
@@ -290,8 +236,3 @@ def _ready(model: ServedImageModel | None) -> ServedImageModel:
     if model is None:
         raise RequestRefused("no model is loaded: the project has no champion yet (`driftloop promote`)", status=503)
     return model
-
-
-def _same_model(name: str, project: Project) -> None:
-    if name != project.model_name:
-        raise RequestRefused(f"no model named {name!r} here; this server serves {project.model_name!r}", status=404)

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from driftloop.errors import DriftloopError, RequestRefused
-from driftloop.images import Decoded, decode, image_stats
+from driftloop.images import Decoded, decode
 from driftloop.registry import Registry
 from driftloop.runtime.image_package import ImagePackage, ImagePredictions
 from driftloop.runtime.kinds import image_package
@@ -63,7 +63,7 @@ class ImageChampion:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self.current: ServedImageModel | None = None
-        self.loads = 0
+        self.swaps = 0  # times the served version changed
         self._lock = threading.Lock()
 
     def refresh(self) -> bool:
@@ -75,8 +75,12 @@ class ImageChampion:
             what = f"version {version} of {self.registry.name!r}"
             package = image_package(self.registry.package(version), what)
             self.current = ServedImageModel(self.registry.name, version, self.registry.version(version).run_id, package)
-            self.loads += 1
+            self.swaps += 1
             return True
+
+    def serving(self) -> tuple[str, str] | None:
+        """The name and version of the model answering (None before there is one)."""
+        return None if self.current is None else (self.current.name, self.current.version)
 
     def try_refresh(self) -> None:
         """:meth:`refresh`, logging (not raising) a failure: the server goes on with what it has."""
@@ -160,7 +164,7 @@ class ImageBatcher:
     async def _score(self, model: ServedImageModel, members: list[_Waiting]) -> None:
         started = time.perf_counter()
         try:
-            predictions = await asyncio.to_thread(_predict, model.package, [i for m in members for i in m.images])
+            predictions = await asyncio.to_thread(model.package.predict_decoded, [i for m in members for i in m.images])
         except Exception as exc:  # every waiting request hears of it; the batcher goes on
             for member in members:
                 if not member.future.done():
@@ -185,19 +189,6 @@ def _by_model(batch: list[_Waiting]) -> list[list[_Waiting]]:
     for waiting in batch:
         groups.setdefault(waiting.model.version, []).append(waiting)
     return list(groups.values())
-
-
-def _predict(package: ImagePackage, images: list[Decoded]) -> ImagePredictions:
-    """The batch through the package's standardisation and network, with each image's statistics."""
-    probabilities, embeddings = package.score(package.standardisation.apply([d.image for d in images]))
-    return ImagePredictions(
-        package.target,
-        package.classes,
-        probabilities,
-        embeddings,
-        [d.image_id for d in images],
-        [image_stats(d.image) for d in images],
-    )
 
 
 def _slice(predictions: ImagePredictions, start: int, end: int) -> ImagePredictions:

@@ -94,5 +94,10 @@ class Deployments:
         except DriftloopError as exc:
             logger.error("could not load the versions the registry names, still serving the old ones: %s", exc)
 
+    def serving(self) -> tuple[str, str] | None:
+        """The name and version of the model answering requests (None before there is one)."""
+        answering = self.live.answering
+        return None if answering is None else (answering.model.name, answering.model.version)
+
 
 __all__ = ["Deployment", "DeploymentKind", "Deployments", "Live", "Role", "kinds"]
