@@ -17,6 +17,7 @@ import polars as pl
 import pytest
 
 from driftloop.project import Project
+from tests.live import server as live_server
 from tests.test_image_registry import cli, digits_project
 from tests.test_images import GOOD, JPEG, encoded, image_folder, png_claiming
 from tests.test_serve import TOKEN, Server
@@ -37,8 +38,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Project, 
 
 
 def photo(project: Project, index: int = -1) -> tuple[bytes, str]:
-    """A photo of the lake and its label."""
-    row = project.lake.read("images").sort("captured_at", "image_id").row(index, named=True)
+    """A photo the lake took in at ingest (not one a server kept), and its label."""
+    ingested = project.lake.read("images").filter(pl.col("_batch_id").str.starts_with("images-"))
+    row = ingested.sort("captured_at", "image_id").row(index, named=True)
     return row["content"], row["label"]
 
 
@@ -199,3 +201,35 @@ def _online(project: Project, at_least: int) -> pl.DataFrame:
             return logged
         assert time.monotonic() < deadline, "the server never logged its answers"
         time.sleep(0.2)
+
+
+def test_with_keep_images_the_answered_photos_join_the_lake_once_to_be_labelled_later(
+    served: tuple[Project, Server], tmp_path: Path
+) -> None:
+    from driftloop.image_labels import label_images
+    from tests.test_images import digits
+
+    project, _ = served
+    settings = project.settings.model_copy(
+        update={"serve": project.settings.serve.model_copy(update={"keep_images": True})}
+    )
+    keeping = Project(project.root, settings)  # a second server of the project, in this process
+    new = encoded(digits(1, start=1500)[0][1].resize((40, 40)))  # a photo the lake has never held
+    known, _ = photo(project)
+    before = project.lake.row_count("images")
+    with live_server(keeping) as client:
+        for body in (new, new, known):
+            assert client.post("/v1/predict", files={"image": ("p.png", body, "image/png")}).status_code == 200
+        new_id = hashlib.sha256(new).hexdigest()
+        deadline = time.monotonic() + 30
+        while new_id not in set(project.lake.read("images").get_column("image_id")):
+            assert time.monotonic() < deadline, "the server never stored the photo it answered"
+            time.sleep(0.2)
+    images = project.lake.read("images")
+    assert images.height == before + 1  # the new photo once; the known one not again
+    kept = images.filter(pl.col("image_id") == new_id).row(0, named=True)
+    assert kept["content"] == new and kept["label"] is None and kept["_source"].startswith("serve ")
+    assert (kept["width"], kept["height"], kept["format"]) == (40, 40, "PNG") and kept["brightness"] > 0
+    labels = tmp_path / "verdicts.csv"
+    labels.write_text(f"image_id,label\n{new_id},7\n", encoding="utf-8")
+    assert label_images(project, labels).labelled == 1

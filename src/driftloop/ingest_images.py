@@ -244,16 +244,26 @@ def _row(
             RULES: [b.rule for b in outcome],
             "detail": "; ".join(f"{b.rule}: {b.detail}" for b in outcome),
         }
+    return {**common, **image_record(outcome, file.captured_at, image_stats(outcome.image))}
+
+
+def image_record(decoded: Decoded, captured_at: datetime, stats: dict[str, float]) -> dict[str, object]:
+    """What the images table keeps of an accepted image beside its id, bytes, label and batch:
+    when it was taken, its header facts and its statistics."""
     return {
-        **common,
-        CAPTURED_AT: file.captured_at,
-        EVENT_DATE: file.captured_at.date(),
-        "format": outcome.format,
-        "width": outcome.width,
-        "height": outcome.height,
-        "mode": outcome.mode,
-        **image_stats(outcome.image),
+        CAPTURED_AT: captured_at,
+        EVENT_DATE: captured_at.date(),
+        "format": decoded.format,
+        "width": decoded.width,
+        "height": decoded.height,
+        "mode": decoded.mode,
+        **stats,
     }
+
+
+def images_frame(rows: list[dict[str, object]]) -> pl.DataFrame:
+    """Rows of the images table as its frame (the lake derives the event month)."""
+    return _frame(Table.IMAGES, rows)
 
 
 def _write(
@@ -311,4 +321,4 @@ def _source(sources: str | Path | Sequence[str | Path]) -> str:
     return ", ".join(str(s) for s in given[:3]) + (f" and {len(given) - 3} more" if len(given) > 3 else "")
 
 
-__all__ = ["IMAGE_SUFFIXES", "ImageFile", "image_files", "ingest_images", "labels_of"]
+__all__ = ["IMAGE_SUFFIXES", "ImageFile", "image_files", "image_record", "images_frame", "ingest_images", "labels_of"]

@@ -85,7 +85,7 @@ def create_app(project: Project, *, admin_token: str | None = None) -> ASGIApp:
     )
 
     def lifespan(_: FastAPI) -> AbstractAsyncContextManager[None]:
-        return serving(deployments, batcher, log, settings.poll_seconds)
+        return serving(deployments, batcher, [log], settings.poll_seconds)
 
     app = FastAPI(
         title=f"driftloop: {project.settings.project.name}",

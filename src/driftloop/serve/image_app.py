@@ -10,9 +10,10 @@ The two scoring routes are plain ASGI in front of FastAPI, as the table server's
 (:mod:`driftloop.serve.routes`): FastAPI's per-request machinery and its form parsing cost more
 than a small network's forward pass. Every answered image is logged to ``predictions`` (its
 content hash as the entity, its statistics as the inputs; not the image) through the bounded,
-spilling log the table server uses. A body larger than the image contract allows is refused
-with 413 before it is read whole, a file that breaks the contract with 422 naming the file and
-the rule: never a 500.
+spilling log the table server uses; with ``[serve] keep_images`` the image itself goes to the
+``images`` table too (once per content, unlabelled), to be labelled later and trained on. A body
+larger than the image contract allows is refused with 413 before it is read whole, a file that
+breaks the contract with 422 naming the file and the rule: never a 500.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import asyncio
 import itertools
 import uuid
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
@@ -38,7 +41,19 @@ try:
     from driftloop.serve.routes import ScoringRoute, ScoringRoutes, refusal_responses
 except ModuleNotFoundError as missing:  # the serving stack is an extra: say which
     raise MissingDependency.of(missing, extra="serve", purpose="the prediction server") from missing
-from driftloop.lake import CAPTURED_AT, IMAGE_ID, PredictionSource
+from driftloop.images import Decoded
+from driftloop.ingest_images import image_record, images_frame
+from driftloop.lake import (
+    BATCH_ID,
+    CAPTURED_AT,
+    IMAGE_ID,
+    IMAGE_LABEL,
+    INGESTED_AT,
+    ROW,
+    SOURCE,
+    PredictionSource,
+    Table,
+)
 from driftloop.predict import Stamp
 from driftloop.predict_images import joined_predictions, prediction_rows
 from driftloop.project import Project
@@ -124,11 +139,17 @@ def create_image_app(project: Project, *, admin_token: str | None = None) -> ASG
         max_images=settings.max_batch_rows, max_wait_ms=settings.max_wait_ms, gap_ms=settings.max_gap_ms,
         on_batch=on_batch,
     )  # fmt: skip
+    # With keep_images, a log of its own stores the answered images in the images table.
+    kept = [
+        PredictionLog(project.lake, project.root / SPILL_FOLDER, capacity=settings.log_buffer_rows,
+                      flush_seconds=settings.flush_seconds, render=lambda entries: kept_images(project, entries),
+                      table=Table.IMAGES)
+    ] if settings.keep_images else []  # fmt: skip
     # A file may be as large as the image contract allows, base64 (4/3) included.
     max_body = max(settings.max_body_bytes, images.max_bytes * 4 // 3 + ENVELOPE_BYTES)
 
     def lifespan(_: FastAPI) -> AbstractAsyncContextManager[None]:
-        return serving(champion, batcher, log, settings.poll_seconds)
+        return serving(champion, batcher, [log, *kept], settings.poll_seconds)
 
     app = FastAPI(
         title=f"driftloop: {project.settings.project.name}",
@@ -145,7 +166,10 @@ def create_image_app(project: Project, *, admin_token: str | None = None) -> ASG
         large = sum(len(f) for f in files) > INLINE_BYTES
         decoded = await asyncio.to_thread(model.decoded, files) if large else model.decoded(files)
         request_id = client_id or f"{server_id}-{next(numbers)}"
-        return await batcher.score(model, decoded, request_id), request_id
+        result = await batcher.score(model, decoded, request_id)
+        for log in kept:
+            log.add(Kept(server_id, result, decoded, files), len(files))
+        return result, request_id
 
     @app.get("/", response_class=HTMLResponse, summary="A page to upload a photo and see its verdict")
     async def home() -> HTMLResponse:
@@ -207,6 +231,38 @@ def create_image_app(project: Project, *, admin_token: str | None = None) -> ASG
     app.add_middleware(MeasuredRequests, metrics=metrics)
     app.state.champion, app.state.log = champion, log
     return ScoringRoutes(app, routes, metrics=metrics, max_body_bytes=max_body)
+
+
+@dataclass(frozen=True)
+class Kept:
+    """An answered request's images, to be stored in the images table."""
+
+    server_id: str
+    scored: ScoredImages
+    decoded: list[Decoded]
+    files: list[bytes]
+
+
+def kept_images(project: Project, entries: list[Kept]) -> pl.DataFrame:
+    """The images table's rows of answered images the lake does not hold yet: unlabelled, captured
+    when they were scored, their source the request that sent them."""
+    rows: dict[str, dict[str, object]] = {}
+    now = datetime.now(UTC)
+    for entry in entries:
+        captured = entry.scored.scored_at.replace(tzinfo=None)
+        pairs = zip(entry.decoded, entry.files, entry.scored.predictions.stats, strict=True)
+        for row, (decoded, content, stats) in enumerate(pairs, start=1):
+            rows.setdefault(decoded.image_id, {
+                ROW: row, IMAGE_ID: decoded.image_id, IMAGE_LABEL: None, "content": content,
+                "size_bytes": len(content), SOURCE: f"serve {entry.scored.request_id}", BATCH_ID: entry.server_id,
+                INGESTED_AT: now, **image_record(decoded, captured, stats),
+            })  # fmt: skip
+    lake = project.lake
+    if lake.exists(Table.IMAGES):
+        held = lake.scan(Table.IMAGES).filter(pl.col(IMAGE_ID).is_in(list(rows))).select(IMAGE_ID).collect()
+        for image_id in held.get_column(IMAGE_ID):
+            rows.pop(image_id, None)
+    return images_frame(list(rows.values()))
 
 
 def logged_rows(batches: list[ScoredImages], server_id: str) -> pl.DataFrame:

@@ -31,7 +31,8 @@ class PredictionLog:
     """A bounded buffer of scored batches, written to the lake as prediction rows in the background.
 
     ``render`` turns a list of buffered entries into the rows to write (by default the entries
-    are frames already, and are concatenated).
+    are frames already, and are concatenated); ``table`` is where they go (an image server that
+    keeps the images it answers writes them to ``images`` through a log of its own).
     """
 
     def __init__(
@@ -42,8 +43,10 @@ class PredictionLog:
         capacity: int,
         flush_seconds: float,
         render: Callable[[list[Any]], pl.DataFrame] | None = None,
+        table: Table = Table.PREDICTIONS,
     ) -> None:
         self.lake = lake
+        self.table = table
         self.spill = spill
         self.capacity = capacity
         self.flush_seconds = flush_seconds
@@ -93,7 +96,7 @@ class PredictionLog:
                     self._pending, self._rows = batch + self._pending, self._rows + pending
                 raise
             try:
-                self.lake.append(Table.PREDICTIONS, rows, metadata={"driftloop.source": "online"})
+                self.lake.append(self.table, rows, metadata={"driftloop.source": "online"})
             except LakeError as exc:
                 logger.error("cannot write %d logged predictions to the lake (%s); spilled to %s", rows.height, exc,
                              self.spill)  # fmt: skip
@@ -118,7 +121,7 @@ class PredictionLog:
 
     def _spill(self, rows: pl.DataFrame) -> None:
         self.spill.mkdir(parents=True, exist_ok=True)
-        path = self.spill / f"predictions-{uuid.uuid4().hex}.parquet"
+        path = self.spill / f"{self.table}-{uuid.uuid4().hex}.parquet"
         partial = path.with_suffix(".partial")
         rows.write_parquet(partial)
         partial.replace(path)
@@ -128,18 +131,18 @@ class PredictionLog:
     def _replay_spill(self) -> None:
         if not self.spill.is_dir():
             return
-        for path in sorted(self.spill.glob("predictions-*.parquet")):
+        for path in sorted(self.spill.glob(f"{self.table}-*.parquet")):
             rows = pl.read_parquet(path)
             # Named in its commit, so a server killed between the commit and the unlink below
             # finds the file committed on restart, and does not append its rows a second time.
             transaction = f"driftloop-spill-{path.stem}"
             try:
-                if self.lake.committed(Table.PREDICTIONS, transaction):
+                if self.lake.committed(self.table, transaction):
                     logger.warning("spilled predictions %s were already written; removing the file", path.name)
                     path.unlink()
                     continue
                 self.lake.append(
-                    Table.PREDICTIONS,
+                    self.table,
                     rows,
                     metadata={"driftloop.source": f"spill {path.name}"},
                     transaction=transaction,

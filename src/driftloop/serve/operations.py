@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import hmac
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import Any, Protocol
 
@@ -51,13 +51,14 @@ class Followed(Protocol):
 
 @asynccontextmanager
 async def serving(
-    followed: Followed, batcher: Batching, log: PredictionLog, poll_seconds: float
+    followed: Followed, batcher: Batching, logs: Sequence[PredictionLog], poll_seconds: float
 ) -> AsyncIterator[None]:
-    """A server's life: the champion loaded, the log started (writing what an earlier run spilled),
+    """A server's life: the champion loaded, the logs started (writing what an earlier run spilled),
     the batcher and the registry's follower running; at the end (uvicorn has stopped accepting
     and answered what was in flight), the queue scored and the log flushed."""
     await asyncio.to_thread(followed.try_refresh)
-    await asyncio.to_thread(log.start)
+    for log in logs:
+        await asyncio.to_thread(log.start)
     # Everything loaded so far (libraries, the model) lives as long as the server: out of the
     # collector's sight, a full collection no longer walks it in the middle of requests
     # (those pauses made the p99 at 32 connections 260 ms against a 35 ms median).
@@ -71,7 +72,8 @@ async def serving(
         with suppress(asyncio.CancelledError):
             await poller
         await batcher.stop()
-        await asyncio.to_thread(log.close)
+        for log in logs:
+            await asyncio.to_thread(log.close)
 
 
 def add_operations(

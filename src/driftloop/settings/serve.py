@@ -29,3 +29,9 @@ class ServeSettings(BaseModel):
     log_buffer_rows: int = Field(100_000, ge=1, description="Logged predictions held in memory before spilling.")
     flush_seconds: float = Field(2.0, gt=0, description="How often logged predictions are written to the lake.")
     shadow: bool = Field(False, description="The challenger also scores live traffic; logged, never returned.")
+    keep_images: bool = Field(
+        False,
+        description="An image server also stores each image it answers in the images table (once per content, "
+        "unlabelled, captured when it was scored), so it can be labelled later by its image_id and trained on. "
+        "Off: the prediction log keeps each image's hash and statistics, never the image.",
+    )
