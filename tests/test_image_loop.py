@@ -104,3 +104,23 @@ def test_the_demo_and_a_tick_from_the_command_line(tmp_path: Path) -> None:
     assert tick.exit_code == 0, tick.output
     ran = json.loads(tick.stdout)
     assert ran["predicted_rows"] == 600 and ran["verdict"] is not None  # the day and the lab history before it
+
+
+def test_a_window_of_images_is_scored_and_watched_from_the_command_line(line: tuple[Project, ImageReplay]) -> None:
+    project, replay = line
+    root = str(project.root)
+    dim_day = str(replay.days[DIM_FROM].day)  # the second dim day: labelled by now
+    scored = runner.invoke(app, ["predict", "--date", dim_day, "--project", root, "--json"])
+    assert scored.exit_code == 0, scored.output
+    assert json.loads(scored.stdout)["rows"] == 100
+    watched = runner.invoke(app, ["monitor", "--date", dim_day, "--project", root, "--json"])
+    assert watched.exit_code == 0, watched.output
+    found = json.loads(watched.stdout)
+    assert found["verdict"] == "degraded" and "brightness" in found["drifted_statistics"]
+    assert found["embeddings"]["drifted"] and found["performance"][0]["rows"] == 100
+    shown = runner.invoke(app, ["monitor", "--date", dim_day, "--project", root])
+    assert shown.exit_code == 0 and "What moved" in shown.stdout and "embeddings" in shown.stdout
+    online = runner.invoke(app, ["monitor", "--date", dim_day, "--source", "online", "--project", root])
+    assert online.exit_code == 1 and "--source batch" in " ".join(online.stderr.split())
+    empty = runner.invoke(app, ["predict", "--date", "2026-04-01", "--project", root])
+    assert empty.exit_code == 1 and "no image was captured" in " ".join(empty.stderr.split())

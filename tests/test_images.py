@@ -270,7 +270,7 @@ def test_an_image_project_from_the_command_line(tmp_path: Path) -> None:
     again = runner.invoke(app, ["ingest", str(folder), "--project", str(tmp_path / "p")])
     assert again.exit_code == 0 and "already ingested" in again.stdout
 
-    for command in (["features"], ["evaluate", "1"], ["predict", "--date", "2026-03-01"], ["monitor"]):
+    for command in (["features"], ["evaluate", "1"]):
         table_only = runner.invoke(app, [*command, "--project", str(tmp_path / "p")])
         assert table_only.exit_code != 0 and "works on table projects" in " ".join(table_only.stderr.split())
 

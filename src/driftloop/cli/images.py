@@ -1,16 +1,18 @@
 """The image project's side of the commands: training the network (``driftloop train`` in an
-image project) and the camera-line demo (``driftloop demo --images``)."""
+image project), scoring and watching a window of images (``predict``, ``monitor``), and the
+camera-line demo (``driftloop demo --images``)."""
 
 from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime
 from pathlib import Path
 
 from rich.markup import escape
 from rich.table import Table
 
-from driftloop.cli.common import EpochProgress, emit_json, out, progress_bar, show_metrics
+from driftloop.cli.common import EpochProgress, emit_json, metrics_table, out, progress_bar, show_metrics
 from driftloop.errors import ConfigError, MissingDependency
 from driftloop.project import Project
 
@@ -112,3 +114,68 @@ def image_demo(folder: Path, days: int | None, *, force: bool) -> None:
     except MissingDependency as missing:
         out.print(f"[yellow]no chart[/]: {missing}")
     out.print(f"Next: `driftloop models --project {folder}`, `mlflow ui --backend-store-uri {project.tracking_uri}`")
+
+
+def predict_image_window(project: Project, start: datetime, end: datetime, version: str | None, as_json: bool) -> None:
+    """Score the images captured in the window and write them to the predictions table."""
+    from driftloop.predict_images import predict_images
+
+    with progress_bar(as_json) as progress:
+        progress.add_task("scoring the window's images", total=None)
+        scored = predict_images(project, start, end, version=version)
+    run = scored.run
+    if as_json:
+        emit_json(run.__dict__)
+        return
+    out.print(
+        f"[green]scored[/] {run.rows:,} images over {len(run.days)} day(s) with version {run.model_version} "
+        f"(job {run.job_id}); predictions table version {run.table_version}"
+    )
+
+
+def monitor_image_window(project: Project, start: datetime, end: datetime, version: str | None, as_json: bool) -> None:
+    """Score the window's images, and watch them: statistics, outputs, embeddings, accuracy where labelled."""
+    from driftloop.lake import IMAGE_LABEL
+    from driftloop.monitor.image_window import monitor_images
+    from driftloop.predict_images import predict_images
+
+    with progress_bar(as_json) as progress:
+        progress.add_task("scoring and watching the window's images", total=None)
+        scored = predict_images(project, start, end, version=version)
+        labels = scored.records.get_column(IMAGE_LABEL).to_list()
+        found = monitor_images(
+            project, scored.package, scored.run.model_version, scored.predictions, labels, start, end
+        )
+    report, drift = found.window, found.drift
+    if as_json:
+        emit_json({
+            "since": start, "until": end, "model_version": report.model_version, "images": report.rows,
+            "verdict": report.verdict.level, "reasons": report.verdict.reasons,
+            "drifted_statistics": drift.images.drifted, "drifted_outputs": drift.outputs.drifted,
+            "embeddings": {"statistic": drift.embeddings.statistic, "p_value": drift.embeddings.p_value,
+                           "drifted": drift.embeddings.drifted},
+            "performance": [p.to_dict() for p in report.performance],
+        })  # fmt: skip
+        return
+    colour = {"ok": "green", "warn": "yellow"}.get(report.verdict.level, "red")
+    out.print(
+        f"[{colour}]{report.verdict.level}[/] {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}, "
+        f"{report.rows:,} images, model version {report.model_version}"
+    )
+    for reason in report.verdict.reasons:
+        out.print(f"  - {reason}")
+    table = Table("look", "test", "statistic", "threshold", "drifted", title="What moved")
+    for section, found_drift in (("image", drift.images), ("output", drift.outputs)):
+        for column in found_drift.columns:
+            r = column.result
+            table.add_row(f"{section} {column.column}", r.test, f"{r.statistic:.4g}", f"{r.threshold:g}",
+                          "[red]yes[/]" if r.drifted else "no")  # fmt: skip
+    e = drift.embeddings
+    p_value = "" if e.p_value is None else f" (p {e.p_value:.3g})"
+    table.add_row("embeddings", e.test, f"{e.statistic:.4g}{p_value}", f"{e.threshold:g}",
+                  "[red]yes[/]" if e.drifted else "no")  # fmt: skip
+    out.print(table)
+    if report.performance:
+        rows = [(f"{p.target} ({p.rows:,} labelled)", p.metrics, [f"{p.worsening:+.0%} {p.metric} vs test"], "")
+                for p in report.performance]  # fmt: skip
+        out.print(metrics_table("Accuracy where labels have come", "target", rows))

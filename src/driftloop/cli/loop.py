@@ -21,8 +21,8 @@ from driftloop.cli.common import (
     metrics_table,
     out,
     progress_bar,
-    table_project,
 )
+from driftloop.cli.images import monitor_image_window, predict_image_window
 from driftloop.data.clock import day_span, local_day, today, zone
 from driftloop.errors import ConfigError
 from driftloop.ingest import BatchStatus
@@ -42,11 +42,15 @@ def predict(
     project_dir: ProjectOption = Path(),
     as_json: JsonOption = False,
 ) -> None:
-    """Score a window of the features table and write the predictions table (reruns replace)."""
+    """Score a window of the features table (an image project's: of its images) and write the predictions table
+    (reruns replace)."""
     from driftloop.predict import predict_window
 
-    project = table_project(project_dir, "predict")
+    project = Project.load(project_dir)
     start, end = window(day, since, until, project.contract.timezone)
+    if project.settings.images is not None:
+        predict_image_window(project, start, end, version, as_json)
+        return
     total_days = (local_day(end, project.contract.timezone) - local_day(start, project.contract.timezone)).days + 1
     with progress_bar(as_json, bar=True) as progress:
         task = progress.add_task("scoring", total=total_days)
@@ -82,11 +86,17 @@ def monitor(
     project_dir: ProjectOption = Path(),
     as_json: JsonOption = False,
 ) -> None:
-    """Drift of inputs and predictions, performance where labels exist, and a verdict for a window."""
+    """Drift of inputs and predictions, performance where labels exist, and a verdict for a window (in an image
+    project: the window's images scored and watched three ways)."""
     from driftloop.monitor.window import monitor_window
 
-    project = table_project(project_dir, "monitor")
+    project = Project.load(project_dir)
     start, end = window(day, since, until, project.contract.timezone)
+    if project.settings.images is not None:
+        if source is not Stream.BATCH:
+            raise ConfigError("an image project's windows are monitored from its images table: --source batch")
+        monitor_image_window(project, start, end, version, as_json)
+        return
     if not no_report:  # before the work: a missing plotting library is said at once, not after it
         from driftloop.monitor.report import write_report
     pages: tuple[Path, Path] | None = None
