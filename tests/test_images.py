@@ -17,7 +17,15 @@ import pytest
 from PIL import Image, ImageFilter
 
 from driftloop.errors import ConfigError, SourceError
-from driftloop.images import Decoded, ImageRules, Standardisation, content_hash, decode, image_stats
+from driftloop.images import (
+    Decoded,
+    ImageRules,
+    Standardisation,
+    content_hash,
+    decode,
+    draft_standardisation,
+    image_stats,
+)
 from driftloop.ingest_images import ingest_images
 from driftloop.project import Project, init_project
 
@@ -137,6 +145,24 @@ def test_standardisation_makes_one_shape_and_with_normalise_hides_lighting() -> 
     plain, normalised = Standardisation(mode="L"), Standardisation(mode="L", normalise=True)
     assert not np.allclose(plain.apply([photo]), plain.apply([darker]), atol=0.05)
     assert np.allclose(normalised.apply([photo]), normalised.apply([darker]), atol=0.05)
+
+
+def test_a_standardisation_is_drafted_from_the_images_a_project_starts_with(tmp_path: Path) -> None:
+    def saved(name: str, image: Image.Image) -> Path:
+        path = tmp_path / name
+        image.save(path)
+        return path
+
+    small_grey = [saved(f"digit{i}.png", image.resize((28, 20))) for i, (_, image) in enumerate(digits(5))]
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"%PDF-1.4 not an image")
+    drafted = draft_standardisation([*small_grey, broken])
+    assert (drafted.width, drafted.height, drafted.mode) == (28, 20, "L")  # their own size: nothing to gain above
+    photos = [saved(f"photo{i}.jpg", Image.new("RGB", (640, 480), (90, 140, 60))) for i in range(3)]
+    assert (draft_standardisation(photos).width, draft_standardisation(photos).mode) == (64, "RGB")
+    mixed = draft_standardisation([*small_grey[:2], saved("red.png", Image.new("RGB", (28, 20), "red"))])
+    assert mixed.mode == "RGB"  # one colour image among grey ones: colour is kept
+    assert draft_standardisation([broken]) == Standardisation()  # nothing readable: the defaults
 
 
 def image_folder(
@@ -262,7 +288,9 @@ def test_an_image_project_from_the_command_line(tmp_path: Path) -> None:
     runner = CliRunner()
     made = runner.invoke(app, ["init", str(tmp_path / "p"), "--images", str(folder)])
     assert made.exit_code == 0, made.stderr
-    assert "telling apart 10 classes" in made.stdout
+    assert "telling apart 10 classes" in made.stdout and "32x32 grey" in made.stdout
+    drafted = Project.load(tmp_path / "p").settings.images
+    assert drafted is not None and (drafted.standardise.width, drafted.standardise.mode) == (32, "L")
     ingested = runner.invoke(app, ["ingest", str(folder), "--project", str(tmp_path / "p"), "--json"])
     assert ingested.exit_code == 0, ingested.stderr
     [summary] = json.loads(ingested.stdout)

@@ -158,11 +158,10 @@ def image_files(
     return files
 
 
-def labels_of(sources: str | Path | Sequence[str | Path], *, labels: str | Path | None = None) -> list[str]:
-    """The labels the files of ``sources`` carry (their class subfolders, or a labels file):
-    what an image project made from them tells apart."""
-    found = {f.label for f in image_files(sources, labels=labels)}
-    return sorted(label for label in found if label is not None)
+def labels_of(files: Sequence[ImageFile]) -> list[str]:
+    """The labels ``files`` carry (their class subfolders, or a labels file): what an image
+    project made from them tells apart."""
+    return sorted({f.label for f in files if f.label is not None})
 
 
 def _labels_file(path: Path) -> dict[str, tuple[str | None, datetime | None]]:

@@ -18,6 +18,7 @@ from driftloop.data.draft import draft_contract
 from driftloop.engine import Engine, resolve_engine
 from driftloop.errors import ConfigError
 from driftloop.features import DatetimeFeature, FeatureSet
+from driftloop.images import Standardisation
 from driftloop.lake import CAPTURED_AT, IMAGE_ID, IMAGE_LABEL, Lake
 from driftloop.settings import PROJECT_FILE, ProjectSection, Settings, parse_settings
 from driftloop.settings.images import ImageSettings
@@ -161,11 +162,13 @@ def init_project(
     labels: tuple[str, ...] = (),
     timezone: str = UTC_ZONE,
     image_classes: list[str] | None = None,
+    image_standard: Standardisation | None = None,
     force: bool = False,
 ) -> Project:
     """Create ``root/driftloop.toml``, drafting the contract from ``sample`` when given; naive
     times are read in ``timezone``. With ``image_classes`` it is an image project whose images
-    are labelled with those classes (its contract: :func:`image_contract`)."""
+    are labelled with those classes (its contract: :func:`image_contract`), standardised as
+    ``image_standard`` says (by default: 64x64 RGB)."""
     folder = Path(root).resolve()
     zone(timezone)  # an unknown zone is named before anything is drafted
     if (folder / PROJECT_FILE).exists() and not force:
@@ -177,7 +180,7 @@ def init_project(
         settings = Settings(
             project=ProjectSection(name=name or folder.name),
             contract=image_contract(image_classes, timezone),
-            images=ImageSettings(),
+            images=ImageSettings(standardise=image_standard or Standardisation()),
         )
         return _created(folder, settings)
     if sample is None:

@@ -15,8 +15,9 @@ from driftloop.data.draft import DraftReview, review_draft, spread_sample
 from driftloop.data.sources import expand_paths, read_file
 from driftloop.errors import ConfigError
 from driftloop.feature_table import materialize
+from driftloop.images import draft_standardisation
 from driftloop.ingest import BatchStatus, IngestSummary, ingest
-from driftloop.ingest_images import ingest_images, labels_of
+from driftloop.ingest_images import image_files, ingest_images, labels_of
 from driftloop.lake import IMAGE_LABEL, TABLES
 from driftloop.project import Project, init_project
 from driftloop.settings import PROJECT_FILE
@@ -70,6 +71,7 @@ def init(
     if image_labels is not None and images is None:
         raise ConfigError("--labels names the classes of the images of --images FOLDER; give the folder too")
     sample = spread_sample(read_file(expand_paths([data])[0]).frame, sample_rows) if data else None
+    files = image_files(images, labels=image_labels) if images is not None else None
     project = init_project(
         folder,
         sample=sample,
@@ -79,7 +81,8 @@ def init(
         targets=tuple(target or ()),
         labels=tuple(label or ()),
         timezone=timezone,
-        image_classes=labels_of(images, labels=image_labels) if images is not None else None,
+        image_classes=labels_of(files) if files is not None else None,
+        image_standard=draft_standardisation([f.path for f in files]) if files is not None else None,
         force=force,
     )
     contract = project.contract
@@ -94,6 +97,7 @@ def init(
         "sample_rows": 0 if sample is None else sample.height,
         "null_rates": review.null_rates,
         "warnings": review.warnings,
+        "standardise": None if project.settings.images is None else project.settings.images.standardise.model_dump(),
     }
     if as_json:
         emit_json(summary)
@@ -101,9 +105,13 @@ def init(
     out.print(f"[green]created[/] {summary['project']}")
     if project.settings.images is not None:
         classes = contract.columns[IMAGE_LABEL].classes or []
+        standard = project.settings.images.standardise
+        colour = "grey" if standard.mode == "L" else "colour"
         out.print(
-            f"An image project telling apart {len(classes)} classes: {', '.join(classes)}. Its image rules and "
-            f"standardisation are in \\[images]; next, `driftloop ingest {images} --project {folder}`.",
+            f"An image project telling apart {len(classes)} classes: {', '.join(classes)}. The network sees each "
+            f"image as {standard.width}x{standard.height} {colour} (drafted from the images: review "
+            f"\\[images.standardise] and the rest of \\[images]); next, "
+            f"`driftloop ingest {images} --project {folder}`.",
             highlight=False,
         )
     elif contract.columns:
