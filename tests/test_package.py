@@ -10,6 +10,7 @@ from driftloop.errors import ModelPackageError
 from driftloop.model.trainer import TrainedModel, train_project
 from driftloop.project import Project
 from driftloop.registry.mlflow.tracking import MlflowTracker
+from driftloop.runtime.exported import GOLDEN, GRAPH
 from driftloop.runtime.package import MANIFEST, WEIGHTS, ModelPackage
 
 
@@ -25,12 +26,12 @@ def raw_rows(trained: TrainedModel, n: int = 20) -> pl.DataFrame:
     return trained.splits.test.select("ts", "a", "b", "c").head(n)
 
 
-def test_saved_package_is_json_and_safetensors_only_and_predicts_the_same(
+def test_saved_package_is_json_safetensors_and_onnx_only_and_predicts_the_same(
     tracked: tuple[TrainedModel, str], tmp_path: Path
 ) -> None:
     trained, _ = tracked
     folder = trained.package.save(tmp_path / "pkg")
-    assert sorted(p.name for p in folder.iterdir()) == sorted([MANIFEST, WEIGHTS])
+    assert sorted(p.name for p in folder.iterdir()) == sorted([MANIFEST, WEIGHTS, GRAPH, GOLDEN])
     again = ModelPackage.load(folder)
     assert again.predict(raw_rows(trained)).equals(trained.package.predict(raw_rows(trained)))
     text = raw_rows(trained).with_columns(pl.all().cast(pl.String))  # as a CSV would arrive

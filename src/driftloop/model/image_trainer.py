@@ -21,6 +21,7 @@ from driftloop.lake import CAPTURED_AT, IMAGE_LABEL, IMAGE_STATS
 from driftloop.model.data import split_by_time
 from driftloop.model.image_data import labelled_images, opened
 from driftloop.model.metrics import classification_metrics
+from driftloop.model.onnx_export import GOLDEN_IMAGES, export_image_network
 from driftloop.model.train import Callback
 from driftloop.model.train_images import ImageFit, ImageSplit, fit_images, refit_images
 from driftloop.project import Project
@@ -118,6 +119,8 @@ def train_images(
         refitted = refit_images(everything, spec, standardisation, train_settings, fitted.best_epoch)
         package = replace(package, weights=refitted.model.weights())  # a new package: its network is built afresh
         package.lineage["refit"] = {"rows": len(everything), "epochs": fitted.best_epoch, "seconds": refitted.seconds}
+    newest = standardisation.finish(held_out.pixels[-GOLDEN_IMAGES:])
+    package.exported = export_image_network(package.spec, package.weights, newest)
     return TrainedImages(package, fitted, rows, images.select(IMAGE_STATS), held_out, refitted, tested)
 
 

@@ -23,6 +23,7 @@ from driftloop.model.data import Sample, Splits, split_by_time, split_clock, tra
 from driftloop.model.distributed import fit_on, refit_on
 from driftloop.model.importance import permutation_importance
 from driftloop.model.metrics import CLASSIFICATION_METRICS, HIGHER_IS_BETTER, classification_metrics, regression_metrics
+from driftloop.model.onnx_export import GOLDEN_ROWS, export_table_network
 from driftloop.model.train import Callback, FitResult, Tensors
 from driftloop.profiles import profile
 from driftloop.project import Project
@@ -121,6 +122,8 @@ def train_project(
             linear_start=recipe.linear_start(settings),
         )  # fmt: skip
         package, held_out = recipe.package(refitted), recipe
+    golden = package.preprocessor.transform(features.apply(splits.test.head(GOLDEN_ROWS)))
+    package.exported = export_table_network(package.spec, package.weights, *golden)
     fitted_on = rows if refitted is not None else splits.train
     lineage = {
         "features_table": str(lake.uri(Table.FEATURES)),

@@ -23,9 +23,10 @@ from safetensors.numpy import load_file, save_file
 
 from driftloop.errors import ModelPackageError
 from driftloop.images import Decoded, ImageRules, Standardisation, decode, image_stats
-from driftloop.runtime.backends import DEFAULT_BACKEND, ImageBackend, resolve_image_backend
+from driftloop.runtime.backends import DEFAULT_BACKEND, ImageBackend, chosen_backend, resolve_image_backend
+from driftloop.runtime.exported import ExportedNetwork
 from driftloop.runtime.image_spec import ConvSpec
-from driftloop.runtime.package import WEIGHTS, read_manifest, write_package
+from driftloop.runtime.package import ONNX, WEIGHTS, read_manifest, write_package
 from driftloop.runtime.targets import probability_column
 
 KIND = "image"
@@ -72,13 +73,16 @@ class ImagePackage:
     lineage: dict[str, Any] = field(default_factory=dict)
     reference: dict[str, Any] = field(default_factory=dict)  # profiles of the training images (JSON)
     reference_embeddings: np.ndarray | None = None  # (N, embedding size), of held-out images
+    exported: ExportedNetwork | None = None  # the network as an ONNX graph, checked against PyTorch
     backend_name: str = DEFAULT_BACKEND
 
     @cached_property
     def network(self) -> ImageBackend:
         """The network as the scoring backend runs it, built once."""
+        graph = None if self.exported is None else self.exported.graph
         try:
-            return resolve_image_backend(self.backend_name)(self.spec, self.weights)
+            backend = chosen_backend(self.backend_name, graph is not None)
+            return resolve_image_backend(backend)(self.spec, self.weights, graph)
         except KeyError as exc:
             raise ModelPackageError(f"the package's weights lack the parameter {exc} its network needs") from exc
 
@@ -131,7 +135,7 @@ class ImagePackage:
             "lineage": self.lineage,
             "reference": self.reference,
         }
-        write_package(folder, self.weights, manifest)
+        write_package(folder, self.weights, manifest, self.exported)
         if self.reference_embeddings is not None:
             embeddings = {"embeddings": np.ascontiguousarray(self.reference_embeddings)}
             save_file(embeddings, str(folder / REFERENCE_EMBEDDINGS))
@@ -154,6 +158,7 @@ class ImagePackage:
                 manifest.get("lineage", {}),
                 manifest.get("reference", {}),
                 _embeddings(path / REFERENCE_EMBEDDINGS),
+                ExportedNetwork.load(path, manifest.get(ONNX)),
                 backend,
             )
         except (OSError, ValueError, KeyError, TypeError, SafetensorError) as exc:

@@ -1,9 +1,10 @@
 """The model package: everything a prediction needs, read and scored without MLflow or training code.
 
-A folder with ``weights.safetensors`` (the network's parameters) and ``package.json`` (network
+A folder with ``weights.safetensors`` (the network's parameters), ``package.json`` (network
 shape, preprocessing state, target scaling, feature definitions, data contract, metrics, lineage
-and the reference profiles of the training window, for drift monitoring). Only JSON and
-safetensors are read: no pickle. Scoring runs the same steps everywhere (training's evaluation,
+and the reference profiles of the training window, for drift monitoring) and the network as a
+checked ONNX graph with its golden pairs (:mod:`driftloop.runtime.exported`). Only JSON,
+safetensors and ONNX's protobuf are read: no pickle. Scoring runs the same steps everywhere (training's evaluation,
 batch prediction, the server, a fresh process at the qa gate): contract check, features,
 preprocessing, then the network through a scoring backend (:mod:`driftloop.runtime.backends`).
 """
@@ -26,7 +27,8 @@ from driftloop.data.sources import to_polars
 from driftloop.data.validate import CheckResult, RowChecker
 from driftloop.errors import ModelPackageError
 from driftloop.features import FeatureSet
-from driftloop.runtime.backends import DEFAULT_BACKEND, Backend, resolve_backend
+from driftloop.runtime.backends import DEFAULT_BACKEND, Backend, chosen_backend, resolve_backend
+from driftloop.runtime.exported import ExportedNetwork
 from driftloop.runtime.preprocess import Preprocessor
 from driftloop.runtime.spec import NetworkSpec
 from driftloop.runtime.targets import Targets
@@ -35,6 +37,8 @@ FORMAT_VERSION = 1
 TABLE_KIND = "table"  # a package's kind when its manifest does not say (an image package says "image")
 WEIGHTS = "weights.safetensors"
 MANIFEST = "package.json"
+# The manifest's record of the exported ONNX graph (absent in a package without one).
+ONNX = "onnx"
 # Rows of a prediction request listed in an error about invalid input.
 ERROR_ROWS_SHOWN = 5
 
@@ -51,6 +55,7 @@ class ModelPackage:
     metrics: dict[str, Any] = field(default_factory=dict)
     lineage: dict[str, Any] = field(default_factory=dict)
     reference: dict[str, Any] = field(default_factory=dict)  # profiles of the training window (JSON)
+    exported: ExportedNetwork | None = None  # the network as an ONNX graph, checked against PyTorch
     backend_name: str = DEFAULT_BACKEND
 
     @property
@@ -64,8 +69,9 @@ class ModelPackage:
     @cached_property
     def network(self) -> Backend:
         """The network as the scoring backend runs it, built once."""
+        graph = None if self.exported is None else self.exported.graph
         try:
-            return resolve_backend(self.backend_name)(self.spec, self.weights)
+            return resolve_backend(chosen_backend(self.backend_name, graph is not None))(self.spec, self.weights, graph)
         except KeyError as exc:
             raise ModelPackageError(f"the package's weights lack the parameter {exc} its network needs") from exc
 
@@ -114,7 +120,7 @@ class ModelPackage:
             "lineage": self.lineage,
             "reference": self.reference,
         }
-        return write_package(folder, self.weights, manifest)
+        return write_package(folder, self.weights, manifest, self.exported)
 
     @classmethod
     def load(cls, folder: str | Path, *, backend: str = DEFAULT_BACKEND) -> ModelPackage:
@@ -125,6 +131,7 @@ class ModelPackage:
             contract = Contract.model_validate(manifest["contract"])
             spec = NetworkSpec.from_dict(manifest["network"])
             weights = load_file(str(path / WEIGHTS))
+            exported = ExportedNetwork.load(path, manifest.get(ONNX))
         except (OSError, ValueError, KeyError, TypeError, SafetensorError) as exc:
             raise ModelPackageError(f"cannot read the model package at {path}: {exc}") from exc
         package = cls(
@@ -136,16 +143,21 @@ class ModelPackage:
             manifest.get("metrics", {}),
             manifest.get("lineage", {}),
             manifest.get("reference", {}),
+            exported,
             backend,
         )
         _ = package.network  # a package whose weights do not fit its network fails here, not at a request
         return package
 
 
-def write_package(folder: Path, weights: dict[str, np.ndarray], manifest: dict[str, Any]) -> Path:
-    """Write a package's weights and manifest into ``folder`` (created); returns it."""
+def write_package(
+    folder: Path, weights: dict[str, np.ndarray], manifest: dict[str, Any], exported: ExportedNetwork | None
+) -> Path:
+    """Write a package's weights, exported network and manifest into ``folder`` (created); returns it."""
     folder.mkdir(parents=True, exist_ok=True)
     save_file({k: np.ascontiguousarray(v) for k, v in weights.items()}, str(folder / WEIGHTS))
+    if exported is not None:
+        manifest = {**manifest, ONNX: exported.save(folder)}
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
     return folder
 

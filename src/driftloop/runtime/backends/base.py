@@ -26,9 +26,10 @@ class Backend(Protocol):
 
 
 class BackendLoader(Protocol):
-    """Builds a backend from a network's spec and weights (parameter name -> array)."""
+    """Builds a backend from a network's spec and weights (parameter name -> array), or from its
+    exported ONNX graph (None when the package has none)."""
 
-    def __call__(self, spec: NetworkSpec, weights: Mapping[str, np.ndarray]) -> Backend: ...
+    def __call__(self, spec: NetworkSpec, weights: Mapping[str, np.ndarray], graph: bytes | None = None) -> Backend: ...
 
 
 class ImageBackend(Protocol):
@@ -40,6 +41,8 @@ class ImageBackend(Protocol):
 
 
 class ImageBackendLoader(Protocol):
-    """Builds an image backend from a network's spec and weights."""
+    """Builds an image backend from a network's spec and weights, or from its ONNX graph."""
 
-    def __call__(self, spec: ConvSpec, weights: Mapping[str, np.ndarray]) -> ImageBackend: ...
+    def __call__(
+        self, spec: ConvSpec, weights: Mapping[str, np.ndarray], graph: bytes | None = None
+    ) -> ImageBackend: ...

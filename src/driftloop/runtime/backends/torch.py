@@ -47,8 +47,8 @@ class FoldedTorch:
 
     name = "torch"
 
-    def __init__(self, spec: NetworkSpec, weights: Mapping[str, np.ndarray]) -> None:
-        self.spec = spec
+    def __init__(self, spec: NetworkSpec, weights: Mapping[str, np.ndarray], graph: bytes | None = None) -> None:
+        self.spec = spec  # built from the weights: an exported graph is not needed
         self.activation = IN_PLACE[spec.activation]
         tensor = {name: torch.from_numpy(np.array(value)) for name, value in weights.items()}  # copies
         self.embeddings = [tensor[f"embeddings.{i}.weight"] for i in range(len(spec.cardinalities))]
@@ -106,8 +106,8 @@ class FoldedConv:
 
     name = "torch"
 
-    def __init__(self, spec: ConvSpec, weights: Mapping[str, np.ndarray]) -> None:
-        self.spec = spec
+    def __init__(self, spec: ConvSpec, weights: Mapping[str, np.ndarray], graph: bytes | None = None) -> None:
+        self.spec = spec  # built from the weights: an exported graph is not needed
         self.activation = IN_PLACE[spec.activation]
         tensor = {name: torch.from_numpy(np.array(value)) for name, value in weights.items()}  # copies
         self.blocks: list[tuple[torch.Tensor, torch.Tensor]] = []  # (kernel, bias), batch norm folded in
