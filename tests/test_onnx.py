@@ -5,6 +5,7 @@ damaged graph and a package without one are each a clear error."""
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,8 @@ def test_the_exported_network_scores_as_the_folded_one_does_at_any_batch_size(sp
         found, expected = onnx(numbers, categories), folded(numbers, categories)
         assert found.shape == expected.shape == (n, sum(spec.head_sizes))
         np.testing.assert_allclose(found, expected, rtol=1e-5, atol=1e-5)
+    shipped = pickle.loads(pickle.dumps(onnx))  # as Spark ships a package to its workers
+    assert np.array_equal(shipped(*rows(spec, 5)), onnx(*rows(spec, 5)))
 
 
 def test_the_exported_image_network_gives_the_same_logits_and_embeddings() -> None:

@@ -8,6 +8,7 @@ session runs the whole graph in C++ where the folded network calls PyTorch once 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import onnxruntime
@@ -44,10 +45,14 @@ class OnnxTable:
     name = "onnx"
 
     def __init__(self, spec: NetworkSpec, weights: Mapping[str, np.ndarray], graph: bytes | None = None) -> None:
-        self.spec = spec
+        self.spec, self.graph = spec, graph
         self.session = session(graph)
         # An input the network never reads (no categories) is not in the graph.
         self.inputs = tuple(i.name for i in self.session.get_inputs())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A session cannot be pickled; Spark ships the package to its workers, which rebuild it from the graph.
+        return (type(self), (self.spec, {}, self.graph))
 
     def __call__(self, numbers: np.ndarray, categories: np.ndarray) -> np.ndarray:
         """Scaled outputs for preprocessed rows."""
@@ -64,8 +69,11 @@ class OnnxConv:
     name = "onnx"
 
     def __init__(self, spec: ConvSpec, weights: Mapping[str, np.ndarray], graph: bytes | None = None) -> None:
-        self.spec = spec
+        self.spec, self.graph = spec, graph
         self.session = session(graph)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.spec, {}, self.graph))
 
     def __call__(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Logits (N, classes) and embeddings (N, embedding size) of standardised images (N, C, H, W)."""
