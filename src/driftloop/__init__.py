@@ -13,6 +13,7 @@ from driftloop.engine import Engine, resolve_engine
 from driftloop.errors import (
     BatchProblem,
     BatchRejected,
+    BundleError,
     ConfigError,
     ContractError,
     DemoDataError,
@@ -78,6 +79,7 @@ __all__ = [
     "BatchProblem",
     "BatchRejected",
     "BatchStatus",
+    "BundleError",
     "CheckResult",
     "Column",
     "ColumnType",

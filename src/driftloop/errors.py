@@ -15,6 +15,7 @@ The tree::
     ├── PreprocessError            preprocessing cannot be fitted or applied
     ├── TrainingError              a model cannot be trained (too few rows, no target values)
     ├── ModelPackageError          a model package cannot be written, read or used
+    │   └── BundleError            a signed bundle cannot be written, or fails its signature or checksums
     ├── RegistryError              the registry cannot do what was asked (no such version)
     ├── PredictError               a batch prediction cannot run (no champion, an empty window)
     ├── MonitorError               a window cannot be monitored (no rows, no model)
@@ -124,6 +125,11 @@ class PredictError(DriftloopError):
     """A batch prediction cannot run (no champion, an empty window, a bad date)."""
 
 
+class BundleError(ModelPackageError):
+    """A bundle cannot be written, or is refused: not a bundle, signed with another key, a file
+    changed after signing, or a key that cannot be read."""
+
+
 class RegistryError(DriftloopError):
     """The registry cannot do what was asked (no such version, nothing to roll back to)."""
 
@@ -171,6 +177,7 @@ class DemoDataError(DriftloopError):
 __all__ = [
     "BatchProblem",
     "BatchRejected",
+    "BundleError",
     "ConfigError",
     "ContractError",
     "DemoDataError",

@@ -5,21 +5,24 @@ drafting its contract from a sample.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 import tomli_w
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from driftloop.data.clock import UTC_ZONE, zone
 from driftloop.data.contract import Column, ColumnType, Contract, Role
 from driftloop.data.draft import draft_contract
 from driftloop.engine import Engine, resolve_engine
-from driftloop.errors import ConfigError
+from driftloop.errors import BundleError, ConfigError
 from driftloop.features import DatetimeFeature, FeatureSet
 from driftloop.images import Standardisation
 from driftloop.lake import CAPTURED_AT, IMAGE_ID, IMAGE_LABEL, Lake
+from driftloop.runtime.signing import private_key
 from driftloop.settings import PROJECT_FILE, ProjectSection, Settings, parse_settings
 from driftloop.settings.images import ImageSettings
 
@@ -120,6 +123,25 @@ class Project:
             return chosen if "://" in chosen else (self.root / chosen).resolve().as_uri()
         local = self.tracking_uri.startswith(("sqlite:", "file:")) or "://" not in self.tracking_uri
         return (self.root / ARTIFACTS).as_uri() if local else None
+
+    @property
+    def key_file(self) -> Path:
+        """Where the project's bundle signing key lives (``[bundle] key_file``)."""
+        return self.root / self.settings.bundle.key_file
+
+    def signing_key(self) -> Ed25519PrivateKey:
+        """The private key bundles are signed with: the PEM in ``[bundle] key_env`` when that is
+        set, else ``[bundle] key_file``; a BundleError saying how to make one otherwise."""
+        name = self.settings.bundle.key_env
+        given = os.environ.get(name)
+        if given:
+            return private_key(given.encode(), f"the environment's {name}")
+        if not self.key_file.is_file():
+            raise BundleError(
+                f"no signing key: {self.key_file} does not exist and {name} is not set; make one with "
+                f"`driftloop keys --project {self.root}` and give its public half to the devices"
+            )
+        return private_key(self.key_file.read_bytes(), str(self.key_file))
 
     @property
     def engine(self) -> Engine:

@@ -121,6 +121,15 @@ class ImagePackage:
         logits, embeddings = self.network(pixels)
         return softmax(logits), embeddings
 
+    def interface(self) -> dict[str, Any]:
+        """What the model takes and gives, as JSON: the image contract files follow, and its classes."""
+        return {
+            "kind": KIND,
+            "rules": self.rules.model_dump(mode="json"),
+            "target": self.target,
+            "classes": self.classes,
+        }
+
     def save(self, folder: Path) -> Path:
         """Write the package into ``folder`` (created); returns it."""
         manifest = {

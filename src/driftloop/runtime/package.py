@@ -103,6 +103,15 @@ class ModelPackage:
         numbers, categories = self.preprocessor.transform(self.features.apply(rows))
         return self.network(numbers, categories)
 
+    def interface(self) -> dict[str, Any]:
+        """What the model takes and gives, as JSON: the contract its rows follow and its heads."""
+        return {
+            "kind": TABLE_KIND,
+            "contract": self.contract.model_dump(mode="json", exclude_none=True),
+            # Names and classes, not the scaling: that is the weights' business, and changes each retrain.
+            "targets": {"names": self.heads.names, "classes": self.heads.classes},
+        }
+
     @cached_property
     def _checker(self) -> RowChecker:
         return RowChecker(_scoring_contract(self.contract))

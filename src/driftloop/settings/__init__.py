@@ -1,7 +1,8 @@
 """Settings: the sections of ``driftloop.toml`` as pydantic models, one module per section
-(``train``, ``promote``, ``monitor``, ``loop``, ``serve``), and ``project_file`` for the whole file
-and its ``[project]`` table. Built once at the edge and passed down."""
+(``train``, ``promote``, ``monitor``, ``loop``, ``serve``, ``bundle``, ``images``), and
+``project_file`` for the whole file and its ``[project]`` table. Built once at the edge and passed down."""
 
+from driftloop.settings.bundle import BundleSettings
 from driftloop.settings.loop import LoopSettings
 from driftloop.settings.monitor import MonitorSettings
 from driftloop.settings.project_file import PROJECT_FILE, ProjectSection, Settings, parse_settings
@@ -11,6 +12,7 @@ from driftloop.settings.train import TargetSettings, TrainSettings
 
 __all__ = [
     "PROJECT_FILE",
+    "BundleSettings",
     "LoopSettings",
     "MonitorSettings",
     "ProjectSection",

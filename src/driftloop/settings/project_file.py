@@ -17,6 +17,7 @@ from driftloop.data.contract import Contract
 from driftloop.engine import DEFAULT_ENGINE, ENGINES, SparkOptions
 from driftloop.errors import ConfigError, DriftloopError
 from driftloop.features import FeatureDef
+from driftloop.settings.bundle import BundleSettings
 from driftloop.settings.images import ImageSettings
 from driftloop.settings.loop import LoopSettings
 from driftloop.settings.monitor import MonitorSettings
@@ -97,6 +98,7 @@ class Settings(BaseModel):
     loop: LoopSettings = Field(default_factory=LoopSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
     spark: SparkOptions = Field(default_factory=SparkOptions)
+    bundle: BundleSettings = Field(default_factory=BundleSettings)
     images: ImageSettings | None = Field(
         None, description="An image project's image contract and standardisation; None for a table project."
     )
