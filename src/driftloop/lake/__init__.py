@@ -5,10 +5,14 @@ DuckDB, pandas and Spark.
 ``where`` is a selection of rows; ``write`` holds the write paths (a commit of Polars-written
 files through ``files``, or ``write_deltalake`` for a schema change), ``read`` the scans and
 windows, ``maintenance`` compaction and history; ``lake`` the :class:`Lake` a project works on.
+
+The tables' descriptions load with the package; the Delta-backed parts (:class:`Lake`, the
+maintenance types) on first use, so what only names tables and columns (a device scoring a
+bundle) needs no Delta library.
 """
 
-from driftloop.lake.lake import Lake
-from driftloop.lake.maintenance import Compaction, TableVersion
+from typing import TYPE_CHECKING
+
 from driftloop.lake.tables import (
     BATCH_ID,
     CAPTURED_AT,
@@ -32,6 +36,27 @@ from driftloop.lake.tables import (
     empty,
 )
 from driftloop.lake.where import Where
+
+if TYPE_CHECKING:
+    from driftloop.lake.lake import Lake
+    from driftloop.lake.maintenance import Compaction, TableVersion
+
+_LAZY = {
+    "Lake": "driftloop.lake.lake",
+    "Compaction": "driftloop.lake.maintenance",
+    "TableVersion": "driftloop.lake.maintenance",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'driftloop.lake' has no attribute {name!r}")
+
 
 __all__ = [
     "BATCH_ID",
