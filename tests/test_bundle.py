@@ -142,6 +142,7 @@ def test_keys_are_made_once_kept_private_and_found_as_the_project_says(
     project, _ = bundled
     root = str(project.root)
     assert stat.S_IMODE(project.key_file.stat().st_mode) == 0o600
+    assert (project.key_file.parent / ".gitignore").read_text() == "signing.pem\n"
     again = runner.invoke(app, ["keys", "--project", root])
     assert again.exit_code == 1 and "already exists" in " ".join(again.stderr.split())
     elsewhere = tmp_path / "elsewhere.pem"

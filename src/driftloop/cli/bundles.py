@@ -26,12 +26,16 @@ def keys(
 
     project = Project.load(project_dir)
     private, public = generate_keys(project.key_file, force=force)
+    ignore = private.parent / ".gitignore"
+    if not ignore.exists():  # a project folder is often a repository: the private key stays out of it
+        ignore.write_text(f"{private.name}\n", encoding="utf-8")
     name = fingerprint(public_key(public.read_bytes(), str(public)))
     if as_json:
         emit_json({"private_key": str(private), "public_key": str(public), "fingerprint": name})
         return
     out.print(
-        f"[green]made[/] key {name}: private {private} (readable by you only: keep it out of git), public {public}"
+        f"[green]made[/] key {name}: private {private} (readable by you only; {ignore} keeps it out of git), "
+        f"public {public}"
     )
     out.print(f"Give {public} to the devices; next, `driftloop bundle --project {project_dir} --out model.bundle`.")
 
