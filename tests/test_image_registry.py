@@ -102,6 +102,8 @@ def test_train_tracks_and_registers_an_image_network_that_mlflow_loads_and_the_g
         and "width:min" in gates["refuses invalid input"]["detail"]
     )
     assert gates["finite outputs"]["numbers"]["rows"] == 200 and gates["latency"]["numbers"]["rows"] == 200
+    assert "on 200 images" in gates["finite outputs"]["detail"] and "for one image" in gates["latency"]["detail"]
+    assert gates["latency"]["numbers"]["passes"] == 3  # the quietest of three passes is judged
     assert "class shares" in gates["beats baseline"]["detail"]
 
 

@@ -63,6 +63,7 @@ class Candidate:
     valid: pl.DataFrame
     invalid: pl.DataFrame
     baseline: str = "the linear baseline"
+    unit: str = "row"  # what one input is called: a row, or an image
 
 
 def qa_gates(candidate: Candidate, settings: PromoteSettings) -> list[GateResult]:
@@ -70,9 +71,9 @@ def qa_gates(candidate: Candidate, settings: PromoteSettings) -> list[GateResult
     report = fresh_process_report(candidate)
     return [
         _loads(report),
-        _finite(report),
+        _finite(report, candidate.unit),
         _refuses(report),
-        _latency(report, settings.latency_budget_ms),
+        _latency(report, settings.latency_budget_ms, candidate.unit),
         _floors(candidate.metrics, settings),
         _beats_baseline(candidate.metrics, settings, candidate.baseline),
     ]
@@ -173,12 +174,13 @@ def _loads(report: dict[str, Any]) -> GateResult:
     return GateResult("loads in a fresh process", False, str(report.get("error", "did not load")))
 
 
-def _finite(report: dict[str, Any]) -> GateResult:
+def _finite(report: dict[str, Any], unit: str) -> GateResult:
     bad = report.get("nonfinite_outputs")
     if bad is None:
         return GateResult("finite outputs", False, str(report.get("error", "no rows were scored")))
     numbers = {"rows": report.get("rows_scored"), "nonfinite": bad}
-    return GateResult("finite outputs", bad == 0, f"{bad} NaN/inf outputs on {report.get('rows_scored')} rows", numbers)
+    detail = f"{bad} NaN/inf outputs on {report.get('rows_scored')} {unit}s"
+    return GateResult("finite outputs", bad == 0, detail, numbers)
 
 
 def _refuses(report: dict[str, Any]) -> GateResult:
@@ -190,12 +192,12 @@ def _refuses(report: dict[str, Any]) -> GateResult:
     return GateResult("refuses invalid input", True, str(refusal)[:300])
 
 
-def _latency(report: dict[str, Any], budget_ms: float) -> GateResult:
+def _latency(report: dict[str, Any], budget_ms: float, unit: str) -> GateResult:
     latency = report.get("latency_ms")
     if not latency:
         return GateResult("latency", False, str(report.get("error", "not measured")))
     passed = latency["p99"] <= budget_ms
-    detail = f"p99 {latency['p99']:.1f} ms (p50 {latency['p50']:.1f} ms) for one row, budget {budget_ms:.0f} ms"
+    detail = f"p99 {latency['p99']:.1f} ms (p50 {latency['p50']:.1f} ms) for one {unit}, budget {budget_ms:.0f} ms"
     return GateResult("latency", passed, detail, latency)
 
 

@@ -51,6 +51,7 @@ class ImageJudge:
             valid,
             pl.DataFrame({IMAGE_INPUT: [b"%PDF-1.7 a document, not a photo", _too_small()]}),
             "the training images' class shares",
+            unit="image",
         )
         return qa_gates(candidate, self.project.settings.promote)
 
