@@ -10,6 +10,7 @@ import sys
 import types
 from typing import TYPE_CHECKING
 
+from driftloop.about import VERSION
 from driftloop.errors import (
     BatchProblem,
     BatchRejected,
@@ -35,6 +36,7 @@ from driftloop.errors import (
     TableNotFound,
     TrainingError,
 )
+from driftloop.lazy import lazy_names
 
 if TYPE_CHECKING:  # the names' types for type checkers; at run time they come from __getattr__
     from driftloop.data.contract import Column, ColumnType, Contract, Role
@@ -60,7 +62,7 @@ if TYPE_CHECKING:  # the names' types for type checkers; at run time they come f
     from driftloop.serve.app import create_app
     from driftloop.settings import Settings
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
 # Everything but the errors is imported on first use: `import driftloop` stays light, and a
 # device with only driftloop[edge] (no Delta, MLflow or PyTorch) imports the runtime it has
@@ -112,14 +114,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value  # found once: the next lookup is a plain attribute
-        return value
-    raise AttributeError(f"module 'driftloop' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _LAZY)
 
 
 class _Package(types.ModuleType):

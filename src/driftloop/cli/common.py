@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -90,6 +91,16 @@ def show_metrics(
         if other is not None:
             rows.append((f"  {other_name}", other[target], [], "dim"))
     out.print(metrics_table(title, "target", rows))
+
+
+def show_verdict(level: str, reasons: list[str], start: datetime, end: datetime, watched: str, version: str) -> None:
+    """A window's verdict, coloured, with what was watched and the reasons under it."""
+    colour = {"ok": "green", "warn": "yellow"}.get(level, "red")
+    out.print(
+        f"[{colour}]{level}[/] {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}, {watched}, model version {version}"
+    )
+    for reason in reasons:
+        out.print(f"  - {reason}")
 
 
 def table_project(folder: Path, command: str) -> Project:

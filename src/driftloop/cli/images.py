@@ -12,7 +12,15 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
-from driftloop.cli.common import EpochProgress, emit_json, metrics_table, out, progress_bar, show_metrics
+from driftloop.cli.common import (
+    EpochProgress,
+    emit_json,
+    metrics_table,
+    out,
+    progress_bar,
+    show_metrics,
+    show_verdict,
+)
 from driftloop.errors import ConfigError, MissingDependency
 from driftloop.project import Project
 
@@ -157,13 +165,8 @@ def monitor_image_window(project: Project, start: datetime, end: datetime, versi
             "performance": [p.to_dict() for p in report.performance],
         })  # fmt: skip
         return
-    colour = {"ok": "green", "warn": "yellow"}.get(report.verdict.level, "red")
-    out.print(
-        f"[{colour}]{report.verdict.level}[/] {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}, "
-        f"{report.rows:,} images, model version {report.model_version}"
-    )
-    for reason in report.verdict.reasons:
-        out.print(f"  - {reason}")
+    verdict = report.verdict
+    show_verdict(verdict.level, verdict.reasons, start, end, f"{report.rows:,} images", report.model_version)
     table = Table("look", "test", "statistic", "threshold", "drifted", title="What moved")
     for section, found_drift in (("image", drift.images), ("output", drift.outputs)):
         for column in found_drift.columns:

@@ -21,6 +21,7 @@ from driftloop.cli.common import (
     metrics_table,
     out,
     progress_bar,
+    show_verdict,
 )
 from driftloop.cli.images import monitor_image_window, predict_image_window
 from driftloop.data.clock import day_span, local_day, today, zone
@@ -125,13 +126,8 @@ def monitor(
             }
         )
         return
-    colour = {"ok": "green", "warn": "yellow"}.get(report.verdict.level, "red")
-    out.print(
-        f"[{colour}]{report.verdict.level}[/] {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}, "
-        f"{report.rows:,} {report.source} rows, model version {report.model_version}"
-    )
-    for reason in report.verdict.reasons:
-        out.print(f"  - {reason}")
+    verdict, watched = report.verdict, f"{report.rows:,} {report.source} rows"
+    show_verdict(verdict.level, verdict.reasons, start, end, watched, report.model_version)
     table = Table("input", "test", "statistic", "threshold", "drifted", title="Input drift")
     for column in sorted(report.inputs.columns, key=lambda c: -c.result.statistic)[:15]:
         r = column.result

@@ -36,6 +36,7 @@ from driftloop.lake.tables import (
     empty,
 )
 from driftloop.lake.where import Where
+from driftloop.lazy import lazy_names
 
 if TYPE_CHECKING:
     from driftloop.lake.lake import Lake
@@ -48,15 +49,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'driftloop.lake' has no attribute {name!r}")
-
+__getattr__ = lazy_names(__name__, _LAZY)
 
 __all__ = [
     "BATCH_ID",

@@ -18,13 +18,13 @@ import json
 import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from driftloop.about import VERSION
 from driftloop.errors import BundleError
 from driftloop.runtime.exported import OPSET
 from driftloop.runtime.kinds import AnyPackage
@@ -70,7 +70,7 @@ def write_bundle(
         "interface_sha256": interface_hash(package),
         "opset": package.exported.record.get("opset", OPSET),
         "created_at": datetime.now(UTC).isoformat(),
-        "driftloop": _driftloop_version(),
+        "driftloop": VERSION,
         "key": fingerprint(key.public_key()),
         "files": {
             name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)} for name, data in files.items()
@@ -172,13 +172,6 @@ def _claimed_key(text: bytes) -> str | None:
     except (ValueError, AttributeError):
         return None
     return claimed if isinstance(claimed, str) else None
-
-
-def _driftloop_version() -> str:
-    try:
-        return version("driftloop")
-    except PackageNotFoundError:  # run from a source tree that was never installed
-        return "unknown"
 
 
 __all__ = ["BUNDLE_FORMAT", "OpenedBundle", "interface_hash", "open_bundle", "read_manifest", "write_bundle"]

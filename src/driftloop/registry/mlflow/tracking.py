@@ -31,6 +31,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import Model, ModelSignature
 from mlflow.tracking import MlflowClient
 
+from driftloop.about import VERSION
 from driftloop.errors import MissingDependency
 from driftloop.model.train import EpochLog
 from driftloop.model.trainer import TrainedModel
@@ -126,7 +127,7 @@ class RunTracker:
                 data_path=str(saved),
                 signature=signature,
                 input_example=example,
-                pip_requirements=[f"driftloop=={_driftloop_version()}"],
+                pip_requirements=[f"driftloop=={VERSION}"],
                 mlflow_model=Model(
                     artifact_path=logged.artifact_location,
                     model_uuid=logged.model_id,
@@ -256,19 +257,13 @@ def delta_dataset(table: str, path: str, version: int) -> Dataset:
 
 
 def _code_tags(project: Project) -> dict[str, str]:
-    tags = {"driftloop.version": _driftloop_version()}
+    tags = {"driftloop.version": VERSION}
     done = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=project.root, capture_output=True, text=True, check=False, timeout=10
     )
     if done.returncode == 0:  # the project is in git: record the code version the model came from
         tags["mlflow.source.git.commit"] = done.stdout.strip()
     return tags
-
-
-def _driftloop_version() -> str:
-    from driftloop import __version__
-
-    return __version__
 
 
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
