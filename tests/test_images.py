@@ -190,6 +190,7 @@ def test_an_image_project_keeps_its_image_settings_in_its_file(image_project: Pr
     assert loaded.contract.key == ["image_id", "captured_at"] and loaded.contract.targets == ["label"]
     assert loaded.contract.columns["label"].classes == [str(d) for d in range(10)]
     text = (image_project.root / "driftloop.toml").read_text(encoding="utf-8")
+    assert "[images.train]" in text and "\n[train]" not in text  # the table network's settings would mislead
     broken = text.replace("min_width = 8", "min_width = 20000")
     (image_project.root / "driftloop.toml").write_text(broken, encoding="utf-8")
     with pytest.raises(ConfigError, match="min_width 20000 is above max_width"):

@@ -168,6 +168,8 @@ class Project:
         data = self.settings.model_dump(mode="json", exclude_none=True)
         if not data["features"]:  # an empty `features = []` would clash with [[features]] added later
             del data["features"]
+        if self.settings.images is not None:  # an image network trains as [images.train] says: [train] would mislead
+            del data["train"]
         example = "" if self.settings.features or self.settings.images else FEATURES_EXAMPLE
         text = HEADER + "\n" + tomli_w.dumps(data) + example
         (self.root / PROJECT_FILE).write_text(text, encoding="utf-8")
