@@ -118,8 +118,12 @@ def test_a_window_of_images_is_scored_and_watched_from_the_command_line(line: tu
     found = json.loads(watched.stdout)
     assert found["verdict"] == "degraded" and "brightness" in found["drifted_statistics"]
     assert found["embeddings"]["drifted"] and found["performance"][0]["rows"] == 100
-    shown = runner.invoke(app, ["monitor", "--date", dim_day, "--project", root])
+    page = Path(found["report"][0]).read_text(encoding="utf-8")  # the report a table's window has, for images
+    assert "Image statistics drift" in page and "Embedding drift" in page and "100 images" in page
+    assert "brightness" in page and "<b>drifted</b>" in page and Path(found["report"][1]).stat().st_size > 0
+    shown = runner.invoke(app, ["monitor", "--date", dim_day, "--no-report", "--project", root])
     assert shown.exit_code == 0 and "What moved" in shown.stdout and "embeddings" in shown.stdout
+    assert "report:" not in shown.stdout
     online = runner.invoke(app, ["monitor", "--date", dim_day, "--source", "online", "--project", root])
     assert online.exit_code == 1 and "--source batch" in " ".join(online.stderr.split())
     empty = runner.invoke(app, ["predict", "--date", "2026-04-01", "--project", root])

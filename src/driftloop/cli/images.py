@@ -141,11 +141,17 @@ def predict_image_window(project: Project, start: datetime, end: datetime, versi
     )
 
 
-def monitor_image_window(project: Project, start: datetime, end: datetime, version: str | None, as_json: bool) -> None:
-    """Score the window's images, and watch them: statistics, outputs, embeddings, accuracy where labelled."""
+def monitor_image_window(
+    project: Project, start: datetime, end: datetime, version: str | None, as_json: bool, report_dir: Path | None
+) -> None:
+    """Score the window's images, and watch them: statistics, outputs, embeddings, accuracy where
+    labelled; the HTML and PNG report goes to ``report_dir`` (None: no report)."""
     from driftloop.lake import IMAGE_LABEL
     from driftloop.monitor.image_window import monitor_images
     from driftloop.predict_images import predict_images
+
+    if report_dir is not None:  # before the work: a missing plotting library is said at once, not after it
+        from driftloop.monitor.report import write_report
 
     with progress_bar(as_json) as progress:
         progress.add_task("scoring and watching the window's images", total=None)
@@ -154,6 +160,7 @@ def monitor_image_window(project: Project, start: datetime, end: datetime, versi
         found = monitor_images(
             project, scored.package, scored.run.model_version, scored.predictions, labels, start, end
         )
+        pages = None if report_dir is None else write_report(project, found.window, report_dir, images=found.drift)
     report, drift = found.window, found.drift
     if as_json:
         emit_json({
@@ -163,6 +170,7 @@ def monitor_image_window(project: Project, start: datetime, end: datetime, versi
             "embeddings": {"statistic": drift.embeddings.statistic, "p_value": drift.embeddings.p_value,
                            "drifted": drift.embeddings.drifted},
             "performance": [p.to_dict() for p in report.performance],
+            "report": [str(p) for p in pages] if pages else None,
         })  # fmt: skip
         return
     verdict = report.verdict
@@ -182,3 +190,5 @@ def monitor_image_window(project: Project, start: datetime, end: datetime, versi
         rows = [(f"{p.target} ({p.rows:,} labelled)", p.metrics, [f"{p.worsening:+.0%} {p.metric} vs test"], "")
                 for p in report.performance]  # fmt: skip
         out.print(metrics_table("Accuracy where labels have come", "target", rows))
+    if pages:
+        out.print(f"report: {pages[0]} (summary: {pages[1].name})")

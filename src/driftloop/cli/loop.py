@@ -96,7 +96,8 @@ def monitor(
     if project.settings.images is not None:
         if source is not Stream.BATCH:
             raise ConfigError("an image project's windows are monitored from its images table: --source batch")
-        monitor_image_window(project, start, end, version, as_json)
+        folder = None if no_report else report_dir or project.root / "reports"
+        monitor_image_window(project, start, end, version, as_json, folder)
         return
     if not no_report:  # before the work: a missing plotting library is said at once, not after it
         from driftloop.monitor.report import write_report

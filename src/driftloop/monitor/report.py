@@ -4,7 +4,8 @@ The first chart answers "is the model still good?": each target's decisive metri
 monitored window, with retrains and promotions marked on the time axis. Then the verdict and
 its reasons, performance (numbers and labels apart, each label with its confusion matrix and
 calibration curve on the window), the drift tables of inputs and predictions, and
-reference-vs-current distributions of the inputs that moved most. Everything is read from the
+reference-vs-current distributions of the inputs that moved most. A window of images reads the
+same, its images' statistics as the inputs, with the test of the network's embeddings. Everything is read from the
 ``monitoring`` and ``events`` tables and the window's profiles, so a report can be made again
 at any time.
 """
@@ -32,6 +33,7 @@ from driftloop.model.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
 from driftloop.monitor import Stream
 from driftloop.monitor.drift import ColumnDrift, DriftReport
 from driftloop.monitor.estimates import TargetEstimate
+from driftloop.monitor.images import ImageDrift
 from driftloop.monitor.performance import TargetPerformance
 from driftloop.monitor.verdict import VerdictLevel
 from driftloop.monitor.window import WindowReport, section_of
@@ -48,8 +50,12 @@ CLASSIFICATION_HEADINGS = ("accuracy", "balanced accuracy", "macro F1", "ROC AUC
 DISTRIBUTIONS_SHOWN = 6
 
 
-def write_report(project: Project, report: WindowReport, folder: Path) -> tuple[Path, Path]:
-    """Write ``monitor_<start>_<end>.html`` and ``.png`` into ``folder``; returns both paths."""
+def write_report(
+    project: Project, report: WindowReport, folder: Path, *, images: ImageDrift | None = None
+) -> tuple[Path, Path]:
+    """Write ``monitor_<start>_<end>.html`` and ``.png`` into ``folder``; returns both paths. A
+    window of images brings its ``images`` drift: the statistics stand as its inputs, and the
+    embeddings' test is shown where a table's estimates are."""
     folder.mkdir(parents=True, exist_ok=True)
     stream = "" if report.source is Stream.BATCH else f"{report.source}_"
     stem = f"monitor_{stream}{report.since:%Y%m%dT%H%M}_{report.until:%Y%m%dT%H%M}"
@@ -64,7 +70,7 @@ def write_report(project: Project, report: WindowReport, folder: Path) -> tuple[
         figures.append(_label_views(labels))
     parts = [to_html(f, include_plotlyjs="inline" if i == 0 else False, full_html=False) for i, f in enumerate(figures)]
     page = folder / f"{stem}.html"
-    page.write_text(_page(report, decisive, parts), encoding="utf-8")
+    page.write_text(_page(report, decisive, parts, images), encoding="utf-8")
     picture = folder / f"{stem}.png"
     _summary_png(report, history, estimated, decisive, picture)
     return page, picture
@@ -224,7 +230,18 @@ def _shares(
     return labels, list(ref_counts / max(ref_counts.sum(), 1)), list(cur_counts / max(cur_counts.sum(), 1))
 
 
-def _page(report: WindowReport, decisive: dict[str, str], charts: list[str]) -> str:
+def _embeddings(drift: ImageDrift) -> str:
+    """The embeddings' two-sample test, said in a sentence."""
+    test = drift.embeddings
+    p_value = "" if test.p_value is None else f", permutation p = {test.p_value:.3g}"
+    verdict = "<b>drifted</b>" if test.drifted else "not drifted"
+    return (
+        f"<p>The network's pooled features of the window's images against those of held-out training images: "
+        f"{html.escape(test.test)} = {test.statistic:.4g}{p_value} (threshold {test.threshold:g}): {verdict}.</p>"
+    )
+
+
+def _page(report: WindowReport, decisive: dict[str, str], charts: list[str], images: ImageDrift | None) -> str:
     colour = {VerdictLevel.OK: "#2e7d32", VerdictLevel.WARN: "#f9a825"}.get(report.verdict.level, "#c62828")
     reasons = "".join(f"<li>{html.escape(r)}</li>" for r in report.verdict.reasons) or "<li>nothing to report</li>"
     numbers = [p for p in report.performance if p.classes is None]
@@ -235,6 +252,13 @@ def _page(report: WindowReport, decisive: dict[str, str], charts: list[str]) -> 
     predictions = _drift_rows(report.predictions) if report.predictions is not None else ""
     title = f"driftloop monitoring {report.since:%Y-%m-%d} to {report.until:%Y-%m-%d}"
     stream = "batch predictions" if report.source is Stream.BATCH else "online traffic"
+    unit, inputs = ("images", "Image statistics drift") if images is not None else ("rows", "Input drift")
+    looked = (
+        f"<h2>Embedding drift</h2>{_embeddings(images)}"
+        if images is not None
+        else "<h2>Estimated performance (every row, no labels needed)</h2>"
+        + (_estimates_table(report.estimates) or "<p>this model carries no estimators (trained before them)</p>")
+    )
     shadow_columns = ("target", "challenger", "requests", "mean |difference|", "labelled", "metric", "champion",
                       "challenger")  # fmt: skip
     shadow_head = "".join(f"<th>{h}</th>" for h in shadow_columns)
@@ -257,16 +281,15 @@ def _page(report: WindowReport, decisive: dict[str, str], charts: list[str]) -> 
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title><style>{style}</style></head>
 <body><h1>Monitoring: {report.since:%Y-%m-%d %H:%M} to {report.until:%Y-%m-%d %H:%M}</h1>
-<p>{stream}: {report.rows:,} rows, model version {html.escape(report.model_version)}</p>
+<p>{stream}: {report.rows:,} {unit}, model version {html.escape(report.model_version)}</p>
 {charts[0]}
 <p class="verdict">{report.verdict.level}</p><ul>{reasons}</ul>
-<h2>Performance (labelled rows)</h2>
-{performance or "<p>no labelled rows in this window yet</p>"}
-<h2>Estimated performance (every row, no labels needed)</h2>
-{_estimates_table(report.estimates) or "<p>this model carries no estimators (trained before them)</p>"}
+<h2>Performance (labelled {unit})</h2>
+{performance or f"<p>no labelled {unit} in this window yet</p>"}
+{looked}
 {"".join(charts[3:])}
 {shadow_part}
-<h2>Input drift</h2>{charts[1]}
+<h2>{inputs}</h2>{charts[1]}
 <table><tr>{drift_head}</tr>{drift}</table>
 {charts[2]}
 {
