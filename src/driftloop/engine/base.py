@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import polars as pl
 
@@ -24,8 +24,10 @@ from driftloop.data.contract import Contract
 from driftloop.data.validate import CheckResult
 from driftloop.errors import PredictError
 from driftloop.features import FeatureSet
-from driftloop.lake import Lake
 from driftloop.profiles import Profile
+
+if TYPE_CHECKING:
+    from driftloop.lake import Lake
 
 # A batch of typed rows in, one output column per target out, row for row (a package's
 # ``predict_valid``). Engines apply it to the batches they hold; it always sees a Polars frame.

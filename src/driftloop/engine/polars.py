@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -20,8 +20,10 @@ from driftloop.data.validate import CheckResult, check_batch
 from driftloop.engine.base import BatchFunction, Bound, Scorer, beside
 from driftloop.errors import ConfigError
 from driftloop.features import FeatureSet
-from driftloop.lake import Lake
 from driftloop.profiles import Profile, profile
+
+if TYPE_CHECKING:
+    from driftloop.lake import Lake
 
 # Feature bytes a stage reads per chunk (batch prediction never splits a day); scoring and
 # writing a chunk hold about three times this (1M rows x 22 columns, 200 MB by

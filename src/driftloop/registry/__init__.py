@@ -6,9 +6,19 @@ policy that acts on them; ``mlflow`` the boundary to MLflow, the only code that 
 (the registered model, training runs, the pyfunc flavour, the fresh-process check).
 """
 
-from driftloop.registry.decisions import Alias, Decision, DecisionKind, Stage
-from driftloop.registry.gates import GateResult
-from driftloop.registry.mlflow.store import VersionInfo
-from driftloop.registry.registry import Registry
+from typing import TYPE_CHECKING
+
+from driftloop.lazy import lazy_names
+from driftloop.registry.decisions import Alias, Decision, DecisionKind, GateResult, Stage
+
+if TYPE_CHECKING:
+    from driftloop.registry.mlflow.store import VersionInfo
+    from driftloop.registry.registry import Registry
+
+# The state's types load with the package; what talks to MLflow on first use (a server that only
+# names the champion's alias, or a device, does not need it).
+__getattr__ = lazy_names(
+    __name__, {"VersionInfo": "driftloop.registry.mlflow.store", "Registry": "driftloop.registry.registry"}
+)
 
 __all__ = ["Alias", "Decision", "DecisionKind", "GateResult", "Registry", "Stage", "VersionInfo"]

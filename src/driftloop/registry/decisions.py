@@ -1,5 +1,6 @@
 """The registry's state as types: a version's stage, the aliases that carry the champion, and the
-kinds of decision; and :class:`Decision`, one decision with the evidence behind it.
+kinds of decision; and :class:`Decision`, one decision with the evidence behind it (each gate's
+:class:`GateResult`).
 
 Stages are tags on a version (MLflow's own stages are deprecated); the aliases are MLflow's.
 Code reads state from these values, never from the sentences written for people.
@@ -7,12 +8,10 @@ Code reads state from these values, never from the sentences written for people.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
-
-from driftloop.registry.gates import GateResult
 
 
 class Stage(StrEnum):
@@ -49,6 +48,19 @@ ACCEPTING = frozenset({DecisionKind.PROMOTED_TO_QA, DecisionKind.CHAMPION, Decis
 # Tags on a version: its stage, and its latest decision (so an interrupted one can be resumed).
 STAGE_TAG = "stage"
 DECISION_TAG = "decision"
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """One gate: passed or not, why, and the numbers behind it."""
+
+    name: str
+    passed: bool
+    detail: str
+    numbers: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)

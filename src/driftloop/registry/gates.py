@@ -19,7 +19,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ import polars as pl
 
 from driftloop.data.contract import Contract
 from driftloop.model.metrics import HIGHER_IS_BETTER, METRICS, target_metrics
+from driftloop.registry.decisions import GateResult
 from driftloop.runtime.package import ModelPackage
 from driftloop.settings.promote import PromoteSettings
 
@@ -35,19 +36,6 @@ LATENCY_ROWS = 200
 FRESH_PROCESS_SECONDS = 300
 # The module the fresh process runs (by name: the gates themselves import nothing of MLflow).
 FRESH_LOAD = "driftloop.registry.mlflow.fresh_load"
-
-
-@dataclass(frozen=True)
-class GateResult:
-    """One gate: passed or not, why, and the numbers behind it."""
-
-    name: str
-    passed: bool
-    detail: str
-    numbers: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)

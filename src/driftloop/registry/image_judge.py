@@ -21,8 +21,9 @@ from driftloop.errors import RegistryError
 from driftloop.lake import CAPTURED_AT
 from driftloop.model.image_data import image_metrics, images_after, labelled_images, newest_images
 from driftloop.project import Project
+from driftloop.registry.decisions import GateResult
 from driftloop.registry.evidence import Awaiting, Evidence, judge_days, still_waiting
-from driftloop.registry.gates import Candidate, GateResult, qa_gates
+from driftloop.registry.gates import Candidate, qa_gates
 from driftloop.registry.mlflow.pyfunc import IMAGE_INPUT
 from driftloop.registry.mlflow.store import ModelStore
 from driftloop.runtime.image_package import ImagePackage

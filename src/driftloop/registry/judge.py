@@ -13,8 +13,9 @@ from typing import Protocol
 from driftloop.model.data import recent_labelled_rows
 from driftloop.project import Project
 from driftloop.registry import evidence
+from driftloop.registry.decisions import GateResult
 from driftloop.registry.evidence import Awaiting, Evidence
-from driftloop.registry.gates import Candidate, GateResult, invalid_rows, qa_gates
+from driftloop.registry.gates import Candidate, invalid_rows, qa_gates
 from driftloop.registry.mlflow.store import ModelStore
 from driftloop.runtime import ModelPackage
 from driftloop.runtime.kinds import table_package

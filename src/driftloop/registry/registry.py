@@ -26,9 +26,9 @@ import polars as pl
 from driftloop.errors import RegistryError
 from driftloop.lake import TABLES, Table, empty
 from driftloop.project import Project
-from driftloop.registry.decisions import DECISION_TAG, STAGE_TAG, Alias, Decision, DecisionKind, Stage
+from driftloop.registry.decisions import DECISION_TAG, STAGE_TAG, Alias, Decision, DecisionKind, GateResult, Stage
 from driftloop.registry.evidence import Awaiting, Evidence
-from driftloop.registry.gates import GateResult, compare
+from driftloop.registry.gates import compare
 from driftloop.registry.judge import judge_for
 from driftloop.registry.mlflow.store import ModelStore, VersionInfo
 from driftloop.runtime import ModelPackage

@@ -1,5 +1,6 @@
-"""A registered version loaded to answer requests: the package's contract check, with every broken
-rule as a field-level error (row, column, rule, value) for the 422 answer, and its outputs."""
+"""A model version loaded to answer requests (from the registry, or from a bundle on a device):
+the package's contract check, with every broken rule as a field-level error (row, column, rule,
+value) for the 422 answer, and its outputs."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import polars as pl
 
 from driftloop.data.validate import CheckResult
 from driftloop.errors import RequestRefused
-from driftloop.registry import Registry
 from driftloop.runtime import ModelPackage
 
 # Field-level errors listed in one 422 answer; a request with more says how many there were.
@@ -25,10 +25,6 @@ class LoadedModel:
     version: str
     run_id: str
     package: ModelPackage
-
-    @classmethod
-    def load(cls, registry: Registry, version: str) -> LoadedModel:
-        return cls(registry.name, version, registry.version(version).run_id, registry.load(version))
 
     def check(self, frame: pl.DataFrame) -> pl.DataFrame:
         """The rows typed to the contract; RequestRefused (422) naming every broken rule otherwise."""

@@ -16,12 +16,15 @@ import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from driftloop.errors import LakeError
-from driftloop.lake import Lake, Table
+from driftloop.lake import Table
+
+if TYPE_CHECKING:
+    from driftloop.lake import Lake
 
 logger = logging.getLogger("driftloop.serve")
 SPILL_FOLDER = "spill"

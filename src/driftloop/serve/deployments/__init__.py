@@ -13,15 +13,18 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from driftloop.errors import DriftloopError
-from driftloop.project import Project
-from driftloop.registry import Registry
 from driftloop.serve.deployments.base import Deployment, DeploymentKind, Role
 from driftloop.serve.deployments.champion import Champion
 from driftloop.serve.deployments.shadow import Shadow
 from driftloop.serve.loaded import LoadedModel
 from driftloop.settings import ServeSettings
+
+if TYPE_CHECKING:
+    from driftloop.project import Project
+    from driftloop.registry import Registry
 
 logger = logging.getLogger("driftloop.serve")
 
@@ -64,8 +67,10 @@ class Deployments:
         """Load the versions the registry names now, where they changed; True when the answering
         version changed. An answering deployment whose alias is gone keeps serving (a server
         never goes dark over a deleted alias); a shadow whose alias is gone is dropped."""
+        from driftloop.registry import Registry  # on first use: a device's deployments follow no registry
+
         with self._lock:
-            registry = Registry(self.project)
+            registry: Registry = Registry(self.project)
             aliases = registry.aliases()
             current = {d.kind.name: d for d in self.live.deployments}
             kept: list[Deployment] = []
@@ -79,7 +84,8 @@ class Deployments:
                 if serving is not None and serving.model.version == wanted:
                     kept.append(serving)
                     continue
-                kept.append(Deployment(kind, LoadedModel.load(registry, wanted)))
+                loaded = LoadedModel(registry.name, wanted, registry.version(wanted).run_id, registry.load(wanted))
+                kept.append(Deployment(kind, loaded))
                 if kind.role is Role.ANSWERS:
                     changed = True
                     self.swaps += 1
