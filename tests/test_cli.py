@@ -141,7 +141,7 @@ def test_predict_and_monitor_from_the_command_line(tmp_path: Path) -> None:
     raw = project.lake.read("raw", since=datetime(2024, 1, 10), until=datetime(2024, 1, 11), time_column="ts")
     typed = model.check(raw.select("ts", "a", "b", "c"))
     scored = Scored(typed, model.predict(typed), champion, [f"r{i}|0" for i in range(typed.height)])
-    project.lake.append("predictions", logged_rows(project, [scored], "serve-test"))
+    project.lake.append("predictions", logged_rows(project.contract, [scored], "serve-test"))
     code, out, _ = run("monitor", "--date", "2024-01-10", "--source", "online", "--project", folder, "--json")
     online = json.loads(out)
     assert code == 0 and online["source"] == "online" and online["rows"] == 24 and online["performance"]

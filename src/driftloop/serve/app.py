@@ -16,7 +16,8 @@ import os
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 import polars as pl
 
@@ -27,16 +28,16 @@ try:
     from starlette.types import ASGIApp
 
     from driftloop.serve.metrics import MeasuredRequests, ServerMetrics
-    from driftloop.serve.operations import add_operations, same_model, serving, with_scoring_spec
+    from driftloop.serve.operations import Followed, add_operations, same_model, serving, with_scoring_spec
     from driftloop.serve.routes import ScoringRoute, ScoringRoutes, refusal_responses
 except ModuleNotFoundError as missing:  # the serving stack is an extra: say which
     raise MissingDependency.of(missing, extra="serve", purpose="the prediction server") from missing
+from driftloop.data.contract import Contract
 from driftloop.lake import EVENT_DATE, PREDICTION_ID
-from driftloop.project import Project
 from driftloop.serve.batcher import Answer, MicroBatcher, Scored
-from driftloop.serve.deployments import Deployment, Deployments, kinds
+from driftloop.serve.deployments import Deployment, Deployments, Live, kinds
 from driftloop.serve.loaded import LoadedModel
-from driftloop.serve.logbook import SPILL_FOLDER, PredictionLog
+from driftloop.serve.logbook import SPILL_FOLDER, Logbook, PredictionLog
 from driftloop.serve.payloads import (
     Rows,
     answer_schemas,
@@ -47,6 +48,10 @@ from driftloop.serve.payloads import (
     request_schemas,
     v2_outputs,
 )
+from driftloop.settings.serve import ServeSettings
+
+if TYPE_CHECKING:
+    from driftloop.project import Project
 
 PROJECT_ENV = "DRIFTLOOP_PROJECT"
 
@@ -56,20 +61,51 @@ Parser = Callable[..., Rows]
 
 
 def create_app(project: Project, *, admin_token: str | None = None) -> ASGIApp:
-    """The server of ``project``; ``admin_token`` enables ``POST /admin/reload``.
+    """The server of ``project``: its deployments, followed in the registry, and every answer
+    logged to its lake; ``admin_token`` enables ``POST /admin/reload``.
 
     The scoring routes are plain ASGI (:mod:`driftloop.serve.routes`) in front of a FastAPI app
     that answers the rest and writes the OpenAPI spec of all of them.
     """
     settings = project.settings.serve
-    deployments = Deployments(project, kinds(settings))
-    metrics = ServerMetrics()
     server_id = f"serve-{uuid.uuid4().hex[:12]}"
-    numbers = itertools.count(1)  # request ids: unique per server, and servers have unique ids
+    contract = project.contract
     log = PredictionLog(
         project.lake, project.root / SPILL_FOLDER, capacity=settings.log_buffer_rows,
-        flush_seconds=settings.flush_seconds, render=lambda batches: logged_rows(project, batches, server_id),
+        flush_seconds=settings.flush_seconds, render=lambda batches: logged_rows(contract, batches, server_id),
     )  # fmt: skip
+    return scoring_app(
+        Served(project.model_name, contract, f"driftloop: {project.settings.project.name}", server_id),
+        settings, Deployments(project, kinds(settings)), log, admin_token=admin_token,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Served:
+    """What a table server serves, whoever keeps its versions: the model's name, the contract its
+    requests follow, the server's title and its id (the first part of every request id)."""
+
+    model_name: str
+    contract: Contract
+    title: str
+    server_id: str
+
+
+class Answering(Followed, Protocol):
+    """Deployments a table server answers with: the set in front of traffic now, kept in step
+    with wherever its versions come from."""
+
+    live: Live
+
+
+def scoring_app(
+    served: Served, settings: ServeSettings, deployments: Answering, log: Logbook, *, admin_token: str | None
+) -> ASGIApp:
+    """A table model's server: ``deployments`` answer (the registry's, or a device's bundle),
+    ``log`` keeps every answer (the lake, or the device's store)."""
+    metrics = ServerMetrics()
+    numbers = itertools.count(1)  # request ids: unique per server, and servers have unique ids
+    contract, server_id = served.contract, served.server_id
 
     def on_batch(rows: int, seconds: float) -> None:
         metrics.batch_rows.observe(rows)
@@ -88,12 +124,12 @@ def create_app(project: Project, *, admin_token: str | None = None) -> ASGIApp:
         return serving(deployments, batcher, [log], settings.poll_seconds)
 
     app = FastAPI(
-        title=f"driftloop: {project.settings.project.name}",
-        description="Predictions of the project's champion; every one is logged for monitoring.",
+        title=served.title,
+        description="Predictions of the champion; every one is logged for monitoring.",
         lifespan=lifespan,
     )
     app.state.deployments, app.state.log, app.state.metrics = deployments, log, metrics
-    schemas = request_schemas(project.contract)
+    schemas = request_schemas(contract)
 
     async def score(body: Any, parse: Parser, client_id: str | None) -> tuple[Answer, str]:
         rows = parse(body, max_rows=settings.max_rows)
@@ -111,12 +147,12 @@ def create_app(project: Project, *, admin_token: str | None = None) -> ASGIApp:
         return {"predictions": scored.outputs}
 
     async def infer(body: Any, path: dict[str, str], client_id: str | None) -> dict[str, Any]:
-        same_model(path["name"], project.model_name)
+        same_model(path["name"], served.model_name)
         scored, request_id = await score(body, from_v2, client_id)
         return {"model_name": scored.model.name, "model_version": scored.model.version, "id": request_id,
                 "outputs": v2_outputs(scored.outputs)}  # fmt: skip
 
-    answers = answer_schemas(project.contract)
+    answers = answer_schemas(contract)
     routes = [
         ScoringRoute("/v1/predict", predict,
                      "Predict for one record or a list of records (raw columns of the contract)",
@@ -131,7 +167,7 @@ def create_app(project: Project, *, admin_token: str | None = None) -> ASGIApp:
     @app.get("/v2/models/{name}", summary="Open Inference Protocol v2: model metadata",
              responses=refusal_responses("404", "503"))  # fmt: skip
     async def model_metadata(name: str) -> dict[str, Any]:
-        same_model(name, project.model_name)
+        same_model(name, served.model_name)
         model = _ready(deployments.live.answering)
         contract = model.package.contract
         inputs = [c for c in contract.stored_columns if c not in contract.targets]
@@ -165,11 +201,13 @@ def app_of(project: Project, *, admin_token: str | None = None) -> ASGIApp:
 
 def app_from_environment() -> ASGIApp:
     """The app of the project named by ``DRIFTLOOP_PROJECT``: what each ``--workers`` process runs."""
+    from driftloop.project import Project
+
     project = Project.load(os.environ[PROJECT_ENV])
     return app_of(project, admin_token=os.environ.get(project.settings.serve.admin_token_env) or None)
 
 
-def logged_rows(project: Project, batches: list[Scored], server_id: str) -> pl.DataFrame:
+def logged_rows(contract: Contract, batches: list[Scored], server_id: str) -> pl.DataFrame:
     """The rows that log scored batches (and their shadows) to ``predictions``: one frame per
     model and source, so building them costs the same for one batch or a thousand."""
     groups: dict[tuple[str, str, str, str], list[tuple[Scored, pl.DataFrame]]] = {}
@@ -177,7 +215,7 @@ def logged_rows(project: Project, batches: list[Scored], server_id: str) -> pl.D
         groups.setdefault(_identity(scored.deployment), []).append((scored, scored.outputs))
         for shadow, outputs in scored.shadows:
             groups.setdefault(_identity(shadow), []).append((scored, outputs))
-    frames = [_rows(project, members, source, name, version, run_id, server_id)
+    frames = [_rows(contract, members, source, name, version, run_id, server_id)
               for (source, name, version, run_id), members in groups.items()]  # fmt: skip
     return pl.concat(frames, how="diagonal_relaxed")
 
@@ -189,10 +227,9 @@ def _identity(deployment: Deployment) -> tuple[str, str, str, str]:
 
 
 def _rows(
-    project: Project, members: list[tuple[Scored, pl.DataFrame]], source: str, name: str, version: str, run_id: str,
-    server_id: str,
+    contract: Contract, members: list[tuple[Scored, pl.DataFrame]], source: str, name: str, version: str,
+    run_id: str, server_id: str,
 ) -> pl.DataFrame:  # fmt: skip
-    contract = project.contract
     typed = pl.concat([scored.typed for scored, _ in members], how="vertical_relaxed")
     outputs = pl.concat([outputs for _, outputs in members], how="vertical_relaxed")
     ids = [i for scored, _ in members for i in scored.prediction_ids]

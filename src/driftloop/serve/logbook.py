@@ -16,7 +16,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import polars as pl
 
@@ -28,6 +28,25 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("driftloop.serve")
 SPILL_FOLDER = "spill"
+
+
+class Logbook(Protocol):
+    """Where a server's answers are kept: started with the server, handed each scored batch, and
+    closed (everything written) when it stops; what it holds and has written, for ``/metrics``."""
+
+    written: int  # rows written
+    spilled: int  # rows that could not be written where they belong, kept aside
+
+    @property
+    def depth(self) -> int:
+        """Rows waiting to be written."""
+        ...
+
+    def start(self) -> None: ...
+
+    def add(self, entry: Any, rows: int | None = None) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class PredictionLog:

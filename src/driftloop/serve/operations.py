@@ -17,7 +17,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from driftloop.errors import RequestRefused
-from driftloop.serve.logbook import PredictionLog
+from driftloop.serve.logbook import Logbook
 from driftloop.serve.metrics import ServerMetrics
 from driftloop.serve.routes import ScoringRoute, openapi_paths, refusal_responses
 
@@ -51,7 +51,7 @@ class Followed(Protocol):
 
 @asynccontextmanager
 async def serving(
-    followed: Followed, batcher: Batching, logs: Sequence[PredictionLog], poll_seconds: float
+    followed: Followed, batcher: Batching, logs: Sequence[Logbook], poll_seconds: float
 ) -> AsyncIterator[None]:
     """A server's life: the champion loaded, the logs started (writing what an earlier run spilled),
     the batcher and the registry's follower running; at the end (uvicorn has stopped accepting
@@ -77,7 +77,7 @@ async def serving(
 
 
 def add_operations(
-    app: FastAPI, followed: Followed, metrics: ServerMetrics, log: PredictionLog, *, admin_token: str | None,
+    app: FastAPI, followed: Followed, metrics: ServerMetrics, log: Logbook, *, admin_token: str | None,
     token_variable: str,
 ) -> None:  # fmt: skip
     """Add the routes every server has to ``app``; ``admin_token`` enables ``POST /admin/reload``
