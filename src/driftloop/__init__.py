@@ -119,8 +119,9 @@ __getattr__ = lazy_names(__name__, _LAZY)
 
 class _Package(types.ModuleType):
     """driftloop's module type. Loading a submodule binds it to its package's attribute of the
-    same name; ``ingest`` and ``replay`` are functions the API exports under their module's
-    name, so there the function keeps the name (as when they were imported eagerly)."""
+    same name; ``ingest`` is a function the API exports under its module's name, so there the
+    function keeps the name (as when it was imported eagerly). (``replay`` is a package whose
+    submodules are imported by their dotted names, so its module keeps the attribute once loaded.)"""
 
     def __setattr__(self, name: str, value: object) -> None:
         if name in _FUNCTIONS_NAMED_AS_MODULES and isinstance(value, types.ModuleType):
@@ -128,7 +129,7 @@ class _Package(types.ModuleType):
         super().__setattr__(name, value)
 
 
-_FUNCTIONS_NAMED_AS_MODULES = frozenset({"ingest", "replay"})
+_FUNCTIONS_NAMED_AS_MODULES = frozenset({"ingest"})
 sys.modules[__name__].__class__ = _Package
 
 
