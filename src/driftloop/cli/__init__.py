@@ -3,7 +3,7 @@
 Exit codes: 0 success, 1 a user error (the message, no traceback), 2 a usage error.
 Every command takes ``--project DIR`` (default: the current folder) and ``--json`` for a
 machine-readable summary on standard output. Commands live in ``data``, ``models``,
-``loop``, ``serve``, ``bundles``, ``replay`` and ``export``; shared options and helpers in ``common``.
+``loop``, ``serve``, ``bundles``, ``edge``, ``replay`` and ``export``; shared options and helpers in ``common``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import logging
 
 import typer
 
-from driftloop.cli import bundles, data, export, loop, models, replay, serve
+from driftloop.cli import bundles, data, edge, export, loop, models, replay, serve
 
 app = typer.Typer(
     name="driftloop",
@@ -41,6 +41,7 @@ app.command()(bundles.bundle)
 app.command()(replay.replay)
 app.command()(replay.demo)
 app.add_typer(export.app, name="export")
+app.add_typer(edge.app, name="edge")
 
 
 def main() -> None:

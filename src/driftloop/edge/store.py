@@ -1,0 +1,94 @@
+"""The device's folder: the versions it has verified and opened, which one serves, and its log.
+
+Layout::
+
+    DIR/versions/<version>/   a bundle's package, written only after its signature and checksums held
+    DIR/serving               the version that serves (replaced whole, by rename: never half-written)
+    DIR/predictions.sqlite    every answered prediction (:mod:`driftloop.edge.logbook`)
+
+A version is opened into a temporary folder beside the others and renamed into place, so a
+crash mid-way leaves either no folder for it or a whole one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from driftloop.errors import BundleError
+from driftloop.runtime.bundle import open_bundle
+
+VERSIONS = "versions"
+SERVING = "serving"
+LOG = "predictions.sqlite"
+# The manifest each opened version keeps beside its package, to say what it is without the bundle.
+MANIFEST = "bundle.json"
+
+
+class DeviceStore:
+    """One device's folder of versions and the pointer to the one serving."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        (folder / VERSIONS).mkdir(parents=True, exist_ok=True)
+
+    @property
+    def log_path(self) -> Path:
+        return self.folder / LOG
+
+    def install(self, bundle: Path, trusted: Ed25519PublicKey) -> str:
+        """Verify ``bundle`` against ``trusted`` and open it as a version of this device (kept as
+        it is when that version is here already); returns the version. Nothing is written for a
+        bundle that fails its checks."""
+        staging = self.folder / VERSIONS / f".incoming-{uuid.uuid4().hex}"
+        try:
+            opened = open_bundle(bundle, trusted, staging)
+            (staging / MANIFEST).write_text(json.dumps(opened.manifest, indent=2), encoding="utf-8")
+            target = self.folder / VERSIONS / opened.version
+            if not target.exists():
+                staging.rename(target)  # whole or absent: a rename on one file system
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return opened.version
+
+    def versions(self) -> list[str]:
+        """The versions opened on this device."""
+        return sorted(p.name for p in (self.folder / VERSIONS).iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def manifest(self, version: str) -> dict[str, Any]:
+        """The signed manifest version ``version`` came with."""
+        manifest: dict[str, Any] = json.loads((self.package(version) / MANIFEST).read_text(encoding="utf-8"))
+        return manifest
+
+    def package(self, version: str) -> Path:
+        """The package folder of ``version``; a BundleError when the device does not hold it."""
+        folder = self.folder / VERSIONS / version
+        if not folder.is_dir():
+            raise BundleError(f"this device holds no version {version!r} (it holds {self.versions()})")
+        return folder
+
+    def serving(self) -> str | None:
+        """The version that serves (None before one was chosen)."""
+        pointer = self.folder / SERVING
+        if not pointer.exists():
+            return None
+        return pointer.read_text(encoding="utf-8").strip() or None
+
+    def serve(self, version: str) -> None:
+        """Make ``version`` (held here) the one that serves: the pointer is replaced by a rename."""
+        self.package(version)
+        partial = self.folder / f"{SERVING}.{uuid.uuid4().hex}"
+        with partial.open("w", encoding="utf-8") as handle:
+            handle.write(version)
+            handle.flush()
+            os.fsync(handle.fileno())  # on disk before it is named: a power cut leaves the old pointer or this
+        partial.replace(self.folder / SERVING)
+
+
+__all__ = ["LOG", "DeviceStore"]

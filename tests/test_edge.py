@@ -1,0 +1,163 @@
+"""A model on a device: `driftloop edge serve` as a real process on 127.0.0.1, answering as
+`driftloop serve` does from a signed bundle, logging every answer to SQLite that a SIGKILL does
+not lose, refusing a tampered bundle or a version that strays from its golden outputs, and
+needing neither PyTorch, MLflow nor Delta to do it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import polars as pl
+import pytest
+from safetensors.numpy import load_file, save_file
+from typer.testing import CliRunner
+
+from driftloop.cli import app
+from driftloop.edge.deployments import DeviceDeployments
+from driftloop.edge.logbook import logged
+from driftloop.edge.store import DeviceStore
+from driftloop.errors import BundleError
+from driftloop.project import Project
+from driftloop.runtime.signing import public_key
+from tests.conftest import make_synthetic_project
+from tests.live import free_port, listening, server
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def central(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, Path, Path]:
+    """A project whose champion is version 1, bundled as v1.bundle and signed; its public key."""
+    root = tmp_path_factory.mktemp("central")
+    project = make_synthetic_project(root / "p", epochs=5)
+    for command in (["train"], ["promote"], ["keys"], ["bundle", "--out", str(root / "v1.bundle")]):
+        done = runner.invoke(app, [*command, "--project", str(project.root)])
+        assert done.exit_code == 0, done.output
+    return project, root / "v1.bundle", project.key_file.with_suffix(".pub.pem")
+
+
+def records(project: Project, n: int = 8) -> list[dict[str, object]]:
+    rows = project.lake.read("features").select("ts", "a", "b", "c").head(n)
+    return rows.with_columns(pl.col("ts").cast(pl.String)).to_dicts()
+
+
+def start_device(bundle: Path, key: Path, store: Path, port: int) -> subprocess.Popen[bytes]:
+    driftloop = Path(sys.executable).parent / "driftloop"  # the command as installed
+    command = [str(driftloop), "edge", "serve", str(bundle), "--key", str(key), "--store", str(store),
+               "--port", str(port)]  # fmt: skip
+    log = (store.parent / f"edge-{port}.log").open("wb")
+    process = subprocess.Popen(command, stdout=log, stderr=log)
+    deadline = time.monotonic() + 60
+    while not listening(port):
+        assert process.poll() is None, (store.parent / f"edge-{port}.log").read_text()
+        assert time.monotonic() < deadline, "the device did not start in 60 s"
+        time.sleep(0.2)
+    return process
+
+
+def test_the_device_answers_as_the_central_server_does_and_loses_no_logged_answer_to_a_kill(
+    central: tuple[Project, Path, Path], tmp_path: Path
+) -> None:
+    project, bundle, key = central
+    body = records(project)
+    with server(project) as reference:
+        expected = reference.post("/v1/predict", json=body).json()["predictions"]
+    port = free_port()
+    device = start_device(bundle, key, tmp_path / "device", port)
+    answered: list[str] = []
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            got = client.post("/v1/predict", json=body).json()
+            assert [r["y"] for r in got["predictions"]] == pytest.approx([r["y"] for r in expected], rel=1e-5)
+            assert got["model_version"] == "1" and client.get("/health/ready").json()["model_version"] == "1"
+            refused = client.post("/v1/predict", json=[{**body[0], "a": "not a number"}])
+            assert refused.status_code == 422 and refused.json()["errors"][0]["column"] == "a"
+            for _ in range(20):
+                answered += [
+                    r["prediction_id"] for r in client.post("/v1/predict", json=body[:2]).json()["predictions"]
+                ]
+    finally:
+        device.send_signal(signal.SIGKILL)  # no shutdown, no flush: what was answered must be on disk already
+        device.wait(timeout=30)
+    log = logged(tmp_path / "device" / "predictions.sqlite")
+    assert set(answered) <= set(log.get_column("prediction_id")) and log.height == len(answered) + len(body)
+    assert set(log.get_column("model_version")) == {"1"} and "inputs" in log.columns
+    again = start_device(bundle, key, tmp_path / "device", port)  # a restart on the same store
+    try:
+        assert httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=30).json()["model_version"] == "1"
+    finally:
+        again.terminate()
+        again.wait(timeout=30)
+
+
+def test_a_tampered_bundle_is_refused_and_the_device_keeps_nothing_of_it(
+    central: tuple[Project, Path, Path], tmp_path: Path
+) -> None:
+    _, bundle, key = central
+    data = bytearray(bundle.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (tmp_path / "bad.bundle").write_bytes(bytes(data))
+    store = tmp_path / "device"
+    refused = runner.invoke(
+        app, ["edge", "serve", str(tmp_path / "bad.bundle"), "--key", str(key), "--store", str(store)]
+    )
+    assert refused.exit_code == 1 and "bad.bundle" in " ".join(refused.stderr.split())
+    assert DeviceStore(store).versions() == [] and DeviceStore(store).serving() is None
+
+
+def test_a_version_that_strays_from_its_golden_outputs_never_serves(
+    central: tuple[Project, Path, Path], tmp_path: Path
+) -> None:
+    _, bundle, key = central
+    store = DeviceStore(tmp_path / "device")
+    version = store.install(bundle, public_key(key.read_bytes(), str(key)))
+    store.serve(version)
+    deployments = DeviceDeployments(store, "p")
+    assert deployments.refresh() and deployments.serving() == ("p", "1")
+    stray = tmp_path / "device" / "versions" / "2"
+    stray.mkdir()
+    for file in store.package(version).iterdir():
+        (stray / file.name).write_bytes(file.read_bytes())
+    golden = load_file(str(stray / "golden.safetensors"))
+    golden["expected_outputs"] = golden["expected_outputs"] + np.float32(1.0)  # as a runtime that computes otherwise
+    save_file(golden, str(stray / "golden.safetensors"))
+    store.serve("2")
+    with pytest.raises(BundleError, match="does not reproduce its golden outputs"):
+        deployments.refresh()
+    deployments.try_refresh()  # the server's way: logged, and the old version goes on
+    assert deployments.serving() == ("p", "1")
+
+
+def test_the_device_needs_neither_pytorch_nor_mlflow_nor_delta(
+    central: tuple[Project, Path, Path], tmp_path: Path
+) -> None:
+    project, bundle, key = central
+    script = f"""
+import json
+import sys
+for blocked in ("torch", "mlflow", "deltalake", "sklearn", "scipy"):
+    sys.modules[blocked] = None  # importing any of them now fails
+from pathlib import Path
+from starlette.testclient import TestClient
+from driftloop.edge.server import create_edge_app
+from driftloop.edge.store import DeviceStore
+from driftloop.runtime.signing import public_key
+store = DeviceStore(Path({str(tmp_path / "device")!r}))
+key = Path({str(key)!r})
+store.serve(store.install(Path({str(bundle)!r}), public_key(key.read_bytes(), "key")))
+with TestClient(create_edge_app(store)) as client:
+    answer = client.post("/v1/predict", json=json.loads({json.dumps(records(project, 3))!r}))
+    print(answer.status_code, len(answer.json()["predictions"]))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["200", "3"]
