@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -21,12 +22,15 @@ from safetensors.numpy import load_file, save_file
 from typer.testing import CliRunner
 
 from driftloop.cli import app
+from driftloop.edge.agent import Agent, Round
 from driftloop.edge.deployments import DeviceDeployments
 from driftloop.edge.logbook import logged
 from driftloop.edge.store import DeviceStore
 from driftloop.errors import BundleError
 from driftloop.project import Project
-from driftloop.runtime.signing import public_key
+from driftloop.runtime.bundle import open_bundle, write_bundle
+from driftloop.runtime.package import ModelPackage
+from driftloop.runtime.signing import generate_keys, private_key, public_key
 from tests.conftest import make_synthetic_project
 from tests.live import free_port, listening, server
 
@@ -149,7 +153,9 @@ from pathlib import Path
 from starlette.testclient import TestClient
 from driftloop.edge.server import create_edge_app
 from driftloop.edge.store import DeviceStore
-from driftloop.runtime.signing import public_key
+from driftloop.runtime.bundle import open_bundle, write_bundle
+from driftloop.runtime.package import ModelPackage
+from driftloop.runtime.signing import generate_keys, private_key, public_key
 store = DeviceStore(Path({str(tmp_path / "device")!r}))
 key = Path({str(key)!r})
 store.serve(store.install(Path({str(bundle)!r}), public_key(key.read_bytes(), "key")))
@@ -161,3 +167,100 @@ with TestClient(create_edge_app(store)) as client:
                           env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split() == ["200", "3"]
+
+
+@pytest.fixture(scope="module")
+def second(central: tuple[Project, Path, Path]) -> tuple[Path, Path, Path]:
+    """Version 2 of the central model bundled; the same signed with another key; and version 2
+    with another contract (a wider range for ``a``), signed with the right key."""
+    project, bundle, _ = central
+    root = bundle.parent
+    trained = runner.invoke(app, ["train", "--project", str(project.root)])
+    assert trained.exit_code == 0, trained.output
+    done = runner.invoke(app, ["bundle", "2", "--out", str(root / "v2.bundle"), "--project", str(project.root)])
+    assert done.exit_code == 0, done.output
+    key = private_key(project.key_file.read_bytes(), "key")
+    other, _ = generate_keys(root / "other" / "signing.pem")
+    opened = open_bundle(root / "v2.bundle", key.public_key(), root / "v2-opened")
+    package = ModelPackage.load(opened.folder)
+    write_bundle(
+        package, root / "foreign.bundle", private_key(other.read_bytes(), "other"), model="p", model_version="2"
+    )
+    manifest = json.loads((opened.folder / "package.json").read_text())
+    manifest["contract"]["columns"]["a"]["max"] = 1000.0  # the device's callers may now send what it refused
+    (opened.folder / "package.json").write_text(json.dumps(manifest))
+    wider = ModelPackage.load(opened.folder)
+    write_bundle(wider, root / "wider.bundle", key, model="p", model_version="3")
+    return root / "v2.bundle", root / "foreign.bundle", root / "wider.bundle"
+
+
+def test_the_agent_swaps_in_the_new_champion_under_load_and_keeps_serving_when_the_source_is_gone(
+    central: tuple[Project, Path, Path], second: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    project, bundle, key = central
+    v2, foreign, wider = second
+    port = free_port()
+    device = start_device(bundle, key, tmp_path / "device", port)
+    source = tmp_path / "published.bundle"
+    follower = Agent(DeviceStore(tmp_path / "device"), str(source), public_key(key.read_bytes(), "key"),
+                     server=f"http://127.0.0.1:{port}", settle_seconds=20)  # fmt: skip
+    body, failures, versions = records(project, 2), [], []
+    stop = threading.Event()
+
+    def traffic() -> None:  # bounded: stops with the test, at most 3,000 requests
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            for _ in range(3000):
+                if stop.is_set():
+                    return
+                answer = client.post("/v1/predict", json=body)
+                if answer.status_code != 200:
+                    failures.append(answer.status_code)
+                else:
+                    versions.append(answer.json()["model_version"])
+
+    try:
+        assert follower.round().outcome == "offline"  # nothing published yet: v1 goes on
+        source.write_bytes(v2.read_bytes())
+        loader = threading.Thread(target=traffic)
+        loader.start()
+        deadline = time.monotonic() + 30
+        while not versions and not failures and time.monotonic() < deadline:  # traffic flows before the swap
+            time.sleep(0.01)
+        swapped = follower.round()
+        time.sleep(1)
+        stop.set()
+        loader.join(timeout=60)
+        assert swapped == Round("swapped", "2") and failures == []
+        assert versions[0] == "1" and versions[-1] == "2"  # served by both, no request failed in between
+        assert follower.round().outcome == "current"
+        for bad, reason in ((foreign, "signed with key"), (wider, "takes or gives other data")):
+            source.write_bytes(bad.read_bytes())
+            refused = follower.round()
+            assert (refused.outcome, refused.version) == ("refused", "2") and reason in refused.detail
+        source.unlink()  # the central side is gone: the device serves on
+        assert follower.round() == Round("offline", "2", follower.round().detail)
+        assert httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=30).json()["model_version"] == "2"
+        assert DeviceStore(tmp_path / "device").versions() == ["1", "2"]  # the refused ones left nothing
+    finally:
+        stop.set()
+        device.terminate()
+        device.wait(timeout=30)
+
+
+def test_a_version_the_server_does_not_take_is_rolled_back_by_the_agent(
+    central: tuple[Project, Path, Path], second: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    _, bundle, key = central
+    v2, _, _ = second
+    port = free_port()
+    elsewhere = start_device(bundle, key, tmp_path / "elsewhere", port)  # a server that never sees this store
+    store = DeviceStore(tmp_path / "device")
+    trusted = public_key(key.read_bytes(), "key")
+    store.serve(store.install(bundle, trusted))
+    follower = Agent(store, str(v2), trusted, server=f"http://127.0.0.1:{port}", settle_seconds=2)
+    try:
+        outcome = follower.round()
+    finally:
+        elsewhere.terminate()
+        elsewhere.wait(timeout=30)
+    assert (outcome.outcome, outcome.version) == ("rolled back", "1") and store.serving() == "1"

@@ -20,6 +20,9 @@ KeyOption = Annotated[
     typer.Option("--key", help="The public key bundles must be signed with (signing.pub.pem from `driftloop keys`)."),
 ]
 ADMIN_TOKEN_ENV = "DRIFTLOOP_ADMIN_TOKEN"
+# How often a device's server looks at its store's pointer: a local file, cheap to read, and the
+# agent waits on it after a swap.
+POLL_SECONDS = 2.0
 
 
 @app.command("serve")
@@ -36,6 +39,7 @@ def serve(
     from driftloop.edge.server import create_edge_app
     from driftloop.edge.store import DeviceStore
     from driftloop.runtime.signing import public_key
+    from driftloop.settings.serve import ServeSettings
 
     try:
         import uvicorn
@@ -48,5 +52,41 @@ def serve(
     token = os.environ.get(ADMIN_TOKEN_ENV) or None
     err.print(f"driftloop edge: version {version} from {bundle} on http://{host}:{port}; predictions logged to "
               f"{store.log_path}", highlight=False)  # fmt: skip
-    uvicorn.run(create_edge_app(store, admin_token=token), host=host, port=port, log_level="warning",
-                timeout_graceful_shutdown=30)  # fmt: skip
+    settings = ServeSettings(poll_seconds=POLL_SECONDS)
+    uvicorn.run(create_edge_app(store, settings=settings, admin_token=token), host=host, port=port,
+                log_level="warning", timeout_graceful_shutdown=30)  # fmt: skip
+
+
+@app.command("agent")
+@handled
+def agent(
+    source: Annotated[str, typer.Option(help="Where the newest bundle is: a file, or an http(s) URL.")],
+    key: KeyOption,
+    store_dir: StoreOption = Path("driftloop-device"),
+    server: Annotated[
+        str, typer.Option(help="The device's server (`driftloop edge serve`).")
+    ] = "http://127.0.0.1:8000",
+    every: Annotated[float, typer.Option(help="Seconds between rounds.", min=0.1)] = 60.0,
+    once: Annotated[bool, typer.Option("--once", help="One round, then exit (0 unless a bundle was refused).")] = False,
+) -> None:
+    """Follow the champion: fetch the newest bundle, verify it, check it is for the same model and contract, run
+    its golden pairs, swap it in and watch the server take it, rolling back by itself if it does not. With the
+    source out of reach, the device keeps serving what it has."""
+    from driftloop.edge.agent import Agent, Round
+    from driftloop.edge.store import DeviceStore
+    from driftloop.runtime.signing import public_key
+
+    follower = Agent(DeviceStore(store_dir), source, public_key(key.read_bytes(), str(key)), server=server,
+                     admin_token=os.environ.get(ADMIN_TOKEN_ENV) or None)  # fmt: skip
+
+    def said(outcome: Round) -> None:
+        err.print(f"{outcome.outcome}: serving {outcome.version}" + (f" ({outcome.detail})" if outcome.detail else ""),
+                  highlight=False)  # fmt: skip
+
+    if once:
+        outcome = follower.round()
+        said(outcome)
+        if outcome.outcome in ("refused", "rolled back"):
+            raise typer.Exit(1)
+        return
+    follower.run(every, on_round=said)

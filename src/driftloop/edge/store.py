@@ -73,6 +73,12 @@ class DeviceStore:
             raise BundleError(f"this device holds no version {version!r} (it holds {self.versions()})")
         return folder
 
+    def discard(self, version: str) -> None:
+        """Remove ``version`` from the device (never the one serving)."""
+        if version == self.serving():
+            raise BundleError(f"version {version} serves on this device: point the device at another first")
+        shutil.rmtree(self.package(version))
+
     def serving(self) -> str | None:
         """The version that serves (None before one was chosen)."""
         pointer = self.folder / SERVING
