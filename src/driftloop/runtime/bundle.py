@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import zipfile
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -104,7 +105,8 @@ def open_bundle(path: Path, trusted: Ed25519PublicKey, into: Path) -> OpenedBund
         with zipfile.ZipFile(path) as archive:
             manifest = _signed_manifest(archive, path, trusted)
             files = _checked_files(archive, path, manifest)
-    except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
+    except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error) as exc:
+        # zlib.error: a byte changed inside a compressed file, caught before its checksum is reached
         raise BundleError(f"{path} is not a readable driftloop bundle: {exc}") from exc
     if into.exists():
         raise BundleError(f"{into} exists already: a bundle is opened into a new folder")
@@ -119,7 +121,7 @@ def read_manifest(path: Path) -> dict[str, Any]:
     try:
         with zipfile.ZipFile(path) as archive:
             claimed: dict[str, Any] = json.loads(archive.read(MANIFEST))
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile, zlib.error) as exc:
         raise BundleError(f"{path} is not a readable driftloop bundle: {exc}") from exc
     return claimed
 
