@@ -264,3 +264,21 @@ def test_a_version_the_server_does_not_take_is_rolled_back_by_the_agent(
         elsewhere.terminate()
         elsewhere.wait(timeout=30)
     assert (outcome.outcome, outcome.version) == ("rolled back", "1") and store.serving() == "1"
+
+
+def test_the_central_server_publishes_its_champion_as_a_bundle_the_agent_follows(
+    central: tuple[Project, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project, _, key = central
+    with server(project) as reference:
+        monkeypatch.setenv(project.settings.bundle.key_env, "not a key")  # a server that cannot sign says so
+        unsigned = reference.get("/v1/bundles/champion")
+        assert unsigned.status_code == 503 and "cannot sign bundles" in unsigned.json()["detail"]
+        monkeypatch.delenv(project.settings.bundle.key_env)
+        published = reference.get("/v1/bundles/champion")
+        assert published.status_code == 200 and published.headers["x-model-version"] == "1"
+        store = DeviceStore(tmp_path / "device")
+        follower = Agent(store, f"{reference.base_url}/v1/bundles/champion", public_key(key.read_bytes(), "key"))
+        assert follower.round() == Round("swapped", "1") and store.serving() == "1"
+        assert follower.round().outcome == "current"
+    assert follower.round().outcome == "offline" and store.serving() == "1"  # the central server is gone

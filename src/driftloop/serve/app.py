@@ -74,9 +74,13 @@ def create_app(project: Project, *, admin_token: str | None = None) -> ASGIApp:
         project.lake, project.root / SPILL_FOLDER, capacity=settings.log_buffer_rows,
         flush_seconds=settings.flush_seconds, render=lambda batches: logged_rows(contract, batches, server_id),
     )  # fmt: skip
+    from driftloop.serve.bundles import add_bundle_route
+
+    deployments = Deployments(project, kinds(settings))
     return scoring_app(
         Served(project.model_name, contract, f"driftloop: {project.settings.project.name}", server_id),
-        settings, Deployments(project, kinds(settings)), log, admin_token=admin_token,
+        settings, deployments, log, admin_token=admin_token,
+        extend=lambda app: add_bundle_route(app, project, deployments),
     )  # fmt: skip
 
 
@@ -99,10 +103,17 @@ class Answering(Followed, Protocol):
 
 
 def scoring_app(
-    served: Served, settings: ServeSettings, deployments: Answering, log: Logbook, *, admin_token: str | None
+    served: Served,
+    settings: ServeSettings,
+    deployments: Answering,
+    log: Logbook,
+    *,
+    admin_token: str | None,
+    extend: Callable[[FastAPI], None] | None = None,
 ) -> ASGIApp:
     """A table model's server: ``deployments`` answer (the registry's, or a device's bundle),
-    ``log`` keeps every answer (the lake, or the device's store)."""
+    ``log`` keeps every answer (the lake, or the device's store); ``extend`` adds the routes
+    only one kind of server has (a central one publishes bundles)."""
     metrics = ServerMetrics()
     numbers = itertools.count(1)  # request ids: unique per server, and servers have unique ids
     contract, server_id = served.contract, served.server_id
@@ -185,6 +196,8 @@ def scoring_app(
         }
 
     add_operations(app, deployments, metrics, log, admin_token=admin_token, token_variable=settings.admin_token_env)
+    if extend is not None:
+        extend(app)
     with_scoring_spec(app, routes)
     app.add_middleware(MeasuredRequests, metrics=metrics)
     return ScoringRoutes(app, routes, metrics=metrics, max_body_bytes=settings.max_body_bytes)

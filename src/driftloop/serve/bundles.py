@@ -1,0 +1,54 @@
+"""``GET /v1/bundles/champion``: the champion as a signed bundle, for the devices that follow it.
+
+A table server publishes the version it answers with, signed with the project's key
+(``[bundle]``), made once per version and kept under ``PROJECT/bundles/``. The answer names the
+version in ``X-Model-Version``; a device's agent verifies it against the public key it holds,
+whatever the network between them did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+
+from driftloop.errors import BundleError, RequestRefused
+from driftloop.project import Project
+from driftloop.runtime.bundle import write_bundle
+from driftloop.serve.operations import Followed, ready_model
+from driftloop.serve.routes import refusal_responses
+
+BUNDLES_FOLDER = "bundles"
+
+
+def add_bundle_route(app: FastAPI, project: Project, followed: Followed) -> None:
+    """Add ``GET /v1/bundles/champion`` to ``app``, publishing the version ``followed`` answers with."""
+    building = threading.Lock()  # one bundle written at a time: two requests for a new version make it once
+
+    def bundled(version: str) -> str:
+        from driftloop.registry import Registry
+
+        path = project.root / BUNDLES_FOLDER / f"{project.model_name}-{version}.bundle"
+        with building:
+            if not path.exists():
+                try:
+                    key = project.signing_key()
+                except BundleError as exc:
+                    raise RequestRefused(f"this server cannot sign bundles: {exc}", status=503) from exc
+                write_bundle(
+                    Registry(project).package(version), path, key, model=project.model_name, model_version=version
+                )
+        return str(path)
+
+    @app.get("/v1/bundles/champion", summary="The champion as a signed bundle, for devices",
+             response_class=FileResponse, responses=refusal_responses("503"))  # fmt: skip
+    async def champion_bundle() -> FileResponse:
+        _, version = ready_model(followed)
+        path = await asyncio.to_thread(bundled, version)
+        return FileResponse(path, media_type="application/zip", headers={"X-Model-Version": version},
+                            filename=f"{project.model_name}-{version}.bundle")  # fmt: skip
+
+
+__all__ = ["BUNDLES_FOLDER", "add_bundle_route"]
