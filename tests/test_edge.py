@@ -273,7 +273,7 @@ def test_the_central_server_publishes_its_champion_as_a_bundle_the_agent_follows
     with server(project) as reference:
         monkeypatch.setenv(project.settings.bundle.key_env, "not a key")  # a server that cannot sign says so
         unsigned = reference.get("/v1/bundles/champion")
-        assert unsigned.status_code == 503 and "cannot sign bundles" in unsigned.json()["detail"]
+        assert unsigned.status_code == 404 and "publishes no bundles" in unsigned.json()["detail"]
         monkeypatch.delenv(project.settings.bundle.key_env)
         published = reference.get("/v1/bundles/champion")
         assert published.status_code == 200 and published.headers["x-model-version"] == "1"

@@ -9,14 +9,13 @@ version that fails is refused and the old one goes on serving.
 from __future__ import annotations
 
 import logging
-import threading
 
 import numpy as np
 
 from driftloop.edge.store import DeviceStore
-from driftloop.errors import BundleError, DriftloopError
+from driftloop.errors import BundleError
 from driftloop.runtime.package import ModelPackage
-from driftloop.serve.deployments import Live
+from driftloop.serve.deployments import Following, Live
 from driftloop.serve.deployments.base import Deployment
 from driftloop.serve.deployments.champion import Champion
 from driftloop.serve.loaded import LoadedModel
@@ -27,15 +26,15 @@ logger = logging.getLogger("driftloop.edge")
 GOLDEN_TOLERANCE = 1e-4
 
 
-class DeviceDeployments:
+class DeviceDeployments(Following):
     """The champion of a device: the version its store says, answering every request."""
 
+    source = "the device's store"
+
     def __init__(self, store: DeviceStore, model_name: str) -> None:
+        super().__init__()
         self.store = store
         self.model_name = model_name
-        self.live = Live()
-        self.swaps = 0
-        self._lock = threading.Lock()
 
     def refresh(self) -> bool:
         """Load the version the store names if it is not the one serving; True when it changed."""
@@ -50,17 +49,6 @@ class DeviceDeployments:
             self.swaps += 1
             logger.warning("serving version %s of %s", wanted, self.model_name)
             return True
-
-    def try_refresh(self) -> None:
-        """:meth:`refresh`, logging (not raising) a failure: the device goes on with what it has."""
-        try:
-            self.refresh()
-        except DriftloopError as exc:
-            logger.error("could not load the version the store names, still serving the old one: %s", exc)
-
-    def serving(self) -> tuple[str, str] | None:
-        answering = self.live.answering
-        return None if answering is None else (answering.model.name, answering.model.version)
 
 
 def golden_check(package: ModelPackage, version: str) -> None:

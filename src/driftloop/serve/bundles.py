@@ -36,14 +36,15 @@ def add_bundle_route(app: FastAPI, project: Project, followed: Followed) -> None
                 try:
                     key = project.signing_key()
                 except BundleError as exc:
-                    raise RequestRefused(f"this server cannot sign bundles: {exc}", status=503) from exc
+                    # No key, no bundles here: a resource this server does not have, not a failure of it.
+                    raise RequestRefused(f"this server publishes no bundles: {exc}", status=404) from exc
                 write_bundle(
                     Registry(project).package(version), path, key, model=project.model_name, model_version=version
                 )
         return str(path)
 
     @app.get("/v1/bundles/champion", summary="The champion as a signed bundle, for devices",
-             response_class=FileResponse, responses=refusal_responses("503"))  # fmt: skip
+             response_class=FileResponse, responses=refusal_responses("404", "503"))  # fmt: skip
     async def champion_bundle() -> FileResponse:
         _, version = ready_model(followed)
         path = await asyncio.to_thread(bundled, version)

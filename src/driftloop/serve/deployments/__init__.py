@@ -53,15 +53,42 @@ class Live:
         return tuple(d for d in self.deployments if d.role is Role.SHADOWS)
 
 
-class Deployments:
-    """A project's deployments of ``kinds``, reloaded when the registry says another version."""
+class Following:
+    """What every keeper of a server's deployments shares, wherever its versions come from (the
+    registry, a device's store): the set live now, and refreshing it without ever going dark."""
 
-    def __init__(self, project: Project, kinds: Sequence[DeploymentKind]) -> None:
-        self.project = project
-        self.kinds = list(kinds)
+    # Where the versions come from, for the log line of a failed refresh.
+    source = "the registry"
+
+    def __init__(self) -> None:
         self.live = Live()
         self.swaps = 0  # times the answering version changed
         self._lock = threading.Lock()  # one refresh at a time (poller and /admin/reload)
+
+    def refresh(self) -> bool:
+        """Load what the source names now; whether the answering version changed."""
+        raise NotImplementedError
+
+    def try_refresh(self) -> None:
+        """:meth:`refresh`, logging (not raising) a failure: the server goes on with what it has."""
+        try:
+            self.refresh()
+        except DriftloopError as exc:
+            logger.error("could not load the versions %s names, still serving the old ones: %s", self.source, exc)
+
+    def serving(self) -> tuple[str, str] | None:
+        """The name and version of the model answering requests (None before there is one)."""
+        answering = self.live.answering
+        return None if answering is None else (answering.model.name, answering.model.version)
+
+
+class Deployments(Following):
+    """A project's deployments of ``kinds``, reloaded when the registry says another version."""
+
+    def __init__(self, project: Project, kinds: Sequence[DeploymentKind]) -> None:
+        super().__init__()
+        self.project = project
+        self.kinds = list(kinds)
 
     def refresh(self) -> bool:
         """Load the versions the registry names now, where they changed; True when the answering
@@ -93,17 +120,5 @@ class Deployments:
             self.live = Live(tuple(kept))  # the swap: one reference assignment
             return changed
 
-    def try_refresh(self) -> None:
-        """:meth:`refresh`, logging (not raising) a failure: the server goes on with what it has."""
-        try:
-            self.refresh()
-        except DriftloopError as exc:
-            logger.error("could not load the versions the registry names, still serving the old ones: %s", exc)
 
-    def serving(self) -> tuple[str, str] | None:
-        """The name and version of the model answering requests (None before there is one)."""
-        answering = self.live.answering
-        return None if answering is None else (answering.model.name, answering.model.version)
-
-
-__all__ = ["Deployment", "DeploymentKind", "Deployments", "Live", "Role", "kinds"]
+__all__ = ["Deployment", "DeploymentKind", "Deployments", "Following", "Live", "Role", "kinds"]
