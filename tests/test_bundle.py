@@ -131,6 +131,10 @@ def test_a_tampered_or_foreign_bundle_is_refused_and_nothing_is_written(
         BundleError, match=f"signed with key [0-9a-f]{{16}}, and this side trusts key {fingerprint(key)}"
     ):
         open_bundle(foreign, key, tmp_path / "foreign")
+    climbing = tmp_path / "climbing.bundle"  # signed, but its version would name a folder outside the store
+    write_bundle(package, climbing, private_key(project.key_file.read_bytes(), "key"), model="m", model_version="../up")
+    with pytest.raises(BundleError, match=r"names its version '\.\./up': not a version name"):
+        open_bundle(climbing, key, tmp_path / "climbing")
     with pytest.raises(BundleError, match="exists already"):
         open_bundle(path, key, tmp_path / "good")
     assert read_manifest(foreign)["version"] == "2"  # what it claims, readable without trusting it

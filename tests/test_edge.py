@@ -5,6 +5,7 @@ needing neither PyTorch, MLflow nor Delta to do it."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -133,7 +134,15 @@ def test_a_version_that_strays_from_its_golden_outputs_never_serves(
     golden = load_file(str(stray / "golden.safetensors"))
     golden["expected_outputs"] = golden["expected_outputs"] + np.float32(1.0)  # as a runtime that computes otherwise
     save_file(golden, str(stray / "golden.safetensors"))
+    (stray / "bundle.json").write_text(json.dumps(store.manifest("1") | {"version": "2"}))
     store.serve("2")
+    with pytest.raises(BundleError, match=r"damaged on this device: .*golden\.safetensors"):
+        deployments.refresh()  # the file no longer matches the checksum it was signed with
+    manifest = store.manifest("1")
+    manifest["files"]["golden.safetensors"]["sha256"] = hashlib.sha256(
+        (stray / "golden.safetensors").read_bytes()
+    ).hexdigest()
+    (stray / "bundle.json").write_text(json.dumps(manifest | {"version": "2"}))  # as if it had been signed so
     with pytest.raises(BundleError, match="does not reproduce its golden outputs"):
         deployments.refresh()
     deployments.try_refresh()  # the server's way: logged, and the old version goes on

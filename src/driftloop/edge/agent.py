@@ -110,7 +110,7 @@ class Agent:
         try:
             if serving is not None:
                 compatible(self.store, serving, version)
-            golden_check(ModelPackage.load(self.store.package(version)), version)  # warmed and checked here first
+            golden_check(ModelPackage.load(self.store.verified(version)), version)  # warmed and checked here first
         except DriftloopError:
             if version not in held:  # a refused version leaves nothing behind
                 self.store.discard(version)

@@ -43,7 +43,7 @@ class DeviceDeployments(Following):
             answering = self.live.answering
             if wanted is None or (answering is not None and answering.model.version == wanted):
                 return False
-            package = ModelPackage.load(self.store.package(wanted))
+            package = ModelPackage.load(self.store.verified(wanted))
             golden_check(package, wanted)
             self.live = Live((Deployment(Champion(), LoadedModel(self.model_name, wanted, "", package)),))
             self.swaps += 1

@@ -12,6 +12,7 @@ crash mid-way leaves either no folder for it or a whole one.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -65,6 +66,17 @@ class DeviceStore:
         """The signed manifest version ``version`` came with."""
         manifest: dict[str, Any] = json.loads((self.package(version) / MANIFEST).read_text(encoding="utf-8"))
         return manifest
+
+    def verified(self, version: str) -> Path:
+        """The package folder of ``version``, its files checked again against the signed
+        manifest's checksums (a disk that lost or changed a byte since, a power cut during a
+        write); a BundleError naming the file otherwise."""
+        folder = self.package(version)
+        for name, expected in self.manifest(version)["files"].items():
+            path = folder / name
+            if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != expected["sha256"]:
+                raise BundleError(f"version {version} is damaged on this device: {path} no longer matches its checksum")
+        return folder
 
     def package(self, version: str) -> Path:
         """The package folder of ``version``; a BundleError when the device does not hold it."""

@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import re
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -35,6 +37,8 @@ BUNDLE_FORMAT = 1
 MANIFEST = "bundle.json"
 SIGNATURE = "bundle.sig"
 PACKAGE = "package/"
+# What a version may be called: it names a folder on the device.
+VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 # Files larger than this are not read into memory to be checked: no package comes near it.
 MAX_FILE_BYTES = 2**31
 
@@ -112,7 +116,10 @@ def open_bundle(path: Path, trusted: Ed25519PublicKey, into: Path) -> OpenedBund
         raise BundleError(f"{into} exists already: a bundle is opened into a new folder")
     into.mkdir(parents=True)
     for name, data in files.items():
-        (into / name).write_bytes(data)
+        with (into / name).open("wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())  # on disk before the caller renames the folder into place
     return OpenedBundle(manifest, into)
 
 
@@ -143,6 +150,8 @@ def _signed_manifest(archive: zipfile.ZipFile, path: Path, trusted: Ed25519Publi
     manifest: dict[str, Any] = json.loads(text)
     if manifest.get("format") != BUNDLE_FORMAT:
         raise BundleError(f"{path} is bundle format {manifest.get('format')}; this driftloop reads {BUNDLE_FORMAT}")
+    if not VERSION_NAME.fullmatch(str(manifest.get("version"))):
+        raise BundleError(f"{path} names its version {manifest.get('version')!r}: not a version name")
     return manifest
 
 
