@@ -5,7 +5,9 @@ needing neither PyTorch, MLflow nor Delta to do it."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import http.server
 import json
 import os
 import signal
@@ -291,3 +293,76 @@ def test_the_central_server_publishes_its_champion_as_a_bundle_the_agent_follows
         assert follower.round() == Round("swapped", "1") and store.serving() == "1"
         assert follower.round().outcome == "current"
     assert follower.round().outcome == "offline" and store.serving() == "1"  # the central server is gone
+
+
+class SlowSource(http.server.BaseHTTPRequestHandler):
+    """Serves ``bundle`` a kilobyte every 20 ms (a slow link); ``started`` is set once sending began."""
+
+    bundle = b""
+    started = threading.Event()
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.bundle)))
+        self.end_headers()
+        self.started.set()
+        with contextlib.suppress(OSError):  # the agent is killed mid-download: its socket goes away
+            for start in range(0, len(self.bundle), 1024):
+                self.wfile.write(self.bundle[start : start + 1024])
+                time.sleep(0.02)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_an_agent_killed_mid_download_or_mid_swap_leaves_a_consistent_version_serving(
+    central: tuple[Project, Path, Path], second: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    _, bundle, key = central
+    v2, _, _ = second
+    port = free_port()
+    device = start_device(bundle, key, tmp_path / "device", port)
+    store = DeviceStore(tmp_path / "device")
+    driftloop = Path(sys.executable).parent / "driftloop"
+
+    def agent(source: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [str(driftloop), "edge", "agent", "--once", "--source", source, "--key", str(key), "--store",
+             str(tmp_path / "device"), "--server", f"http://127.0.0.1:{port}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    def consistent() -> str:
+        serving = store.serving()
+        assert serving is not None and store.verified(serving).is_dir()  # whole, and as signed
+        deadline = time.monotonic() + 20
+        while httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=30).json()["model_version"] != serving:
+            assert time.monotonic() < deadline, f"the server does not serve version {serving}, the store's"
+            time.sleep(0.2)
+        return serving
+
+    SlowSource.bundle = v2.read_bytes()
+    source = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), SlowSource)
+    threading.Thread(target=source.serve_forever, daemon=True).start()
+    try:
+        downloading = agent(f"http://127.0.0.1:{source.server_address[1]}/champion.bundle")
+        assert SlowSource.started.wait(timeout=60), "the agent never started downloading"
+        time.sleep(0.3)
+        downloading.send_signal(signal.SIGKILL)
+        downloading.wait(timeout=30)
+        assert consistent() == "1" and store.versions() == ["1"]  # nothing of the half-downloaded bundle
+        for delay in (1.0, 2.0, 3.0, 4.0):  # kills at whatever point of a round each falls on (bounded: 4)
+            swapping = agent(str(v2))
+            time.sleep(delay)
+            swapping.send_signal(signal.SIGKILL)
+            swapping.wait(timeout=30)
+            assert consistent() in ("1", "2")
+        finishing = agent(str(v2))
+        assert finishing.wait(timeout=120) == 0
+        assert consistent() == "2" and store.versions() == ["1", "2"]
+        assert not list((tmp_path / "device" / "versions").glob(".incoming-*"))  # what kills left, swept
+        assert not list((tmp_path / "device").glob("serving.*"))
+    finally:
+        source.shutdown()
+        device.terminate()
+        device.wait(timeout=30)

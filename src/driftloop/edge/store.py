@@ -28,6 +28,8 @@ from driftloop.runtime.bundle import open_bundle
 VERSIONS = "versions"
 SERVING = "serving"
 LOG = "predictions.sqlite"
+# A version being opened, before it is renamed into place.
+STAGING = ".incoming-"
 # The manifest each opened version keeps beside its package, to say what it is without the bundle.
 MANIFEST = "bundle.json"
 
@@ -47,7 +49,8 @@ class DeviceStore:
         """Verify ``bundle`` against ``trusted`` and open it as a version of this device (kept as
         it is when that version is here already); returns the version. Nothing is written for a
         bundle that fails its checks."""
-        staging = self.folder / VERSIONS / f".incoming-{uuid.uuid4().hex}"
+        self._sweep()
+        staging = self.folder / VERSIONS / f"{STAGING}{uuid.uuid4().hex}"
         try:
             opened = open_bundle(bundle, trusted, staging)
             (staging / MANIFEST).write_text(json.dumps(opened.manifest, indent=2), encoding="utf-8")
@@ -101,12 +104,21 @@ class DeviceStore:
     def serve(self, version: str) -> None:
         """Make ``version`` (held here) the one that serves: the pointer is replaced by a rename."""
         self.package(version)
+        self._sweep()
         partial = self.folder / f"{SERVING}.{uuid.uuid4().hex}"
         with partial.open("w", encoding="utf-8") as handle:
             handle.write(version)
             handle.flush()
             os.fsync(handle.fileno())  # on disk before it is named: a power cut leaves the old pointer or this
         partial.replace(self.folder / SERVING)
+
+    def _sweep(self) -> None:
+        """Remove what a writer killed mid-way left (a half-opened version, a pointer never
+        renamed): one writer (the agent, or ``edge serve`` at its start) works on a store at a time."""
+        for stale in (self.folder / VERSIONS).glob(f"{STAGING}*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        for stale in self.folder.glob(f"{SERVING}.*"):
+            stale.unlink(missing_ok=True)
 
 
 __all__ = ["LOG", "DeviceStore"]
