@@ -118,6 +118,8 @@ def test_a_tampered_bundle_is_refused_and_the_device_keeps_nothing_of_it(
     )
     assert refused.exit_code == 1 and "bad.bundle" in " ".join(refused.stderr.split())
     assert DeviceStore(store).versions() == [] and DeviceStore(store).serving() is None
+    no_key = runner.invoke(app, ["edge", "serve", str(bundle), "--key", str(tmp_path / "nowhere.pem")])
+    assert no_key.exit_code == 2 and "does not exist" in " ".join(no_key.stderr.split())
 
 
 def test_a_version_that_strays_from_its_golden_outputs_never_serves(

@@ -17,7 +17,12 @@ StoreOption = Annotated[
 ]
 KeyOption = Annotated[
     Path,
-    typer.Option("--key", help="The public key bundles must be signed with (signing.pub.pem from `driftloop keys`)."),
+    typer.Option(
+        "--key",
+        exists=True,
+        dir_okay=False,
+        help="The public key bundles must be signed with (signing.pub.pem from `driftloop keys`).",
+    ),
 ]
 ADMIN_TOKEN_ENV = "DRIFTLOOP_ADMIN_TOKEN"
 # How often a device's server looks at its store's pointer: a local file, cheap to read, and the
@@ -28,7 +33,9 @@ POLL_SECONDS = 2.0
 @app.command("serve")
 @handled
 def serve(
-    bundle: Annotated[Path, typer.Argument(help="The bundle to serve (`driftloop bundle`).")],
+    bundle: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="The bundle to serve (`driftloop bundle`).")
+    ],
     key: KeyOption,
     store_dir: StoreOption = Path("driftloop-device"),
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
