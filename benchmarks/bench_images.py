@@ -32,7 +32,6 @@ import argparse
 import copy
 import hashlib
 import io
-import json
 import signal
 import socket
 import statistics
@@ -57,6 +56,7 @@ from driftloop.model.train_images import ImageSplit, fit_images
 from driftloop.project import Project, init_project
 from driftloop.runtime.image_spec import ConvSpec
 from driftloop.settings.images import Augmentation, ImageTrainSettings
+from load import drive, http_post
 
 STANDARD = Standardisation(width=32, height=32, mode="L")
 
@@ -178,41 +178,6 @@ app = Starlette(routes=[Route("/v1/predict", predict, methods=["POST"])])
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
 """
 
-# One PNG as a multipart upload, sent by connections that each keep one request in flight.
-LOAD = """
-import asyncio, json, sys, time
-port, concurrency, seconds, path = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
-png = open(path, "rb").read()
-body = (b'--bench\\r\\nContent-Disposition: form-data; name="image"; filename="d.png"\\r\\n'
-        b"Content-Type: image/png\\r\\n\\r\\n" + png + b"\\r\\n--bench--\\r\\n")
-request = (b"POST /v1/predict HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nContent-Type: multipart/form-data; boundary=bench"
-           b"\\r\\nContent-Length: " + str(len(body)).encode() + b"\\r\\n\\r\\n" + body)
-latencies, errors = [], 0
-async def worker(deadline):
-    global errors
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    while time.perf_counter() < deadline:
-        started = time.perf_counter()
-        writer.write(request)
-        status, length = await reader.readline(), 0
-        while (line := await reader.readline()) not in (b"\\r\\n", b""):
-            if line.lower().startswith(b"content-length:"):
-                length = int(line.split(b":")[1])
-        await reader.readexactly(length)
-        errors += b" 200 " not in status
-        latencies.append(time.perf_counter() - started)
-    writer.close()
-async def main():
-    deadline = time.perf_counter() + seconds
-    await asyncio.gather(*(worker(deadline) for _ in range(concurrency)))
-started = time.perf_counter()
-asyncio.run(main())
-elapsed = time.perf_counter() - started
-latencies.sort()
-print(json.dumps({"rps": len(latencies) / elapsed, "errors": errors, "p50": latencies[len(latencies) // 2] * 1000,
-                  "p99": latencies[int(len(latencies) * 0.99)] * 1000}))
-"""
-
 
 def served_project(root: Path, folder: Path, epochs: int) -> tuple[Project, Path]:
     """An image project with a champion trained on the photos; its package saved for the hand-written server."""
@@ -258,6 +223,10 @@ def start_server(command: list[str], port: int, cwd: Path) -> subprocess.Popen[b
 def serving(root: Path, paths: list[Path], args: argparse.Namespace) -> None:
     project, package = served_project(root, root / "photos", args.epochs)
     photo = paths[-1]
+    # One PNG as a multipart upload, sent by connections that each keep one request in flight.
+    body = (b'--bench\r\nContent-Disposition: form-data; name="image"; filename="d.png"\r\n'
+            b"Content-Type: image/png\r\n\r\n" + photo.read_bytes() + b"\r\n--bench--\r\n")  # fmt: skip
+    upload = http_post("/v1/predict", body, "multipart/form-data; boundary=bench")
     servers: dict[str, list[str]] = {
         "driftloop serve": [str(Path(sys.executable).with_name("driftloop")), "serve", "--project", str(project.root)],
         "hand-written FastAPI + PyTorch": [sys.executable, "-c", HAND_WRITTEN, str(package)],
@@ -272,11 +241,7 @@ def serving(root: Path, paths: list[Path], args: argparse.Namespace) -> None:
             process = start_server([*command, *where], port, root)
             try:
                 for level in levels:
-                    done = subprocess.run(
-                        [sys.executable, "-c", LOAD, str(port), str(level), str(args.seconds), str(photo)],
-                        capture_output=True, text=True, check=True, timeout=args.seconds + 60,
-                    )  # fmt: skip
-                    result = json.loads(done.stdout)
+                    result = drive(port, level, args.seconds, upload)
                     if result["errors"]:
                         raise RuntimeError(f"{name} answered {result['errors']} requests with an error")
                     runs[name, level].append(result)
