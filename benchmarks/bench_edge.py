@@ -15,14 +15,13 @@ Medians of --repeats, the sides interleaved; each repeat times --calls calls aft
 Ratios are against ``torch``; the goal, batch-1 latency <= 1/4 of PyTorch's, is checked against
 both PyTorch paths.
 
-Footprint (``--only footprint``): a small project is trained, bundled and served twice on
-127.0.0.1, by ``driftloop serve`` and by the edge server (PyTorch, MLflow, Delta, SciPy and
-scikit-learn made unimportable in its process), each sent the same 200 single-row requests;
-their resident memory (VmRSS) is read after. The install sizes are the files on disk of the
-distributions each needs, from this environment's metadata: the edge set (the runtime's and
-the server's libraries, with what they require) against driftloop's own requirements (its
-pipeline and the [serve] extra, with what they require). Goals: edge server RSS <= 150 MB, edge
-install <= 1/5 of the full one.
+Footprint (``--only footprint``): ``driftloop[edge]`` and ``driftloop[all]`` are installed from
+this checkout into two fresh virtual environments (from the package registry, as a user would),
+and the files their packages hold on disk are summed (pip and setuptools left out). A small
+project is trained, bundled and served twice on 127.0.0.1, by ``driftloop serve`` and by
+``driftloop edge serve`` from the edge environment, each sent the same 200 single-row requests;
+their resident memory (VmRSS, and its anonymous part) is read after. Goals: edge server RSS <=
+150 MB, edge install <= 1/5 of the full one.
 
     python benchmarks/bench_edge.py [--repeats 5] [--calls 2000] [--only latency|footprint]
 """
@@ -35,15 +34,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
-from importlib import metadata
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import numpy as np
 import onnxruntime
 import torch
-from packaging.requirements import Requirement
 
 from driftloop.model.cnn import ConvNet
 from driftloop.model.network import TabularNet
@@ -129,60 +126,38 @@ def measure(name: str, sides: dict[str, Callable[[], object]], batch: int, calls
             print(f"onnx latency / {pytorch} latency: {share:.3f} (goal <= 0.25: {verdict})")
 
 
-# What a device installs: the runtime's libraries and the server's (each with its requirements).
-EDGE_DISTRIBUTIONS = (
-    "numpy", "onnxruntime", "polars", "pydantic", "pillow", "safetensors", "cryptography", "narwhals",
-    "typer", "rich", "fastapi", "uvicorn", "orjson", "python-multipart", "prometheus-client",
-)  # fmt: skip
-EDGE_SERVER = """
-import sys
-for blocked in ("torch", "mlflow", "deltalake", "sklearn", "scipy"):
-    sys.modules[blocked] = None
-from pathlib import Path
-import uvicorn
-from driftloop.edge.server import create_edge_app
-from driftloop.edge.store import DeviceStore
-from driftloop.runtime.signing import public_key
-store, key = DeviceStore(Path(sys.argv[1])), Path(sys.argv[2])
-store.serve(store.install(Path(sys.argv[3]), public_key(key.read_bytes(), "key")))
-uvicorn.run(create_edge_app(store), host="127.0.0.1", port=int(sys.argv[4]), log_level="warning")
-"""
+# The installer's own distributions, in both environments alike: not part of either install.
+INSTALLER = ("pip", "setuptools", "_distutils_hack", "pkg_resources", "distutils-precedence.pth")
+PIPELINE_LIBRARIES = ("torch", "mlflow", "deltalake", "pyarrow", "pandas", "scipy", "sklearn", "onnx")
 
 
-def distribution_closure(names: Iterable[str]) -> set[str]:
-    """``names`` and every distribution they require (markers that apply here; no extras)."""
-    seen: set[str] = set()
-    todo = [canonical(n) for n in names]
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        try:
-            requires = metadata.requires(name) or []
-        except metadata.PackageNotFoundError:
-            continue
-        seen.add(name)
-        for line in requires:
-            requirement = Requirement(line)
-            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
-                todo.append(canonical(requirement.name))
-    return seen
+def fresh_install(folder: Path, extra: str) -> Path:
+    """A virtual environment in ``folder`` with ``driftloop[extra]`` installed from this checkout
+    (from the package registry, as a user would); its python."""
+    subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True, timeout=120)
+    python = folder / "bin" / "python"
+    repository = Path(__file__).resolve().parents[1]
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", f"{repository}[{extra}]"], check=True,
+                   timeout=1800, stderr=subprocess.DEVNULL)  # fmt: skip
+    return python
 
 
-def canonical(name: str) -> str:
-    return name.lower().replace("_", "-")
+def installed_bytes(python: Path) -> int:
+    """Bytes of the files an environment's packages hold on disk (its installer left out)."""
+    where = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                           check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
+    return sum(
+        path.stat().st_size
+        for entry in Path(where).iterdir()
+        if not entry.name.startswith(INSTALLER)
+        for path in ([entry] if entry.is_file() else entry.rglob("*"))
+        if path.is_file()
+    )
 
 
-def installed_bytes(names: set[str]) -> int:
-    total = 0
-    for name in names:
-        files = metadata.distribution(name).files or []
-        total += sum(f.size or 0 for f in files if f.size)
-    return total
-
-
-def rss_after_requests(command: list[str], port: int, body: list[dict[str, object]]) -> int:
-    """VmRSS (bytes) of the server ``command`` starts, after 200 single-row requests."""
+def memory_after_requests(command: list[str], port: int, body: list[dict[str, object]]) -> tuple[int, int]:
+    """Resident memory (VmRSS) and its anonymous part (RssAnon, what shared library code is not),
+    in bytes, of the server ``command`` starts, after 200 single-row requests."""
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
@@ -198,8 +173,10 @@ def rss_after_requests(command: list[str], port: int, body: list[dict[str, objec
                 time.sleep(0.2)
             for _ in range(200):
                 client.post("/v1/predict", json=body).raise_for_status()
-        status = Path(f"/proc/{process.pid}/status").read_text()
-        return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS"))) * 1024
+        status = dict(
+            line.split(":", 1) for line in Path(f"/proc/{process.pid}/status").read_text().splitlines() if ":" in line
+        )
+        return int(status["VmRSS"].split()[0]) * 1024, int(status["RssAnon"].split()[0]) * 1024
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -211,39 +188,38 @@ def footprint() -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
+        print("installing driftloop[edge] and driftloop[all] into fresh environments (a few minutes)")
+        edge_python, full_python = fresh_install(root / "edge", "edge"), fresh_install(root / "full", "all")
+        absent = subprocess.run(
+            [str(edge_python), "-c", "import importlib.util as u, sys; "
+             "print(' '.join(m for m in sys.argv[1:] if u.find_spec(m) is None))", *PIPELINE_LIBRARIES],
+            check=True, capture_output=True, text=True,
+        ).stdout.split()  # fmt: skip
+        edge_bytes, full_bytes = installed_bytes(edge_python), installed_bytes(full_python)
         project = make_synthetic_project(root / "p", epochs=5)
         driftloop = Path(sys.executable).parent / "driftloop"
         for command in (["train"], ["promote"], ["keys"], ["bundle", "--out", str(root / "m.bundle")]):
             subprocess.run([str(driftloop), *command, "--project", str(project.root)], check=True, capture_output=True)
         row = project.lake.read("features").select("ts", "a", "b", "c").head(1)
         body = row.with_columns(row["ts"].cast(str)).to_dicts()
-        central = rss_after_requests(
+        central = memory_after_requests(
             [str(driftloop), "serve", "--project", str(project.root), "--port", "8791"], 8791, body
         )
         key = project.key_file.with_suffix(".pub.pem")
-        edge_command = [
-            sys.executable,
-            "-c",
-            EDGE_SERVER,
-            str(root / "device"),
-            str(key),
-            str(root / "m.bundle"),
-            "8792",
-        ]
-        edge = rss_after_requests(edge_command, 8792, body)
-    verdict = "met" if edge <= 150 * 2**20 else "NOT met"
+        edge = memory_after_requests(
+            [str(edge_python.parent / "driftloop"), "edge", "serve", str(root / "m.bundle"), "--key", str(key),
+             "--store", str(root / "device"), "--port", "8792"], 8792, body,
+        )  # fmt: skip
+    print(f"the edge environment lacks {len(absent)} of the pipeline's {len(PIPELINE_LIBRARIES)} libraries: {absent}")
+    mb = 2**20
     print(
-        f"\nresident memory after 200 requests: edge server {edge / 2**20:,.0f} MB, driftloop serve "
-        f"{central / 2**20:,.0f} MB ({central / edge:.1f}x); goal <= 150 MB: {verdict}"
+        f"install on disk: driftloop[edge] {edge_bytes / mb:,.0f} MB, driftloop[all] {full_bytes / mb:,.0f} MB; edge / "
+        f"full = {edge_bytes / full_bytes:.3f} (goal <= 0.2: {'met' if edge_bytes <= 0.2 * full_bytes else 'NOT met'})"
     )
-    full = distribution_closure(["driftloop", "fastapi", "uvicorn", "orjson", "python-multipart", "prometheus-client",
-                                 "httptools", "uvloop"])  # fmt: skip
-    edge_set = distribution_closure(EDGE_DISTRIBUTIONS)
-    full_bytes, edge_bytes = installed_bytes(full - {"driftloop"}), installed_bytes(edge_set)
     print(
-        f"install on disk: edge set {edge_bytes / 2**20:,.0f} MB ({len(edge_set)} distributions), full "
-        f"{full_bytes / 2**20:,.0f} MB ({len(full)}); edge / full = {edge_bytes / full_bytes:.3f} "
-        f"(goal <= 0.2: {'met' if edge_bytes <= 0.2 * full_bytes else 'NOT met'})"
+        f"resident memory after 200 requests: `driftloop edge serve` {edge[0] / mb:,.0f} MB ({edge[1] / mb:,.0f} MB "
+        f"anonymous), `driftloop serve` {central[0] / mb:,.0f} MB ({central[1] / mb:,.0f} MB anonymous): "
+        f"{central[0] / edge[0]:.1f}x; goal <= 150 MB: {'met' if edge[0] <= 150 * mb else 'NOT met'}"
     )
 
 

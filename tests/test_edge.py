@@ -56,8 +56,10 @@ def records(project: Project, n: int = 8) -> list[dict[str, object]]:
     return rows.with_columns(pl.col("ts").cast(pl.String)).to_dicts()
 
 
-def start_device(bundle: Path, key: Path, store: Path, port: int) -> subprocess.Popen[bytes]:
-    driftloop = Path(sys.executable).parent / "driftloop"  # the command as installed
+def start_device(
+    bundle: Path, key: Path, store: Path, port: int, driftloop: Path = Path(sys.executable).parent / "driftloop"
+) -> subprocess.Popen[bytes]:
+    """`driftloop edge serve` (this environment's, unless told) as a process, once it listens."""
     command = [str(driftloop), "edge", "serve", str(bundle), "--key", str(key), "--store", str(store),
                "--port", str(port)]  # fmt: skip
     log = (store.parent / f"edge-{port}.log").open("wb")
@@ -366,5 +368,54 @@ def test_an_agent_killed_mid_download_or_mid_swap_leaves_a_consistent_version_se
         assert not list((tmp_path / "device").glob("serving.*"))
     finally:
         source.shutdown()
+        device.terminate()
+        device.wait(timeout=30)
+
+
+PIPELINE_LIBRARIES = ("torch", "mlflow", "deltalake", "pyarrow", "pandas", "scipy", "sklearn", "onnx")
+
+
+@pytest.mark.integration
+def test_a_device_with_only_driftloop_edge_installed_serves_and_follows_the_champion(
+    central: tuple[Project, Path, Path], second: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """`pip install 'driftloop[edge]'` into a fresh environment, from the package registry: none of
+    the pipeline's libraries come with it, and its `driftloop edge serve` and `agent` serve the
+    champion's bundle as the central server does, take the next one and serve on without a source."""
+    project, v1, key = central
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    repository = Path(__file__).resolve().parents[1]
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", f"{repository}[edge]"],
+                   check=True, timeout=900)  # fmt: skip
+    found = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import importlib.util as u, sys; "
+         "print(' '.join(m for m in sys.argv[1:] if u.find_spec(m) is not None))", *PIPELINE_LIBRARIES],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    assert found.stdout.split() == []
+    driftloop = venv / "bin" / "driftloop"
+    listed = subprocess.run([str(driftloop), "--help"], capture_output=True, text=True, check=True).stdout
+    assert "(needs driftloop[pipeline])" in listed and "edge" in listed
+    port = free_port()
+    device = start_device(v1, key, tmp_path / "device", port, driftloop=driftloop)
+    body = records(project, 8)
+    expected = ModelPackage.load(open_bundle(v1, public_key(key.read_bytes(), "key"), tmp_path / "opened").folder)
+    try:
+        answer = httpx.post(f"http://127.0.0.1:{port}/v1/predict", json=body, timeout=30).json()
+        scored = expected.predict(pl.DataFrame(body).with_columns(pl.col("ts").str.to_datetime()))
+        assert [p["y"] for p in answer["predictions"]] == pytest.approx(scored["y"].to_list(), rel=1e-5)
+        source = tmp_path / "published.bundle"
+        source.write_bytes(second[0].read_bytes())
+        agent = [str(driftloop), "edge", "agent", "--source", str(source), "--key", str(key), "--store",
+                 str(tmp_path / "device"), "--server", f"http://127.0.0.1:{port}", "--once"]  # fmt: skip
+        followed = subprocess.run(agent, capture_output=True, text=True, timeout=120)
+        assert followed.returncode == 0, followed.stderr
+        source.unlink()  # the central side is gone
+        offline = subprocess.run(agent, capture_output=True, text=True, timeout=120)
+        assert offline.returncode == 0, offline.stderr
+        ready = httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=30).json()
+        assert ready["model_version"] == "2"
+    finally:
         device.terminate()
         device.wait(timeout=30)

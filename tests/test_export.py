@@ -45,7 +45,8 @@ def test_a_databricks_job_is_settings_the_jobs_api_reads_whole(small_project: Pr
     [task] = job["tasks"]
     assert task["python_wheel_task"]["parameters"] == ["run", "--project", "/Volumes/main/ml/projects/small"]
     requirement = schedule.requirement
-    assert requirement.startswith("driftloop==") and "[spark]" not in requirement  # the runtime brings pyspark
+    # The tick's own libraries; the runtime brings pyspark.
+    assert requirement.startswith("driftloop[pipeline,reports]==") and "spark" not in requirement
     if cluster:
         assert task["existing_cluster_id"] == cluster and task["libraries"] == [{"pypi": {"package": requirement}}]
         assert "environments" not in job

@@ -34,6 +34,27 @@ def test_the_server_without_the_serve_extra_names_it(synthetic_project: Project)
     assert "pip install 'driftloop[serve]'" in " ".join(cli.stderr.split())
 
 
+PIPELINE = "torch,mlflow,deltalake,pyarrow,pandas,scipy,sklearn,onnx"
+CLI = "from driftloop.cli import main; sys.argv = ['driftloop', *sys.argv[3:]]; main()"
+
+
+def test_an_install_without_the_pipeline_runs_the_device_commands_and_names_the_extra_for_the_rest(
+    synthetic_project: Project,
+) -> None:
+    """What `pip install 'driftloop[edge]'` leaves out (PyTorch, MLflow, Delta, ...): `driftloop
+    edge` works, the stages are listed with the extra they need and say it when run."""
+    listed = without(PIPELINE, CLI, "--help")
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    assert "ingest    (needs driftloop[pipeline])" in listed.stdout and " edge " in listed.stdout
+    assert without(PIPELINE, CLI, "edge", "agent", "--help").returncode == 0
+    root = str(synthetic_project.root)
+    for command in (["ingest", "new.csv", "--project", root], ["train", "--project", root], ["predict", "--help"]):
+        done = without(PIPELINE, CLI, *command)
+        flat = " ".join(done.stderr.split())
+        assert done.returncode == 1 and "Traceback" not in done.stderr, (command, done.stderr[-2000:])
+        assert "which is not installed: pip install 'driftloop[pipeline]'" in flat, (command, flat)
+
+
 def test_reports_without_the_reports_extra_name_it_before_any_work(synthetic_project: Project) -> None:
     for module in ("driftloop.monitor.report", "driftloop.replay.report"):
         done = without("plotly", f"import {module}")

@@ -22,7 +22,7 @@ The tree::
     ├── ReplayError                a history cannot be replayed (no event time, no targets, not a fresh project)
     ├── RequestRefused             an online prediction request is malformed, too large or breaks the contract
     ├── EngineError                the dataframe engine (Spark) failed at work it was given
-    ├── MissingDependency          an optional part (serving, reports) is used without its extra installed
+    ├── MissingDependency          an optional part (the pipeline, serving, reports) is used without its extra
     └── DemoDataError              the bundled demo data is not installed
 
 Messages say what was wrong, where, and what to do. Errors from the libraries underneath
@@ -168,6 +168,26 @@ class MissingDependency(DriftloopError):
     def of(cls, missing: ModuleNotFoundError, *, extra: str, purpose: str) -> MissingDependency:
         """The error for an import of an optional dependency that failed (``missing.name`` says which)."""
         return cls(str(missing.name or missing).split(".")[0], extra=extra, purpose=purpose)
+
+    @classmethod
+    def named(cls, missing: ModuleNotFoundError, *, purpose: str) -> MissingDependency | None:
+        """The error naming the extra that installs what ``missing`` failed to import; None when no
+        extra installs it (then the failed import is a bug, not a choice of install)."""
+        library = (missing.name or "").split(".")[0]
+        extra = EXTRA_OF.get(library)
+        return None if extra is None else cls(library, extra=extra, purpose=purpose)
+
+
+# The libraries driftloop imports that only an extra installs, and which: a plain `pip install
+# driftloop` is what a device needs to score a bundle (ONNX Runtime, Polars, pydantic); the rest
+# comes with `driftloop[pipeline]` (training, the lake, the registry), `[serve]` (the HTTP server;
+# `[edge]` is it without the pipeline), `[reports]` and `[spark]`.
+EXTRA_OF = {
+    **dict.fromkeys(("torch", "mlflow", "deltalake", "pyarrow", "pandas", "scipy", "sklearn", "onnx"), "pipeline"),
+    **dict.fromkeys(("fastapi", "starlette", "uvicorn", "prometheus_client", "orjson", "python_multipart"), "serve"),
+    **dict.fromkeys(("plotly", "matplotlib"), "reports"),
+    "pyspark": "spark",
+}
 
 
 class DemoDataError(DriftloopError):

@@ -9,6 +9,7 @@ import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 import tomli_w
@@ -21,10 +22,13 @@ from driftloop.engine import Engine, resolve_engine
 from driftloop.errors import BundleError, ConfigError
 from driftloop.features import DatetimeFeature, FeatureSet
 from driftloop.images import Standardisation
-from driftloop.lake import CAPTURED_AT, IMAGE_ID, IMAGE_LABEL, Lake
+from driftloop.lake import CAPTURED_AT, IMAGE_ID, IMAGE_LABEL
 from driftloop.runtime.signing import private_key
 from driftloop.settings import PROJECT_FILE, ProjectSection, Settings, parse_settings
 from driftloop.settings.images import ImageSettings
+
+if TYPE_CHECKING:
+    from driftloop.lake import Lake
 
 # Folder of a local tracking store's artifacts, in the project.
 ARTIFACTS = "mlartifacts"
@@ -81,6 +85,8 @@ class Project:
 
     @property
     def lake(self) -> Lake:
+        from driftloop.lake import Lake  # Delta is imported where the lake is opened (a device has none)
+
         return Lake(self.root / self.settings.project.lake, spark_delta=self.settings.spark.delta)
 
     @property

@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from driftloop.errors import ConfigError, DriftloopError
+from driftloop.errors import ConfigError, DriftloopError, MissingDependency
 from driftloop.project import Project
 
 out = Console()
@@ -27,18 +27,29 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def handled(command: F) -> F:
-    """Turn a DriftloopError into its message on stderr and exit code 1, without a traceback."""
+    """Turn a DriftloopError into its message on stderr and exit code 1, without a traceback; and
+    so a library this install lacks, with the extra that brings it."""
 
     @functools.wraps(command)
     def run(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
+        except ModuleNotFoundError as missing:
+            needed = MissingDependency.named(missing, purpose="this command")
+            if needed is None:
+                raise
+            fail(needed)
         except DriftloopError as exc:
-            # The message is text, not markup: "[train]" in it must stay visible.
-            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
-            raise typer.Exit(1) from exc
+            fail(exc)
 
     return run  # type: ignore[return-value]
+
+
+def fail(exc: DriftloopError) -> NoReturn:
+    """Print ``exc`` as a user error and exit with code 1."""
+    # The message is text, not markup: "[train]" in it must stay visible.
+    err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+    raise typer.Exit(1) from exc
 
 
 def emit_json(data: Any) -> None:

@@ -51,7 +51,7 @@ def serve(
     try:
         import uvicorn
     except ModuleNotFoundError as missing:
-        raise MissingDependency.of(missing, extra="serve", purpose="driftloop edge serve") from missing
+        raise MissingDependency.of(missing, extra="edge", purpose="driftloop edge serve") from missing
 
     store = DeviceStore(store_dir)
     version = store.install(bundle, public_key(key.read_bytes(), str(key)))

@@ -42,10 +42,14 @@ class Schedule:
         return "".join(c if c.isalnum() else "_" for c in self.name).strip("_") or "project"
 
 
+# What the daily tick runs on: the pipeline, and the monitoring report it writes.
+TICK_EXTRAS = "driftloop[pipeline,reports]"
+
+
 def requirement() -> str:
-    """driftloop at this version, so the scheduler installs the same (any, from a source tree
-    that was never installed)."""
+    """driftloop with what the tick needs, at this version, so the scheduler installs the same
+    (any version, from a source tree that was never installed)."""
     try:
-        return f"driftloop=={version('driftloop')}"
+        return f"{TICK_EXTRAS}=={version('driftloop')}"
     except PackageNotFoundError:
-        return "driftloop"
+        return TICK_EXTRAS

@@ -21,11 +21,13 @@ from driftloop.engine.spark.failures import spark_failures
 from driftloop.engine.spark.session import SparkOptions, spark_session
 from driftloop.errors import EngineError
 from driftloop.features import FeatureSet
-from driftloop.lake import Lake, Where
+from driftloop.lake import Where
 from driftloop.profiles import Profile
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+
+    from driftloop.lake import Lake
 
 
 class SparkEngine:
