@@ -65,10 +65,11 @@ def service(command: list[str], *, ready: Callable[[], bool], log: Path, seconds
 
 
 @contextmanager
-def server(project: Project) -> Iterator[httpx.Client]:
+def server(project: Project, admin_token: str | None = None) -> Iterator[httpx.Client]:
     """The app on a real uvicorn server on 127.0.0.1, in a thread of this process."""
     port = free_port()
-    running = uvicorn.Server(uvicorn.Config(app_of(project), host="127.0.0.1", port=port, log_level="warning"))
+    app = app_of(project, admin_token=admin_token)
+    running = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=running.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

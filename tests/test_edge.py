@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -28,6 +29,7 @@ from driftloop.cli import app
 from driftloop.edge.agent import Agent, Round
 from driftloop.edge.deployments import DeviceDeployments
 from driftloop.edge.logbook import logged
+from driftloop.edge.reports import pending_reports
 from driftloop.edge.store import DeviceStore
 from driftloop.errors import BundleError
 from driftloop.project import Project
@@ -419,3 +421,87 @@ def test_a_device_with_only_driftloop_edge_installed_serves_and_follows_the_cham
     finally:
         device.terminate()
         device.wait(timeout=30)
+
+
+def test_devices_report_profiles_and_outcomes_never_rows_and_monitor_merges_them_into_a_fleet_view(
+    central: tuple[Project, Path, Path], tmp_path: Path
+) -> None:
+    """Two devices serve the champion; one gets labels, the other inputs shifted far from the
+    training data. Each agent reports home (through a round whose answer is lost, then again);
+    the fleet view has each device's rows once, the shifted one drifting, the labelled one's
+    metrics, and the fleet as their sum. Bad labels and bad reports are refused, nothing kept."""
+    project, bundle, key = central
+    token = "central-token"
+    rows = records(project, 40)
+    body = rows[:8]
+    shifted = [{**row, "a": float(row["a"]) * 0.01 + 0.5} for row in rows]  # inside the contract, not as trained
+    with server(project, admin_token=token) as central_server:
+        source = f"{central_server.base_url}/v1/bundles/champion"
+        reports = f"{central_server.base_url}/v1/devices/reports"
+        devices = {}
+        for name in ("north", "south"):
+            store = DeviceStore(tmp_path / name)
+            store.serve(store.install(bundle, public_key(key.read_bytes(), "key")))
+            devices[name] = (store, free_port())
+        processes = [start_device(bundle, key, tmp_path / n, port) for n, (_, port) in devices.items()]
+        try:
+            north = httpx.Client(base_url=f"http://127.0.0.1:{devices['north'][1]}", timeout=30)
+            south = httpx.Client(base_url=f"http://127.0.0.1:{devices['south'][1]}", timeout=30)
+            answered = [north.post("/v1/predict", json=rows[i : i + 8]).json() for i in range(0, 40, 8)]
+            for i in range(0, 40, 8):
+                assert south.post("/v1/predict", json=shifted[i : i + 8]).status_code == 200
+            ids = [p["prediction_id"] for a in answered for p in a["predictions"]]
+            truth = [{"prediction_id": i, "y": 1.5} for i in ids[:20]]
+            assert north.post("/v1/labels", json={"labels": truth}).json() == {"received": 20, "new": 20}
+            assert north.post("/v1/labels", json={"labels": truth}).json()["new"] == 0  # a retry keeps nothing twice
+            refused = {
+                "an unknown prediction": ({"labels": [{"prediction_id": "nope", "y": 1.0}]}, 422),
+                "another label for one": ({"labels": [{"prediction_id": ids[0], "y": 9.0}]}, 409),
+                "not a number": ({"labels": [{"prediction_id": ids[30], "y": "high"}]}, 422),
+                "no target": ({"labels": [{"prediction_id": ids[30], "z": 1.0}]}, 422),
+                "no labels": ({"labels": []}, 422),
+            }
+            for case, (sent, status) in refused.items():
+                assert north.post("/v1/labels", json=sent).status_code == status, case
+            assert north.post("/v1/labels", json={"labels": [{"prediction_id": ids[30], "y": 2.0}]}).json()["new"] == 1
+            # The central side refuses reports without the token, and what is not a report.
+            assert httpx.post(reports, json={"reports": []}, timeout=30).status_code == 401
+            bearer = {"Authorization": f"Bearer {token}"}
+            for bad in ({"reports": []}, {"reports": [{"device": "x"}]}, [1, 2]):
+                assert httpx.post(reports, json=bad, headers=bearer, timeout=30).status_code == 422
+            for name, (store, port) in devices.items():
+                agent = Agent(store, source, public_key(key.read_bytes(), "key"), server=f"http://127.0.0.1:{port}",
+                              report_to=reports, device=name, report_token=token)  # fmt: skip
+                assert agent.round().outcome == "current"
+                pending = pending_reports(store, name)  # frozen: the round below resends these same ids
+                assert "reported" in agent.report()
+                assert [r.report_id for r in pending_reports(store, name)] != [r.report_id for r in pending]
+            stored = project.lake.read("device_reports")
+            assert sorted(stored["device"].unique()) == ["north", "south"] and stored["report_id"].n_unique() == 2
+            flat = "".join(stored["report"])
+            assert ids[0] not in flat and '"inputs": {"rows"' in flat  # profiles, not a prediction or its row
+            # A device with new rows reports again; nothing reported twice.
+            north.post("/v1/predict", json=body)
+            agent = Agent(devices["north"][0], source, public_key(key.read_bytes(), "key"), report_to=reports,
+                          device="north", report_token=token)  # fmt: skip
+            assert agent.report() == "reported 8 predictions' profiles"
+        finally:
+            for process in processes:
+                process.terminate()
+                process.wait(timeout=30)
+    day = datetime.now(UTC)
+    shown = runner.invoke(app, ["monitor", "--devices", "--since", (day - timedelta(hours=1)).isoformat(),
+                                "--until", (day + timedelta(hours=1)).isoformat(), "--json",
+                                "--project", str(project.root)])  # fmt: skip
+    assert shown.exit_code == 0, shown.output
+    views = {(v["device"], v["version"]): v for v in json.loads(shown.stdout)["devices"]}
+    north_view, south_view, fleet = views[("north", "1")], views[("south", "1")], views[("(fleet)", "1")]
+    assert north_view["rows"] == 48 and north_view["labelled"] == 21
+    assert north_view["metrics"]["y"]["mae"] > 0 and "rmse" in north_view["metrics"]["y"]
+    assert fleet["rows"] == north_view["rows"] + south_view["rows"]
+    # The same rows with `a` squeezed to about 0.5: its distance from training is many times the other device's.
+    statistic = {name: view["input_drift"]["statistics"]["a"]["statistic"] for name, view in views.items()}
+    assert "a" in south_view["input_drift"]["drifted"] and statistic[("south", "1")] > 3 * statistic[("north", "1")]
+    table = runner.invoke(app, ["monitor", "--devices", "--date", f"{day:%Y-%m-%d}", "--project", str(project.root)],
+                          env={"COLUMNS": "200"})  # fmt: skip
+    assert table.exit_code == 0 and "north" in table.output and "(fleet)" in table.output

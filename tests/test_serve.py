@@ -25,7 +25,7 @@ from driftloop.errors import MonitorError, RequestRefused
 from driftloop.lake import Lake
 from driftloop.lake.files import ROWS_ADDED
 from driftloop.model.trainer import train_project
-from driftloop.monitor.traffic import logged_inputs
+from driftloop.monitor.logged import logged_inputs
 from driftloop.monitor.window import monitor_window
 from driftloop.predict import predict_window
 from driftloop.project import Project

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import socket
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 
@@ -25,6 +28,8 @@ KeyOption = Annotated[
     ),
 ]
 ADMIN_TOKEN_ENV = "DRIFTLOOP_ADMIN_TOKEN"
+# The central server's admin token, which its /v1/devices/reports asks of a device.
+CENTRAL_TOKEN_ENV = "DRIFTLOOP_CENTRAL_TOKEN"
 # How often a device's server looks at its store's pointer: a local file, cheap to read, and the
 # agent waits on it after a swap.
 POLL_SECONDS = 2.0
@@ -75,25 +80,43 @@ def agent(
     ] = "http://127.0.0.1:8000",
     every: Annotated[float, typer.Option(help="Seconds between rounds.", min=0.1)] = 60.0,
     once: Annotated[bool, typer.Option("--once", help="One round, then exit (0 unless a bundle was refused).")] = False,
+    report_to: Annotated[
+        str | None,
+        typer.Option(
+            help="Where to report profiles and outcomes (never rows): the central server's /v1/devices/reports. "
+            "Default: that route on the --source's server when it is a URL; with a file source, no reports."
+        ),
+    ] = None,
+    device: Annotated[str, typer.Option(help="This device's name in the fleet view.")] = socket.gethostname(),
 ) -> None:
     """Follow the champion: fetch the newest bundle, verify it, check it is for the same model and contract, run
     its golden pairs, swap it in and watch the server take it, rolling back by itself if it does not. With the
-    source out of reach, the device keeps serving what it has."""
+    source out of reach, the device keeps serving what it has. After each round, report home what it served, as
+    profiles and outcomes (the central server's admin token in DRIFTLOOP_CENTRAL_TOKEN)."""
     from driftloop.edge.agent import Agent, Round
     from driftloop.edge.store import DeviceStore
     from driftloop.runtime.signing import public_key
 
     follower = Agent(DeviceStore(store_dir), source, public_key(key.read_bytes(), str(key)), server=server,
-                     admin_token=os.environ.get(ADMIN_TOKEN_ENV) or None)  # fmt: skip
+                     admin_token=os.environ.get(ADMIN_TOKEN_ENV) or None, report_to=report_to or reports_of(source),
+                     device=device, report_token=os.environ.get(CENTRAL_TOKEN_ENV) or None)  # fmt: skip
 
     def said(outcome: Round) -> None:
-        err.print(f"{outcome.outcome}: serving {outcome.version}" + (f" ({outcome.detail})" if outcome.detail else ""),
-                  highlight=False)  # fmt: skip
+        detail = f" ({outcome.detail})" if outcome.detail else ""
+        err.print(f"{outcome.outcome}: serving {outcome.version}{detail}; {outcome.reported}", highlight=False)
 
     if once:
         outcome = follower.round()
-        said(outcome)
+        said(replace(outcome, reported=follower.report()))
         if outcome.outcome in ("refused", "rolled back"):
             raise typer.Exit(1)
         return
     follower.run(every, on_round=said)
+
+
+def reports_of(source: str) -> str | None:
+    """Where a device reports when it follows ``source``: the same server's reports route for a URL."""
+    if not source.startswith(("http://", "https://")):
+        return None
+    parts = urlsplit(source)
+    return f"{parts.scheme}://{parts.netloc}/v1/devices/reports"

@@ -32,6 +32,7 @@ from driftloop.project import Project
 
 if TYPE_CHECKING:
     from driftloop.loop import TickReport
+    from driftloop.monitor.drift import DriftReport
 
 
 @handled
@@ -84,15 +85,21 @@ def monitor(
     source: Annotated[
         Stream, typer.Option(help="Stream to monitor: batch (features, batch predictions) or online (served requests).")
     ] = Stream.BATCH,
+    devices: Annotated[
+        bool, typer.Option("--devices", help="The fleet view: what devices reported in the window, drift per device.")
+    ] = False,
     project_dir: ProjectOption = Path(),
     as_json: JsonOption = False,
 ) -> None:
     """Drift of inputs and predictions, performance where labels exist, and a verdict for a window (in an image
-    project: the window's images scored and watched three ways)."""
+    project: the window's images scored and watched three ways; with --devices: the devices' reports)."""
     from driftloop.monitor.window import monitor_window
 
     project = Project.load(project_dir)
     start, end = window(day, since, until, project.contract.timezone)
+    if devices:
+        show_fleet(project, start, end, as_json)
+        return
     if project.settings.images is not None:
         if source is not Stream.BATCH:
             raise ConfigError("an image project's windows are monitored from its images table: --source batch")
@@ -249,6 +256,40 @@ def _tick_of(project: Project) -> Callable[..., TickReport]:
     from driftloop.loop import tick
 
     return tick
+
+
+def show_fleet(project: Project, start: datetime, end: datetime, as_json: bool) -> None:
+    """The devices' reports of the window, merged per device and version, then for the fleet."""
+    from driftloop.monitor.fleet import FLEET, fleet_view
+
+    views = fleet_view(project, start, end)
+    if as_json:
+        emit_json({"since": start, "until": end, "devices": [v.to_dict() for v in views]})
+        return
+    title = f"devices of {project.model_name}, {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
+    table = Table("device", "version", "reports", "rows", "last seen (UTC)", "serving", "input drift",
+                  "prediction drift", "labelled", "metrics", title=title)  # fmt: skip
+    for view in views:
+        serving = (
+            ""
+            if view.device == FLEET
+            else f"{view.status.get('serving')}" + ("" if view.status.get("ready") in (None, True) else " (not ready)")
+        )
+        metrics = "; ".join(f"{t}: " + ", ".join(f"{k} {v:.4g}" for k, v in m.items()) for t, m in view.metrics.items())
+        table.add_row(view.device, view.version, str(view.reports), str(view.rows),
+                      f"{view.last_seen.astimezone(UTC):%Y-%m-%d %H:%M}", serving, drift_cell(view.inputs),
+                      drift_cell(view.predictions), str(view.labelled), metrics,
+                      style="bold" if view.device == FLEET else None)  # fmt: skip
+    out.print(table)
+
+
+def drift_cell(drift: DriftReport | None) -> str:
+    """A drift report in a cell: the share of columns drifted and which."""
+    if drift is None:
+        return "no rows"
+    mark = "[red]drift[/] " if drift.dataset_drift else ""
+    named = f": {', '.join(drift.drifted[:4])}" if drift.drifted else ""
+    return f"{mark}{drift.drift_share:.0%}{named}"
 
 
 def window(day: str | None, since: str | None, until: str | None, zone_name: str) -> tuple[datetime, datetime]:

@@ -11,7 +11,8 @@ bundle the central side publishes), and when it names a version the device does 
    one (and reloads again) if it does not: a rollback by itself.
 
 A source that cannot be reached, a bundle that fails any check: the round says why and the
-version serving stays, for as long as that lasts.
+version serving stays, for as long as that lasts. After each round the agent reports home (``report_to``):
+profiles and outcomes of what the device served, never its rows (:mod:`driftloop.edge.reports`).
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from driftloop.edge.deployments import golden_check
+from driftloop.edge.reports import send_reports
 from driftloop.edge.store import DeviceStore
 from driftloop.errors import BundleError, DriftloopError
 from driftloop.runtime.package import ModelPackage
@@ -49,6 +51,7 @@ class Round:
     outcome: str
     version: str | None
     detail: str = ""
+    reported: str = ""  # what the report home after it did
 
 
 class Agent:
@@ -63,6 +66,9 @@ class Agent:
         server: str | None = None,
         admin_token: str | None = None,
         settle_seconds: float = 30.0,
+        report_to: str | None = None,
+        device: str = "device",
+        report_token: str | None = None,
     ) -> None:
         self.store = store
         self.source = source
@@ -70,6 +76,7 @@ class Agent:
         self.server = server.rstrip("/") if server else None
         self.admin_token = admin_token
         self.settle_seconds = settle_seconds
+        self.report_to, self.device, self.report_token = report_to, device, report_token
 
     def round(self) -> Round:
         """One round: fetch, check, swap (or roll back); never raises for what a device meets."""
@@ -89,13 +96,29 @@ class Agent:
             return Round("current", serving)
         return self._swap(version, serving)
 
+    def report(self) -> str:
+        """Send what the device saw since the last report (profiles and outcomes, never rows) to
+        ``report_to``; what happened, in words. Unsent reports wait for the next round."""
+        if self.report_to is None:
+            return "no reports (no --report-to)"
+        serving = self.store.serving()
+        ready = _ready_version(self.server) == serving if self.server else None
+        status = {"serving": serving, "ready": ready, "versions": self.store.versions()}
+        try:
+            rows = send_reports(self.store, self.device, self.report_to, self.report_token, status)
+        except DriftloopError as exc:
+            logger.warning("reports kept on the device for the next round: %s", exc)
+            return f"reports kept on the device ({exc})"
+        return f"reported {rows} predictions' profiles"
+
     def run(
         self, every_seconds: float, *, rounds: int | None = None, on_round: Callable[[Round], None] | None = None
     ) -> None:
-        """Rounds every ``every_seconds``, forever (or ``rounds`` times)."""
+        """Rounds every ``every_seconds`` (each followed by a report), forever (or ``rounds`` times)."""
         done = 0
         while rounds is None or done < rounds:
             outcome = self.round()
+            outcome = replace(outcome, reported=self.report())
             if on_round is not None:
                 on_round(outcome)
             done += 1

@@ -3,7 +3,8 @@
 The same routes and answers (``/v1/predict``, ``/invocations``, the Open Inference Protocol v2,
 health, metrics, ``POST /admin/reload``), built by :func:`driftloop.serve.app.scoring_app`;
 only where the versions come from (the device's store) and where answers are logged (its
-SQLite file) differ. Needs no registry, lake or PyTorch.
+SQLite file) differ. A device also takes labels for its predictions (``POST /v1/labels``).
+Needs no registry, lake or PyTorch.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import uuid
 from starlette.types import ASGIApp
 
 from driftloop.edge.deployments import DeviceDeployments
+from driftloop.edge.labels import add_label_route
 from driftloop.edge.logbook import DeviceLog
 from driftloop.edge.store import DeviceStore
 from driftloop.errors import BundleError
@@ -39,7 +41,8 @@ def create_edge_app(
     log = DeviceLog(store.log_path, render=lambda batches: logged_rows(contract, batches, server_id))
     served = Served(manifest["model"], contract, f"driftloop edge: {manifest['model']}", server_id)
     deployments = DeviceDeployments(store, manifest["model"])
-    return scoring_app(served, settings or ServeSettings(), deployments, log, admin_token=admin_token)
+    return scoring_app(served, settings or ServeSettings(), deployments, log, admin_token=admin_token,
+                       extend=lambda app: add_label_route(app, log, contract))  # fmt: skip
 
 
 __all__ = ["create_edge_app"]

@@ -34,6 +34,7 @@ class Table(StrEnum):
     EVENTS = "events"
     IMAGES = "images"
     IMAGE_QUARANTINE = "image_quarantine"
+    DEVICE_REPORTS = "device_reports"
 
 
 # Bookkeeping columns of the data tables (the underscore keeps them apart from user columns).
@@ -232,6 +233,24 @@ TABLES: dict[Table, TableSpec] = {
             },
             partition_by=(INGEST_DATE,),
             key=(BATCH_ID, ROW),
+        ),
+        TableSpec(
+            Table.DEVICE_REPORTS,
+            "a device's report on one model version: profiles and outcomes of what it served, never rows",
+            {
+                "report_id": pl.String(),
+                "device": pl.String(),
+                "model_name": pl.String(),
+                "model_version": pl.String(),
+                "made_at": UTC_TIME,
+                "received_at": UTC_TIME,
+                "since": UTC_TIME,
+                "until": UTC_TIME,
+                "rows": pl.Int64(),
+                "labelled": pl.Int64(),
+                "report": pl.String(),
+            },
+            key=("report_id",),
         ),
         TableSpec(
             Table.EVENTS,

@@ -2,9 +2,10 @@
 once labels arrive, and a verdict.
 
 ``drift`` runs the tests of ``stattests`` (one module each) over profiles; ``performance`` joins
-predictions to ground truth; ``traffic`` reads what the server logged and pairs a shadow with the
-champion; ``verdict`` is the policy that turns results into a level with reasons; ``window``
-monitors one window of one stream and writes ``monitoring``; ``report`` draws it.
+predictions to ground truth; ``logged`` reads back what a server logged, ``traffic`` pairs a
+shadow with the champion; ``verdict`` is the policy that turns results into a level with
+reasons; ``window`` monitors one window of one stream and writes ``monitoring``; ``report``
+draws it; ``fleet`` merges what devices reported into a view per device.
 """
 
 from enum import StrEnum

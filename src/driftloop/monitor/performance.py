@@ -22,6 +22,7 @@ from driftloop.data.contract import Contract
 from driftloop.data.truth import truth_of
 from driftloop.engine import Engine
 from driftloop.model.metrics import HIGHER_IS_BETTER, calibration, class_indices, confusion, target_metrics
+from driftloop.monitor.logged import key_columns
 from driftloop.runtime.targets import prediction_columns, probability_column
 from driftloop.settings.promote import PromoteSettings
 
@@ -122,14 +123,6 @@ def _label_views(
     probabilities = pairs.select(probability_column(target, c) for c in classes).to_numpy()[known]
     counts = confusion(actual[known], probabilities).tolist()
     return classes, counts, calibration(actual[known], probabilities, classes)
-
-
-def key_columns(contract: Contract) -> list[pl.Expr]:
-    """The contract's key columns rebuilt from a prediction row's entity id and event time."""
-    columns = contract.ids_from_entity(pl.col("entity_id"))
-    if contract.clock is not None:
-        columns.append(contract.clock.from_instants(pl.col("event_time")))
-    return columns
 
 
 def worsening(value: float, reference: float | None, higher_is_better: bool) -> float:

@@ -1,10 +1,7 @@
-"""Online traffic as monitoring sees it: the inputs the server logged with each prediction, and
-the challenger's shadow outputs beside the champion's.
+"""Online traffic as monitoring sees it: the challenger's shadow outputs beside the champion's
+(the inputs the server logged are read back by :mod:`driftloop.monitor.logged`).
 
-The server logs each request's raw inputs as JSON (``predictions.inputs``, typed to the
-contract before they were encoded); :func:`logged_inputs` turns them back into contract
-columns, so the served traffic is profiled and compared with the training data like a batch
-window. :func:`compare_shadow` pairs the challenger's outputs with the champion's for the same
+:func:`compare_shadow` pairs the challenger's outputs with the champion's for the same
 requests: how far apart they are, and, where labels exist, which of the two was closer.
 """
 
@@ -15,14 +12,11 @@ from typing import Any
 
 import polars as pl
 
-from driftloop.data.contract import ColumnType, Contract
-from driftloop.errors import MonitorError
+from driftloop.data.contract import Contract
 from driftloop.model.metrics import target_metrics
-from driftloop.monitor.performance import ACTUAL, key_columns
+from driftloop.monitor.logged import key_columns
+from driftloop.monitor.performance import ACTUAL
 from driftloop.runtime.targets import prediction_columns
-
-INPUTS = "inputs"  # the predictions column holding a logged request's inputs as JSON
-
 
 SHADOW = "shadow_"  # prefix of the challenger's outputs beside the champion's
 
@@ -41,34 +35,6 @@ class ShadowComparison:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def logged_inputs(logged: pl.DataFrame, contract: Contract) -> pl.DataFrame:
-    """The contract columns of logged online predictions, one row per prediction.
-
-    A request that sent no entity id or event time gets the ones it was logged with (its event
-    time is then when it was scored); targets are left empty, truth comes from labels.
-    """
-    if INPUTS not in logged.columns:
-        raise MonitorError("these predictions carry no logged inputs (the 'inputs' column); were they scored online?")
-    names = [c for c in contract.stored_columns if c not in contract.targets]
-    # JSON has no date type: times were encoded as text, and are parsed back below.
-    shape = pl.Struct({n: pl.String if contract.columns[n].type.is_temporal else contract.columns[n].type.polars
-                       for n in names})  # fmt: skip
-    times = [
-        pl.col(n).str.to_date()
-        if contract.columns[n].type is ColumnType.DATE
-        else pl.col(n).str.to_datetime(time_unit="us")
-        for n in names
-        if contract.columns[n].type.is_temporal
-    ]
-    try:
-        typed = logged.select(pl.col(INPUTS).str.json_decode(shape)).unnest(INPUTS).with_columns(times)
-    except pl.exceptions.PolarsError as exc:
-        raise MonitorError(f"the logged inputs of online predictions cannot be read back: {exc}") from exc
-    logged_keys = logged.select(key_columns(contract))
-    typed = typed.with_columns(pl.coalesce(pl.col(k), logged_keys.get_column(k)).alias(k) for k in contract.key)
-    return typed.with_columns(pl.lit(None, contract.columns[t].type.polars).alias(t) for t in contract.targets)
 
 
 def compare_shadow(

@@ -28,9 +28,10 @@ from driftloop.lake import TABLES, PredictionSource, Table, Where
 from driftloop.monitor import Stream
 from driftloop.monitor.drift import DriftReport, compare
 from driftloop.monitor.estimates import TargetEstimate, estimate_window
+from driftloop.monitor.logged import logged_inputs
 from driftloop.monitor.performance import TargetPerformance, actuals, evaluate, labelled_pairs
 from driftloop.monitor.thresholds import CALIBRATION
-from driftloop.monitor.traffic import ShadowComparison, compare_shadow, logged_inputs
+from driftloop.monitor.traffic import ShadowComparison, compare_shadow
 from driftloop.monitor.verdict import Verdict, decide
 from driftloop.profiles import Profile
 from driftloop.project import Project

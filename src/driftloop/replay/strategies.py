@@ -24,7 +24,8 @@ from driftloop.lake import PredictionSource, Table
 from driftloop.loop.steps import training_since
 from driftloop.model.data import training_rows
 from driftloop.model.metrics import METRICS, target_metrics
-from driftloop.monitor.performance import ACTUAL, key_columns
+from driftloop.monitor.logged import key_columns
+from driftloop.monitor.performance import ACTUAL
 from driftloop.predict import event_clock
 from driftloop.project import Project
 from driftloop.registry import Registry

@@ -75,12 +75,17 @@ def create_app(project: Project, *, admin_token: str | None = None) -> ASGIApp:
         flush_seconds=settings.flush_seconds, render=lambda batches: logged_rows(contract, batches, server_id),
     )  # fmt: skip
     from driftloop.serve.bundles import add_bundle_route
+    from driftloop.serve.devices import add_device_route
 
     deployments = Deployments(project, kinds(settings))
+
+    def for_devices(app: FastAPI) -> None:  # the champion as a bundle, and where devices report
+        add_bundle_route(app, project, deployments)
+        add_device_route(app, project, admin_token, settings.admin_token_env)
+
     return scoring_app(
         Served(project.model_name, contract, f"driftloop: {project.settings.project.name}", server_id),
-        settings, deployments, log, admin_token=admin_token,
-        extend=lambda app: add_bundle_route(app, project, deployments),
+        settings, deployments, log, admin_token=admin_token, extend=for_devices,
     )  # fmt: skip
 
 

@@ -160,6 +160,7 @@ REFUSALS = {
     "401": "No bearer token was given",
     "403": "The bearer token is wrong, or admin actions are disabled",
     "404": "No model of that name is served here",
+    "409": "It conflicts with what is already kept (a prediction labelled otherwise)",
     "413": "The body or the number of rows is over the limit ([serve] max_body_bytes, max_rows)",
     "422": "Not JSON, not the protocol, or rows the data contract refuses (field-level errors)",
     "503": "No model is loaded yet: the project has no champion",
