@@ -26,14 +26,14 @@ from safetensors.numpy import load_file, save_file
 from typer.testing import CliRunner
 
 from driftloop.cli import app
-from driftloop.edge.agent import Agent, Round
+from driftloop.edge.agent import Agent, Round, fetch
 from driftloop.edge.deployments import DeviceDeployments
 from driftloop.edge.logbook import logged
 from driftloop.edge.reports import pending_reports
 from driftloop.edge.store import DeviceStore
 from driftloop.errors import BundleError
 from driftloop.project import Project
-from driftloop.runtime.bundle import open_bundle, write_bundle
+from driftloop.runtime.bundle import bundle_tag, open_bundle, write_bundle
 from driftloop.runtime.package import ModelPackage
 from driftloop.runtime.signing import generate_keys, private_key, public_key
 from tests.conftest import make_synthetic_project
@@ -170,7 +170,7 @@ from pathlib import Path
 from starlette.testclient import TestClient
 from driftloop.edge.server import create_edge_app
 from driftloop.edge.store import DeviceStore
-from driftloop.runtime.bundle import open_bundle, write_bundle
+from driftloop.runtime.bundle import bundle_tag, open_bundle, write_bundle
 from driftloop.runtime.package import ModelPackage
 from driftloop.runtime.signing import generate_keys, private_key, public_key
 store = DeviceStore(Path({str(tmp_path / "device")!r}))
@@ -298,6 +298,11 @@ def test_the_central_server_publishes_its_champion_as_a_bundle_the_agent_follows
         follower = Agent(store, f"{reference.base_url}/v1/bundles/champion", public_key(key.read_bytes(), "key"))
         assert follower.round() == Round("swapped", "1") and store.serving() == "1"
         assert follower.round().outcome == "current"
+        # A device that has the version is sent nothing: the agent asks with its tag.
+        unchanged = reference.get("/v1/bundles/champion", headers={"If-None-Match": bundle_tag("p", "1")})
+        assert unchanged.status_code == 304 and unchanged.content == b"" and unchanged.headers["etag"] == '"p-1"'
+        assert reference.get("/v1/bundles/champion", headers={"If-None-Match": '"p-0"'}).content == published.content
+        assert fetch(f"{reference.base_url}/v1/bundles/champion", tmp_path / "again", unless='"p-1"') is None
     assert follower.round().outcome == "offline" and store.serving() == "1"  # the central server is gone
 
 

@@ -33,6 +33,7 @@ from driftloop.edge.deployments import golden_check
 from driftloop.edge.reports import send_reports
 from driftloop.edge.store import DeviceStore
 from driftloop.errors import BundleError, DriftloopError
+from driftloop.runtime.bundle import bundle_tag
 from driftloop.runtime.package import ModelPackage
 
 logger = logging.getLogger("driftloop.edge")
@@ -81,12 +82,15 @@ class Agent:
     def round(self) -> Round:
         """One round: fetch, check, swap (or roll back); never raises for what a device meets."""
         serving = self.store.serving()
+        have = bundle_tag(self.store.manifest(serving)["model"], serving) if serving is not None else None
         with TemporaryDirectory() as folder:
             try:
-                bundle = fetch(self.source, Path(folder) / "fetched.bundle")
+                bundle = fetch(self.source, Path(folder) / "fetched.bundle", unless=have)
             except DriftloopError as exc:
                 logger.warning("source unreachable, still serving version %s: %s", serving, exc)
                 return Round("offline", serving, str(exc))
+            if bundle is None:
+                return Round("current", serving)
             try:
                 version = self._install(bundle, serving)
             except DriftloopError as exc:
@@ -191,13 +195,19 @@ def compatible(store: DeviceStore, serving: str, candidate: str) -> None:
         )
 
 
-def fetch(source: str, into: Path) -> Path:
+def fetch(source: str, into: Path, *, unless: str | None = None) -> Path | None:
     """The bundle at ``source`` (a path, or an http(s) URL) copied to ``into``; a DriftloopError
-    when it cannot be had."""
+    when it cannot be had. A URL is asked for it ``unless`` it is still the bundle of that entity
+    tag (:func:`~driftloop.runtime.bundle.bundle_tag`), and None is the answer that it is."""
     if source.startswith(("http://", "https://")):
+        request = urllib.request.Request(source, headers={"If-None-Match": unless} if unless else {})
         try:
-            with urllib.request.urlopen(source, timeout=TIMEOUT_SECONDS) as answer:
+            with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as answer:
                 data = answer.read(MAX_BUNDLE_BYTES + 1)
+        except urllib.error.HTTPError as exc:
+            if exc.code == 304:
+                return None  # not modified: the device serves the newest
+            raise DriftloopError(f"cannot fetch {source}: {exc}") from exc
         except (urllib.error.URLError, OSError) as exc:
             raise DriftloopError(f"cannot fetch {source}: {exc}") from exc
         if len(data) > MAX_BUNDLE_BYTES:

@@ -185,4 +185,18 @@ def _claimed_key(text: bytes) -> str | None:
     return claimed if isinstance(claimed, str) else None
 
 
-__all__ = ["BUNDLE_FORMAT", "OpenedBundle", "interface_hash", "open_bundle", "read_manifest", "write_bundle"]
+def bundle_tag(model: str, version: str) -> str:
+    """The HTTP entity tag of a version's bundle: a device that has the version asks for the
+    newest bundle with it in ``If-None-Match``, and is sent nothing when that is still the newest."""
+    return f'"{model}-{version}"'
+
+
+__all__ = [
+    "BUNDLE_FORMAT",
+    "OpenedBundle",
+    "bundle_tag",
+    "interface_hash",
+    "open_bundle",
+    "read_manifest",
+    "write_bundle",
+]
