@@ -68,6 +68,8 @@ def _problem(identifier: Any, values: dict[str, Any], contract: Contract, seen: 
         return f"a label gives values of the targets {contract.targets}, not {unknown or 'none'}"
     for target, value in values.items():
         column = contract.columns[target]
+        if value is None:
+            return f"{target} is null: leave out a target whose true value is not known yet"
         if column.is_classification:
             classes = [str(c) for c in column.classes or ()]
             text = str(value).lower() if isinstance(value, bool) else str(value)  # JSON's true is "true"

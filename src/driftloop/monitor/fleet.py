@@ -39,7 +39,7 @@ class DeviceView:
     rows: int
     labelled: int
     last_seen: datetime
-    status: dict[str, Any]  # the newest report's: the version serving, ready, the versions kept
+    status: dict[str, Any]  # the newest report's: the version serving, ready, the versions kept (none for the fleet)
     inputs: DriftReport | None
     predictions: DriftReport | None
     metrics: dict[str, dict[str, float]]
@@ -106,7 +106,7 @@ def _view(
         rows=sum(r.rows for r in reports),
         labelled=sum(r.labelled for r in reports),
         last_seen=max(r.made_at for r in reports),
-        status=max(reports, key=lambda r: r.made_at).status,
+        status={} if device == FLEET else max(reports, key=lambda r: r.made_at).status,
         inputs=_drift(project, package, "inputs", inputs),
         predictions=_drift(project, package, "predictions", predictions),
         metrics={target: outcome.metrics() for target, outcome in outcomes.items()},
