@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 import torch
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -20,6 +21,8 @@ from driftloop.errors import BundleError
 from driftloop.images import Decoded, ImageRules, Standardisation, decode
 from driftloop.model.cnn import ConvNet
 from driftloop.model.onnx_export import export_image_network
+from driftloop.monitor.images import predictions_profile
+from driftloop.profiles.images import image_profile
 from driftloop.project import Project
 from driftloop.runtime.bundle import MANIFEST, SIGNATURE, open_bundle, read_manifest, write_bundle
 from driftloop.runtime.image_package import ImagePackage
@@ -165,16 +168,26 @@ def test_keys_are_made_once_kept_private_and_found_as_the_project_says(
     assert keyless.exit_code == 1 and "driftloop keys --project" in " ".join(keyless.stderr.split())
 
 
-def test_an_image_model_bundles_and_opens_to_the_same_verdicts(tmp_path: Path) -> None:
+def untrained_image_package(files: list[bytes]) -> ImagePackage:
+    """An image network of 32x32 grey digits, even or odd, as initialised (seeded), exported and
+    checked on ``files``, with its reference profiles taken from them."""
     torch.manual_seed(0)
     standard = Standardisation(width=32, height=32, mode="L")
     spec = ConvSpec(channels=1, height=32, width=32, classes=2, blocks=[8, 16])
     weights = ConvNet(spec).weights()
-    files = [encoded(image) for _, image in digits(6)]
     images = ImagePackage(spec, weights, standard, ImageRules(), "label", ["even", "odd"])
-    decoded = [decode(f, ImageRules()) for f in files]
-    pixels = standard.apply([d.image for d in decoded if isinstance(d, Decoded)])
+    decoded = [d for d in (decode(f, ImageRules()) for f in files) if isinstance(d, Decoded)]
+    pixels = standard.apply([d.image for d in decoded])
     images.exported = export_image_network(spec, weights, pixels)
+    scored = images.predict_decoded(decoded)
+    images.reference = {"images": image_profile(pl.DataFrame(scored.stats)).to_dict(),
+                        "outputs": predictions_profile(scored).to_dict()}  # fmt: skip
+    return images
+
+
+def test_an_image_model_bundles_and_opens_to_the_same_verdicts(tmp_path: Path) -> None:
+    files = [encoded(image) for _, image in digits(6)]
+    images = untrained_image_package(files)
     key_path, public_path = generate_keys(tmp_path / "keys" / "signing.pem")
     write_bundle(
         images, tmp_path / "line.bundle", private_key(key_path.read_bytes(), "k"), model="line", model_version="3"

@@ -5,6 +5,7 @@ needing neither PyTorch, MLflow nor Delta to do it."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import http.server
@@ -32,12 +33,15 @@ from driftloop.edge.logbook import logged
 from driftloop.edge.reports import pending_reports
 from driftloop.edge.store import DeviceStore
 from driftloop.errors import BundleError
+from driftloop.lake import IMAGE_STATS
 from driftloop.project import Project
 from driftloop.runtime.bundle import bundle_tag, open_bundle, write_bundle
 from driftloop.runtime.package import ModelPackage
 from driftloop.runtime.signing import generate_keys, private_key, public_key
 from tests.conftest import make_synthetic_project
 from tests.live import free_port, listening, server
+from tests.test_bundle import untrained_image_package
+from tests.test_images import digits, encoded
 
 runner = CliRunner()
 
@@ -510,3 +514,45 @@ def test_devices_report_profiles_and_outcomes_never_rows_and_monitor_merges_them
     table = runner.invoke(app, ["monitor", "--devices", "--date", f"{day:%Y-%m-%d}", "--project", str(project.root)],
                           env={"COLUMNS": "200"})  # fmt: skip
     assert table.exit_code == 0 and "north" in table.output and "(fleet)" in table.output
+
+
+def test_a_device_serves_an_image_bundle_as_the_central_image_server_does(tmp_path: Path) -> None:
+    """An image model's bundle on a device: uploads, base64 JSON and v2 BYTES get the verdicts the
+    package gives, a file that is no image is refused, labels are checked against the classes,
+    and the device's report profiles the images' statistics and the verdicts."""
+    files = [encoded(image) for _, image in digits(12)]
+    package = untrained_image_package(files)
+    key_path, public_path = generate_keys(tmp_path / "keys" / "signing.pem")
+    bundle = tmp_path / "line.bundle"
+    write_bundle(package, bundle, private_key(key_path.read_bytes(), "k"), model="line", model_version="3")
+    port = free_port()
+    device = start_device(bundle, public_path, tmp_path / "device", port)
+    expected = package.predict(files)
+    try:
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+        assert client.get("/health/ready").json() == {"status": "ready", "model": "line", "model_version": "3"}
+        uploaded = client.post("/v1/predict", files=[("image", (f"{n}.png", f, "image/png")) for n, f in
+                                                     enumerate(files[:6])]).json()  # fmt: skip
+        as_json = client.post("/v1/predict", json={"images": [base64.b64encode(f).decode() for f in files[6:]]}).json()
+        answers = uploaded["predictions"] + as_json["predictions"]
+        found = np.array([[a["probabilities"][c] for c in ("even", "odd")] for a in answers])
+        np.testing.assert_allclose(found, expected.probabilities, atol=1e-5)
+        tensor = {"name": "image", "datatype": "BYTES", "shape": [1], "data": [base64.b64encode(files[0]).decode()]}
+        v2 = client.post("/v2/models/line/infer", json={"inputs": [tensor]}).json()
+        assert v2["outputs"][0]["data"] == [answers[0]["label"]]
+        refused = client.post("/v1/predict", files={"image": ("notes.txt", b"not an image", "text/plain")})
+        assert refused.status_code == 422 and "file:not_an_image" in refused.text
+        first = answers[0]["prediction_id"]
+        assert (
+            client.post("/v1/labels", json={"labels": [{"prediction_id": first, "label": "seven"}]}).status_code == 422
+        )
+        kept = client.post("/v1/labels", json={"labels": [{"prediction_id": first, "label": "even"}]}).json()
+        assert kept == {"received": 1, "new": 1}
+    finally:
+        device.terminate()
+        device.wait(timeout=30)
+    [report] = pending_reports(DeviceStore(tmp_path / "device"), "line-3")
+    assert report.rows == 13 and report.labelled == 1 and report.version == "3"
+    assert report.inputs is not None and sorted(report.inputs.columns) == sorted(IMAGE_STATS)
+    assert report.predictions is not None and report.predictions.columns["label"].count == 13
+    assert report.outcomes["label"].count == 1  # type: ignore[union-attr]

@@ -19,7 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -30,7 +30,9 @@ from driftloop.engine.base import Scorer
 from driftloop.errors import PredictError
 from driftloop.lake import EVENT_DATE, PREDICTION_ID, PredictionSource, Table, Where
 from driftloop.project import Project
-from driftloop.registry import Registry
+
+if TYPE_CHECKING:
+    from driftloop.registry import Registry  # imported where used: it needs MLflow and PyTorch
 
 # In-memory width assumed for a value of a variable-width type (a string: its view and text).
 VARIABLE_WIDTH = 32
@@ -88,6 +90,8 @@ def predict_window(
     an engine that keeps rows off this process scores the window as one chunk), each chunk one
     commit.
     """
+    from driftloop.registry import Registry  # here, not at the top: a device scores without MLflow
+
     registry = Registry(project)
     chosen = scoring_version(registry, since, until, version)
     package = registry.load(chosen)

@@ -14,6 +14,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
@@ -22,9 +23,11 @@ from driftloop.errors import ModelPackageError, PredictError
 from driftloop.lake import CAPTURED_AT, EVENT_DATE, IMAGE_ID, IMAGE_LABEL, PREDICTION_ID, PredictionSource, Table, Where
 from driftloop.predict import PredictRun, Stamp, prediction_ids, scoring_version
 from driftloop.project import Project
-from driftloop.registry import Registry
 from driftloop.runtime.image_package import ImagePackage, ImagePredictions
 from driftloop.runtime.kinds import image_package
+
+if TYPE_CHECKING:
+    pass  # imported where used: it needs MLflow and PyTorch
 
 # Images decoded and scored at a time: their bytes and pixels are in memory together.
 CHUNK_IMAGES = 1_000
@@ -44,6 +47,8 @@ class ScoredImages:
 def predict_images(project: Project, since: datetime, until: datetime, *, version: str | None = None) -> ScoredImages:
     """Score the images with ``since <= capture time < until`` (naive UTC) with ``version``
     (default: the champion) and write them to ``predictions``."""
+    from driftloop.registry import Registry  # here, not at the top: a device scores without MLflow
+
     registry = Registry(project)
     chosen = scoring_version(registry, since, until, version)
     package = image_package(registry.package(chosen), f"version {chosen} of {registry.name!r}")

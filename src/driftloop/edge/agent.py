@@ -34,7 +34,7 @@ from driftloop.edge.reports import send_reports
 from driftloop.edge.store import DeviceStore
 from driftloop.errors import BundleError, DriftloopError
 from driftloop.runtime.bundle import bundle_tag
-from driftloop.runtime.package import ModelPackage
+from driftloop.runtime.kinds import load_package
 
 logger = logging.getLogger("driftloop.edge")
 # Seconds a fetch or a call to the server may take.
@@ -137,7 +137,7 @@ class Agent:
         try:
             if serving is not None:
                 compatible(self.store, serving, version)
-            golden_check(ModelPackage.load(self.store.verified(version)), version)  # warmed and checked here first
+            golden_check(load_package(self.store.verified(version)), version)  # warmed and checked here first
         except DriftloopError:
             if version not in held:  # a refused version leaves nothing behind
                 self.store.discard(version)

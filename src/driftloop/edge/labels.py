@@ -1,8 +1,8 @@
 """``POST /v1/labels`` on a device: the truth about its own predictions, kept on the device.
 
 A body names predictions by id with their targets' true values, ``{"labels": [{"prediction_id":
-"...", "y": 3.2}, ...]}``; each value is checked against the contract (a number for a numeric
-target, one of the classes for a label), and all are kept in one transaction or none is. The
+"...", "y": 3.2}, ...]}``; each value is checked against what the model predicts (a number, or one
+of a label's classes), and all are kept in one transaction or none is. The
 device reports only the outcomes (:mod:`driftloop.edge.reports`), never the labels.
 """
 
@@ -15,7 +15,6 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
-from driftloop.data.contract import Contract
 from driftloop.edge.logbook import DeviceLog
 from driftloop.errors import RequestRefused
 from driftloop.serve.routes import refusal_responses
@@ -30,25 +29,26 @@ class Labels(BaseModel):
     labels: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_LABELS)
 
 
-def add_label_route(app: FastAPI, log: DeviceLog, contract: Contract) -> None:
-    """Add ``POST /v1/labels`` to ``app``, keeping labels in ``log``."""
+def add_label_route(app: FastAPI, log: DeviceLog, targets: dict[str, list[str] | None]) -> None:
+    """Add ``POST /v1/labels`` to ``app``, keeping labels in ``log``; ``targets`` are what the
+    model predicts, each with its classes (None for a number: :func:`~driftloop.runtime.kinds.targets_of`)."""
 
     @app.post("/v1/labels", summary="Labels for this device's predictions, kept on the device",
               responses=refusal_responses("409", "422", "503"))  # fmt: skip
     async def labels(body: Labels) -> dict[str, int]:
-        truth = checked(body.labels, contract)
+        truth = checked(body.labels, targets)
         return {"received": len(truth), "new": await asyncio.to_thread(log.add_labels, truth)}
 
 
-def checked(items: list[dict[str, Any]], contract: Contract) -> dict[str, dict[str, Any]]:
-    """Prediction id -> target values, each checked against the contract; a 422 naming every
-    label that is not."""
+def checked(items: list[dict[str, Any]], targets: dict[str, list[str] | None]) -> dict[str, dict[str, Any]]:
+    """Prediction id -> target values, each checked against ``targets`` (a number, or one of the
+    classes); a 422 naming every label that is not."""
     truth: dict[str, dict[str, Any]] = {}
     errors: list[dict[str, Any]] = []
     for position, item in enumerate(items):
         identifier = item.get("prediction_id")
         values = {k: v for k, v in item.items() if k != "prediction_id"}
-        problem = _problem(identifier, values, contract, truth)
+        problem = _problem(identifier, values, targets, truth)
         if problem:
             errors.append({"label": position, "detail": problem})
         else:
@@ -58,20 +58,21 @@ def checked(items: list[dict[str, Any]], contract: Contract) -> dict[str, dict[s
     return truth
 
 
-def _problem(identifier: Any, values: dict[str, Any], contract: Contract, seen: dict[str, Any]) -> str | None:
+def _problem(
+    identifier: Any, values: dict[str, Any], targets: dict[str, list[str] | None], seen: dict[str, Any]
+) -> str | None:
     if not isinstance(identifier, str) or not identifier:
         return "each label needs its prediction's 'prediction_id' (text)"
     if identifier in seen:
         return f"the prediction {identifier!r} is labelled twice in this request"
-    unknown = [k for k in values if k not in contract.targets]
+    unknown = [k for k in values if k not in targets]
     if unknown or not values:
-        return f"a label gives values of the targets {contract.targets}, not {unknown or 'none'}"
+        return f"a label gives values of the targets {list(targets)}, not {unknown or 'none'}"
     for target, value in values.items():
-        column = contract.columns[target]
+        classes = targets[target]
         if value is None:
             return f"{target} is null: leave out a target whose true value is not known yet"
-        if column.is_classification:
-            classes = [str(c) for c in column.classes or ()]
+        if classes is not None:
             text = str(value).lower() if isinstance(value, bool) else str(value)  # JSON's true is "true"
             if text not in classes:
                 return f"{target} is one of {classes}, not {value!r}"

@@ -24,11 +24,14 @@ from driftloop.edge.logbook import connect
 from driftloop.edge.store import DeviceStore
 from driftloop.engine.polars import PolarsEngine
 from driftloop.errors import DriftloopError
-from driftloop.monitor.logged import logged_inputs
+from driftloop.monitor.logged import INPUTS, logged_inputs
 from driftloop.profiles import Profile, profile
 from driftloop.profiles.device_report import DeviceReport
+from driftloop.profiles.images import image_profile, output_profile
 from driftloop.profiles.outcomes import Outcome, outcome
-from driftloop.runtime.package import ModelPackage
+from driftloop.runtime.image_package import ImagePackage
+from driftloop.runtime.kinds import AnyPackage, load_package, targets_of
+from driftloop.runtime.targets import probability_column
 
 PREDICTIONS, LABELS = "predictions", "labels"
 # Seconds the central side may take to store a round of reports.
@@ -75,7 +78,7 @@ def pending_reports(store: DeviceStore, device: str, status: dict[str, Any] | No
     now = datetime.now(UTC)
     reports = []
     for version in sorted(versions, key=_order):
-        package = ModelPackage.load(store.package(version))
+        package = load_package(store.package(version))
         mine = pl.DataFrame([r for r in rows if r["model_version"] == version], infer_schema_length=None)
         truth = [(r, t) for r, t in labelled if r["model_version"] == version]
         identity = (device, store.manifest(version)["model"], version, f"{device}|{version}|{span}", now)
@@ -114,7 +117,7 @@ def send_reports(store: DeviceStore, device: str, url: str, token: str | None, s
 
 
 def _report(
-    package: ModelPackage,
+    package: AnyPackage,
     rows: pl.DataFrame,
     truth: list[tuple[dict[str, Any], dict[str, Any]]],
     device: str,
@@ -143,8 +146,10 @@ def _report(
     )
 
 
-def _profiles(package: ModelPackage, rows: pl.DataFrame) -> tuple[Profile, Profile]:
+def _profiles(package: AnyPackage, rows: pl.DataFrame) -> tuple[Profile, Profile]:
     """The inputs' and the answers' profiles, on the bins of the version's training profiles."""
+    if isinstance(package, ImagePackage):
+        return _image_profiles(package, rows)
     features = package.features
     # The log is JSON: its times are text, and a column no request filled has no type.
     logged = rows.with_columns(
@@ -160,14 +165,22 @@ def _profiles(package: ModelPackage, rows: pl.DataFrame) -> tuple[Profile, Profi
     return inputs, answers
 
 
-def _outcomes(package: ModelPackage, truth: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Outcome]:
-    heads = package.heads
+def _image_profiles(package: ImagePackage, rows: pl.DataFrame) -> tuple[Profile, Profile]:
+    """The images' statistics (logged as each prediction's inputs) and the network's outputs."""
+    stats = pl.DataFrame([json.loads(text) for text in rows[INPUTS]])
+    inputs = image_profile(stats, like=Profile.from_dict(package.reference["images"]))
+    probabilities = [probability_column(package.target, c) for c in package.classes]
+    outputs = output_profile(package.target, rows, probabilities, like=Profile.from_dict(package.reference["outputs"]))
+    return inputs, outputs
+
+
+def _outcomes(package: AnyPackage, truth: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Outcome]:
     outcomes = {}
-    for target in heads.names:
+    for target, classes in targets_of(package).items():
         pairs = [(t.get(target), r.get(target)) for r, t in truth if t.get(target) is not None]
         if pairs:
             actual, predicted = zip(*pairs, strict=True)
-            outcomes[target] = outcome(pl.Series(actual), pl.Series(predicted), heads.classes.get(target))
+            outcomes[target] = outcome(pl.Series(actual), pl.Series(predicted), classes)
     return outcomes
 
 

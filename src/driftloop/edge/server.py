@@ -3,46 +3,76 @@
 The same routes and answers (``/v1/predict``, ``/invocations``, the Open Inference Protocol v2,
 health, metrics, ``POST /admin/reload``), built by :func:`driftloop.serve.app.scoring_app`;
 only where the versions come from (the device's store) and where answers are logged (its
-SQLite file) differ. A device also takes labels for its predictions (``POST /v1/labels``).
-Needs no registry, lake or PyTorch.
+SQLite file) differ; an image model's bundle is served by the image server's core the same way.
+A device also takes labels for its predictions (``POST /v1/labels``). Needs no registry, lake or
+PyTorch.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 from starlette.types import ASGIApp
 
-from driftloop.edge.deployments import DeviceDeployments
+from driftloop.edge.deployments import DeviceDeployments, DeviceImageModel
 from driftloop.edge.labels import add_label_route
 from driftloop.edge.logbook import DeviceLog
 from driftloop.edge.store import DeviceStore
 from driftloop.errors import BundleError
-from driftloop.runtime.package import ModelPackage
+from driftloop.runtime.image_package import KIND as IMAGE_KIND
+from driftloop.runtime.kinds import AnyPackage, image_package, load_package, table_package, targets_of
+from driftloop.runtime.package import TABLE_KIND
 from driftloop.serve.app import Served, logged_rows, scoring_app
+from driftloop.serve.image_app import ServedImages, image_scoring_app
+from driftloop.serve.image_app import logged_rows as image_logged_rows
 from driftloop.settings.serve import ServeSettings
 
 
 def create_edge_app(
     store: DeviceStore, *, settings: ServeSettings | None = None, admin_token: str | None = None
 ) -> ASGIApp:
-    """The server of the version ``store`` names; it follows the store's pointer (``POST
-    /admin/reload``, or every ``poll_seconds``)."""
+    """The server of the version ``store`` names, a table model's or an image model's; it follows
+    the store's pointer (``POST /admin/reload``, or every ``poll_seconds``)."""
     version = store.serving()
     if version is None:
         raise BundleError(f"{store.folder} names no version to serve: install a bundle first")
     manifest = store.manifest(version)
-    if manifest.get("kind") != "table":
-        raise BundleError(
-            f"version {version} is a model of kind {manifest.get('kind')!r}; a device serves table models"
-        )
-    contract = ModelPackage.load(store.package(version)).contract
+    server = SERVERS.get(str(manifest.get("kind")))
+    if server is None:
+        raise BundleError(f"version {version} is a model of kind {manifest.get('kind')!r}; a device serves "
+                          f"{sorted(SERVERS)} models")  # fmt: skip
+    package = load_package(store.package(version))
+    return server(store, manifest["model"], package, settings or ServeSettings(), admin_token)
+
+
+def _table_server(
+    store: DeviceStore, model: str, package: AnyPackage, settings: ServeSettings, admin_token: str | None
+) -> ASGIApp:
+    contract = table_package(package, f"{model} on this device").contract
     server_id = f"edge-{uuid.uuid4().hex[:12]}"
     log = DeviceLog(store.log_path, render=lambda batches: logged_rows(contract, batches, server_id))
-    served = Served(manifest["model"], contract, f"driftloop edge: {manifest['model']}", server_id)
-    deployments = DeviceDeployments(store, manifest["model"])
-    return scoring_app(served, settings or ServeSettings(), deployments, log, admin_token=admin_token,
-                       extend=lambda app: add_label_route(app, log, contract))  # fmt: skip
+    served = Served(model, contract, f"driftloop edge: {model}", server_id)
+    return scoring_app(served, settings, DeviceDeployments(store, model), log, admin_token=admin_token,
+                       extend=lambda app: add_label_route(app, log, targets_of(package)))  # fmt: skip
+
+
+def _image_server(
+    store: DeviceStore, model: str, package: AnyPackage, settings: ServeSettings, admin_token: str | None
+) -> ASGIApp:
+    images = image_package(package, f"{model} on this device")
+    server_id = f"edge-{uuid.uuid4().hex[:12]}"
+    log = DeviceLog(store.log_path, render=lambda batches: image_logged_rows(batches, server_id))
+    served = ServedImages(model, list(images.classes), images.rules.max_bytes, f"driftloop edge: {model}", server_id)
+    return image_scoring_app(served, settings, DeviceImageModel(store, model), log, admin_token=admin_token,
+                             extend=lambda app: add_label_route(app, log, targets_of(package)))  # fmt: skip
+
+
+# A bundle's kind -> the server of it.
+SERVERS: dict[str, Callable[[DeviceStore, str, AnyPackage, ServeSettings, str | None], ASGIApp]] = {
+    TABLE_KIND: _table_server,
+    IMAGE_KIND: _image_server,
+}
 
 
 __all__ = ["create_edge_app"]

@@ -24,9 +24,13 @@ from driftloop.profiles import Profile
 from driftloop.profiles.device_report import DeviceReport
 from driftloop.profiles.outcomes import Outcome
 from driftloop.project import Project
+from driftloop.runtime.image_package import ImagePackage
+from driftloop.runtime.kinds import AnyPackage
 from driftloop.runtime.package import ModelPackage
 
 FLEET = "(fleet)"  # the device name of a version's row over every device
+# What a device report's parts are called in an image package's reference.
+IMAGE_PARTS = {"inputs": "images", "predictions": "outputs"}
 
 
 @dataclass(frozen=True)
@@ -75,12 +79,7 @@ def fleet_view(project: Project, since: datetime, until: datetime) -> list[Devic
     from driftloop.registry import Registry
 
     registry = Registry(project)
-    packages: dict[str, ModelPackage] = {}
-    for version in sorted({r.version for r in reports}):
-        package = registry.package(version)
-        if not isinstance(package, ModelPackage):  # devices serve table models; an image one cannot be reported on
-            raise MonitorError(f"devices reported on version {version}, which is not a table model")
-        packages[version] = package
+    packages = {version: registry.package(version) for version in sorted({r.version for r in reports})}
     by_device: dict[tuple[str, str], list[DeviceReport]] = {}
     for report in reports:
         by_device.setdefault((report.device, report.version), []).append(report)
@@ -89,9 +88,7 @@ def fleet_view(project: Project, since: datetime, until: datetime) -> list[Devic
     return views
 
 
-def _view(
-    project: Project, package: ModelPackage, device: str, version: str, reports: list[DeviceReport]
-) -> DeviceView:
+def _view(project: Project, package: AnyPackage, device: str, version: str, reports: list[DeviceReport]) -> DeviceView:
     inputs = _merged([r.inputs for r in reports])
     predictions = _merged([r.predictions for r in reports])
     outcomes: dict[str, Outcome] = {}
@@ -123,14 +120,16 @@ def _merged(profiles: list[Profile | None]) -> Profile | None:
     return total
 
 
-def _drift(project: Project, package: ModelPackage, part: str, current: Profile | None) -> DriftReport | None:
-    """``current`` against the version's training profile of ``part`` (its inputs without the targets)."""
+def _drift(project: Project, package: AnyPackage, part: str, current: Profile | None) -> DriftReport | None:
+    """``current`` against the version's training profile of ``part``: a table model's inputs
+    (without the targets) or predictions, an image model's images' statistics or outputs."""
     if current is None:
         return None
-    reference = Profile.from_dict(package.reference[part])
-    if part == "inputs":
+    key = IMAGE_PARTS[part] if isinstance(package, ImagePackage) else part
+    reference = Profile.from_dict(package.reference[key])
+    if isinstance(package, ModelPackage) and part == "inputs":
         reference = Profile(reference.rows, {n: p for n, p in reference.columns.items() if n not in package.targets})
-    calibration = package.reference.get(CALIBRATION, {}).get(part)
+    calibration = package.reference.get(CALIBRATION, {}).get(key)
     importance = package.reference.get("importance") if part == "inputs" else None
     return compare(reference, current, project.settings.monitor, calibration, importance)
 

@@ -14,10 +14,11 @@ from datetime import datetime
 import polars as pl
 
 from driftloop.lake import IMAGE_STATS
-from driftloop.monitor.images import ImageDrift, image_drift, image_profile, image_verdict
+from driftloop.monitor.images import ImageDrift, image_drift, image_verdict
 from driftloop.monitor.performance import ACTUAL, TargetPerformance, evaluate
 from driftloop.monitor.window import WindowReport, write_report
 from driftloop.profiles import Profile
+from driftloop.profiles.images import image_profile
 from driftloop.project import Project
 from driftloop.runtime.image_package import ImagePackage, ImagePredictions
 

@@ -26,11 +26,10 @@ from driftloop.monitor.embeddings import MAX_VECTORS, mmd_test
 from driftloop.monitor.performance import TargetPerformance
 from driftloop.monitor.stattests import TestResult
 from driftloop.monitor.verdict import Verdict, VerdictLevel, decide
-from driftloop.profiles import Profile, profile
+from driftloop.profiles import Profile
+from driftloop.profiles.images import image_profile, output_profile
 from driftloop.runtime.image_package import ImagePackage, ImagePredictions
 from driftloop.settings.monitor import MonitorSettings
-
-CONFIDENCE = "confidence"
 
 
 @dataclass(frozen=True)
@@ -58,17 +57,11 @@ class ImageDrift:
         return found
 
 
-def image_profile(stats: pl.DataFrame, like: Profile | None = None) -> Profile:
-    """The profile of images' statistics (a column per statistic of :func:`image_stats`)."""
-    return profile(stats.select(IMAGE_STATS).cast(pl.Float64), list(IMAGE_STATS), [], like=like)
-
-
-def output_profile(predictions: ImagePredictions, like: Profile | None = None) -> Profile:
+def predictions_profile(predictions: ImagePredictions, like: Profile | None = None) -> Profile:
     """The profile of the network's confidence and predicted classes."""
-    frame = pl.DataFrame(
-        {CONFIDENCE: predictions.probabilities.max(axis=1).astype(float), predictions.target: predictions.predicted}
-    )
-    return profile(frame, [CONFIDENCE], [predictions.target], like=like)
+    frame = predictions.frame()
+    columns = [c for c in frame.columns if c != predictions.target]
+    return output_profile(predictions.target, frame, columns, like=like)
 
 
 def prepare_image_monitoring(trained: TrainedImages) -> None:
@@ -86,7 +79,7 @@ def prepare_image_monitoring(trained: TrainedImages) -> None:
     held_out = ImagePredictions(package.target, package.classes, probabilities, embeddings, [], [])
     package.reference = {
         "images": image_profile(trained.window_stats).to_dict(),
-        "outputs": output_profile(held_out).to_dict(),
+        "outputs": predictions_profile(held_out).to_dict(),
     }
     package.reference_embeddings = embeddings[:MAX_VECTORS]
 
@@ -105,7 +98,7 @@ def image_drift(package: ImagePackage, current: ImagePredictions, settings: Moni
     current_images = image_profile(stats, like=images_reference)
     return ImageDrift(
         compare(images_reference, current_images, settings),
-        compare(outputs_reference, output_profile(current, like=outputs_reference), settings),
+        compare(outputs_reference, predictions_profile(current, like=outputs_reference), settings),
         mmd_test(package.reference_embeddings, current.embeddings, alpha=settings.false_alarm_rate),
     )
 

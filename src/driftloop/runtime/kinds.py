@@ -37,6 +37,13 @@ def load_package(folder: str | Path, *, backend: str = DEFAULT_BACKEND) -> AnyPa
     return KINDS[package_kind(folder)].load(folder, backend=backend)
 
 
+def targets_of(package: AnyPackage) -> dict[str, list[str] | None]:
+    """What ``package`` predicts: each target, with its classes (None for a number)."""
+    if isinstance(package, ImagePackage):
+        return {package.target: list(package.classes)}
+    return {t: package.heads.classes.get(t) for t in package.heads.names}
+
+
 def table_package(package: AnyPackage, what: str) -> ModelPackage:
     """``package`` as a table's; a ModelPackageError naming ``what`` when it is another kind."""
     if isinstance(package, ModelPackage):

@@ -21,10 +21,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import polars as pl
 
@@ -37,30 +37,24 @@ try:
 
     from driftloop.serve.image_bodies import MAX_IMAGES, predict_files, v2_files
     from driftloop.serve.metrics import MeasuredRequests, ServerMetrics
-    from driftloop.serve.operations import add_operations, same_model, serving, with_scoring_spec
+    from driftloop.serve.operations import Followed, add_operations, same_model, serving, with_scoring_spec
     from driftloop.serve.routes import ScoringRoute, ScoringRoutes, refusal_responses
 except ModuleNotFoundError as missing:  # the serving stack is an extra: say which
     raise MissingDependency.of(missing, extra="serve", purpose="the prediction server") from missing
 from driftloop.images import Decoded
-from driftloop.ingest_images import image_record, images_frame
 from driftloop.lake import (
-    BATCH_ID,
     CAPTURED_AT,
     IMAGE_ID,
-    IMAGE_LABEL,
-    INGESTED_AT,
-    ROW,
-    SOURCE,
     PredictionSource,
     Table,
 )
 from driftloop.predict import Stamp
 from driftloop.predict_images import joined_predictions, prediction_rows
 from driftloop.project import Project
-from driftloop.registry import Registry
 from driftloop.serve.image_scoring import ImageBatcher, ImageChampion, ScoredImages, ServedImageModel
-from driftloop.serve.logbook import SPILL_FOLDER, PredictionLog
+from driftloop.serve.logbook import SPILL_FOLDER, Logbook, PredictionLog
 from driftloop.serve.upload_page import upload_page
+from driftloop.settings.serve import ServeSettings
 
 # Room a body has beyond the files it carries: multipart boundaries and headers, JSON quoting.
 ENVELOPE_BYTES = 64 * 1024
@@ -116,19 +110,69 @@ V2_ANSWER = {
 }  # fmt: skip
 
 
+@dataclass(frozen=True)
+class ServedImages:
+    """What an image server serves, whoever keeps its versions: the model's name, its classes, the
+    largest file its image contract takes, the server's title and its id."""
+
+    model_name: str
+    classes: list[str]
+    max_file_bytes: int
+    title: str
+    server_id: str
+
+
+class ImageModels(Followed, Protocol):
+    """The image model a server answers with, kept in step with wherever its versions come from
+    (:class:`~driftloop.serve.image_scoring.ImageChampion`: the registry; a device's store)."""
+
+    @property
+    def current(self) -> ServedImageModel | None: ...
+
+
 def create_image_app(project: Project, *, admin_token: str | None = None) -> ASGIApp:
-    """The server of the image ``project``; ``admin_token`` enables ``POST /admin/reload``."""
+    """The server of the image ``project``: its champion, followed in the registry, every answer
+    logged to its lake (and with ``[serve] keep_images`` the images too); ``admin_token`` enables
+    ``POST /admin/reload``."""
+    from driftloop.registry import Registry
+    from driftloop.serve.image_keeping import kept_images
+
     settings, images = project.settings.serve, project.settings.images
     if images is None:
         raise RequestRefused(f"{project.root} is not an image project", status=500)
-    champion = ImageChampion(Registry(project))
-    metrics = ServerMetrics()
     server_id = f"serve-{uuid.uuid4().hex[:12]}"
-    numbers = itertools.count(1)
     log = PredictionLog(
         project.lake, project.root / SPILL_FOLDER, capacity=settings.log_buffer_rows,
         flush_seconds=settings.flush_seconds, render=lambda batches: logged_rows(batches, server_id),
     )  # fmt: skip
+    # With keep_images, a log of its own stores the answered images in the images table.
+    kept = [
+        PredictionLog(project.lake, project.root / SPILL_FOLDER, capacity=settings.log_buffer_rows,
+                      flush_seconds=settings.flush_seconds, render=lambda entries: kept_images(project, entries),
+                      table=Table.IMAGES)
+    ] if settings.keep_images else []  # fmt: skip
+    served = ServedImages(project.model_name, list(project.contract.columns["label"].classes or []), images.max_bytes,
+                          f"driftloop: {project.settings.project.name}", server_id)  # fmt: skip
+    return image_scoring_app(served, settings, ImageChampion(Registry(project)), log, kept=kept,
+                             admin_token=admin_token)  # fmt: skip
+
+
+def image_scoring_app(
+    served: ServedImages,
+    settings: ServeSettings,
+    champion: ImageModels,
+    log: Logbook,
+    *,
+    kept: Sequence[Logbook] = (),
+    admin_token: str | None,
+    extend: Callable[[FastAPI], None] | None = None,
+) -> ASGIApp:
+    """An image server answering with ``champion``: ``log`` keeps every answer (the lake, or the
+    device's store), each of ``kept`` gets every answered request's files (:class:`Kept`);
+    ``extend`` adds the routes of where it runs."""
+    metrics = ServerMetrics()
+    server_id = served.server_id
+    numbers = itertools.count(1)
 
     def on_batch(count: int, seconds: float) -> None:
         metrics.batch_rows.observe(count)
@@ -139,25 +183,18 @@ def create_image_app(project: Project, *, admin_token: str | None = None) -> ASG
         max_images=settings.max_batch_rows, max_wait_ms=settings.max_wait_ms, gap_ms=settings.max_gap_ms,
         on_batch=on_batch,
     )  # fmt: skip
-    # With keep_images, a log of its own stores the answered images in the images table.
-    kept = [
-        PredictionLog(project.lake, project.root / SPILL_FOLDER, capacity=settings.log_buffer_rows,
-                      flush_seconds=settings.flush_seconds, render=lambda entries: kept_images(project, entries),
-                      table=Table.IMAGES)
-    ] if settings.keep_images else []  # fmt: skip
     # A file may be as large as the image contract allows, base64 (4/3) included.
-    max_body = max(settings.max_body_bytes, images.max_bytes * 4 // 3 + ENVELOPE_BYTES)
+    max_body = max(settings.max_body_bytes, served.max_file_bytes * 4 // 3 + ENVELOPE_BYTES)
 
     def lifespan(_: FastAPI) -> AbstractAsyncContextManager[None]:
         return serving(champion, batcher, [log, *kept], settings.poll_seconds)
 
     app = FastAPI(
-        title=f"driftloop: {project.settings.project.name}",
-        description="Verdicts of the project's champion on images; every one is logged for monitoring.",
+        title=served.title,
+        description="Verdicts of the champion on images; every one is logged for monitoring.",
         lifespan=lifespan,
     )
-    classes = project.contract.columns["label"].classes or []
-    page = upload_page(project.settings.project.name, classes)
+    page = upload_page(served.title.removeprefix("driftloop: "), served.classes)
 
     async def scored(files: list[bytes], client_id: str | None) -> tuple[ScoredImages, str]:
         model = _ready(champion.current)
@@ -167,8 +204,8 @@ def create_image_app(project: Project, *, admin_token: str | None = None) -> ASG
         decoded = await asyncio.to_thread(model.decoded, files) if large else model.decoded(files)
         request_id = client_id or f"{server_id}-{next(numbers)}"
         result = await batcher.score(model, decoded, request_id)
-        for log in kept:
-            log.add(Kept(server_id, result, decoded, files), len(files))
+        for keeper in kept:
+            keeper.add(Kept(server_id, result, decoded, files), len(files))
         return result, request_id
 
     @app.get("/", response_class=HTMLResponse, summary="A page to upload a photo and see its verdict")
@@ -188,7 +225,7 @@ def create_image_app(project: Project, *, admin_token: str | None = None) -> ASG
                 "predictions": answers}  # fmt: skip
 
     async def infer(files: list[bytes], path: dict[str, str], client_id: str | None) -> dict[str, Any]:
-        same_model(path["name"], project.model_name)
+        same_model(path["name"], served.model_name)
         result, request_id = await scored(files, client_id)
         predictions = result.predictions
         return {
@@ -205,7 +242,7 @@ def create_image_app(project: Project, *, admin_token: str | None = None) -> ASG
     @app.get("/v2/models/{name}", summary="Open Inference Protocol v2: model metadata",
              responses=refusal_responses("404", "503"))  # fmt: skip
     async def metadata(name: str) -> dict[str, Any]:
-        same_model(name, project.model_name)
+        same_model(name, served.model_name)
         model = _ready(champion.current)
         return {
             "name": model.name,
@@ -227,6 +264,8 @@ def create_image_app(project: Project, *, admin_token: str | None = None) -> ASG
     ]  # fmt: skip
 
     add_operations(app, champion, metrics, log, admin_token=admin_token, token_variable=settings.admin_token_env)
+    if extend is not None:
+        extend(app)
     with_scoring_spec(app, routes)
     app.add_middleware(MeasuredRequests, metrics=metrics)
     app.state.champion, app.state.log = champion, log
@@ -241,28 +280,6 @@ class Kept:
     scored: ScoredImages
     decoded: list[Decoded]
     files: list[bytes]
-
-
-def kept_images(project: Project, entries: list[Kept]) -> pl.DataFrame:
-    """The images table's rows of answered images the lake does not hold yet: unlabelled, captured
-    when they were scored, their source the request that sent them."""
-    rows: dict[str, dict[str, object]] = {}
-    now = datetime.now(UTC)
-    for entry in entries:
-        captured = entry.scored.scored_at.replace(tzinfo=None)
-        pairs = zip(entry.decoded, entry.files, entry.scored.predictions.stats, strict=True)
-        for row, (decoded, content, stats) in enumerate(pairs, start=1):
-            rows.setdefault(decoded.image_id, {
-                ROW: row, IMAGE_ID: decoded.image_id, IMAGE_LABEL: None, "content": content,
-                "size_bytes": len(content), SOURCE: f"serve {entry.scored.request_id}", BATCH_ID: entry.server_id,
-                INGESTED_AT: now, **image_record(decoded, captured, stats),
-            })  # fmt: skip
-    lake = project.lake
-    if lake.exists(Table.IMAGES):
-        held = lake.scan(Table.IMAGES).filter(pl.col(IMAGE_ID).is_in(list(rows))).select(IMAGE_ID).collect()
-        for image_id in held.get_column(IMAGE_ID):
-            rows.pop(image_id, None)
-    return images_frame(list(rows.values()))
 
 
 def logged_rows(batches: list[ScoredImages], server_id: str) -> pl.DataFrame:

@@ -18,14 +18,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from driftloop.errors import DriftloopError, RequestRefused
 from driftloop.images import Decoded, decode
-from driftloop.registry import Registry
 from driftloop.runtime.image_package import ImagePackage, ImagePredictions
 from driftloop.runtime.kinds import image_package
+
+if TYPE_CHECKING:
+    from driftloop.registry import Registry  # imported where used: it needs MLflow and PyTorch
 
 logger = logging.getLogger("driftloop.serve")
 # Files named in one refusal.
@@ -57,24 +60,33 @@ class ServedImageModel:
         return decoded
 
 
-class ImageChampion:
-    """The champion of an image project's registry, loaded, and swapped when the alias moves."""
+class ImageFollowing:
+    """What every keeper of an image server's model shares, wherever its versions come from (the
+    registry, a device's store): the model answering, and replacing it without going dark."""
 
-    def __init__(self, registry: Registry) -> None:
-        self.registry = registry
+    # Where the versions come from, for the log line of a failed refresh.
+    source = "the registry"
+
+    def __init__(self) -> None:
         self.current: ServedImageModel | None = None
         self.swaps = 0  # times the served version changed
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one refresh at a time (poller and /admin/reload)
+
+    def wanted(self) -> str | None:
+        """The version the source names now (None: none yet)."""
+        raise NotImplementedError
+
+    def load(self, version: str) -> ServedImageModel:
+        """``version`` loaded and ready to score."""
+        raise NotImplementedError
 
     def refresh(self) -> bool:
-        """Load the champion if it is another version than the one served; whether it changed."""
+        """Load the version the source names if it is not the one served; whether it changed."""
         with self._lock:
-            version = self.registry.champion()
+            version = self.wanted()
             if version is None or (self.current is not None and self.current.version == version):
                 return False
-            what = f"version {version} of {self.registry.name!r}"
-            package = image_package(self.registry.package(version), what)
-            self.current = ServedImageModel(self.registry.name, version, self.registry.version(version).run_id, package)
+            self.current = self.load(version)  # loaded whole first: one assignment swaps it in
             self.swaps += 1
             return True
 
@@ -87,7 +99,22 @@ class ImageChampion:
         try:
             self.refresh()
         except DriftloopError as exc:
-            logger.error("could not load the champion the registry names, still serving the old one: %s", exc)
+            logger.error("could not load the version %s names, still serving the old one: %s", self.source, exc)
+
+
+class ImageChampion(ImageFollowing):
+    """The champion of an image project's registry, loaded, and swapped when the alias moves."""
+
+    def __init__(self, registry: Registry) -> None:
+        super().__init__()
+        self.registry = registry
+
+    def wanted(self) -> str | None:
+        return self.registry.champion()
+
+    def load(self, version: str) -> ServedImageModel:
+        package = image_package(self.registry.package(version), f"version {version} of {self.registry.name!r}")
+        return ServedImageModel(self.registry.name, version, self.registry.version(version).run_id, package)
 
 
 @dataclass
