@@ -13,9 +13,9 @@ from typing import ClassVar
 import polars as pl
 import pytest
 
+from driftloop.alerts import alert
 from driftloop.errors import RegistryError
 from driftloop.loop import LABELS_FOLDER, tick
-from driftloop.loop.alerts import alert
 from driftloop.loop.policy import should_retrain
 from driftloop.project import Project, init_project
 from driftloop.registry import Alias, Registry
@@ -68,10 +68,11 @@ def test_alerts_reach_a_webhook_and_a_dead_one_only_logs(caplog: pytest.LogCaptu
         sender = alert("drift", "inputs drifted", {"window": "x"}, url=url, attempts=2, timeout=2)
         assert sender is not None
         sender.join(10)
-        assert _Catcher.received[-1] == {"kind": "drift", "message": "inputs drifted", "details": {"window": "x"}}
+        assert _Catcher.received[-1] == {"text": "driftloop drift: inputs drifted", "kind": "drift",
+                                         "message": "inputs drifted", "details": {"window": "x"}}  # fmt: skip
     finally:
         server.shutdown()
-    with caplog.at_level(logging.WARNING, logger="driftloop.loop.alerts"):
+    with caplog.at_level(logging.WARNING, logger="driftloop.alerts"):
         dead = alert("drift", "again", {}, url=f"http://127.0.0.1:{server.server_port}/gone", attempts=2, timeout=1)
         assert dead is not None
         dead.join(10)

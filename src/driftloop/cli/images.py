@@ -82,7 +82,7 @@ def image_demo(folder: Path, days: int | None, *, force: bool) -> None:
     if days is not None and not 1 <= days <= DAYS:
         raise ConfigError(f"the image demo replays 1 to {DAYS} days, not {days}")
     # Each tick's alert would be a log line a day; the replay's table says what each day found.
-    logging.getLogger("driftloop.loop.alerts").setLevel(logging.ERROR)
+    logging.getLogger("driftloop.alerts").setLevel(logging.ERROR)
     with progress_bar(False) as progress:
         progress.add_task("ingesting the lab's photos", total=None)
         project = create_image_demo(folder, force=force)

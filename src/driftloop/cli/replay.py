@@ -116,7 +116,7 @@ def run_replay(
     from driftloop.replay import replay as replay_history
 
     # Each tick's alert would be a log line a day; a replay's verdicts are in its diary and report.
-    logging.getLogger("driftloop.loop.alerts").setLevel(logging.ERROR)
+    logging.getLogger("driftloop.alerts").setLevel(logging.ERROR)
     with progress_bar(quiet, bar=True) as progress:
         ticks = progress.add_task("replaying", total=days)
         baseline = progress.add_task("retrain-every-day baseline", total=days, visible=False)
@@ -158,7 +158,7 @@ def run_policies(
     from driftloop.replay.policies import read_policies
 
     chosen = read_policies(path)
-    logging.getLogger("driftloop.loop.alerts").setLevel(logging.ERROR)
+    logging.getLogger("driftloop.alerts").setLevel(logging.ERROR)
     with progress_bar(quiet, bar=True) as progress:
         ticks = progress.add_task(f"replaying {len(chosen)} policies", total=days)
 

@@ -11,11 +11,11 @@ from datetime import date, datetime, timedelta
 
 import polars as pl
 
+from driftloop.alerts import alert
 from driftloop.data.clock import window_start
 from driftloop.feature_table import FeatureRun
 from driftloop.ingest import IngestSummary
 from driftloop.lake import Compaction
-from driftloop.loop.alerts import alert
 from driftloop.loop.policy import RetrainDecision, TickFacts
 from driftloop.monitor.window import WindowReport
 from driftloop.predict import PredictRun

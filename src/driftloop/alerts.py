@@ -1,5 +1,9 @@
 """Alerts: a log line always, and a JSON POST to a webhook when one is configured.
 
+The body holds ``kind``, ``message`` and ``details`` for a program, and ``text`` (the kind and
+the message in one line) for a chat: Slack's and Microsoft Teams' incoming webhooks post a
+body's ``text`` as the message, so one URL of either works as it is.
+
 The POST runs in a background thread with a timeout per attempt and a few retries with
 growing pauses, so a slow or dead endpoint never holds up the loop. A failure is logged,
 never raised and never silent.
@@ -25,7 +29,8 @@ def alert(
     logger.warning("%s: %s", kind, message)
     if not url:
         return None
-    body = json.dumps({"kind": kind, "message": message, "details": details}, default=str).encode()
+    text = f"driftloop {kind}: {message}"
+    body = json.dumps({"text": text, "kind": kind, "message": message, "details": details}, default=str).encode()
     sender = threading.Thread(target=_post, args=(url, body, attempts, timeout), name="driftloop-alert", daemon=True)
     sender.start()
     return sender
