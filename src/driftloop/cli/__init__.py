@@ -3,7 +3,8 @@
 Exit codes: 0 success, 1 a user error (the message, no traceback), 2 a usage error.
 Every command takes ``--project DIR`` (default: the current folder) and ``--json`` for a
 machine-readable summary on standard output. Commands live in ``data``, ``models``,
-``loop``, ``serve``, ``bundles``, ``edge``, ``replay`` and ``export``; shared options and helpers in ``common``.
+``loop``, ``serve``, ``rollout``, ``bundles``, ``edge``, ``replay`` and ``export``; shared options and helpers
+in ``common``.
 
 A command's module is imported when the command is looked up, not before: a device with only
 ``driftloop[edge]`` runs ``driftloop edge ...`` without the pipeline's libraries, and a command
@@ -51,7 +52,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("replay", "demo"),
 }
 # Command groups: each module's own Typer app of subcommands.
-GROUPS: dict[str, str] = {"export": "export", "edge": "edge"}
+GROUPS: dict[str, str] = {"rollout": "rollout", "export": "export", "edge": "edge"}
 
 
 class Commands(TyperGroup):

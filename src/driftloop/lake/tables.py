@@ -35,6 +35,7 @@ class Table(StrEnum):
     IMAGES = "images"
     IMAGE_QUARANTINE = "image_quarantine"
     DEVICE_REPORTS = "device_reports"
+    ROLLOUTS = "rollouts"
 
 
 # Bookkeeping columns of the data tables (the underscore keeps them apart from user columns).
@@ -67,6 +68,7 @@ class PredictionSource(StrEnum):
     BATCH = "batch"
     ONLINE = "online"
     SHADOW = "shadow"
+    CANARY = "canary"  # the candidate's answers to its share of a rollout's traffic
 
 
 @dataclass(frozen=True)
@@ -251,6 +253,23 @@ TABLES: dict[Table, TableSpec] = {
                 "report": pl.String(),
             },
             key=("report_id",),
+        ),
+        TableSpec(
+            Table.ROLLOUTS,
+            "a change of a rollout's state: started, stepped, rolled back, promoted, aborted",
+            {
+                "rollout_id": pl.String(),
+                "model_name": pl.String(),
+                "candidate": pl.String(),
+                "champion": pl.String(),
+                "steps": pl.List(pl.Float64()),
+                "step": pl.Int64(),
+                "status": pl.String(),
+                "reason": pl.String(),
+                "at": UTC_TIME,
+                "details": pl.String(),
+            },
+            key=("rollout_id", "at"),
         ),
         TableSpec(
             Table.EVENTS,

@@ -41,6 +41,9 @@ class DecisionKind(StrEnum):
     REJECTED = "rejected"
     ROLLBACK = "rollback"
     RETRAIN = "retrain"
+    CANARY = "canary"  # a rollout began: the version takes a share of live traffic
+    CANARY_ROLLED_BACK = "canary rolled back"  # a guard saw it fail
+    CANARY_ABORTED = "canary aborted"
 
 
 # Decisions that move a version forward (or, for a rollback, back into production).

@@ -114,6 +114,14 @@ class Registry:
                 raise RegistryError(f"version {chosen} is already {self.stage(chosen)}; nothing to promote")
             return decisions
 
+    def qualify(self, version: str, *, at: datetime | None = None) -> Decision:
+        """Run the qa gates alone on ``version`` (dev -> qa), without judging it against the
+        champion: what a canary needs before live traffic judges it."""
+        with self._lock():
+            if self.stage(version) is not Stage.DEV:
+                raise RegistryError(f"version {version} is {self.stage(version)}; only a dev version goes to qa")
+            return self._to_qa(version, _utc(at))
+
     def rollback(self) -> Decision:
         """Make the ``previous`` champion the champion again."""
         with self._lock():

@@ -11,11 +11,12 @@ shutdown the server finishes the queued requests and flushes the log before it e
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import uuid
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -34,6 +35,8 @@ except ModuleNotFoundError as missing:  # the serving stack is an extra: say whi
     raise MissingDependency.of(missing, extra="serve", purpose="the prediction server") from missing
 from driftloop.data.contract import Contract
 from driftloop.lake import EVENT_DATE, PREDICTION_ID
+from driftloop.rollout.guards import GuardWatch
+from driftloop.rollout.routing import sticky_key
 from driftloop.serve.batcher import Answer, MicroBatcher, Scored
 from driftloop.serve.deployments import Deployment, Deployments, Live, kinds
 from driftloop.serve.loaded import LoadedModel
@@ -76,8 +79,10 @@ def create_app(project: Project, *, admin_token: str | None = None) -> ASGIApp:
     )  # fmt: skip
     from driftloop.serve.bundles import add_bundle_route
     from driftloop.serve.devices import add_device_route
+    from driftloop.serve.guarding import guard_rollouts
 
     deployments = Deployments(project, kinds(settings))
+    watch = GuardWatch()
 
     def for_devices(app: FastAPI) -> None:  # the champion as a bundle, and where devices report
         add_bundle_route(app, project, deployments)
@@ -85,7 +90,8 @@ def create_app(project: Project, *, admin_token: str | None = None) -> ASGIApp:
 
     return scoring_app(
         Served(project.model_name, contract, f"driftloop: {project.settings.project.name}", server_id),
-        settings, deployments, log, admin_token=admin_token, extend=for_devices,
+        settings, deployments, log, admin_token=admin_token, extend=for_devices, watch=watch,
+        background=[lambda: guard_rollouts(project, deployments, watch)],
     )  # fmt: skip
 
 
@@ -115,10 +121,13 @@ def scoring_app(
     *,
     admin_token: str | None,
     extend: Callable[[FastAPI], None] | None = None,
+    watch: GuardWatch | None = None,
+    background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
 ) -> ASGIApp:
     """A table model's server: ``deployments`` answer (the registry's, or a device's bundle),
     ``log`` keeps every answer (the lake, or the device's store); ``extend`` adds the routes
-    only one kind of server has (a central one publishes bundles)."""
+    only one kind of server has (a central one publishes bundles); ``watch`` sees each arm of a
+    canary, and ``background`` runs for the server's life (a central one's rollout guards)."""
     metrics = ServerMetrics()
     numbers = itertools.count(1)  # request ids: unique per server, and servers have unique ids
     contract, server_id = served.contract, served.server_id
@@ -134,10 +143,19 @@ def scoring_app(
         max_wait_ms=settings.max_wait_ms,
         gap_ms=settings.max_gap_ms,
         on_batch=on_batch,
+        watch=watch,
     )
 
-    def lifespan(_: FastAPI) -> AbstractAsyncContextManager[None]:
-        return serving(deployments, batcher, [log], settings.poll_seconds)
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        async with serving(deployments, batcher, [log], settings.poll_seconds):
+            tasks = [asyncio.create_task(job(), name="driftloop-background") for job in background]
+            try:
+                yield
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
 
     app = FastAPI(
         title=served.title,
@@ -146,11 +164,12 @@ def scoring_app(
     )
     app.state.deployments, app.state.log, app.state.metrics = deployments, log, metrics
     schemas = request_schemas(contract)
+    ids = contract.id_columns  # a canary sends an entity to the same arm every time
 
     async def score(body: Any, parse: Parser, client_id: str | None) -> tuple[Answer, str]:
         rows = parse(body, max_rows=settings.max_rows)
         request_id = client_id or f"{server_id}-{next(numbers)}"
-        return await batcher.score(rows, request_id), request_id
+        return await batcher.score(rows, request_id, sticky_key(rows, ids, request_id)), request_id
 
     async def predict(body: Any, _: dict[str, str], client_id: str | None) -> dict[str, Any]:
         scored, request_id = await score(body, from_records, client_id)

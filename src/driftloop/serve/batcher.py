@@ -24,6 +24,8 @@ from typing import Any
 import polars as pl
 
 from driftloop.errors import RequestRefused
+from driftloop.rollout.guards import CANDIDATE, CHAMPION, GuardWatch, output_gap
+from driftloop.rollout.routing import to_candidate
 from driftloop.serve.deployments import Deployment, Live
 from driftloop.serve.loaded import LoadedModel
 from driftloop.serve.payloads import Rows, combined, row_count, to_frame
@@ -65,6 +67,9 @@ class _Job:
     rows: int
     request_id: str
     future: asyncio.Future[Answer]
+    key: str  # what a canary routes it by (its entity, or its request id)
+    enqueued: float = field(default_factory=time.perf_counter)
+    arm: str | None = None  # the arm of a canary that answered it (None: no canary was live)
 
 
 class MicroBatcher:
@@ -80,8 +85,10 @@ class MicroBatcher:
         max_wait_ms: float,
         gap_ms: float,
         on_batch: Callable[[int, float], None] | None = None,
+        watch: GuardWatch | None = None,
     ) -> None:
         self.current = current
+        self.watch = watch  # what a canary's guards judge: each arm's requests, and the outputs' gap
         self.on_scored = on_scored
         self.max_rows = max_rows
         self.max_wait = max_wait_ms / 1000
@@ -92,13 +99,14 @@ class MicroBatcher:
         self._waiting = 0  # requests handed to score() and not answered yet
         self._dispatched = 0  # of which in a batch being scored
 
-    async def score(self, payload: Rows, request_id: str) -> Answer:
-        """Score one request's rows with the next batch; raises RequestRefused for what the contract refuses."""
+    async def score(self, payload: Rows, request_id: str, key: str | None = None) -> Answer:
+        """Score one request's rows with the next batch (a canary routes it by ``key``, default its
+        request id); raises RequestRefused for what the contract refuses."""
         rows = row_count(payload)
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._waiting += 1
         try:
-            self._queue.put_nowait(_Job(payload, rows, request_id, future))  # unbounded: never waits
+            self._queue.put_nowait(_Job(payload, rows, request_id, future, key or request_id))  # unbounded: never waits
             return await future
         finally:
             self._waiting -= 1
@@ -170,6 +178,12 @@ class MicroBatcher:
             self._dispatched -= len(jobs)
             slots.release()
         self.on_batch(rows, time.perf_counter() - started)
+        if self.watch is not None:
+            answered = time.perf_counter()
+            for job, result in zip(jobs, results, strict=True):
+                if job.arm is not None:
+                    failed = isinstance(result, BaseException) and getattr(result, "status", 500) >= 500
+                    self.watch.answered(job.arm, answered - job.enqueued, failed=failed)
         for job, result in zip(jobs, results, strict=True):
             if job.future.done():
                 continue  # the client went away
@@ -182,13 +196,40 @@ class MicroBatcher:
         live = self.current()
         if live.answering is None:
             return [RequestRefused("no model is loaded yet: the project has no champion", status=503)] * len(jobs)
+        canary = live.canary
+        if canary is None:
+            return self._score_group(jobs, live.answering, live.shadows)
+        percent = getattr(canary.kind, "percent", 0.0)
+        for job in jobs:
+            job.arm = CANDIDATE if to_candidate(job.key, percent) else CHAMPION
+        arms = {CHAMPION: (live.answering, live.shadows), CANDIDATE: (canary, ())}
+        answers: dict[int, Answer | BaseException] = {}
+        for arm, (answering, shadows) in arms.items():
+            group = [job for job in jobs if job.arm == arm]
+            if group:
+                compare = live.answering if arm == CANDIDATE else None
+                answers.update(zip(map(id, group), self._score_group(group, answering, shadows, compare), strict=True))
+        return [answers[id(job)] for job in jobs]
+
+    def _score_group(
+        self,
+        jobs: list[_Job],
+        answering: Deployment,
+        shadows: tuple[Deployment, ...],
+        compare: Deployment | None = None,
+    ) -> list[Answer | BaseException]:
+        """Score ``jobs`` with ``answering`` (and ``shadows``); with ``compare``, its outputs on the
+        same rows are how far the answers are from it, for the guards."""
         try:
-            scored = self._scored(to_frame(combined([job.payload for job in jobs])), jobs, live)
+            scored = self._scored(to_frame(combined([job.payload for job in jobs])), jobs, answering, shadows)
         except RequestRefused as refused:
             if len(jobs) == 1:
                 return [refused]
-            return [self._score_alone(job, live) for job in jobs]  # find who is at fault
+            return [self._score_alone(job, answering, shadows) for job in jobs]  # find who is at fault
         self.on_scored(scored)
+        if compare is not None and self.watch is not None:
+            gap = output_gap(compare.model.predict(scored.typed), scored.outputs, answering.model.package.heads)
+            self.watch.compared(scored.outputs.height, gap)
         records = scored.outputs.to_dicts()  # once a batch: each request takes its slice of plain rows
         answers: list[Answer | BaseException] = []
         offset = 0
@@ -198,19 +239,19 @@ class MicroBatcher:
             answers.append(Answer(records[part], scored.prediction_ids[part], scored.model))
         return answers
 
-    def _score_alone(self, job: _Job, live: Live) -> Answer | BaseException:
+    def _score_alone(self, job: _Job, answering: Deployment, shadows: tuple[Deployment, ...]) -> Answer | BaseException:
         try:
-            scored = self._scored(to_frame(combined([job.payload])), [job], live)
+            scored = self._scored(to_frame(combined([job.payload])), [job], answering, shadows)
         except RequestRefused as refused:
             return refused
         self.on_scored(scored)
         return Answer(scored.outputs.to_dicts(), scored.prediction_ids, scored.model)
 
     @staticmethod
-    def _scored(frame: pl.DataFrame, jobs: list[_Job], live: Live) -> Scored:
-        answering = live.answering
-        assert answering is not None  # checked by the caller
+    def _scored(
+        frame: pl.DataFrame, jobs: list[_Job], answering: Deployment, shadows: tuple[Deployment, ...]
+    ) -> Scored:
         typed = answering.model.check(frame)
         ids = [f"{job.request_id}|{i}" for job in jobs for i in range(job.rows)]
-        shadows = tuple((shadow, shadow.model.predict(typed)) for shadow in live.shadows)
-        return Scored(typed, answering.model.predict(typed), answering, ids, shadows)
+        shadowed = tuple((shadow, shadow.model.predict(typed)) for shadow in shadows)
+        return Scored(typed, answering.model.predict(typed), answering, ids, shadowed)

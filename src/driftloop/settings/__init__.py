@@ -1,5 +1,5 @@
 """Settings: the sections of ``driftloop.toml`` as pydantic models, one module per section
-(``train``, ``promote``, ``monitor``, ``loop``, ``serve``, ``bundle``, ``images``), and
+(``train``, ``promote``, ``monitor``, ``loop``, ``serve``, ``rollout``, ``bundle``, ``images``), and
 ``project_file`` for the whole file and its ``[project]`` table. Built once at the edge and passed down."""
 
 from typing import TYPE_CHECKING
@@ -9,6 +9,7 @@ from driftloop.settings.bundle import BundleSettings
 from driftloop.settings.loop import LoopSettings
 from driftloop.settings.monitor import MonitorSettings
 from driftloop.settings.promote import PromoteSettings
+from driftloop.settings.rollout import RolloutSettings
 from driftloop.settings.serve import ServeSettings
 from driftloop.settings.train import TargetSettings, TrainSettings
 
@@ -29,6 +30,7 @@ __all__ = [
     "MonitorSettings",
     "ProjectSection",
     "PromoteSettings",
+    "RolloutSettings",
     "ServeSettings",
     "Settings",
     "TargetSettings",

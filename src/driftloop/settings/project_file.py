@@ -22,6 +22,7 @@ from driftloop.settings.images import ImageSettings
 from driftloop.settings.loop import LoopSettings
 from driftloop.settings.monitor import MonitorSettings
 from driftloop.settings.promote import PromoteSettings
+from driftloop.settings.rollout import RolloutSettings
 from driftloop.settings.serve import ServeSettings
 from driftloop.settings.train import TrainSettings
 
@@ -99,6 +100,7 @@ class Settings(BaseModel):
     serve: ServeSettings = Field(default_factory=ServeSettings)
     spark: SparkOptions = Field(default_factory=SparkOptions)
     bundle: BundleSettings = Field(default_factory=BundleSettings)
+    rollout: RolloutSettings = Field(default_factory=RolloutSettings)
     images: ImageSettings | None = Field(
         None, description="An image project's image contract and standardisation; None for a table project."
     )

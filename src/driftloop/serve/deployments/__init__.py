@@ -1,8 +1,8 @@
 """The deployments a server holds: which versions are in front of traffic, and in what role.
 
-``base`` defines a deployment and the interface of a kind; ``champion`` (answers every request)
-and ``shadow`` (the challenger scores the same requests, never answers) are the kinds; a canary
-or A/B arm is the next, one module each. :class:`Deployments` follows the registry: a version
+``base`` defines a deployment and the interface of a kind; ``champion`` (answers every request),
+``shadow`` (the challenger scores the same requests, never answers) and ``canary`` (a rollout's
+candidate answers its share) are the kinds, one module each. :class:`Deployments` follows the registry: a version
 an alias moves to is loaded and warmed beside the old one, then the whole set is swapped in one
 assignment, so a batch that started on the old set finishes on it and no request waits for a load.
 """
@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from driftloop.errors import DriftloopError
+from driftloop.rollout.state import current as rollout_state
 from driftloop.serve.deployments.base import Deployment, DeploymentKind, Role
+from driftloop.serve.deployments.canary import Canary
 from driftloop.serve.deployments.champion import Champion
 from driftloop.serve.deployments.shadow import Shadow
 from driftloop.serve.loaded import LoadedModel
@@ -51,6 +53,11 @@ class Live:
     @property
     def shadows(self) -> tuple[Deployment, ...]:
         return tuple(d for d in self.deployments if d.role is Role.SHADOWS)
+
+    @property
+    def canary(self) -> Deployment | None:
+        """A rollout's candidate, answering its share of the requests (None: no rollout runs)."""
+        return next((d for d in self.deployments if d.role is Role.CANARY), None)
 
 
 class Following:
@@ -102,14 +109,16 @@ class Deployments(Following):
             current = {d.kind.name: d for d in self.live.deployments}
             kept: list[Deployment] = []
             changed = False
-            for kind in self.kinds:
+            rollout = rollout_state(self.project.lake, registry.name)
+            kinds = [*self.kinds, Canary(rollout)] if rollout is not None and rollout.running else self.kinds
+            for kind in kinds:
                 wanted, serving = kind.wanted(aliases), current.get(kind.name)
                 if wanted is None:
                     if serving is not None and kind.role is Role.ANSWERS:
                         kept.append(serving)
                     continue
                 if serving is not None and serving.model.version == wanted:
-                    kept.append(serving)
+                    kept.append(Deployment(kind, serving.model))  # the kind anew: a canary's share may have moved
                     continue
                 loaded = LoadedModel(registry.name, wanted, registry.version(wanted).run_id, registry.load(wanted))
                 kept.append(Deployment(kind, loaded))
@@ -119,6 +128,12 @@ class Deployments(Following):
                     logger.warning("serving version %s of %s", wanted, registry.name)
             self.live = Live(tuple(kept))  # the swap: one reference assignment
             return changed
+
+    def drop_canary(self) -> None:
+        """Answer every request with the champion again, at once (a guard broke; the rollout's new
+        state is written after, so no request meets the candidate once it is judged)."""
+        with self._lock:
+            self.live = Live(tuple(d for d in self.live.deployments if d.role is not Role.CANARY))
 
 
 __all__ = ["Deployment", "DeploymentKind", "Deployments", "Following", "Live", "Role", "kinds"]

@@ -1,6 +1,6 @@
 """What a deployment is: a registered version in front of live traffic, in a role.
 
-A deployment *kind* (one module each: ``champion``, ``shadow``; canary arms next) says which
+A deployment *kind* (one module each: ``champion``, ``shadow``, ``canary``) says which
 version it wants from the registry's state and what it does with traffic: answer it, or score
 it beside the answer and never be seen. A :class:`Deployment` is a kind with its version loaded.
 """
@@ -21,6 +21,7 @@ class Role(StrEnum):
 
     ANSWERS = "answers"  # its outputs are the answer
     SHADOWS = "shadows"  # it scores the answered rows too; logged, never returned
+    CANARY = "canary"  # its outputs are the answer to its share of the requests
 
 
 class DeploymentKind(Protocol):

@@ -1,0 +1,129 @@
+"""The guards of a canary: what one server saw of both arms since the step began, and whether
+the candidate's arm breaks ``[rollout]``'s limits.
+
+- errors: the share of the candidate's requests that failed on the server's side;
+- latency: its p99, against an absolute limit and against twice the champion's;
+- outputs: how far its answers are from what the champion answers for the same rows (it scores
+  the candidate's rows too): for a number, the mean absolute difference over the champion's
+  training spread of the target; for a label, the share of rows it predicts otherwise.
+
+A guard judges only once the candidate answered ``guard_requests``: a slow first request is
+not a trend.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from driftloop.runtime.targets import Targets
+from driftloop.settings.rollout import RolloutSettings
+
+# Latencies kept per arm for the p99: the newest this many.
+KEPT_LATENCIES = 5_000
+CHAMPION, CANDIDATE = "champion", "candidate"
+
+
+@dataclass
+class ArmStats:
+    """One arm's requests since the step began."""
+
+    requests: int = 0
+    failures: int = 0
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=KEPT_LATENCIES))
+
+    @property
+    def error_rate(self) -> float:
+        return self.failures / self.requests if self.requests else 0.0
+
+    @property
+    def p99_ms(self) -> float:
+        return float(np.percentile(np.asarray(self.latencies), 99) * 1000) if self.latencies else 0.0
+
+
+class GuardWatch:
+    """What a server saw of a canary's two arms; fed by the batcher, read by the guard loop."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.arms = {CHAMPION: ArmStats(), CANDIDATE: ArmStats()}
+        self.compared_rows = 0
+        self.gap_total = 0.0  # sum over compared rows of each row's gap
+
+    def answered(self, arm: str, seconds: float, *, failed: bool = False) -> None:
+        with self._lock:
+            stats = self.arms[arm]
+            stats.requests += 1
+            stats.failures += failed
+            stats.latencies.append(seconds)
+
+    def compared(self, rows: int, gap: float) -> None:
+        """``rows`` of the candidate's, whose outputs were ``gap`` from the champion's on average."""
+        with self._lock:
+            self.compared_rows += rows
+            self.gap_total += gap * rows
+
+    @property
+    def output_gap(self) -> float:
+        return self.gap_total / self.compared_rows if self.compared_rows else 0.0
+
+    def reset(self) -> None:
+        """Forget what was seen: a new step (or a new rollout) is judged on its own traffic."""
+        with self._lock:
+            self.arms = {CHAMPION: ArmStats(), CANDIDATE: ArmStats()}
+            self.compared_rows, self.gap_total = 0, 0.0
+
+    def breaches(self, settings: RolloutSettings) -> list[str]:
+        """What the candidate's arm breaks, in words (empty: nothing, or too few requests yet)."""
+        with self._lock:
+            candidate, champion = self.arms[CANDIDATE], self.arms[CHAMPION]
+            if candidate.requests < settings.guard_requests:
+                return []
+            found = []
+            if candidate.error_rate > settings.max_error_rate:
+                found.append(f"error rate {candidate.error_rate:.1%} of {candidate.requests} requests, above "
+                             f"{settings.max_error_rate:.1%}")  # fmt: skip
+            limit = settings.max_p99_ms
+            if champion.requests >= settings.guard_requests:
+                limit = max(min(limit, 2 * champion.p99_ms), 1.0)
+            if candidate.p99_ms > limit:
+                found.append(f"p99 latency {candidate.p99_ms:.1f} ms, above {limit:.1f} ms (champion "
+                             f"{champion.p99_ms:.1f} ms)")  # fmt: skip
+            if self.compared_rows and self.output_gap > settings.max_output_gap:
+                found.append(f"outputs {self.output_gap:.2f} from the champion's on the same {self.compared_rows} "
+                             f"rows, above {settings.max_output_gap}")  # fmt: skip
+            return found
+
+    def summary(self) -> dict[str, float]:
+        """The numbers the guards judge, for the rollout's record."""
+        with self._lock:
+            candidate, champion = self.arms[CANDIDATE], self.arms[CHAMPION]
+            return {
+                "candidate_requests": candidate.requests, "candidate_error_rate": candidate.error_rate,
+                "candidate_p99_ms": candidate.p99_ms, "champion_requests": champion.requests,
+                "champion_p99_ms": champion.p99_ms, "output_gap": self.output_gap, "compared_rows": self.compared_rows,
+            }  # fmt: skip
+
+
+def output_gap(champion: pl.DataFrame, candidate: pl.DataFrame, heads: Targets) -> float:
+    """How far the candidate's outputs are from the champion's on the same rows: per target, the
+    mean absolute difference over the target's training spread (a label: the share of rows it
+    predicts another class), the largest over the targets."""
+    gaps = []
+    for target in heads.names:
+        if target in heads.classes:
+            other = champion[target].cast(pl.String).to_numpy() != candidate[target].cast(pl.String).to_numpy()
+            gaps.append(float(np.mean(other)) if other.size else 0.0)
+        else:
+            difference = np.abs(
+                candidate[target].cast(pl.Float64).to_numpy() - champion[target].cast(pl.Float64).to_numpy()
+            )
+            gaps.append(float(np.nanmean(difference)) / heads.std.get(target, 1.0) if difference.size else 0.0)
+    return max(gaps, default=0.0)
+
+
+__all__ = ["CANDIDATE", "CHAMPION", "ArmStats", "GuardWatch", "output_gap"]

@@ -1,0 +1,197 @@
+"""Canary rollouts on a real server (uvicorn on 127.0.0.1, a real registry and lake): a better
+version steps up through its shares and is crowned by the gates; a version whose answers stray
+from the champion's is rolled back by the server itself, with an event, an alert and the
+champion answering everyone again. Requests are routed the same way for the same entity, and
+every answer is logged with its arm."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from driftloop.cli import app
+from driftloop.project import Project
+from driftloop.registry import Registry
+from driftloop.rollout.guards import CANDIDATE, CHAMPION, GuardWatch, output_gap
+from driftloop.rollout.routing import sticky_key, to_candidate
+from driftloop.rollout.state import RolloutStatus, current
+from driftloop.runtime.targets import Targets
+from driftloop.settings import RolloutSettings
+from tests.conftest import make_synthetic_project
+from tests.live import server
+
+runner = CliRunner()
+
+
+def invoke(project: Project, *args: str) -> str:
+    done = runner.invoke(app, [*args, "--project", str(project.root)])
+    assert done.exit_code == 0, done.output
+    return done.output
+
+
+def configured(project: Project, **changes: Any) -> Project:
+    """``project`` with its ``[rollout]`` changed (quick checks for a test) and its epochs as given."""
+    epochs = changes.pop("epochs", project.settings.train.epochs)
+    # Latency is judged by its own test below: a neighbour's CPU spike is not what these test.
+    rollout = RolloutSettings(guard_seconds=0.3, guard_requests=15, step_requests=15, step_minutes=0,
+                              max_p99_ms=10_000, **changes)  # fmt: skip
+    train = project.settings.train.model_copy(update={"epochs": epochs})
+    Project(project.root, project.settings.model_copy(update={"rollout": rollout, "train": train})).save()
+    return Project.load(project.root)
+
+
+class Hook(BaseHTTPRequestHandler):
+    """A webhook that keeps what it is sent."""
+
+    received: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        self.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def records(project: Project) -> list[dict[str, Any]]:
+    rows = project.lake.read("features").select("ts", "a", "b", "c").head(40)
+    return rows.with_columns(pl.col("ts").cast(pl.String)).to_dicts()
+
+
+def until(condition: Any, client: Any, body: list[dict[str, Any]], seconds: float = 60) -> list[str]:
+    """Send single-row requests until ``condition()`` holds (at most ``seconds``, 3,000 requests);
+    the versions that answered."""
+    versions: list[str] = []
+    deadline = time.monotonic() + seconds
+    for n in range(3000):
+        answer = client.post("/v1/predict", json=body[n % len(body)])
+        assert answer.status_code == 200, answer.text
+        versions.append(answer.json()["model_version"])
+        if condition() or time.monotonic() > deadline:
+            break
+    return versions
+
+
+def test_routing_is_sticky_by_entity_and_a_growing_share_keeps_its_entities() -> None:
+    keys = [f"meter-{i}" for i in range(20_000)]
+    at_10 = {k for k in keys if to_candidate(k, 10)}
+    at_50 = {k for k in keys if to_candidate(k, 50)}
+    assert 0.09 < len(at_10) / len(keys) < 0.11 and 0.48 < len(at_50) / len(keys) < 0.52
+    assert at_10 <= at_50  # stepping up never moves an entity back to the champion
+    assert sticky_key([{"id": 7, "x": 1}], ["id"], "req-1") == "7"
+    assert sticky_key({"id": [7, 8]}, ["id"], "req-1") == "7"
+    assert sticky_key([{"x": 1}], ["id"], "req-1") == "req-1"  # no entity sent: the request decides
+    assert sticky_key([{"x": 1}], [], "req-2") == "req-2"
+
+
+def test_each_guard_judges_the_candidate_only_once_it_has_answered_enough() -> None:
+    settings = RolloutSettings(guard_requests=10, max_error_rate=0.1, max_p99_ms=50, max_output_gap=0.5)
+    watch = GuardWatch()
+    for _ in range(9):
+        watch.answered(CANDIDATE, 1.0, failed=True)  # slow and failing, but only 9 requests: not judged yet
+    assert watch.breaches(settings) == []
+    watch.answered(CANDIDATE, 1.0, failed=True)
+    found = watch.breaches(settings)
+    assert len(found) == 2 and "error rate 100.0% of 10 requests" in found[0] and "p99 latency 1000.0 ms" in found[1]
+    watch.reset()
+    for _ in range(20):
+        watch.answered(CHAMPION, 0.010)
+        watch.answered(CANDIDATE, 0.030)  # under 50 ms, but above twice the champion's 10 ms
+    assert watch.breaches(settings) == ["p99 latency 30.0 ms, above 20.0 ms (champion 10.0 ms)"]
+    watch.reset()
+    for _ in range(10):
+        watch.answered(CANDIDATE, 0.001)
+    watch.compared(30, 0.2)
+    watch.compared(10, 1.4)  # 40 rows at 0.5 on average: at the limit, not above
+    assert watch.breaches(settings) == []
+    watch.compared(10, 1.0)
+    assert "outputs 0.60 from the champion's on the same 50 rows" in watch.breaches(settings)[0]
+
+
+def test_the_output_gap_is_in_the_target_spread_for_a_number_and_a_share_for_a_label() -> None:
+    heads = Targets(["y", "kind"], mean={"y": 0.0}, std={"y": 2.0}, classes={"kind": ["a", "b"]})
+    champion = pl.DataFrame({"y": [1.0, 2.0, 3.0, 4.0], "kind": ["a", "a", "b", "b"]})
+    assert output_gap(champion, champion, heads) == 0.0
+    assert output_gap(champion, champion.with_columns(pl.col("y") + 1.0), heads) == 0.5  # 1 over a spread of 2
+    assert output_gap(champion, champion.with_columns(kind=pl.lit("a")), heads) == 0.5  # half predicted otherwise
+
+
+@pytest.fixture
+def hook() -> Any:
+    Hook.received = []
+    catcher = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=catcher.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{catcher.server_port}/hook"
+    catcher.shutdown()
+
+
+def test_a_better_canary_steps_up_and_is_crowned_and_a_straying_one_is_rolled_back_by_the_server(
+    tmp_path: Path, hook: str
+) -> None:
+    project = make_synthetic_project(tmp_path / "p", epochs=3)  # a weak first champion
+    loop = project.settings.loop.model_copy(update={"webhook_url": hook})
+    Project(project.root, project.settings.model_copy(update={"loop": loop})).save()
+    invoke(project, "train")
+    invoke(project, "promote")
+    project = configured(Project.load(project.root), epochs=60, steps=[10, 50, 100], max_output_gap=10.0)
+    invoke(project, "train")  # version 2: trained well
+    body = records(project)
+
+    # Malformed requests for a rollout are refused with the reason, and nothing is written.
+    for args, message in ((["rollout", "canary", "1"], "is the champion already"),
+                          (["rollout", "canary", "2", "--percent", "150"], "between 0 and 100"),
+                          (["rollout", "abort"], "no rollout")):  # fmt: skip
+        refused = runner.invoke(app, [*args, "--project", str(project.root)])
+        assert refused.exit_code == 1 and message in " ".join(refused.output.split()), refused.output
+    assert current(project.lake, project.model_name) is None
+
+    with server(project) as client:
+        invoke(project, "rollout", "canary", "2")  # a dev version: the qa gates first, then 10%
+        rollout = current(project.lake, project.model_name)
+        assert rollout is not None and rollout.running and rollout.percent == 10
+        versions = until(lambda: not running(project), client, body)
+    ended = current(project.lake, project.model_name)
+    assert ended is not None and ended.status is RolloutStatus.PROMOTED, ended
+    assert Registry(project).champion() == "2"
+    steps = [r["steps"][r["step"]] for r in invoke_json(project, "rollout", "status")["history"]
+             if r["status"] == "running"]  # fmt: skip
+    assert steps[:3] == [10, 50, 100]
+    assert {"1", "2"} <= set(versions)  # both answered while it ran
+    logged = project.lake.read("predictions").filter(pl.col("model_version") == "2")
+    assert set(logged["source"]) >= {"canary"}  # the candidate's answers, logged with their arm
+    events = Registry(project).events()
+    assert {"canary", "champion"} <= set(events.filter(pl.col("version") == "2")["kind"])
+
+    # Version 3, trained poorly, answers far from the champion: the server rolls it back itself.
+    project = configured(project, epochs=2, steps=[20, 100], max_output_gap=0.05)
+    invoke(project, "train")
+    with server(project) as client:
+        invoke(project, "rollout", "canary", "3")
+        until(lambda: not running(project), client, body)
+        after = [client.post("/v1/predict", json=row).json()["model_version"] for row in body[:20]]
+    ended = current(project.lake, project.model_name)
+    assert ended is not None and ended.status is RolloutStatus.ROLLED_BACK, ended
+    assert "outputs" in ended.reason and ended.details["compared_rows"] >= 1
+    assert set(after) == {"2"} and Registry(project).champion() == "2"  # the champion answers everyone
+    assert "canary rolled back" in set(Registry(project).events()["kind"])
+    texts = [h["text"] for h in Hook.received]
+    assert any(t.startswith("driftloop canary rolled back: version 3") for t in texts), texts
+    assert "rolled back" in invoke(project, "rollout", "status")
+
+
+def running(project: Project) -> bool:
+    rollout = current(project.lake, project.model_name)
+    return rollout is not None and rollout.running
+
+
+def invoke_json(project: Project, *args: str) -> Any:
+    return json.loads(invoke(project, *args, "--json"))
