@@ -15,7 +15,9 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from typer.testing import CliRunner
 
+from driftloop.cli import app
 from driftloop.project import Project
 from tests.live import server as live_server
 from tests.test_image_registry import cli, digits_project
@@ -233,3 +235,9 @@ def test_with_keep_images_the_answered_photos_join_the_lake_once_to_be_labelled_
     labels = tmp_path / "verdicts.csv"
     labels.write_text(f"image_id,label\n{new_id},7\n", encoding="utf-8")
     assert label_images(project, labels).labelled == 1
+
+
+def test_a_canary_of_an_image_model_is_refused_with_the_reason(served: tuple[Project, Server]) -> None:
+    project, _ = served
+    done = CliRunner().invoke(app, ["rollout", "canary", "1", "--project", str(project.root)])
+    assert done.exit_code == 1 and "canary rollouts serve table models so far" in " ".join(done.output.split())

@@ -23,6 +23,10 @@ def start_canary(project: Project, version: str | None = None, percent: float | 
     first of ``[rollout] steps``), then the later steps. A dev version goes through the qa gates
     first; a RegistryError when it fails them, when there is no champion to compare with, or
     when a rollout is already running."""
+    if project.settings.images is not None:
+        raise RegistryError(
+            "canary rollouts serve table models so far; promote an image model with `driftloop promote`"
+        )
     registry = Registry(project)
     aliases = registry.aliases()
     champion = aliases.get(Alias.CHAMPION)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -89,6 +90,7 @@ class MicroBatcher:
     ) -> None:
         self.current = current
         self.watch = watch  # what a canary's guards judge: each arm's requests, and the outputs' gap
+        self._to_compare: deque[tuple[Deployment, Scored]] = deque()  # candidate batches, with the champion
         self.on_scored = on_scored
         self.max_rows = max_rows
         self.max_wait = max_wait_ms / 1000
@@ -191,6 +193,16 @@ class MicroBatcher:
                 job.future.set_exception(result)
             else:
                 job.future.set_result(result)
+        if self._to_compare:
+            await asyncio.to_thread(self._compare)
+
+    def _compare(self) -> None:
+        """How far the candidate's answers were from the champion's on the same rows, for the guards."""
+        while self._to_compare and self.watch is not None:
+            champion, scored = self._to_compare.popleft()
+            heads = scored.model.package.heads
+            self.watch.compared(scored.outputs.height, output_gap(champion.model.predict(scored.typed), scored.outputs,
+                                                                  heads))  # fmt: skip
 
     def _score_batch(self, jobs: list[_Job]) -> list[Answer | BaseException]:
         live = self.current()
@@ -228,8 +240,7 @@ class MicroBatcher:
             return [self._score_alone(job, answering, shadows) for job in jobs]  # find who is at fault
         self.on_scored(scored)
         if compare is not None and self.watch is not None:
-            gap = output_gap(compare.model.predict(scored.typed), scored.outputs, answering.model.package.heads)
-            self.watch.compared(scored.outputs.height, gap)
+            self._to_compare.append((compare, scored))  # after the answers leave: not on the candidate's clock
         records = scored.outputs.to_dicts()  # once a batch: each request takes its slice of plain rows
         answers: list[Answer | BaseException] = []
         offset = 0

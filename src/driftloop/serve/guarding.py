@@ -4,6 +4,8 @@ the lake says is running, and with what its own traffic showed of both arms (the
 
 - a guard broken: this server drops the canary at once, then rolls it back (a row in
   ``rollouts``, an event, an alert); the others read the row within their next check;
+- every ``metric_seconds``, the arms' decisive metric on the rows labelled since the rollout
+  began, by an always-valid sequential test: a candidate worse with confidence is rolled back;
 - the step's evidence gathered (``step_requests`` answered by the candidate here, and
   ``step_minutes`` gone by): the next step, or past the last the promotion gates;
 - the rollout changed elsewhere (another server stepped it, someone aborted it): this server
@@ -21,7 +23,9 @@ from datetime import UTC, datetime, timedelta
 
 from driftloop.errors import DriftloopError
 from driftloop.project import Project
+from driftloop.rollout.evidence import arm_losses
 from driftloop.rollout.guards import CANDIDATE, GuardWatch
+from driftloop.rollout.sequential import msprt
 from driftloop.rollout.state import Rollout, current
 from driftloop.serve.deployments import Deployments
 
@@ -54,6 +58,9 @@ def check_rollout(project: Project, deployments: Deployments, watch: GuardWatch)
         deployments.refresh()  # take the new state; the new step is judged on its own traffic
         watch.reset()
         return rollout
+    if watch.metric_due(settings.metric_seconds):
+        champion, candidate = arm_losses(project, rollout)
+        watch.looked(msprt(champion, candidate, settings.metric_effect**2))
     breaches = watch.breaches(settings)
     if breaches:
         logger.error("canary of version %s broke its guards: %s", rollout.candidate, "; ".join(breaches))

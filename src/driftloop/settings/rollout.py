@@ -25,13 +25,31 @@ class RolloutSettings(BaseModel):
         0.01, ge=0, le=1, description="Share of the candidate's requests that may fail (answered 5xx)."
     )
     max_p99_ms: float = Field(
-        25.0, gt=0, description="The candidate's p99 latency may not exceed this, nor twice the champion's."
+        25.0,
+        gt=0,
+        description="The candidate's p99 latency may not exceed this, nor twice the champion's (or the champion's "
+        "and 10 ms, whichever is more).",
     )
     max_output_gap: float = Field(
         0.5,
         gt=0,
         description="How far the candidate's outputs may be from the champion's on the same rows: the mean absolute "
         "difference over the champion's spread (a label: the share predicted otherwise).",
+    )
+
+    metric_seconds: float = Field(
+        60.0, gt=0, description="How often a server compares the arms' decisive metric on the rows labelled so far."
+    )
+    metric_rows: int = Field(30, ge=2, description="Labelled rows each arm needs before the metric may judge.")
+    metric_alpha: float = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description="The candidate is rolled back once its decisive metric is worse than the champion's with "
+        "confidence 1 - alpha, by an always-valid sequential test (mSPRT): looking every minute does not inflate it.",
+    )
+    metric_effect: float = Field(
+        0.1, gt=0, description="The difference (relative to the champion's mean loss) the test finds quickest."
     )
 
     @field_validator("steps")

@@ -1,0 +1,100 @@
+"""The decisive metric of a canary's two arms, row by row, as labels arrive.
+
+Each arm's answers since the rollout began (the champion's ``online`` rows, the candidate's
+``canary`` rows) are joined to the truth the lake holds (the latest label, else the features
+row's own target), and each labelled row gets its loss under ``[promote]``'s decisive metric:
+the absolute error for ``mae``, the squared error for ``rmse`` and ``r2``, the row's SMAPE; for
+a label, minus the log of the true class's probability for ``log_loss``, the Brier score for
+``brier``, and being wrong for the others. A row's loss is the mean over the targets it has a
+truth for, each over the champion arm's mean loss of that target (so 1.0 is the champion's level
+and targets in other units weigh alike). :func:`~driftloop.rollout.sequential.msprt` compares
+the arms' losses.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from driftloop.engine.polars import PolarsEngine
+from driftloop.lake import PredictionSource, Table
+from driftloop.monitor.performance import ACTUAL, actuals, labelled_pairs
+from driftloop.project import Project
+from driftloop.rollout.state import Rollout, history
+from driftloop.runtime.targets import probability_column
+
+
+def arm_losses(project: Project, rollout: Rollout) -> tuple[np.ndarray, np.ndarray]:
+    """The per-row losses of the champion's arm and of the candidate's, on the labelled rows each
+    answered since ``rollout`` began."""
+    lake, contract = project.lake, project.contract
+    if not lake.exists(Table.PREDICTIONS) or not lake.exists(Table.FEATURES):
+        return np.zeros(0), np.zeros(0)
+    began = history(lake, rollout.model).filter(pl.col("rollout_id") == rollout.rollout_id)["at"].min()
+    answered = lake.scan(Table.PREDICTIONS).filter(
+        pl.col("model_name") == rollout.model, pl.col("scored_at") >= began
+    )  # fmt: skip
+    arms = [
+        answered.filter(pl.col("source") == source, pl.col("model_version") == version)
+        for source, version in (
+            (PredictionSource.ONLINE, rollout.champion),
+            (PredictionSource.CANARY, rollout.candidate),
+        )
+    ]
+    labels = lake.read(Table.LABELS) if lake.exists(Table.LABELS) else None
+    truth = actuals(contract, lake.read(Table.FEATURES), labels)
+    engine = PolarsEngine()
+    champion, candidate = (labelled_pairs(engine, arm.collect(), truth, contract) for arm in arms)
+    return _normalised(champion, candidate, project)
+
+
+def _normalised(champion: pl.DataFrame, candidate: pl.DataFrame, project: Project) -> tuple[np.ndarray, np.ndarray]:
+    contract, promote = project.contract, project.settings.promote
+    per_target: list[tuple[np.ndarray, np.ndarray]] = []
+    for target in contract.targets:
+        column = contract.columns[target]
+        metric = promote.class_metric if column.is_classification else promote.metric
+        classes = [str(c) for c in column.classes or ()]
+        losses = [row_losses(pairs, target, metric, classes) for pairs in (champion, candidate)]
+        scale = float(np.nanmean(losses[0])) if np.isfinite(losses[0]).any() else 0.0
+        per_target.append((losses[0] / scale, losses[1] / scale) if scale > 0 else (losses[0], losses[1]))
+    if not per_target:
+        return np.zeros(0), np.zeros(0)
+    arms = []
+    for side in (0, 1):
+        stacked = np.vstack([pair[side] for pair in per_target])
+        known = np.isfinite(stacked).any(axis=0)
+        arms.append(np.nanmean(stacked[:, known], axis=0) if known.any() else np.zeros(0))
+    return arms[0], arms[1]
+
+
+def row_losses(pairs: pl.DataFrame, target: str, metric: str, classes: list[str]) -> np.ndarray:
+    """Each labelled row's loss for ``target`` under ``metric`` (NaN where its truth is unknown)."""
+    truth = pairs[ACTUAL + target]
+    if classes:
+        actual = truth.cast(pl.String).to_numpy()
+        if metric in ("log_loss", "brier"):
+            probabilities = pairs.select(probability_column(target, c) for c in classes).to_numpy().astype(float)
+            index = np.array([classes.index(a) if a in classes else -1 for a in actual])
+            known = index >= 0
+            loss = np.full(len(actual), np.nan)
+            if metric == "log_loss":
+                loss[known] = -np.log(np.clip(probabilities[known, index[known]], 1e-15, 1.0))
+            else:
+                onehot = np.eye(len(classes))[index[known]]
+                loss[known] = ((probabilities[known] - onehot) ** 2).sum(axis=1)
+            return loss
+        predicted = pairs[target].cast(pl.String).to_numpy()
+        return np.where(truth.is_null().to_numpy(), np.nan, (predicted != actual).astype(float))
+    actual_values = truth.cast(pl.Float64).to_numpy()
+    predicted_values = pairs[target].cast(pl.Float64).to_numpy()
+    error = predicted_values - actual_values
+    if metric == "mae":
+        return np.asarray(np.abs(error), dtype=np.float64)
+    if metric == "smape":
+        scale = (np.abs(actual_values) + np.abs(predicted_values)) / 2
+        return np.asarray(np.divide(100 * np.abs(error), scale, out=np.zeros_like(scale), where=scale > 0))
+    return np.asarray(error**2, dtype=np.float64)  # rmse, r2: the squared error orders the arms as both do
+
+
+__all__ = ["arm_losses", "row_losses"]
