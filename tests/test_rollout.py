@@ -194,6 +194,21 @@ def test_a_better_canary_steps_up_and_is_crowned_and_a_straying_one_is_rolled_ba
     assert any(t.startswith("driftloop canary rolled back: version 3") for t in texts), texts
     assert "rolled back" in invoke(project, "rollout", "status")
 
+    # An A/B test of version 4 (trained poorly too) against the champion on fixed halves: the
+    # sequential test tells them apart, the verdict is an event, and the champion stays.
+    project = configured(project, epochs=3, metric_seconds=0.5)
+    invoke(project, "train")
+    with server(project) as client:
+        invoke(project, "rollout", "ab", "4", "--percent", "50")
+        versions = until(lambda: not running(project), client, body, seconds=90)
+    assert {"2", "4"} <= set(versions)
+    ended = current(project.lake, project.model_name)
+    assert ended is not None and ended.status is RolloutStatus.DECIDED and ended.step == 0, ended  # no steps
+    assert ended.reason.startswith("version 2 is better than version 4 with 95% confidence"), ended.reason
+    result = Registry(project).events().filter(pl.col("kind") == "a/b result")
+    assert result.height == 1 and result["reason"][0] == ended.reason and Registry(project).champion() == "2"
+    assert "decided" in invoke(project, "rollout", "status")
+
 
 def running(project: Project) -> bool:
     rollout = current(project.lake, project.model_name)

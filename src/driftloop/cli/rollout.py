@@ -1,7 +1,8 @@
 """``driftloop rollout``: a candidate version in front of a growing share of live traffic.
 
-``canary`` starts one, ``status`` shows where it stands and its history, ``abort`` ends it by
-hand, ``promote`` skips the remaining steps to the promotion gates. The servers (``driftloop
+``canary`` starts one, ``ab`` starts an A/B test, ``status`` shows where the newest stands and
+its history, ``abort`` ends it by hand, ``promote`` skips a canary's remaining steps to the
+promotion gates. The servers (``driftloop
 serve``) route by the state these write to the lake, step the canary up as its arm earns it,
 and roll it back by themselves when a guard breaks (``[rollout]``).
 """
@@ -49,6 +50,29 @@ def canary(
     out.print("The servers take it within their next check ([rollout] guard_seconds); `driftloop rollout status`.")
 
 
+@app.command("ab")
+@handled
+def ab(
+    version: Annotated[
+        str | None, typer.Argument(help="The version to test against the champion (default: the challenger).")
+    ] = None,
+    percent: Annotated[float, typer.Option(help="Its share of traffic (percent); the champion has the rest.")] = 50.0,
+    project_dir: ProjectOption = Path(),
+    as_json: JsonOption = False,
+) -> None:
+    """Start an A/B test: VERSION and the champion answer fixed, sticky shares of requests until an always-valid
+    sequential test (mSPRT) on the decisive metric of their labelled rows tells them apart with 1 - [rollout]
+    metric_alpha confidence, however often it is looked at; the verdict is an event and an alert."""
+    from driftloop.rollout.canary import start_ab
+
+    rollout = start_ab(Project.load(project_dir), version, percent)
+    if as_json:
+        emit_json(_as_dict(rollout))
+        return
+    out.print(f"[green]a/b[/] {rollout.reason}")
+    out.print("The servers take it within their next check ([rollout] guard_seconds); `driftloop rollout status`.")
+
+
 @app.command("status")
 @handled
 def status(project_dir: ProjectOption = Path(), as_json: JsonOption = False) -> None:
@@ -67,8 +91,9 @@ def status(project_dir: ProjectOption = Path(), as_json: JsonOption = False) -> 
     if as_json:
         emit_json({**_as_dict(rollout), "history": changes.drop("details").to_dicts()})
         return
-    colour = {"running": "yellow", "promoted": "green"}.get(rollout.status, "red")
-    out.print(f"version {rollout.candidate} beside champion {rollout.champion}: [{colour}]{rollout.status}[/]"
+    colour = {"running": "yellow", "promoted": "green", "decided": "green"}.get(rollout.status, "red")
+    out.print(f"{rollout.kind} of version {rollout.candidate} beside champion {rollout.champion}: "
+              f"[{colour}]{rollout.status}[/]"
               + (f", {rollout.percent:g}% of traffic" if rollout.running else ""))  # fmt: skip
     table = Table("at (UTC)", "status", "share", "reason", title=f"rollout {rollout.rollout_id}")
     for change in changes.iter_rows(named=True):

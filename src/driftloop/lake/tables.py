@@ -256,7 +256,7 @@ TABLES: dict[Table, TableSpec] = {
         ),
         TableSpec(
             Table.ROLLOUTS,
-            "a change of a rollout's state: started, stepped, rolled back, promoted, aborted",
+            "a change of a rollout's state (a canary's or an A/B test's): started, stepped, rolled back, decided",
             {
                 "rollout_id": pl.String(),
                 "model_name": pl.String(),
@@ -268,6 +268,7 @@ TABLES: dict[Table, TableSpec] = {
                 "reason": pl.String(),
                 "at": UTC_TIME,
                 "details": pl.String(),
+                "kind": pl.String(),
             },
             key=("rollout_id", "at"),
         ),

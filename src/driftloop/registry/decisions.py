@@ -44,6 +44,8 @@ class DecisionKind(StrEnum):
     CANARY = "canary"  # a rollout began: the version takes a share of live traffic
     CANARY_ROLLED_BACK = "canary rolled back"  # a guard saw it fail
     CANARY_ABORTED = "canary aborted"
+    AB_TEST = "a/b test"  # two versions on fixed shares of live traffic
+    AB_RESULT = "a/b result"  # the sequential test told them apart
 
 
 # Decisions that move a version forward (or, for a rollback, back into production).

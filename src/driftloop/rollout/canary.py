@@ -1,6 +1,7 @@
-"""A canary's life: started on a version that passed the qa gates, stepped up as its arm earns
-it, rolled back by a guard, aborted by hand, and past its last step judged by the promotion
-gates like any challenger.
+"""A rollout's life. A canary: started on a version that passed the qa gates, stepped up as its
+arm earns it, rolled back by a guard, aborted by hand, and past its last step judged by the
+promotion gates like any challenger. An A/B test: two versions on fixed shares until the
+sequential test on the decisive metric tells them apart (:func:`decide`).
 
 Every change is a row of the lake's ``rollouts`` (what every server routes by), the start and
 the ends are events of the registry's timeline, and each is an alert.
@@ -8,6 +9,7 @@ the ends are events of the registry's timeline, and each is an alert.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from driftloop.alerts import alert
@@ -15,7 +17,8 @@ from driftloop.errors import RegistryError
 from driftloop.project import Project
 from driftloop.registry import Registry
 from driftloop.registry.decisions import Alias, DecisionKind, Stage
-from driftloop.rollout.state import Rollout, RolloutStatus, current, record
+from driftloop.rollout.sequential import SequentialResult
+from driftloop.rollout.state import Rollout, RolloutKind, RolloutStatus, current, record
 
 
 def start_canary(project: Project, version: str | None = None, percent: float | None = None) -> Rollout:
@@ -23,15 +26,55 @@ def start_canary(project: Project, version: str | None = None, percent: float | 
     first of ``[rollout] steps``), then the later steps. A dev version goes through the qa gates
     first; a RegistryError when it fails them, when there is no champion to compare with, or
     when a rollout is already running."""
+    registry, candidate, champion = _candidate(project, version)
+    steps = project.settings.rollout.steps
+    if percent is not None:
+        steps = [_share(percent), *(s for s in steps if s > percent)]
+    reason = f"version {candidate} takes {steps[0]:g}% of traffic beside champion {champion} (steps {steps})"
+    return _begin(project, registry, Rollout.start(RolloutKind.CANARY, registry.name, candidate, champion, steps,
+                                                   reason), DecisionKind.CANARY)  # fmt: skip
+
+
+def start_ab(project: Project, version: str | None = None, percent: float = 50.0) -> Rollout:
+    """An A/B test: ``version`` (default: the challenger) answers ``percent`` of traffic and the
+    champion the rest, until the sequential test on the decisive metric tells them apart (or it
+    is aborted). The guards of service (errors, latency) still end it; the answers may differ."""
+    registry, candidate, champion = _candidate(project, version)
+    share = _share(percent)
+    reason = f"a/b test: version {candidate} on {share:g}% of traffic, champion {champion} on {100 - share:g}%"
+    return _begin(project, registry, Rollout.start(RolloutKind.AB, registry.name, candidate, champion, [share],
+                                                   reason), DecisionKind.AB_TEST)  # fmt: skip
+
+
+def decide(project: Project, rollout: Rollout, result: SequentialResult, numbers: dict[str, Any]) -> Rollout:
+    """End an A/B test with the verdict of the sequential test: which version's decisive metric is
+    better, with what confidence, recorded as an event and an alert."""
+    loss = {rollout.champion: result.mean_first, rollout.candidate: result.mean_second}
+    rows = {rollout.champion: result.n_first, rollout.candidate: result.n_second}
+    better, worse = sorted(loss, key=loss.__getitem__)  # the lower loss is the better version
+    alpha = project.settings.rollout.metric_alpha
+    reason = (
+        f"version {better} is better than version {worse} with {1 - alpha:.0%} confidence: mean loss "
+        f"{loss[better]:.3g} against {loss[worse]:.3g}, on {rows[better]} and {rows[worse]} labelled rows "
+        f"(always-valid p = {result.p_value:.2g})"
+    )
+    ended = rollout.then(RolloutStatus.DECIDED, reason, **numbers)
+    record(project.lake, ended)
+    Registry(project).record_event(DecisionKind.AB_RESULT, rollout.candidate, reason)
+    _alert(project, "a/b result", reason, ended)
+    return ended
+
+
+def _candidate(project: Project, version: str | None) -> tuple[Registry, str, str]:
+    """The registry, the version to roll out (qualified at qa if it was in dev) and the champion;
+    a RegistryError naming what stands in the way."""
     if project.settings.images is not None:
-        raise RegistryError(
-            "canary rollouts serve table models so far; promote an image model with `driftloop promote`"
-        )
+        raise RegistryError("rollouts serve table models so far: promote an image model with `driftloop promote`")
     registry = Registry(project)
     aliases = registry.aliases()
     champion = aliases.get(Alias.CHAMPION)
     if champion is None:
-        raise RegistryError(f"model {registry.name!r} has no champion for a canary to be compared with: promote one")
+        raise RegistryError(f"model {registry.name!r} has no champion for a version to be compared with: promote one")
     candidate = version or aliases.get(Alias.CHALLENGER)
     if candidate is None:
         raise RegistryError("no version to roll out: name one, or train one (the challenger in qa is the default)")
@@ -39,21 +82,25 @@ def start_canary(project: Project, version: str | None = None, percent: float | 
         raise RegistryError(f"version {candidate} is the champion already")
     running = current(project.lake, registry.name)
     if running is not None and running.running:
-        raise RegistryError(f"version {running.candidate} is in a canary already: `driftloop rollout abort` first")
+        raise RegistryError(f"version {running.candidate} is in a {running.kind} rollout already: "
+                            "`driftloop rollout abort` first")  # fmt: skip
     if registry.stage(candidate) is Stage.DEV:
         qualified = registry.qualify(candidate)
         if not qualified.accepted:
             raise RegistryError(f"version {candidate} failed the qa gates: {qualified.reason}")
-    steps = project.settings.rollout.steps
-    if percent is not None:
-        if not 0 < percent <= 100:
-            raise RegistryError(f"a canary takes between 0 and 100 percent of traffic, not {percent}")
-        steps = [percent, *(s for s in steps if s > percent)]
-    reason = f"version {candidate} takes {steps[0]:g}% of traffic beside champion {champion} (steps {steps})"
-    rollout = Rollout.start(registry.name, candidate, champion, steps, reason)
+    return registry, candidate, champion
+
+
+def _share(percent: float) -> float:
+    if not 0 < percent < 100 or math.isnan(percent):
+        raise RegistryError(f"a version takes between 0 and 100 percent of traffic, not {percent}")
+    return percent
+
+
+def _begin(project: Project, registry: Registry, rollout: Rollout, event: DecisionKind) -> Rollout:
     record(project.lake, rollout)
-    registry.record_event(DecisionKind.CANARY, candidate, reason)
-    _alert(project, "canary", reason, rollout)
+    registry.record_event(event, rollout.candidate, rollout.reason)
+    _alert(project, str(rollout.kind), rollout.reason, rollout)
     return rollout
 
 
@@ -124,4 +171,4 @@ def _alert(project: Project, kind: str, message: str, rollout: Rollout) -> None:
           timeout=loop.webhook_timeout_seconds)  # fmt: skip
 
 
-__all__ = ["abort", "advance", "finish", "roll_back", "running_rollout", "start_canary"]
+__all__ = ["abort", "advance", "decide", "finish", "roll_back", "running_rollout", "start_ab", "start_canary"]

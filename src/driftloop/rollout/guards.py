@@ -98,8 +98,10 @@ class GuardWatch:
         with self._lock:
             self.metric, self.metric_looked = result, time.monotonic()
 
-    def breaches(self, settings: RolloutSettings) -> list[str]:
-        """What the candidate's arm breaks, in words (empty: nothing, or too few requests yet)."""
+    def breaches(self, settings: RolloutSettings, *, service_only: bool = False) -> list[str]:
+        """What the candidate's arm breaks, in words (empty: nothing, or too few requests yet);
+        ``service_only`` judges errors and latency alone (an A/B test's versions may answer
+        otherwise, and which is better is its verdict, not a breach)."""
         with self._lock:
             candidate, champion = self.arms[CANDIDATE], self.arms[CHAMPION]
             if candidate.requests < settings.guard_requests:
@@ -114,6 +116,8 @@ class GuardWatch:
             if candidate.p99_ms > limit:
                 found.append(f"p99 latency {candidate.p99_ms:.1f} ms, above {limit:.1f} ms (champion "
                              f"{champion.p99_ms:.1f} ms)")  # fmt: skip
+            if service_only:
+                return found
             if self.compared_rows and self.output_gap > settings.max_output_gap:
                 found.append(f"outputs {self.output_gap:.2f} from the champion's on the same {self.compared_rows} "
                              f"rows, above {settings.max_output_gap}")  # fmt: skip

@@ -22,6 +22,13 @@ if TYPE_CHECKING:
     from driftloop.lake import Lake
 
 
+class RolloutKind(StrEnum):
+    """What a rollout is for."""
+
+    CANARY = "canary"  # the candidate earns a growing share, and the gates crown it after the last
+    AB = "a/b"  # two versions on a fixed share each, until the sequential test tells them apart
+
+
 class RolloutStatus(StrEnum):
     """Where a rollout stands."""
 
@@ -30,6 +37,7 @@ class RolloutStatus(StrEnum):
     ABORTED = "aborted"  # someone ended it
     PROMOTED = "promoted"  # it passed the gates after its last step: the candidate is the champion
     REFUSED = "refused"  # the gates did not crown it after its last step
+    DECIDED = "decided"  # an A/B test told the versions apart (its reason says which is better)
 
 
 @dataclass(frozen=True)
@@ -47,11 +55,14 @@ class Rollout:
     reason: str
     at: datetime
     details: dict[str, Any] = field(default_factory=dict)
+    kind: RolloutKind = RolloutKind.CANARY
 
     @classmethod
-    def start(cls, model: str, candidate: str, champion: str, steps: list[float], reason: str) -> Self:
+    def start(
+        cls, kind: RolloutKind, model: str, candidate: str, champion: str, steps: list[float], reason: str
+    ) -> Self:
         return cls(uuid.uuid4().hex[:12], model, candidate, champion, tuple(steps), 0, RolloutStatus.RUNNING,
-                   reason, datetime.now(UTC))  # fmt: skip
+                   reason, datetime.now(UTC), kind=kind)  # fmt: skip
 
     @property
     def percent(self) -> float:
@@ -83,7 +94,7 @@ def current(lake: Lake, model: str) -> Rollout | None:
     return Rollout(
         newest["rollout_id"], newest["model_name"], newest["candidate"], newest["champion"],
         tuple(newest["steps"]), int(newest["step"]), RolloutStatus(newest["status"]), newest["reason"],
-        newest["at"], json.loads(newest["details"] or "{}"),
+        newest["at"], json.loads(newest["details"] or "{}"), RolloutKind(newest["kind"] or RolloutKind.CANARY),
     )  # fmt: skip
 
 
@@ -100,9 +111,9 @@ def record(lake: Lake, rollout: Rollout) -> None:
         "rollout_id": rollout.rollout_id, "model_name": rollout.model, "candidate": rollout.candidate,
         "champion": rollout.champion, "steps": list(rollout.steps), "step": rollout.step,
         "status": str(rollout.status), "reason": rollout.reason, "at": rollout.at,
-        "details": json.dumps(rollout.details, default=str),
+        "details": json.dumps(rollout.details, default=str), "kind": str(rollout.kind),
     }  # fmt: skip
     lake.append(Table.ROLLOUTS, pl.DataFrame([row], schema=dict(TABLES[Table.ROLLOUTS].columns)))
 
 
-__all__ = ["Rollout", "RolloutStatus", "current", "history", "record"]
+__all__ = ["Rollout", "RolloutKind", "RolloutStatus", "current", "history", "record"]

@@ -8,6 +8,8 @@ the lake says is running, and with what its own traffic showed of both arms (the
   began, by an always-valid sequential test: a candidate worse with confidence is rolled back;
 - the step's evidence gathered (``step_requests`` answered by the candidate here, and
   ``step_minutes`` gone by): the next step, or past the last the promotion gates;
+- an A/B test: the guards of service alone (errors, latency), and the sequential test's verdict
+  ends it (which version is better, recorded as an event);
 - the rollout changed elsewhere (another server stepped it, someone aborted it): this server
   takes the new state, and judges the new step on its own traffic from then on.
 
@@ -26,7 +28,7 @@ from driftloop.project import Project
 from driftloop.rollout.evidence import arm_losses
 from driftloop.rollout.guards import CANDIDATE, GuardWatch
 from driftloop.rollout.sequential import msprt
-from driftloop.rollout.state import Rollout, current
+from driftloop.rollout.state import Rollout, RolloutKind, current
 from driftloop.serve.deployments import Deployments
 
 logger = logging.getLogger("driftloop.serve")
@@ -61,6 +63,8 @@ def check_rollout(project: Project, deployments: Deployments, watch: GuardWatch)
     if watch.metric_due(settings.metric_seconds):
         champion, candidate = arm_losses(project, rollout)
         watch.looked(msprt(champion, candidate, settings.metric_effect**2))
+    if rollout.kind is RolloutKind.AB:
+        return _check_ab(project, rollout, deployments, watch)
     breaches = watch.breaches(settings)
     if breaches:
         logger.error("canary of version %s broke its guards: %s", rollout.candidate, "; ".join(breaches))
@@ -76,6 +80,27 @@ def check_rollout(project: Project, deployments: Deployments, watch: GuardWatch)
         watch.reset()
         return moved
     return rollout
+
+
+def _check_ab(project: Project, rollout: Rollout, deployments: Deployments, watch: GuardWatch) -> Rollout:
+    """An A/B test: ended by a guard of service, or by the sequential test's verdict."""
+    from driftloop.rollout.canary import decide, roll_back
+
+    settings = project.settings.rollout
+    breaches = watch.breaches(settings, service_only=True)
+    if breaches:
+        deployments.drop_canary()
+        ended = roll_back(project, rollout, "; ".join(breaches), watch.summary())
+    else:
+        metric = watch.metric
+        enough = metric is not None and min(metric.n_first, metric.n_second) >= settings.metric_rows
+        if metric is None or not enough or not metric.decided(settings.metric_alpha):
+            return rollout
+        deployments.drop_canary()
+        ended = decide(project, rollout, metric, watch.summary())
+    deployments.refresh()
+    watch.reset()
+    return ended
 
 
 def _moved(held: Rollout, now: Rollout) -> bool:
