@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from driftloop.errors import RequestRefused
@@ -90,7 +90,6 @@ class MicroBatcher:
     ) -> None:
         self.current = current
         self.watch = watch  # what a canary's guards judge: each arm's requests, and the outputs' gap
-        self._to_compare: deque[tuple[Deployment, Scored]] = deque()  # candidate batches, with the champion
         self.on_scored = on_scored
         self.max_rows = max_rows
         self.max_wait = max_wait_ms / 1000
@@ -193,16 +192,6 @@ class MicroBatcher:
                 job.future.set_exception(result)
             else:
                 job.future.set_result(result)
-        if self._to_compare:
-            await asyncio.to_thread(self._compare)
-
-    def _compare(self) -> None:
-        """How far the candidate's answers were from the champion's on the same rows, for the guards."""
-        while self._to_compare and self.watch is not None:
-            champion, scored = self._to_compare.popleft()
-            heads = scored.model.package.heads
-            self.watch.compared(scored.outputs.height, output_gap(champion.model.predict(scored.typed), scored.outputs,
-                                                                  heads))  # fmt: skip
 
     def _score_batch(self, jobs: list[_Job]) -> list[Answer | BaseException]:
         live = self.current()
@@ -211,27 +200,58 @@ class MicroBatcher:
         canary = live.canary
         if canary is None:
             return self._score_group(jobs, live.answering, live.shadows)
+        return self._score_canary(jobs, live.answering, live.shadows, canary)
+
+    def _score_canary(
+        self, jobs: list[_Job], champion: Deployment, shadows: tuple[Deployment, ...], canary: Deployment
+    ) -> list[Answer | BaseException]:
+        """A batch with a canary live: each request to its arm, in one pass. The rows are checked
+        once and the champion scores them all (its answer for its own, and for the candidate's what
+        the candidate is compared with), the candidate its own; each arm is logged on its own."""
         percent = getattr(canary.kind, "percent", 0.0)
         for job in jobs:
             job.arm = CANDIDATE if to_candidate(job.key, percent) else CHAMPION
-        arms = {CHAMPION: (live.answering, live.shadows), CANDIDATE: (canary, ())}
-        answers: dict[int, Answer | BaseException] = {}
-        for arm, (answering, shadows) in arms.items():
-            group = [job for job in jobs if job.arm == arm]
-            if group:
-                compare = live.answering if arm == CANDIDATE else None
-                answers.update(zip(map(id, group), self._score_group(group, answering, shadows, compare), strict=True))
-        return [answers[id(job)] for job in jobs]
+        try:
+            typed = champion.model.check(to_frame(combined([job.payload for job in jobs])))
+        except RequestRefused as refused:
+            if len(jobs) == 1:
+                return [refused]
+            arms = {CHAMPION: (champion, shadows), CANDIDATE: (canary, ())}
+            return [self._score_alone(job, *arms[job.arm or CHAMPION]) for job in jobs]  # find who is at fault
+        chosen = pl.Series(np.repeat([job.arm == CANDIDATE for job in jobs], [job.rows for job in jobs]))
+        ids = pl.Series([f"{job.request_id}|{i}" for job in jobs for i in range(job.rows)])
+        answered = champion.model.predict(typed)
+        records: dict[str, list[dict[str, Any]]] = {CHAMPION: [], CANDIDATE: []}
+        for arm, rows in ((CHAMPION, ~chosen), (CANDIDATE, chosen)):
+            if not rows.any():
+                continue
+            mine = typed.filter(rows)
+            deployment, outputs = (
+                (canary, canary.model.predict(mine)) if arm == CANDIDATE else (champion, answered.filter(rows))
+            )
+            shadowed = tuple((s, s.model.predict(mine)) for s in shadows) if arm == CHAMPION else ()
+            self.on_scored(Scored(mine, outputs, deployment, ids.filter(rows).to_list(), shadowed))
+            records[arm] = outputs.to_dicts()
+            if arm == CANDIDATE and self.watch is not None:
+                heads = canary.model.package.heads
+                self.watch.compared(outputs.height, output_gap(answered.filter(rows), outputs, heads))
+        answers: list[Answer | BaseException] = []
+        taken = {CHAMPION: 0, CANDIDATE: 0}
+        for job in jobs:
+            arm = job.arm or CHAMPION
+            model = (canary if arm == CANDIDATE else champion).model
+            part = slice(taken[arm], taken[arm] + job.rows)
+            taken[arm] += job.rows
+            answers.append(Answer(records[arm][part], [f"{job.request_id}|{i}" for i in range(job.rows)], model))
+        return answers
 
     def _score_group(
         self,
         jobs: list[_Job],
         answering: Deployment,
         shadows: tuple[Deployment, ...],
-        compare: Deployment | None = None,
     ) -> list[Answer | BaseException]:
-        """Score ``jobs`` with ``answering`` (and ``shadows``); with ``compare``, its outputs on the
-        same rows are how far the answers are from it, for the guards."""
+        """Score ``jobs`` with ``answering`` (and ``shadows``)."""
         try:
             scored = self._scored(to_frame(combined([job.payload for job in jobs])), jobs, answering, shadows)
         except RequestRefused as refused:
@@ -239,8 +259,6 @@ class MicroBatcher:
                 return [refused]
             return [self._score_alone(job, answering, shadows) for job in jobs]  # find who is at fault
         self.on_scored(scored)
-        if compare is not None and self.watch is not None:
-            self._to_compare.append((compare, scored))  # after the answers leave: not on the candidate's clock
         records = scored.outputs.to_dicts()  # once a batch: each request takes its slice of plain rows
         answers: list[Answer | BaseException] = []
         offset = 0
