@@ -3,7 +3,7 @@
 Exit codes: 0 success, 1 a user error (the message, no traceback), 2 a usage error.
 Every command takes ``--project DIR`` (default: the current folder) and ``--json`` for a
 machine-readable summary on standard output. Commands live in ``data``, ``models``,
-``loop``, ``serve``, ``rollout``, ``bundles``, ``edge``, ``replay`` and ``export``; shared options and helpers
+``loop``, ``serve``, ``ui``, ``rollout``, ``bundles``, ``edge``, ``replay`` and ``export``; shared options and helpers
 in ``common``.
 
 A command's module is imported when the command is looked up, not before: a device with only
@@ -46,6 +46,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("loop", "run"),
     "schedule": ("loop", "schedule"),
     "serve": ("serve", "serve"),
+    "ui": ("ui", "ui"),
     "keys": ("bundles", "keys"),
     "bundle": ("bundles", "bundle"),
     "replay": ("replay", "replay"),

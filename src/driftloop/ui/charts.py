@@ -1,0 +1,85 @@
+"""The dashboard's charts, drawn with Plotly (each a figure's JSON, rendered in the page by the
+plotly.js the package ships)."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from driftloop.errors import MissingDependency
+
+try:
+    import plotly.graph_objects as go
+except ModuleNotFoundError as missing:  # the reports extra draws the charts
+    raise MissingDependency.of(missing, extra="reports", purpose="the dashboard") from missing
+
+PERFORMANCE = "performance"
+# The statistics a monitored window's performance rows hold that are metrics (not residuals).
+METRICS = ("mae", "rmse", "smape", "r2", "accuracy", "balanced_accuracy", "macro_f1", "roc_auc", "log_loss", "brier")
+
+
+def timeline(events: pl.DataFrame) -> str:
+    """Every decision as a point: when, which version, what kind (hover: the reason)."""
+    figure = go.Figure()
+    for kind in events["kind"].unique(maintain_order=True).to_list():
+        these = events.filter(pl.col("kind") == kind)
+        figure.add_trace(go.Scatter(x=these["at"].to_list(), y=these["version"].to_list(), mode="markers",
+                                    name=kind, text=these["reason"].to_list(), marker={"size": 11}))  # fmt: skip
+    figure.update_layout(title="Decisions", xaxis_title="when (UTC)", yaxis_title="version", height=420)
+    return str(figure.to_json())
+
+
+def metric_over_time(monitoring: pl.DataFrame) -> str:
+    """Each stream's metrics per target over its monitored windows (batch, online, shadow)."""
+    figure = go.Figure()
+    performance = monitoring.filter(pl.col("section").str.ends_with(PERFORMANCE), pl.col("statistic").is_in(METRICS))
+    for (section, column, statistic), rows in performance.sort("window_end").group_by(
+        ["section", "column", "statistic"], maintain_order=True
+    ):
+        figure.add_trace(go.Scatter(x=rows["window_end"].to_list(), y=rows["value"].to_list(), mode="lines+markers",
+                                    name=f"{section}: {column} {statistic}"))  # fmt: skip
+    figure.update_layout(title="Metric over time, per stream", xaxis_title="window end", height=480)
+    return str(figure.to_json())
+
+
+def drift_latest(monitoring: pl.DataFrame) -> tuple[str, str | None]:
+    """The newest window's drift per input: each column's test statistic against its threshold;
+    and which window that is."""
+    tested = monitoring.filter(pl.col("section") == "input", pl.col("threshold").is_not_null())
+    if tested.is_empty():
+        return str(go.Figure().update_layout(title="Drift per input: no window monitored yet").to_json()), None
+    newest = str(tested["window_end"].max())
+    latest = tested.filter(pl.col("window_end") == tested["window_end"].max()).sort("value", descending=True)
+    colours = ["#d62728" if flagged else "#1f77b4" for flagged in latest["flagged"].to_list()]
+    figure = go.Figure(go.Bar(x=latest["column"].to_list(), y=latest["value"].to_list(), marker_color=colours,
+                              name="statistic", text=latest["statistic"].to_list()))  # fmt: skip
+    figure.add_trace(go.Scatter(x=latest["column"].to_list(), y=latest["threshold"].to_list(), mode="markers",
+                                name="threshold", marker={"symbol": "line-ew-open", "size": 18}))  # fmt: skip
+    figure.update_layout(title=f"Drift per input, window ending {newest}", height=460)
+    return str(figure.to_json()), newest
+
+
+def drift_over_time(monitoring: pl.DataFrame) -> str:
+    """Each input's drift statistic over the windows, over its threshold (1.0: at the threshold)."""
+    tested = monitoring.filter(pl.col("section") == "input", pl.col("threshold") > 0).sort("window_end")
+    ratio = tested.with_columns((pl.col("value") / pl.col("threshold")).alias("ratio"))
+    wide = ratio.pivot(on="window_end", index="column", values="ratio", aggregate_function="max")
+    windows = [c for c in wide.columns if c != "column"]
+    heat = go.Heatmap(z=wide.select(windows).to_numpy().tolist(), x=windows, y=wide["column"].to_list(),
+                      colorscale="RdBu_r", zmid=1.0, colorbar={"title": "statistic / threshold"})  # fmt: skip
+    figure = go.Figure(heat)
+    figure.update_layout(title="Drift per input over the windows", height=520)
+    return str(figure.to_json())
+
+
+def quarantine(quality: pl.DataFrame) -> str:
+    """Quarantined rows per ingest batch, stacked by the rule they broke."""
+    figure = go.Figure()
+    broken = quality.filter(pl.col("rows") > 0)
+    for rule in broken["rule"].unique(maintain_order=True).to_list():
+        these = broken.filter(pl.col("rule") == rule)
+        figure.add_trace(go.Bar(x=these["batch_id"].to_list(), y=these["rows"].to_list(), name=rule))
+    figure.update_layout(barmode="stack", title="Quarantined rows by batch and rule", xaxis_title="batch", height=420)
+    return str(figure.to_json())
+
+
+__all__ = ["drift_latest", "drift_over_time", "metric_over_time", "quarantine", "timeline"]

@@ -1,0 +1,143 @@
+"""The dashboard in a real headless Chromium (Debian's, driven by Playwright) against a real
+uvicorn on 127.0.0.1: each page's content checked against the lake and the registry it reads,
+its Plotly charts drawn, screenshots saved beside the test's files; the admin actions refused
+without the token and done with it."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import polars as pl
+import pytest
+import uvicorn
+from typer.testing import CliRunner
+
+from driftloop.cli import app
+from driftloop.project import Project
+from driftloop.registry import Registry
+from driftloop.rollout.state import RolloutStatus, current
+from driftloop.ui import data
+from driftloop.ui.app import create_ui
+from tests.conftest import make_synthetic_project
+from tests.live import free_port
+
+CHROMIUM = Path("/usr/bin/chromium")
+TOKEN = "dashboard-token"
+runner = CliRunner()
+
+
+def cli(project: Project, *args: str) -> None:
+    done = runner.invoke(app, [*args, "--project", str(project.root)])
+    assert done.exit_code == 0, done.output
+
+
+@pytest.fixture(scope="module")
+def watched(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """A project with a champion, a batch with quarantined rows, two monitored days and a canary running."""
+    root = tmp_path_factory.mktemp("dashboard")
+    project = make_synthetic_project(root / "p", epochs=5)
+    times = ["2024-01-25 00:00:00", "2024-01-25 01:00:00", "2024-01-25 02:00:00"]
+    bad = pl.DataFrame({"ts": times, "a": ["0.5", "warm", "1.0"], "b": ["0.1", "0.2", ""], "c": ["x", "y", "q"],
+                        "y": ["1", "2", "3"]})  # fmt: skip
+    bad.write_csv(root / "bad.csv")
+    runner.invoke(app, ["ingest", str(root / "bad.csv"), "--project", str(project.root)])  # some rows refused
+    cli(project, "train")
+    cli(project, "promote")
+    for day in ("2024-01-18", "2024-01-19"):
+        cli(project, "predict", "--date", day)
+        cli(project, "monitor", "--date", day, "--no-report")
+    cli(project, "train")
+    cli(project, "rollout", "canary", "2", "--percent", "20")
+    return project
+
+
+@pytest.fixture
+def dashboard(watched: Project) -> Iterator[str]:
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_ui(watched, admin_token=TOKEN, refresh_seconds=45), host="127.0.0.1",
+                                           port=port, log_level="warning"))  # fmt: skip
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(30)
+
+
+def traces(page: Any, chart: str) -> int:
+    page.wait_for_function(
+        f"document.getElementById('{chart}') && document.getElementById('{chart}').data", timeout=15_000
+    )
+    return int(page.evaluate(f"document.getElementById('{chart}').data.length"))
+
+
+def test_every_page_shows_what_the_lake_and_the_registry_hold(watched: Project, dashboard: str, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM.exists(), "Debian's chromium is missing: `make test` installs it (apt-get install chromium)"
+    registry = Registry(watched)
+    events = registry.events()
+    monitoring = data.monitoring(watched)
+    quarantined = data.quality(watched).filter(pl.col("rows") > 0)
+    assert not quarantined.is_empty() and not monitoring.is_empty()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
+        )  # fmt: skip
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(dashboard + "/")
+            assert "Champion: version 1" in page.inner_text("body")
+            assert page.locator("#versions tbody tr").count() == len(registry.versions())
+            assert "canary of version 2 beside champion 1: running, 20% of traffic" in page.inner_text("body")
+            assert page.locator('meta[http-equiv="refresh"]').get_attribute("content") == "45"
+            page.screenshot(path=str(tmp_path / "overview.png"), full_page=True)
+
+            page.get_by_role("link", name="Timeline", exact=True).click()
+            assert page.locator("#events tbody tr").count() == events.height
+            assert traces(page, "timeline-chart") == events["kind"].n_unique()
+            assert "canary" in page.inner_text("#events")
+            page.screenshot(path=str(tmp_path / "timeline.png"), full_page=True)
+
+            page.get_by_role("link", name="Metrics", exact=True).click()
+            assert traces(page, "metric-chart") >= 1
+            page.screenshot(path=str(tmp_path / "metrics.png"), full_page=True)
+
+            page.get_by_role("link", name="Drift", exact=True).click()
+            newest = monitoring.filter(pl.col("section") == "input", pl.col("threshold").is_not_null())
+            columns = newest.filter(pl.col("window_end") == newest["window_end"].max())["column"].to_list()
+            assert traces(page, "drift-latest") == 2  # the statistics, and their thresholds
+            drawn = page.evaluate("document.getElementById('drift-latest').data[0].x")
+            assert sorted(drawn) == sorted(columns)
+            page.screenshot(path=str(tmp_path / "drift.png"), full_page=True)
+
+            page.get_by_role("link", name="Data quality", exact=True).click()
+            assert page.locator("#quarantine tbody tr").count() == quarantined.height
+            assert traces(page, "quarantine-chart") == quarantined["rule"].n_unique()
+            page.screenshot(path=str(tmp_path / "quality.png"), full_page=True)
+        finally:
+            browser.close()
+    assert all((tmp_path / f"{name}.png").stat().st_size > 5_000 for name in ("overview", "timeline", "quality"))
+
+
+def test_admin_actions_take_the_token_and_say_what_they_cannot_do(watched: Project, dashboard: str) -> None:
+    assert httpx.post(dashboard + "/admin/rollout/abort", timeout=30).status_code == 401
+    wrong = httpx.post(dashboard + "/admin/rollout/abort", headers={"Authorization": "Bearer nope"}, timeout=30)
+    assert wrong.status_code == 403
+    assert current(watched.lake, watched.model_name).status is RolloutStatus.RUNNING  # type: ignore[union-attr]
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    done = httpx.post(dashboard + "/admin/rollout/abort", headers=bearer, timeout=30)
+    assert done.status_code == 200 and done.json() == {"status": "aborted", "candidate": "2"}
+    again = httpx.post(dashboard + "/admin/rollout/abort", headers=bearer, timeout=30)
+    assert again.status_code == 409 and "no rollout" in again.json()["detail"]
+    no_previous = httpx.post(dashboard + "/admin/rollback", headers=bearer, timeout=30)
+    assert no_previous.status_code == 409 and "no previous champion" in no_previous.json()["detail"]
+    assert "aborted" in httpx.get(dashboard + "/", timeout=30).text
