@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
@@ -29,6 +30,19 @@ def cli(*args: str) -> dict | list:
     result = runner.invoke(app, [*args, "--json"])
     assert result.exit_code == 0, f"driftloop {' '.join(args)} failed: {result.stdout}{result.stderr}"
     return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+# Debian's Chromium, which Playwright drives in the browser tests (it never downloads one).
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def launch_chromium(playwright: Any) -> Any:
+    """Debian's Chromium, headless, through Playwright's ``sync_playwright()`` handle."""
+    assert CHROMIUM.exists(), "Debian's chromium is missing: `make test` installs it (apt-get install chromium)"
+    return playwright.chromium.launch(
+        executable_path=str(CHROMIUM), headless=True,
+        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
+    )  # fmt: skip
 
 
 def free_port() -> int:

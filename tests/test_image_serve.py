@@ -19,12 +19,11 @@ from typer.testing import CliRunner
 
 from driftloop.cli import app
 from driftloop.project import Project
+from tests.live import launch_chromium
 from tests.live import server as live_server
 from tests.test_image_registry import cli, digits_project
 from tests.test_images import GOOD, JPEG, encoded, image_folder, png_claiming
 from tests.test_serve import TOKEN, Server
-
-CHROMIUM = Path("/usr/bin/chromium")
 
 
 @pytest.fixture(scope="module")
@@ -164,16 +163,12 @@ def test_a_person_uploads_a_photo_on_the_page_and_sees_its_verdict(
 ) -> None:
     from playwright.sync_api import sync_playwright
 
-    assert CHROMIUM.exists(), "Debian's chromium is missing: `make test` installs it (apt-get install chromium)"
     project, server = served
     content, label = photo(project, 0)
     (tmp_path / "digit.png").write_bytes(content)
     (tmp_path / "notes.png").write_bytes(b"not a photo at all")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
-        )  # fmt: skip
+        browser = launch_chromium(playwright)
         try:
             page = browser.new_page()
             page.goto(str(server.client.base_url))

@@ -24,9 +24,8 @@ from driftloop.rollout.state import RolloutStatus, current
 from driftloop.ui import data
 from driftloop.ui.app import create_ui
 from tests.conftest import make_synthetic_project
-from tests.live import free_port
+from tests.live import free_port, launch_chromium
 
-CHROMIUM = Path("/usr/bin/chromium")
 TOKEN = "dashboard-token"
 runner = CliRunner()
 
@@ -81,17 +80,13 @@ def traces(page: Any, chart: str) -> int:
 def test_every_page_shows_what_the_lake_and_the_registry_hold(watched: Project, dashboard: str, tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
-    assert CHROMIUM.exists(), "Debian's chromium is missing: `make test` installs it (apt-get install chromium)"
     registry = Registry(watched)
     events = registry.events()
     monitoring = data.monitoring(watched)
     quarantined = data.quality(watched).filter(pl.col("rows") > 0)
     assert not quarantined.is_empty() and not monitoring.is_empty()
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
-        )  # fmt: skip
+        browser = launch_chromium(playwright)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(dashboard + "/")

@@ -42,12 +42,7 @@ def canary(
     version goes through the qa gates first."""
     from driftloop.rollout.canary import start_canary
 
-    rollout = start_canary(Project.load(project_dir), version, percent)
-    if as_json:
-        emit_json(_as_dict(rollout))
-        return
-    out.print(f"[green]canary[/] {rollout.reason}")
-    out.print("The servers take it within their next check ([rollout] guard_seconds); `driftloop rollout status`.")
+    _started(start_canary(Project.load(project_dir), version, percent), as_json)
 
 
 @app.command("ab")
@@ -65,12 +60,7 @@ def ab(
     metric_alpha confidence, however often it is looked at; the verdict is an event and an alert."""
     from driftloop.rollout.canary import start_ab
 
-    rollout = start_ab(Project.load(project_dir), version, percent)
-    if as_json:
-        emit_json(_as_dict(rollout))
-        return
-    out.print(f"[green]a/b[/] {rollout.reason}")
-    out.print("The servers take it within their next check ([rollout] guard_seconds); `driftloop rollout status`.")
+    _started(start_ab(Project.load(project_dir), version, percent), as_json)
 
 
 @app.command("status")
@@ -131,6 +121,14 @@ def promote(project_dir: ProjectOption = Path(), as_json: JsonOption = False) ->
         emit_json(_as_dict(rollout))
     else:
         out.print(f"version {rollout.candidate}: {rollout.status} ({rollout.reason})")
+
+
+def _started(rollout: Rollout, as_json: bool) -> None:
+    if as_json:
+        emit_json(_as_dict(rollout))
+        return
+    out.print(f"[green]{rollout.kind}[/] {rollout.reason}")
+    out.print("The servers take it within their next check ([rollout] guard_seconds); `driftloop rollout status`.")
 
 
 def _as_dict(rollout: Rollout) -> dict[str, object]:
