@@ -18,9 +18,11 @@ import uvicorn
 from typer.testing import CliRunner
 
 from driftloop.cli import app
+from driftloop.cli.serve import with_ui
 from driftloop.project import Project
 from driftloop.registry import Registry
 from driftloop.rollout.state import RolloutStatus, current
+from driftloop.serve.app import app_of
 from driftloop.ui import data
 from driftloop.ui.app import create_ui
 from tests.conftest import make_synthetic_project
@@ -136,3 +138,32 @@ def test_admin_actions_take_the_token_and_say_what_they_cannot_do(watched: Proje
     no_previous = httpx.post(dashboard + "/admin/rollback", headers=bearer, timeout=30)
     assert no_previous.status_code == 409 and "no previous champion" in no_previous.json()["detail"]
     assert "aborted" in httpx.get(dashboard + "/", timeout=30).text
+
+
+def test_the_dashboard_is_served_under_the_prediction_server_too(watched: Project) -> None:
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(with_ui(app_of(watched), watched, None), host="127.0.0.1", port=port,
+                                           log_level="warning"))  # fmt: skip
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        overview = httpx.get(base + "/ui/", timeout=30)
+        assert overview.status_code == 200 and "Champion: version 1" in overview.text
+        assert (
+            'href="timeline"' in overview.text and 'src="plotly.js"' in overview.text
+        )  # relative: they follow the mount
+        assert httpx.get(base + "/ui/timeline", timeout=30).status_code == 200
+        assert (
+            httpx.get(base + "/ui/plotly.js", timeout=30).headers["content-type"].startswith("application/javascript")
+        )
+        row = watched.lake.read("features").select("ts", "a", "b", "c").head(1)
+        answer = httpx.post(base + "/v1/predict", json=row.with_columns(pl.col("ts").cast(pl.String)).to_dicts(),
+                            timeout=30)  # fmt: skip
+        assert answer.status_code == 200  # the scoring routes answer as before
+    finally:
+        server.should_exit = True
+        thread.join(30)

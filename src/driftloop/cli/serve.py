@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -18,6 +18,7 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on (default: [serve] host, 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: [serve] port, 8000).", min=0, max=65535)] = None,
     workers: Annotated[int | None, typer.Option(help="Server processes (default: [serve] workers).", min=1)] = None,
+    ui: Annotated[bool, typer.Option("--ui", help="Serve the dashboard (`driftloop ui`) under /ui/ too.")] = False,
     project_dir: ProjectOption = Path(),
 ) -> None:
     """Serve the champion: /v1/predict, MLflow's /invocations, Open Inference v2, /metrics (an image project's:
@@ -39,13 +40,40 @@ def serve(
     token = os.environ.get(settings.admin_token_env) or None  # read here, at the edge, once
     admin = "enabled" if token else f"disabled (set {settings.admin_token_env})"
     page = "upload page at /; " if project.settings.images is not None else ""
+    page += "dashboard at /ui/; " if ui else ""
     err.print(f"driftloop serve: {project.settings.project.name} on http://{host}:{port} ({workers} worker(s)); "
               f"{page}docs at /docs; POST /admin/reload {admin}", highlight=False)  # fmt: skip
     # Graceful shutdown: SIGTERM stops accepting, in-flight requests finish, the lifespan flushes the log.
     if workers == 1:
-        uvicorn.run(app_of(project, admin_token=token), host=host, port=port, log_level="warning",
+        app = app_of(project, admin_token=token)
+        uvicorn.run(with_ui(app, project, token) if ui else app, host=host, port=port, log_level="warning",
                     timeout_graceful_shutdown=30)  # fmt: skip
         return
     os.environ[PROJECT_ENV] = str(project.root)  # each worker process builds its app from it
-    uvicorn.run("driftloop.serve.app:app_from_environment", factory=True, host=host, port=port, workers=workers,
+    os.environ[UI_ENV] = "1" if ui else ""
+    uvicorn.run("driftloop.cli.serve:worker_app", factory=True, host=host, port=port, workers=workers,
                 log_level="warning", timeout_graceful_shutdown=30)  # fmt: skip
+
+
+# Set for the worker processes when they serve the dashboard too.
+UI_ENV = "DRIFTLOOP_SERVE_UI"
+
+
+def with_ui(app: Any, project: Project, token: str | None) -> Any:
+    """``app`` with the dashboard mounted under /ui/ (its pages' links are relative)."""
+    from driftloop.ui.app import create_ui
+
+    inner = getattr(app, "app", app)  # the FastAPI app behind the plain-ASGI scoring routes
+    inner.mount("/ui", create_ui(project, admin_token=token, refresh_seconds=30.0))
+    return app
+
+
+def worker_app() -> Any:
+    """What each ``--workers`` process runs: the project's server, with the dashboard when asked."""
+    from driftloop.serve.app import PROJECT_ENV, app_from_environment
+
+    app = app_from_environment()
+    if os.environ.get(UI_ENV):
+        project = Project.load(os.environ[PROJECT_ENV])
+        app = with_ui(app, project, os.environ.get(project.settings.serve.admin_token_env) or None)
+    return app
