@@ -120,6 +120,10 @@ def test_every_page_shows_what_the_lake_and_the_registry_hold(watched: Project, 
             assert page.locator("#quarantine tbody tr").count() == quarantined.height
             assert traces(page, "quarantine-chart") == quarantined["rule"].n_unique()
             page.screenshot(path=str(tmp_path / "quality.png"), full_page=True)
+
+            page.get_by_role("link", name="Traffic", exact=True).click()
+            shown = page.inner_text("body")  # no server answered here yet, and none was named for its latency
+            assert "No request answered in the last 1 hour(s)." in shown and "driftloop ui --server URL" in shown
         finally:
             browser.close()
     assert all((tmp_path / f"{name}.png").stat().st_size > 5_000 for name in ("overview", "timeline", "quality"))
@@ -142,7 +146,8 @@ def test_admin_actions_take_the_token_and_say_what_they_cannot_do(watched: Proje
 
 def test_the_dashboard_is_served_under_the_prediction_server_too(watched: Project) -> None:
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(with_ui(app_of(watched), watched, None), host="127.0.0.1", port=port,
+    here = f"http://127.0.0.1:{port}"
+    server = uvicorn.Server(uvicorn.Config(with_ui(app_of(watched), watched, None, here), host="127.0.0.1", port=port,
                                            log_level="warning"))  # fmt: skip
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -164,6 +169,18 @@ def test_the_dashboard_is_served_under_the_prediction_server_too(watched: Projec
         answer = httpx.post(base + "/v1/predict", json=row.with_columns(pl.col("ts").cast(pl.String)).to_dicts(),
                             timeout=30)  # fmt: skip
         assert answer.status_code == 200  # the scoring routes answer as before
+        deadline = time.monotonic() + 30
+        while "traffic-chart" not in (shown := httpx.get(base + "/ui/traffic", timeout=30).text):
+            assert time.monotonic() < deadline, shown[-2000:]  # the log reaches the lake every 2 s
+            time.sleep(0.5)
+        assert '<table id="latency">' in shown and "/v1/predict" in shown  # read from its own /metrics
     finally:
         server.should_exit = True
         thread.join(30)
+
+
+def test_latency_quantiles_are_read_from_a_cumulative_histogram_as_prometheus_does() -> None:
+    buckets = [(0.005, 50.0), (0.01, 90.0), (0.025, 99.0), (0.05, 100.0), (float("inf"), 100.0)]
+    assert data._quantile(buckets, 0.5) == pytest.approx(0.005)  # the 50th of 100 is the top of the first bucket
+    assert data._quantile(buckets, 0.95) == pytest.approx(0.01 + 0.015 * 5 / 9)  # interpolated in (0.01, 0.025]
+    assert data._quantile([(0.1, 10.0), (float("inf"), 20.0)], 0.99) == 0.1  # beyond the last bound: the bound

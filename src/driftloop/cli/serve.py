@@ -43,28 +43,31 @@ def serve(
     page += "dashboard at /ui/; " if ui else ""
     err.print(f"driftloop serve: {project.settings.project.name} on http://{host}:{port} ({workers} worker(s)); "
               f"{page}docs at /docs; POST /admin/reload {admin}", highlight=False)  # fmt: skip
+    here = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"  # where the dashboard reads metrics
     # Graceful shutdown: SIGTERM stops accepting, in-flight requests finish, the lifespan flushes the log.
     if workers == 1:
         app = app_of(project, admin_token=token)
-        uvicorn.run(with_ui(app, project, token) if ui else app, host=host, port=port, log_level="warning",
+        uvicorn.run(with_ui(app, project, token, here) if ui else app, host=host, port=port, log_level="warning",
                     timeout_graceful_shutdown=30)  # fmt: skip
         return
     os.environ[PROJECT_ENV] = str(project.root)  # each worker process builds its app from it
-    os.environ[UI_ENV] = "1" if ui else ""
+    os.environ[UI_ENV] = here if ui else ""
     uvicorn.run("driftloop.cli.serve:worker_app", factory=True, host=host, port=port, workers=workers,
                 log_level="warning", timeout_graceful_shutdown=30)  # fmt: skip
 
 
-# Set for the worker processes when they serve the dashboard too.
+# The server's address, set for the worker processes when they serve the dashboard too.
 UI_ENV = "DRIFTLOOP_SERVE_UI"
 
 
-def with_ui(app: Any, project: Project, token: str | None) -> Any:
-    """``app`` with the dashboard mounted under /ui/ (its pages' links are relative)."""
+def with_ui(app: Any, project: Project, token: str | None, here: str | None = None) -> Any:
+    """``app`` with the dashboard mounted under /ui/ (its pages' links are relative); ``here`` is
+    the server's own address, whose metrics the dashboard reads."""
     from driftloop.ui.app import create_ui
 
     inner = getattr(app, "app", app)  # the FastAPI app behind the plain-ASGI scoring routes
-    inner.mount("/ui", create_ui(project, admin_token=token, refresh_seconds=30.0))
+    metrics = f"{here}/metrics" if here else None
+    inner.mount("/ui", create_ui(project, admin_token=token, refresh_seconds=30.0, metrics_url=metrics))
     return app
 
 
@@ -73,7 +76,8 @@ def worker_app() -> Any:
     from driftloop.serve.app import PROJECT_ENV, app_from_environment
 
     app = app_from_environment()
-    if os.environ.get(UI_ENV):
+    here = os.environ.get(UI_ENV)
+    if here:
         project = Project.load(os.environ[PROJECT_ENV])
-        app = with_ui(app, project, os.environ.get(project.settings.serve.admin_token_env) or None)
+        app = with_ui(app, project, os.environ.get(project.settings.serve.admin_token_env) or None, here)
     return app

@@ -18,10 +18,14 @@ def ui(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.", min=0, max=65535)] = 8050,
     refresh: Annotated[float, typer.Option(help="Seconds between a page's reloads.", min=1)] = 30.0,
+    server: Annotated[
+        str | None, typer.Option(help="A prediction server (http://host:port) whose latency the Traffic page shows.")
+    ] = None,
     project_dir: ProjectOption = Path(),
 ) -> None:
     """The dashboard: the champion and the versions, the decision timeline, the metric over time per stream, drift
-    per input, quarantined rows by rule and batch, the rollout and its guards. It reads the lake and the registry
+    per input, quarantined rows by rule and batch, the rollout and its guards, requests a minute per source and (with
+    --server) each endpoint's latency. It reads the lake and the registry
     and writes nothing; ending a rollout or rolling back takes the admin token (DRIFTLOOP_ADMIN_TOKEN)."""
     from driftloop.ui.app import TOKEN_VARIABLE, create_ui
 
@@ -35,5 +39,6 @@ def ui(
     admin = "enabled" if token else f"disabled (set {TOKEN_VARIABLE})"
     err.print(f"driftloop ui: {project.settings.project.name} on http://{host}:{port}, every page reloading each "
               f"{refresh:g} s; admin actions {admin}", highlight=False)  # fmt: skip
-    uvicorn.run(create_ui(project, admin_token=token, refresh_seconds=refresh), host=host, port=port,
-                log_level="warning")  # fmt: skip
+    metrics = f"{server.rstrip('/')}/metrics" if server else None
+    uvicorn.run(create_ui(project, admin_token=token, refresh_seconds=refresh, metrics_url=metrics), host=host,
+                port=port, log_level="warning")  # fmt: skip

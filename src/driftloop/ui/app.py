@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 from fastapi import FastAPI, Request
@@ -22,8 +23,11 @@ from driftloop.ui.pages import Markup, chart, page, paragraph, table
 TOKEN_VARIABLE = "DRIFTLOOP_ADMIN_TOKEN"
 
 
-def create_ui(project: Project, *, admin_token: str | None = None, refresh_seconds: float = 30.0) -> FastAPI:
-    """The dashboard of ``project``; ``admin_token`` enables the admin actions."""
+def create_ui(
+    project: Project, *, admin_token: str | None = None, refresh_seconds: float = 30.0, metrics_url: str | None = None
+) -> FastAPI:
+    """The dashboard of ``project``; ``admin_token`` enables the admin actions; ``metrics_url`` is
+    a server's Prometheus ``/metrics``, whose latency the Traffic page shows."""
     import plotly.offline
 
     app = FastAPI(title=f"driftloop dashboard: {project.settings.project.name}", docs_url=None, redoc_url=None)
@@ -52,6 +56,7 @@ def create_ui(project: Project, *, admin_token: str | None = None, refresh_secon
         ("/metrics", "Metrics", lambda: metrics(project)),
         ("/drift", "Drift", lambda: drift(project)),
         ("/quality", "Data quality", lambda: quality(project)),
+        ("/traffic", "Traffic", lambda: traffic(project, metrics_url)),
     ):
         app.get(path, response_class=HTMLResponse, summary=title)(served(title, path, body))
 
@@ -166,5 +171,30 @@ def quality(project: Project) -> str:
         )
     )
 
+
+def traffic(project: Project, metrics_url: str | None) -> str:
+    """Requests a minute per source over the last hour (from the prediction log), and each
+    endpoint's latency since its server started (from its metrics)."""
+    since = datetime.now(UTC) - timedelta(hours=TRAFFIC_HOURS)
+    requests = data.traffic(project, since)
+    parts = [chart("traffic-chart", charts.traffic(requests))] if not requests.is_empty() else [
+        paragraph(f"No request answered in the last {TRAFFIC_HOURS:g} hour(s).", "muted")
+    ]  # fmt: skip
+    parts.append("<h2>Latency</h2>")
+    if metrics_url is None:
+        parts.append(paragraph("Give the server (`driftloop ui --server URL`, or `driftloop serve --ui`) to see it.",
+                               "muted"))  # fmt: skip
+        return "".join(parts)
+    try:
+        endpoints = data.latency(metrics_url)
+    except DriftloopError as exc:
+        return "".join([*parts, paragraph(str(exc), "bad")])
+    rows = [(e.endpoint, e.requests, e.p50_ms, e.p99_ms) for e in endpoints]
+    parts.append(table(["endpoint", "requests since start", "p50 ms", "p99 ms"], rows, table_id="latency"))
+    return "".join(parts)
+
+
+# Hours of traffic the Traffic page shows.
+TRAFFIC_HOURS = 1.0
 
 __all__ = ["create_ui"]

@@ -82,4 +82,15 @@ def quarantine(quality: pl.DataFrame) -> str:
     return str(figure.to_json())
 
 
-__all__ = ["drift_latest", "drift_over_time", "metric_over_time", "quarantine", "timeline"]
+def traffic(requests: pl.DataFrame) -> str:
+    """Requests a minute, per source (the champion's online answers, a canary's, a shadow's)."""
+    figure = go.Figure()
+    for source in requests["source"].unique(maintain_order=True).to_list():
+        these = requests.filter(pl.col("source") == source)
+        figure.add_trace(go.Scatter(x=these["minute"].to_list(), y=these["requests"].to_list(), mode="lines+markers",
+                                    name=source))  # fmt: skip
+    figure.update_layout(title="Requests a minute, per source", xaxis_title="minute (UTC)", height=420)
+    return str(figure.to_json())
+
+
+__all__ = ["drift_latest", "drift_over_time", "metric_over_time", "quarantine", "timeline", "traffic"]

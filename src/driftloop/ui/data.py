@@ -4,10 +4,16 @@ for every page (a page is what the tables say now)."""
 from __future__ import annotations
 
 import json
+import math
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import polars as pl
 
+from driftloop.errors import DriftloopError
 from driftloop.lake import Table
 from driftloop.project import Project
 from driftloop.rollout.state import Rollout, current, history
@@ -68,4 +74,70 @@ def quality(project: Project) -> pl.DataFrame:
                                       "rule": pl.String, "rows": pl.Int64, "rows_in": pl.Int64})  # fmt: skip
 
 
-__all__ = ["events", "monitoring", "quality", "rollout", "versions"]
+def traffic(project: Project, since: datetime) -> pl.DataFrame:
+    """Requests and rows a minute since ``since``, per source (online, canary, shadow), from the
+    prediction log (a server writes it every ``flush_seconds``)."""
+    if not project.lake.exists(Table.PREDICTIONS):
+        return pl.DataFrame(schema={"minute": pl.Datetime("us", "UTC"), "source": pl.String, "requests": pl.UInt32,
+                                    "rows": pl.UInt32})  # fmt: skip
+    answered = project.lake.scan(Table.PREDICTIONS).filter(
+        pl.col("model_name") == project.model_name, pl.col("scored_at") >= since, pl.col("source") != "batch"
+    )
+    return (
+        answered.group_by(pl.col("scored_at").dt.truncate("1m").alias("minute"), "source")
+        .agg(pl.col("request_id").n_unique().alias("requests"), pl.len().alias("rows"))
+        .sort("minute")
+        .collect()
+    )
+
+
+@dataclass(frozen=True)
+class Latency:
+    """One endpoint's answers since its server started: how many, and the quantiles of their time."""
+
+    endpoint: str
+    requests: int
+    p50_ms: float
+    p99_ms: float
+
+
+def latency(metrics_url: str) -> list[Latency]:
+    """Each endpoint's latency, from a server's Prometheus ``/metrics`` (its request histogram);
+    a DriftloopError when the server cannot be read."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        with urllib.request.urlopen(metrics_url, timeout=5) as answer:
+            text = answer.read().decode()
+    except (urllib.error.URLError, OSError) as exc:
+        raise DriftloopError(f"cannot read the server's metrics at {metrics_url}: {exc}") from exc
+    buckets: dict[str, list[tuple[float, float]]] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != "driftloop_request_seconds":
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_bucket"):
+                buckets.setdefault(sample.labels["endpoint"], []).append((float(sample.labels["le"]), sample.value))
+    answered = {endpoint: pairs for endpoint, pairs in sorted(buckets.items()) if max(c for _, c in pairs) > 0}
+    return [Latency(endpoint, int(max(c for _, c in pairs)), _quantile(pairs, 0.5) * 1000,
+                    _quantile(pairs, 0.99) * 1000) for endpoint, pairs in answered.items()]  # fmt: skip
+
+
+def _quantile(buckets: list[tuple[float, float]], q: float) -> float:
+    """The ``q`` quantile of a cumulative histogram, interpolated within its bucket as Prometheus'
+    ``histogram_quantile`` does."""
+    ordered = sorted(buckets)
+    total = ordered[-1][1]
+    wanted = q * total
+    lower_bound, lower_count = 0.0, 0.0
+    for bound, count in ordered:
+        if count >= wanted:
+            if math.isinf(bound):
+                return lower_bound  # beyond the largest finite bucket: its bound is all that is known
+            share = (wanted - lower_count) / (count - lower_count) if count > lower_count else 1.0
+            return lower_bound + (bound - lower_bound) * share
+        lower_bound, lower_count = bound, count
+    return lower_bound
+
+
+__all__ = ["Latency", "events", "latency", "monitoring", "quality", "rollout", "traffic", "versions"]

@@ -10,7 +10,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 # Path -> title; links are relative, so the dashboard works wherever it is mounted.
-PAGES = {"/": "Overview", "/timeline": "Timeline", "/metrics": "Metrics", "/drift": "Drift", "/quality": "Data quality"}
+PAGES = {"/": "Overview", "/timeline": "Timeline", "/metrics": "Metrics", "/drift": "Drift", "/quality": "Data quality",
+         "/traffic": "Traffic"}  # fmt: skip
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 0 2rem 2rem; color: #222; }
 nav { display: flex; gap: 1.2rem; padding: 1rem 0; border-bottom: 1px solid #ddd; margin-bottom: 1rem; }
