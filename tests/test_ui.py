@@ -114,6 +114,9 @@ def test_every_page_shows_what_the_lake_and_the_registry_hold(watched: Project, 
             assert traces(page, "drift-latest") == 2  # the statistics, and their thresholds
             drawn = page.evaluate("document.getElementById('drift-latest').data[0].x")
             assert sorted(drawn) == sorted(columns)
+            window = data.newest_window(watched)
+            assert window is not None and page.locator("[id^=input-]").count() == len(window.reference.columns)
+            assert traces(page, "input-0") == 2  # training and the window, on the same bins
             page.screenshot(path=str(tmp_path / "drift.png"), full_page=True)
 
             page.get_by_role("link", name="Data quality", exact=True).click()

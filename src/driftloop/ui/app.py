@@ -17,7 +17,7 @@ from driftloop.project import Project
 from driftloop.serve.operations import authorise
 from driftloop.serve.routes import refusal_responses
 from driftloop.ui import charts, data
-from driftloop.ui.pages import Markup, chart, page, paragraph, table
+from driftloop.ui.pages import chart, page, paragraph, table
 
 # What the admin actions answer to, and where their token is set.
 TOKEN_VARIABLE = "DRIFTLOOP_ADMIN_TOKEN"
@@ -146,10 +146,15 @@ def drift(project: Project) -> str:
     if monitoring.is_empty():
         return paragraph("No window monitored yet: `driftloop monitor`.", "muted")
     latest, _ = charts.drift_latest(monitoring)
-    report = project.root / "reports"
-    link = (Markup(f'<p class="muted">Reference-against-current plots per input: the HTML reports in '
-                   f"{report} (`driftloop monitor` writes one per window).</p>"))  # fmt: skip
-    return chart("drift-latest", latest) + chart("drift-over-time", charts.drift_over_time(monitoring)) + link
+    parts = [chart("drift-latest", latest), chart("drift-over-time", charts.drift_over_time(monitoring))]
+    window = data.newest_window(project)
+    if window is not None:
+        parts.append(f"<h2>Training against the window ending {window.until} (version {window.version})</h2>")
+        for number, (name, reference) in enumerate(window.reference.columns.items()):
+            current = window.current.columns.get(name)
+            if current is not None:
+                parts.append(chart(f"input-{number}", charts.reference_against_current(name, reference, current)))
+    return "".join(parts)
 
 
 def quality(project: Project) -> str:

@@ -3,9 +3,12 @@ plotly.js the package ships)."""
 
 from __future__ import annotations
 
+import itertools
+
 import polars as pl
 
 from driftloop.errors import MissingDependency
+from driftloop.profiles import CategoryProfile, ColumnProfile, NumericProfile
 
 try:
     import plotly.graph_objects as go
@@ -13,6 +16,8 @@ except ModuleNotFoundError as missing:  # the reports extra draws the charts
     raise MissingDependency.of(missing, extra="reports", purpose="the dashboard") from missing
 
 PERFORMANCE = "performance"
+# Bars a number's distribution is drawn with, at most (its profile has up to 100 bins).
+DISPLAY_BINS = 25
 # The statistics a monitored window's performance rows hold that are metrics (not residuals).
 METRICS = ("mae", "rmse", "smape", "r2", "accuracy", "balanced_accuracy", "macro_f1", "roc_auc", "log_loss", "brier")
 
@@ -58,6 +63,41 @@ def drift_latest(monitoring: pl.DataFrame) -> tuple[str, str | None]:
     return str(figure.to_json()), newest
 
 
+def reference_against_current(name: str, reference: ColumnProfile, current: ColumnProfile) -> str:
+    """One input's distribution in training against the window's: for a number, the density of
+    rows on the training profile's bins (the open outer bins drawn as wide as their neighbours);
+    for a category, the share of rows per category."""
+    widths: list[float] | None = None
+    labels: list[float] | list[str]
+    if isinstance(reference, NumericProfile) and isinstance(current, NumericProfile):
+        inner = reference.edges[1:-1] or [0.0]
+        step = (inner[-1] - inner[0]) / max(len(inner) - 1, 1) or 1.0
+        bounds = [inner[0] - step, *inner, inner[-1] + step]
+        # Neighbouring bins drawn together, DISPLAY_BINS at most: a window of a day is a few dozen rows.
+        group = max(1, -(-(len(bounds) - 1) // DISPLAY_BINS))
+        drawn = bounds[::group] if (len(bounds) - 1) % group == 0 else [*bounds[::group], bounds[-1]]
+        widths = [b - a for a, b in itertools.pairwise(drawn)]
+        labels = [(a + b) / 2 for a, b in itertools.pairwise(drawn)]
+        counts = [[sum(p.counts[i : i + group]) for i in range(0, len(p.counts), group)] for p in (reference, current)]
+        heights = [[s / w for s, w in zip(_shares(c), widths, strict=True)] for c in counts]
+        axis = "share of rows per unit"
+    else:
+        assert isinstance(reference, CategoryProfile) and isinstance(current, CategoryProfile)
+        names = sorted(set(reference.counts) | set(current.counts))
+        labels, heights = names, [_shares([p.counts.get(c, 0) for c in names]) for p in (reference, current)]
+        axis = "share of rows"
+    figure = go.Figure([go.Bar(x=labels, y=heights[0], width=widths, name="training", opacity=0.55),
+                        go.Bar(x=labels, y=heights[1], width=widths, name="window", opacity=0.55)])  # fmt: skip
+    figure.update_layout(barmode="overlay", bargap=0, title=name, yaxis_title=axis, height=300,
+                         margin={"t": 40, "b": 30})  # fmt: skip
+    return str(figure.to_json())
+
+
+def _shares(counts: list[int]) -> list[float]:
+    total = sum(counts)
+    return [c / total if total else 0.0 for c in counts]
+
+
 def drift_over_time(monitoring: pl.DataFrame) -> str:
     """Each input's drift statistic over the windows, over its threshold (1.0: at the threshold)."""
     tested = monitoring.filter(pl.col("section") == "input", pl.col("threshold") > 0).sort("window_end")
@@ -93,4 +133,12 @@ def traffic(requests: pl.DataFrame) -> str:
     return str(figure.to_json())
 
 
-__all__ = ["drift_latest", "drift_over_time", "metric_over_time", "quarantine", "timeline", "traffic"]
+__all__ = [
+    "drift_latest",
+    "drift_over_time",
+    "metric_over_time",
+    "quarantine",
+    "reference_against_current",
+    "timeline",
+    "traffic",
+]

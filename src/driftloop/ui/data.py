@@ -15,6 +15,7 @@ import polars as pl
 
 from driftloop.errors import DriftloopError
 from driftloop.lake import Table
+from driftloop.profiles import Profile
 from driftloop.project import Project
 from driftloop.rollout.state import Rollout, current, history
 
@@ -92,6 +93,41 @@ def traffic(project: Project, since: datetime) -> pl.DataFrame:
 
 
 @dataclass(frozen=True)
+class WindowProfiles:
+    """The newest monitored window of the batch stream: the inputs' training profile of the
+    version that scored it, and the window's own on the same bins."""
+
+    since: datetime
+    until: datetime
+    version: str
+    reference: Profile
+    current: Profile
+
+
+def newest_window(project: Project) -> WindowProfiles | None:
+    """The profiles of the newest window ``driftloop monitor`` tested the inputs of (None before
+    one, or when its features are gone, or for an image project)."""
+    from driftloop.monitor.window import input_drift
+    from driftloop.registry import Registry
+
+    tested = monitoring(project)
+    clock = project.contract.clock
+    if tested.is_empty() or clock is None or project.settings.images is not None:
+        return None
+    inputs = tested.filter(pl.col("section") == "input").sort("window_end")
+    if inputs.is_empty():
+        return None
+    newest = inputs.row(-1, named=True)
+    low, high = clock.bounds(newest["window_start"], newest["window_end"])
+    rows = project.lake.read(Table.FEATURES, since=low, until=high, time_column=clock.column)
+    if rows.is_empty():
+        return None
+    package = Registry(project).load(newest["model_version"])
+    _, reference, current = input_drift(package, rows, project)
+    return WindowProfiles(newest["window_start"], newest["window_end"], newest["model_version"], reference, current)
+
+
+@dataclass(frozen=True)
 class Latency:
     """One endpoint's answers since its server started: how many, and the quantiles of their time."""
 
@@ -140,4 +176,7 @@ def _quantile(buckets: list[tuple[float, float]], q: float) -> float:
     return lower_bound
 
 
-__all__ = ["Latency", "events", "latency", "monitoring", "quality", "rollout", "traffic", "versions"]
+__all__ = [
+    "Latency", "WindowProfiles", "events", "latency", "monitoring", "newest_window", "quality", "rollout", "traffic",
+    "versions",
+]  # fmt: skip
