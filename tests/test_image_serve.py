@@ -235,4 +235,4 @@ def test_with_keep_images_the_answered_photos_join_the_lake_once_to_be_labelled_
 def test_a_canary_of_an_image_model_is_refused_with_the_reason(served: tuple[Project, Server]) -> None:
     project, _ = served
     done = CliRunner().invoke(app, ["rollout", "canary", "1", "--project", str(project.root)])
-    assert done.exit_code == 1 and "canary rollouts serve table models so far" in " ".join(done.output.split())
+    assert done.exit_code == 1 and "rollouts serve table models so far" in " ".join(done.output.split())
