@@ -80,18 +80,24 @@ def service(command: list[str], *, ready: Callable[[], bool], log: Path, seconds
 
 @contextmanager
 def server(project: Project, admin_token: str | None = None) -> Iterator[httpx.Client]:
-    """The app on a real uvicorn server on 127.0.0.1, in a thread of this process."""
-    port = free_port()
-    app = app_of(project, admin_token=admin_token)
-    running = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=running.run, daemon=True)
+    """The project's app on a real uvicorn server on 127.0.0.1, in a thread of this process."""
+    with running(app_of(project, admin_token=admin_token)) as base, httpx.Client(base_url=base, timeout=30) as client:
+        yield client
+
+
+@contextmanager
+def running(app: Any, port: int | None = None) -> Iterator[str]:
+    """``app`` (any ASGI app) on a real uvicorn server on 127.0.0.1 (``port``, or a free one), in a
+    thread of this process; its base URL."""
+    port = port or free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
-    while not running.started and time.monotonic() < deadline:
+    while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            yield client
+        yield f"http://127.0.0.1:{port}"
     finally:
-        running.should_exit = True
+        server.should_exit = True
         thread.join(30)

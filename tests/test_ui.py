@@ -5,7 +5,6 @@ without the token and done with it."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,6 @@ from typing import Any
 import httpx
 import polars as pl
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
 from driftloop.cli import app
@@ -26,7 +24,7 @@ from driftloop.serve.app import app_of
 from driftloop.ui import data
 from driftloop.ui.app import create_ui
 from tests.conftest import make_synthetic_project
-from tests.live import free_port, launch_chromium
+from tests.live import free_port, launch_chromium, running
 
 TOKEN = "dashboard-token"
 runner = CliRunner()
@@ -59,17 +57,8 @@ def watched(tmp_path_factory: pytest.TempPathFactory) -> Project:
 
 @pytest.fixture
 def dashboard(watched: Project) -> Iterator[str]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_ui(watched, admin_token=TOKEN, refresh_seconds=45), host="127.0.0.1",
-                                           port=port, log_level="warning"))  # fmt: skip
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(30)
+    with running(create_ui(watched, admin_token=TOKEN, refresh_seconds=45)) as base:
+        yield base
 
 
 def traces(page: Any, chart: str) -> int:
@@ -149,25 +138,14 @@ def test_admin_actions_take_the_token_and_say_what_they_cannot_do(watched: Proje
 
 def test_the_dashboard_is_served_under_the_prediction_server_too(watched: Project) -> None:
     port = free_port()
-    here = f"http://127.0.0.1:{port}"
-    server = uvicorn.Server(uvicorn.Config(with_ui(app_of(watched), watched, None, here), host="127.0.0.1", port=port,
-                                           log_level="warning"))  # fmt: skip
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
-        base = f"http://127.0.0.1:{port}"
+    with running(with_ui(app_of(watched), watched, None, f"http://127.0.0.1:{port}"), port) as base:
         overview = httpx.get(base + "/ui/", timeout=30)
         assert overview.status_code == 200 and "Champion: version 1" in overview.text
-        assert (
-            'href="timeline"' in overview.text and 'src="plotly.js"' in overview.text
-        )  # relative: they follow the mount
+        # Relative links and script: they follow the mount.
+        assert 'href="timeline"' in overview.text and 'src="plotly.js"' in overview.text
         assert httpx.get(base + "/ui/timeline", timeout=30).status_code == 200
-        assert (
-            httpx.get(base + "/ui/plotly.js", timeout=30).headers["content-type"].startswith("application/javascript")
-        )
+        script = httpx.get(base + "/ui/plotly.js", timeout=30)
+        assert script.headers["content-type"].startswith("application/javascript")
         row = watched.lake.read("features").select("ts", "a", "b", "c").head(1)
         answer = httpx.post(base + "/v1/predict", json=row.with_columns(pl.col("ts").cast(pl.String)).to_dicts(),
                             timeout=30)  # fmt: skip
@@ -177,9 +155,6 @@ def test_the_dashboard_is_served_under_the_prediction_server_too(watched: Projec
             assert time.monotonic() < deadline, shown[-2000:]  # the log reaches the lake every 2 s
             time.sleep(0.5)
         assert '<table id="latency">' in shown and "/v1/predict" in shown  # read from its own /metrics
-    finally:
-        server.should_exit = True
-        thread.join(30)
 
 
 def test_latency_quantiles_are_read_from_a_cumulative_histogram_as_prometheus_does() -> None:
