@@ -25,6 +25,11 @@ class FeatureSet:
         self.contract = contract
         self._steps = self._compile(nw)
 
+    def same_as(self, other: FeatureSet) -> bool:
+        """Whether ``other`` computes the same columns from the same contract (two versions of a
+        model trained on one project's settings do): its features of a frame are this one's."""
+        return self.definitions == other.definitions and self.contract == other.contract
+
     @property
     def derived(self) -> list[str]:
         """Columns the definitions add."""

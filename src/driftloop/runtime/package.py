@@ -100,7 +100,15 @@ class ModelPackage:
 
     def predict_raw(self, rows: pl.DataFrame) -> np.ndarray:
         """The network's outputs for typed rows: scaled numbers and logits, heads side by side."""
-        numbers, categories = self.preprocessor.transform(self.features.apply(rows))
+        return self.network_outputs(self.features.apply(rows))
+
+    def predict_featured(self, featured: pl.DataFrame) -> pl.DataFrame:
+        """Predictions for typed rows whose features are computed already (``features.apply``)."""
+        return self.heads.decode(self.network_outputs(featured))
+
+    def network_outputs(self, featured: pl.DataFrame) -> np.ndarray:
+        """The network's outputs for rows with their features: preprocessed, then scored."""
+        numbers, categories = self.preprocessor.transform(featured)
         return self.network(numbers, categories)
 
     def interface(self) -> dict[str, Any]:

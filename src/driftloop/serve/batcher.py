@@ -220,21 +220,24 @@ class MicroBatcher:
             return [self._score_alone(job, *arms[job.arm or CHAMPION]) for job in jobs]  # find who is at fault
         chosen = pl.Series(np.repeat([job.arm == CANDIDATE for job in jobs], [job.rows for job in jobs]))
         ids = pl.Series([f"{job.request_id}|{i}" for job in jobs for i in range(job.rows)])
-        answered = champion.model.predict(typed)
+        ours, theirs = champion.model.package, canary.model.package
+        featured = ours.features.apply(typed)  # once: two versions of one project compute the same features
+        answered = ours.predict_featured(featured)
         records: dict[str, list[dict[str, Any]]] = {CHAMPION: [], CANDIDATE: []}
-        for arm, rows in ((CHAMPION, ~chosen), (CANDIDATE, chosen)):
-            if not rows.any():
-                continue
-            mine = typed.filter(rows)
-            deployment, outputs = (
-                (canary, canary.model.predict(mine)) if arm == CANDIDATE else (champion, answered.filter(rows))
-            )
-            shadowed = tuple((s, s.model.predict(mine)) for s in shadows) if arm == CHAMPION else ()
-            self.on_scored(Scored(mine, outputs, deployment, ids.filter(rows).to_list(), shadowed))
-            records[arm] = outputs.to_dicts()
-            if arm == CANDIDATE and self.watch is not None:
-                heads = canary.model.package.heads
-                self.watch.compared(outputs.height, output_gap(answered.filter(rows), outputs, heads))
+        others = ~chosen
+        if others.any():
+            mine, outputs = typed.filter(others), answered.filter(others)
+            shadowed = tuple((s, s.model.predict(mine)) for s in shadows)
+            self.on_scored(Scored(mine, outputs, champion, ids.filter(others).to_list(), shadowed))
+            records[CHAMPION] = outputs.to_dicts()
+        if chosen.any():
+            mine = typed.filter(chosen)
+            same = theirs.features.same_as(ours.features)
+            outputs = theirs.predict_featured(featured.filter(chosen)) if same else canary.model.predict(mine)
+            self.on_scored(Scored(mine, outputs, canary, ids.filter(chosen).to_list()))
+            records[CANDIDATE] = outputs.to_dicts()
+            if self.watch is not None:
+                self.watch.compared(outputs.height, output_gap(answered.filter(chosen), outputs, theirs.heads))
         answers: list[Answer | BaseException] = []
         taken = {CHAMPION: 0, CANDIDATE: 0}
         for job in jobs:
