@@ -6,6 +6,7 @@ every answer is logged with its arm."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -18,12 +19,18 @@ import pytest
 from typer.testing import CliRunner
 
 from driftloop.cli import app
+from driftloop.features.definitions import ExpressionFeature
 from driftloop.project import Project
 from driftloop.registry import Registry
 from driftloop.rollout.guards import CANDIDATE, CHAMPION, GuardWatch, output_gap
 from driftloop.rollout.routing import sticky_key, to_candidate
-from driftloop.rollout.state import RolloutStatus, current
+from driftloop.rollout.state import Rollout, RolloutKind, RolloutStatus, current
 from driftloop.runtime.targets import Targets
+from driftloop.serve.batcher import MicroBatcher
+from driftloop.serve.deployments import Deployment, Live
+from driftloop.serve.deployments.canary import Canary
+from driftloop.serve.deployments.champion import Champion
+from driftloop.serve.loaded import LoadedModel
 from driftloop.settings import RolloutSettings
 from tests.conftest import make_synthetic_project
 from tests.live import server
@@ -217,3 +224,40 @@ def running(project: Project) -> bool:
 
 def invoke_json(project: Project, *args: str) -> Any:
     return json.loads(invoke(project, *args, "--json"))
+
+
+def test_a_canary_whose_features_differ_from_the_champions_is_scored_through_its_own(tmp_path: Path) -> None:
+    """Version 2 adds a derived feature version 1 does not have: a canary batch still answers each
+    request with its arm's version exactly as that version alone would, and compares them."""
+    project = make_synthetic_project(tmp_path / "p", epochs=2)
+    invoke(project, "train")
+    features = [ExpressionFeature(name="ab", expr="a * b")]
+    Project(project.root, project.settings.model_copy(update={"features": features})).save()
+    project = Project.load(project.root)
+    invoke(project, "features")
+    invoke(project, "train")
+    registry = Registry(project)
+    one, two = (LoadedModel(project.model_name, v, "", registry.load(v)) for v in ("1", "2"))
+    assert not two.package.features.same_as(one.package.features)
+    rollout = Rollout.start(RolloutKind.CANARY, project.model_name, "2", "1", [50.0], "a test")
+    live = Live((Deployment(Champion(), one), Deployment(Canary(rollout), two)))
+    watch, logged = GuardWatch(), []
+    batcher = MicroBatcher(lambda: live, logged.append, max_rows=64, max_wait_ms=5, gap_ms=2, watch=watch)
+    body = records(project)[:30]
+
+    async def traffic() -> list[Any]:
+        batcher.start()
+        answers = [asyncio.ensure_future(batcher.score([row], f"r{n}", f"meter-{n}")) for n, row in enumerate(body)]
+        done = [await a for a in answers]
+        await batcher.stop()
+        return done
+
+    answers = asyncio.run(traffic())
+    arms = [to_candidate(f"meter-{n}", 50) for n in range(len(body))]
+    assert 0 < sum(arms) < len(body)  # both arms answered
+    for row, answer, to_two in zip(body, answers, arms, strict=True):
+        model = two if to_two else one
+        assert answer.model.version == model.version
+        alone = model.predict(model.check(pl.DataFrame([row]).with_columns(pl.col("ts").str.to_datetime())))
+        assert answer.outputs[0]["y"] == pytest.approx(alone["y"][0], rel=1e-6)
+    assert watch.compared_rows == sum(arms) and {s.deployment.kind.name for s in logged} == {"champion", "canary"}
