@@ -43,6 +43,8 @@ async def guard_rollouts(project: Project, deployments: Deployments, watch: Guar
         except DriftloopError as exc:
             logger.error("could not check the rollout, trying again in %gs: %s", project.settings.rollout.guard_seconds,
                          exc)  # fmt: skip
+        except Exception:  # a bug must not leave a canary unguarded: logged whole, and the next check runs
+            logger.exception("the rollout check failed; trying again in %gs", project.settings.rollout.guard_seconds)
 
 
 def check_rollout(project: Project, deployments: Deployments, watch: GuardWatch) -> Rollout | None:
