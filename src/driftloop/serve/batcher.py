@@ -219,7 +219,8 @@ class MicroBatcher:
             arms = {CHAMPION: (champion, shadows), CANDIDATE: (canary, ())}
             return [self._score_alone(job, *arms[job.arm or CHAMPION]) for job in jobs]  # find who is at fault
         chosen = pl.Series(np.repeat([job.arm == CANDIDATE for job in jobs], [job.rows for job in jobs]))
-        ids = pl.Series([f"{job.request_id}|{i}" for job in jobs for i in range(job.rows)])
+        per_job = [[f"{job.request_id}|{i}" for i in range(job.rows)] for job in jobs]
+        ids = pl.Series([i for job_ids in per_job for i in job_ids])
         ours, theirs = champion.model.package, canary.model.package
         featured = ours.features.apply(typed)  # once: two versions of one project compute the same features
         answered = ours.predict_featured(featured)
@@ -240,12 +241,12 @@ class MicroBatcher:
                 self.watch.compared(outputs.height, output_gap(answered.filter(chosen), outputs, theirs.heads))
         answers: list[Answer | BaseException] = []
         taken = {CHAMPION: 0, CANDIDATE: 0}
-        for job in jobs:
+        for job, job_ids in zip(jobs, per_job, strict=True):
             arm = job.arm or CHAMPION
             model = (canary if arm == CANDIDATE else champion).model
             part = slice(taken[arm], taken[arm] + job.rows)
             taken[arm] += job.rows
-            answers.append(Answer(records[arm][part], [f"{job.request_id}|{i}" for i in range(job.rows)], model))
+            answers.append(Answer(records[arm][part], job_ids, model))
         return answers
 
     def _score_group(
