@@ -22,8 +22,8 @@ from driftloop.cli import app
 from driftloop.features.definitions import ExpressionFeature
 from driftloop.project import Project
 from driftloop.registry import Registry
-from driftloop.rollout.guards import CANDIDATE, CHAMPION, GuardWatch, output_gap
-from driftloop.rollout.routing import sticky_key, to_candidate
+from driftloop.rollout.guards import GuardWatch, output_gap
+from driftloop.rollout.routing import arm_of, sticky_key
 from driftloop.rollout.state import Rollout, RolloutKind, RolloutStatus, current
 from driftloop.runtime.targets import Targets
 from driftloop.serve.batcher import MicroBatcher
@@ -90,10 +90,16 @@ def until(condition: Any, client: Any, body: list[dict[str, Any]], seconds: floa
 
 def test_routing_is_sticky_by_entity_and_a_growing_share_keeps_its_entities() -> None:
     keys = [f"meter-{i}" for i in range(20_000)]
-    at_10 = {k for k in keys if to_candidate(k, 10)}
-    at_50 = {k for k in keys if to_candidate(k, 50)}
+    at_10 = {k for k in keys if arm_of(k, 10) == 0}
+    at_50 = {k for k in keys if arm_of(k, 50) == 0}
     assert 0.09 < len(at_10) / len(keys) < 0.11 and 0.48 < len(at_50) / len(keys) < 0.52
     assert at_10 <= at_50  # stepping up never moves an entity back to the champion
+    # Three candidates on 20% each: each takes its own fifth, the champion the other two.
+    arms = [arm_of(k, 20, 3) for k in keys]
+    shares = [arms.count(arm) / len(keys) for arm in (0, 1, 2, None)]
+    assert all(0.18 < share < 0.22 for share in shares[:3]) and 0.38 < shares[3] < 0.42, shares
+    assert [arm_of(k, 20, 3) for k in keys[:100]] == arms[:100]  # the same entity, the same arm
+    assert arm_of("meter-1", 0, 3) is None  # no share: the champion's
     assert sticky_key([{"id": 7, "x": 1}], ["id"], "req-1") == "7"
     assert sticky_key({"id": [7, 8]}, ["id"], "req-1") == "7"
     assert sticky_key([{"x": 1}], ["id"], "req-1") == "req-1"  # no entity sent: the request decides
@@ -102,31 +108,42 @@ def test_routing_is_sticky_by_entity_and_a_growing_share_keeps_its_entities() ->
 
 def test_each_guard_judges_the_candidate_only_once_it_has_answered_enough() -> None:
     settings = RolloutSettings(guard_requests=10, max_error_rate=0.1, max_p99_ms=50, max_output_gap=0.5)
+    rollout = Rollout.start(RolloutKind.CANARY, "m", ["2"], "1", [10.0], "a test")
+    champion, candidate = "1", "2"  # the arms, by version
     watch = GuardWatch()
     for _ in range(9):
-        watch.answered(CANDIDATE, 1.0, failed=True)  # slow and failing, but only 9 requests: not judged yet
-    assert watch.breaches(settings) == []
-    watch.answered(CANDIDATE, 1.0, failed=True)
-    found = watch.breaches(settings)
+        watch.answered(candidate, 1.0, failed=True)  # slow and failing, but only 9 requests: not judged yet
+    assert watch.breaches(settings, rollout) == []
+    watch.answered(candidate, 1.0, failed=True)
+    found = watch.breaches(settings, rollout)
     assert len(found) == 2 and "error rate 100.0% of 10 requests" in found[0] and "p99 latency 1000.0 ms" in found[1]
     watch.reset()
     for _ in range(20):
-        watch.answered(CHAMPION, 0.002)
-        watch.answered(CANDIDATE, 0.011)  # more than twice the champion's 2 ms, but within 10 ms of it
-    assert watch.breaches(settings) == []
+        watch.answered(champion, 0.002)
+        watch.answered(candidate, 0.011)  # more than twice the champion's 2 ms, but within 10 ms of it
+    assert watch.breaches(settings, rollout) == []
     watch.reset()
     for _ in range(20):
-        watch.answered(CHAMPION, 0.015)
-        watch.answered(CANDIDATE, 0.040)  # under 50 ms, but above twice the champion's 15 ms
-    assert watch.breaches(settings) == ["p99 latency 40.0 ms, above 30.0 ms (champion 15.0 ms)"]
+        watch.answered(champion, 0.015)
+        watch.answered(candidate, 0.040)  # under 50 ms, but above twice the champion's 15 ms
+    assert watch.breaches(settings, rollout) == ["p99 latency 40.0 ms, above 30.0 ms (champion 15.0 ms)"]
     watch.reset()
     for _ in range(10):
-        watch.answered(CANDIDATE, 0.001)
-    watch.compared(30, 0.2)
-    watch.compared(10, 1.4)  # 40 rows at 0.5 on average: at the limit, not above
-    assert watch.breaches(settings) == []
-    watch.compared(10, 1.0)
-    assert "outputs 0.60 from the champion's on the same 50 rows" in watch.breaches(settings)[0]
+        watch.answered(candidate, 0.001)
+    watch.compared(candidate, 30, 0.2)
+    watch.compared(candidate, 10, 1.4)  # 40 rows at 0.5 on average: at the limit, not above
+    assert watch.breaches(settings, rollout) == []
+    watch.compared(candidate, 10, 1.0)
+    assert "outputs 0.60 from the champion's on the same 50 rows" in watch.breaches(settings, rollout)[0]
+    assert watch.summary(rollout)["candidate_output_gap"] == pytest.approx(0.6)
+    # Two candidates of an A/B test: each arm is judged on its own, and named.
+    ab = Rollout.start(RolloutKind.AB, "m", ["2", "3"], "1", [30.0], "a test")
+    watch.reset()
+    for _ in range(10):
+        watch.answered("2", 0.001)
+        watch.answered("3", 0.001, failed=True)
+    found = watch.breaches(settings, ab, service_only=True)
+    assert found == ["version 3: error rate 100.0% of 10 requests, above 10.0%"]
 
 
 def test_the_output_gap_is_in_the_target_spread_for_a_number_and_a_share_for_a_label() -> None:
@@ -161,6 +178,7 @@ def test_a_better_canary_steps_up_and_is_crowned_and_a_straying_one_is_rolled_ba
     # Malformed requests for a rollout are refused with the reason, and nothing is written.
     for args, message in ((["rollout", "canary", "1"], "is the champion already"),
                           (["rollout", "canary", "2", "--percent", "150"], "between 0 and 100"),
+                          (["rollout", "ab", "1"], "is the champion already"),
                           (["rollout", "abort"], "no rollout")):  # fmt: skip
         refused = runner.invoke(app, [*args, "--project", str(project.root)])
         assert refused.exit_code == 1 and message in " ".join(refused.output.split()), refused.output
@@ -201,19 +219,29 @@ def test_a_better_canary_steps_up_and_is_crowned_and_a_straying_one_is_rolled_ba
     assert any(t.startswith("driftloop canary rolled back: version 3") for t in texts), texts
     assert "rolled back" in invoke(project, "rollout", "status")
 
-    # An A/B test of version 4 (trained poorly too) against the champion on fixed halves: the
-    # sequential test tells them apart, the verdict is an event, and the champion stays.
+    # An A/B test of versions 4 and 5 (trained poorly too) against the champion, a third of the
+    # traffic each: the sequential test finds the champion better than both (each pair tested at
+    # alpha over 3), the verdict is an event, and the champion stays.
     project = configured(project, epochs=3, metric_seconds=0.5)
     invoke(project, "train")
+    invoke(project, "train")
+    for args, message in ((["rollout", "ab", "4", "4"], "takes each version once"),
+                          (["rollout", "ab", "4", "5", "--percent", "60"], "leave the champion no")):  # fmt: skip
+        refused = runner.invoke(app, [*args, "--project", str(project.root)])
+        assert refused.exit_code == 1 and message in " ".join(refused.output.split()), refused.output
     with server(project) as client:
-        invoke(project, "rollout", "ab", "4", "--percent", "50")
-        versions = until(lambda: not running(project), client, body, seconds=90)
-    assert {"2", "4"} <= set(versions)
+        invoke(project, "rollout", "ab", "4", "5")
+        refused = runner.invoke(app, ["rollout", "promote", "--project", str(project.root)])
+        assert refused.exit_code == 1 and "ends by its verdict" in refused.output, refused.output
+        versions = until(lambda: not running(project), client, body, seconds=120)
+    assert {"2", "4", "5"} <= set(versions)
     ended = current(project.lake, project.model_name)
-    assert ended is not None and ended.status is RolloutStatus.DECIDED and ended.step == 0, ended  # no steps
-    assert ended.reason.startswith("version 2 is better than version 4 with 95% confidence"), ended.reason
+    assert ended is not None and ended.status is RolloutStatus.DECIDED and ended.candidates == ("4", "5"), ended
+    assert ended.reason.startswith("version 2 is better than versions 4 and 5 with 95% confidence"), ended.reason
+    assert ended.details["best"] == "2" and ended.step == 0  # no steps
     result = Registry(project).events().filter(pl.col("kind") == "a/b result")
     assert result.height == 1 and result["reason"][0] == ended.reason and Registry(project).champion() == "2"
+    assert set(Registry(project).events().filter(pl.col("kind") == "a/b test")["version"]) == {"4", "5"}
     assert "decided" in invoke(project, "rollout", "status")
 
 
@@ -239,7 +267,7 @@ def test_a_canary_whose_features_differ_from_the_champions_is_scored_through_its
     registry = Registry(project)
     one, two = (LoadedModel(project.model_name, v, "", registry.load(v)) for v in ("1", "2"))
     assert not two.package.features.same_as(one.package.features)
-    rollout = Rollout.start(RolloutKind.CANARY, project.model_name, "2", "1", [50.0], "a test")
+    rollout = Rollout.start(RolloutKind.CANARY, project.model_name, ["2"], "1", [50.0], "a test")
     live = Live((Deployment(Champion(), one), Deployment(Canary(rollout), two)))
     watch, logged = GuardWatch(), []
     batcher = MicroBatcher(lambda: live, logged.append, max_rows=64, max_wait_ms=5, gap_ms=2, watch=watch)
@@ -253,11 +281,11 @@ def test_a_canary_whose_features_differ_from_the_champions_is_scored_through_its
         return done
 
     answers = asyncio.run(traffic())
-    arms = [to_candidate(f"meter-{n}", 50) for n in range(len(body))]
+    arms = [arm_of(f"meter-{n}", 50) == 0 for n in range(len(body))]
     assert 0 < sum(arms) < len(body)  # both arms answered
     for row, answer, to_two in zip(body, answers, arms, strict=True):
         model = two if to_two else one
         assert answer.model.version == model.version
         alone = model.predict(model.check(pl.DataFrame([row]).with_columns(pl.col("ts").str.to_datetime())))
         assert answer.outputs[0]["y"] == pytest.approx(alone["y"][0], rel=1e-6)
-    assert watch.compared_rows == sum(arms) and {s.deployment.kind.name for s in logged} == {"champion", "canary"}
+    assert watch.compared_rows == sum(arms) and {s.deployment.kind.name for s in logged} == {"champion", "canary 2"}

@@ -128,7 +128,7 @@ def test_admin_actions_take_the_token_and_say_what_they_cannot_do(watched: Proje
     assert current(watched.lake, watched.model_name).status is RolloutStatus.RUNNING  # type: ignore[union-attr]
     bearer = {"Authorization": f"Bearer {TOKEN}"}
     done = httpx.post(dashboard + "/admin/rollout/abort", headers=bearer, timeout=30)
-    assert done.status_code == 200 and done.json() == {"status": "aborted", "candidate": "2"}
+    assert done.status_code == 200 and done.json() == {"status": "aborted", "candidates": ["2"]}
     again = httpx.post(dashboard + "/admin/rollout/abort", headers=bearer, timeout=30)
     assert again.status_code == 409 and "no rollout" in again.json()["detail"]
     no_previous = httpx.post(dashboard + "/admin/rollback", headers=bearer, timeout=30)
@@ -155,6 +155,7 @@ def test_the_dashboard_is_served_under_the_prediction_server_too(watched: Projec
             assert time.monotonic() < deadline, shown[-2000:]  # the log reaches the lake every 2 s
             time.sleep(0.5)
         assert '<table id="latency">' in shown and "/v1/predict" in shown  # read from its own /metrics
+        assert '"name":"online v1"' in shown  # requests per arm: the champion's online answers
 
 
 def test_latency_quantiles_are_read_from_a_cumulative_histogram_as_prometheus_does() -> None:

@@ -1,6 +1,7 @@
-"""``driftloop rollout``: a candidate version in front of a growing share of live traffic.
+"""``driftloop rollout``: candidate versions in front of live traffic beside the champion.
 
-``canary`` starts one, ``ab`` starts an A/B test, ``status`` shows where the newest stands and
+``canary`` starts a canary (one version, a growing share), ``ab`` an A/B test (one or more
+versions on fixed shares), ``status`` shows where the newest stands and
 its history, ``abort`` ends it by hand, ``promote`` skips a canary's remaining steps to the
 promotion gates. The servers (``driftloop
 serve``) route by the state these write to the lake, step the canary up as its arm earns it,
@@ -20,7 +21,7 @@ from driftloop.cli.common import JsonOption, ProjectOption, emit_json, handled, 
 from driftloop.project import Project
 from driftloop.rollout.state import Rollout
 
-app = typer.Typer(help="Roll a version out by canary: a growing share of traffic, rolled back by its guards.",
+app = typer.Typer(help="Roll versions out by canary or A/B test beside the champion, rolled back by their guards.",
                   no_args_is_help=True)  # fmt: skip
 
 
@@ -48,19 +49,27 @@ def canary(
 @app.command("ab")
 @handled
 def ab(
-    version: Annotated[
-        str | None, typer.Argument(help="The version to test against the champion (default: the challenger).")
+    versions: Annotated[
+        list[str] | None,
+        typer.Argument(help="The versions to test against the champion, one or more (default: the challenger)."),
     ] = None,
-    percent: Annotated[float, typer.Option(help="Its share of traffic (percent); the champion has the rest.")] = 50.0,
+    percent: Annotated[
+        float | None,
+        typer.Option(
+            help="Each version's share of traffic (percent; default: equal shares for all, the champion "
+            "included); the champion has the rest."
+        ),
+    ] = None,
     project_dir: ProjectOption = Path(),
     as_json: JsonOption = False,
 ) -> None:
-    """Start an A/B test: VERSION and the champion answer fixed, sticky shares of requests until an always-valid
-    sequential test (mSPRT) on the decisive metric of their labelled rows tells them apart with 1 - [rollout]
-    metric_alpha confidence, however often it is looked at; the verdict is an event and an alert."""
+    """Start an A/B test: the VERSIONS and the champion answer fixed, sticky shares of requests until an
+    always-valid sequential test (mSPRT) on the decisive metric of their labelled rows finds one better than every
+    other with 1 - [rollout] metric_alpha confidence, however often it is looked at (with more than two versions,
+    every pair is tested at alpha over the number of pairs); the verdict is an event and an alert."""
     from driftloop.rollout.canary import start_ab
 
-    _started(start_ab(Project.load(project_dir), version, percent), as_json)
+    _started(start_ab(Project.load(project_dir), versions or (), percent), as_json)
 
 
 @app.command("status")
@@ -82,9 +91,10 @@ def status(project_dir: ProjectOption = Path(), as_json: JsonOption = False) -> 
         emit_json({**_as_dict(rollout), "history": changes.drop("details").to_dicts()})
         return
     colour = {"running": "yellow", "promoted": "green", "decided": "green"}.get(rollout.status, "red")
-    out.print(f"{rollout.kind} of version {rollout.candidate} beside champion {rollout.champion}: "
+    out.print(f"{rollout.kind} of {rollout.named} beside champion {rollout.champion}: "
               f"[{colour}]{rollout.status}[/]"
-              + (f", {rollout.percent:g}% of traffic" if rollout.running else ""))  # fmt: skip
+              + (f", {rollout.percent:g}% of traffic{' each' if len(rollout.candidates) > 1 else ''}"
+                 if rollout.running else ""))  # fmt: skip
     table = Table("at (UTC)", "status", "share", "reason", title=f"rollout {rollout.rollout_id}")
     for change in changes.iter_rows(named=True):
         share = f"{change['steps'][change['step']]:g}%" if change["status"] == "running" else ""
@@ -99,14 +109,14 @@ def abort(
     project_dir: ProjectOption = Path(),
     as_json: JsonOption = False,
 ) -> None:
-    """End the running canary: every request goes to the champion again (the servers within their next check)."""
+    """End the running rollout: every request goes to the champion again (the servers within their next check)."""
     from driftloop.rollout.canary import abort as abort_rollout
 
     rollout = abort_rollout(Project.load(project_dir), reason)
     if as_json:
         emit_json(_as_dict(rollout))
     else:
-        out.print(f"[red]aborted[/] the canary of version {rollout.candidate}: {reason}")
+        out.print(f"[red]aborted[/] the {rollout.kind} of {rollout.named}: {reason}")
 
 
 @app.command("promote")

@@ -269,6 +269,7 @@ TABLES: dict[Table, TableSpec] = {
                 "at": UTC_TIME,
                 "details": pl.String(),
                 "kind": pl.String(),
+                "candidates": pl.List(pl.String()),  # an A/B test's every candidate; "candidate" is the first
             },
             key=("rollout_id", "at"),
         ),

@@ -1,14 +1,14 @@
-"""The decisive metric of a canary's two arms, row by row, as labels arrive.
+"""The decisive metric of a rollout's arms, row by row, as labels arrive.
 
-Each arm's answers since the rollout began (the champion's ``online`` rows, the candidate's
-``canary`` rows) are joined to the truth the lake holds (the latest label, else the features
+Each arm's answers since the rollout began (the champion's ``online`` rows, each candidate's
+``canary`` rows of its version) are joined to the truth the lake holds (the latest label, else the features
 row's own target), and each labelled row gets its loss under ``[promote]``'s decisive metric:
 the absolute error for ``mae``, the squared error for ``rmse`` and ``r2``, the row's SMAPE; for
 a label, minus the log of the true class's probability for ``log_loss``, the Brier score for
 ``brier``, and being wrong for the others. A row's loss is the mean over the targets it has a
 truth for, each over the champion arm's mean loss of that target (so 1.0 is the champion's level
 and targets in other units weigh alike). :func:`~driftloop.rollout.sequential.msprt` compares
-the arms' losses.
+the arms' losses, pair by pair.
 """
 
 from __future__ import annotations
@@ -24,48 +24,49 @@ from driftloop.rollout.state import Rollout, history
 from driftloop.runtime.targets import probability_column
 
 
-def arm_losses(project: Project, rollout: Rollout) -> tuple[np.ndarray, np.ndarray]:
-    """The per-row losses of the champion's arm and of the candidate's, on the labelled rows each
+def arm_losses(project: Project, rollout: Rollout) -> dict[str, np.ndarray]:
+    """The per-row losses of each arm (by version, the champion's first) on the labelled rows it
     answered since ``rollout`` began."""
     lake, contract = project.lake, project.contract
     if not lake.exists(Table.PREDICTIONS) or not lake.exists(Table.FEATURES):
-        return np.zeros(0), np.zeros(0)
+        return {version: np.zeros(0) for version in rollout.versions}
     began = history(lake, rollout.model).filter(pl.col("rollout_id") == rollout.rollout_id)["at"].min()
     answered = lake.scan(Table.PREDICTIONS).filter(
         pl.col("model_name") == rollout.model, pl.col("scored_at") >= began
     )  # fmt: skip
-    arms = [
-        answered.filter(pl.col("source") == source, pl.col("model_version") == version)
-        for source, version in (
-            (PredictionSource.ONLINE, rollout.champion),
-            (PredictionSource.CANARY, rollout.candidate),
-        )
-    ]
+    sources = dict.fromkeys(rollout.candidates, PredictionSource.CANARY)
+    sources[rollout.champion] = PredictionSource.ONLINE
     labels = lake.read(Table.LABELS) if lake.exists(Table.LABELS) else None
     truth = actuals(contract, lake.read(Table.FEATURES), labels)
     engine = PolarsEngine()
-    champion, candidate = (labelled_pairs(engine, arm.collect(), truth, contract) for arm in arms)
-    return _normalised(champion, candidate, project)
+    pairs = [
+        labelled_pairs(engine, answered.filter(pl.col("source") == sources[v], pl.col("model_version") == v).collect(),
+                       truth, contract)
+        for v in rollout.versions
+    ]  # fmt: skip
+    return dict(zip(rollout.versions, _normalised(pairs, project), strict=True))
 
 
-def _normalised(champion: pl.DataFrame, candidate: pl.DataFrame, project: Project) -> tuple[np.ndarray, np.ndarray]:
+def _normalised(arms: list[pl.DataFrame], project: Project) -> list[np.ndarray]:
+    """Each arm's per-row loss: the mean over the targets a row has a truth for, each target's
+    loss over the first arm's (the champion's) mean loss of it."""
     contract, promote = project.contract, project.settings.promote
-    per_target: list[tuple[np.ndarray, np.ndarray]] = []
+    per_target: list[list[np.ndarray]] = []
     for target in contract.targets:
         column = contract.columns[target]
         metric = promote.class_metric if column.is_classification else promote.metric
         classes = [str(c) for c in column.classes or ()]
-        losses = [row_losses(pairs, target, metric, classes) for pairs in (champion, candidate)]
+        losses = [row_losses(pairs, target, metric, classes) for pairs in arms]
         scale = float(np.nanmean(losses[0])) if np.isfinite(losses[0]).any() else 0.0
-        per_target.append((losses[0] / scale, losses[1] / scale) if scale > 0 else (losses[0], losses[1]))
+        per_target.append([loss / scale for loss in losses] if scale > 0 else losses)
     if not per_target:
-        return np.zeros(0), np.zeros(0)
-    arms = []
-    for side in (0, 1):
-        stacked = np.vstack([pair[side] for pair in per_target])
+        return [np.zeros(0) for _ in arms]
+    normalised = []
+    for side in range(len(arms)):
+        stacked = np.vstack([losses[side] for losses in per_target])
         known = np.isfinite(stacked).any(axis=0)
-        arms.append(np.nanmean(stacked[:, known], axis=0) if known.any() else np.zeros(0))
-    return arms[0], arms[1]
+        normalised.append(np.nanmean(stacked[:, known], axis=0) if known.any() else np.zeros(0))
+    return normalised
 
 
 def row_losses(pairs: pl.DataFrame, target: str, metric: str, classes: list[str]) -> np.ndarray:

@@ -1,5 +1,6 @@
-"""The guards of a canary: what one server saw of both arms since the step began, and whether
-the candidate's arm breaks ``[rollout]``'s limits.
+"""The guards of a rollout: what one server saw of its arms (the champion's and each
+candidate's, by version) since the step began, and whether a candidate's arm breaks
+``[rollout]``'s limits.
 
 - errors: the share of the candidate's requests that failed on the server's side;
 - latency: its p99, against an absolute limit and against twice the champion's (or the
@@ -20,19 +21,19 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections import deque
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
 
-from driftloop.rollout.sequential import SequentialResult
+from driftloop.rollout.sequential import Pairs
+from driftloop.rollout.state import Rollout
 from driftloop.runtime.targets import Targets
 from driftloop.settings.rollout import RolloutSettings
 
 # Latencies kept per arm for the p99: the newest this many.
 KEPT_LATENCIES = 5_000
-CHAMPION, CANDIDATE = "champion", "candidate"
 # Milliseconds a candidate's p99 may exceed the champion's whatever the ratio: at a few ms, twice
 # is one scheduler tick.
 LATENCY_SLACK_MS = 10.0
@@ -56,94 +57,130 @@ class ArmStats:
 
 
 class GuardWatch:
-    """What a server saw of a canary's two arms; fed by the batcher, read by the guard loop."""
+    """What a server saw of a rollout's arms (by version); fed by the batcher, read by the guard loop."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.arms = {CHAMPION: ArmStats(), CANDIDATE: ArmStats()}
-        self.compared_rows = 0
-        self.gap_total = 0.0  # sum over compared rows of each row's gap
-        self.metric: SequentialResult | None = None  # the arms' decisive metric, at its last look
+        self.arms: defaultdict[str, ArmStats] = defaultdict(ArmStats)
+        self.gaps: defaultdict[str, tuple[int, float]] = defaultdict(lambda: (0, 0.0))  # rows, summed gap
+        self.metric: Pairs = {}  # the arms' decisive metric, pair by pair, at its last look
         self.metric_looked = -math.inf  # when (time.monotonic) it was looked at
 
-    def answered(self, arm: str, seconds: float, *, failed: bool = False) -> None:
+    def answered(self, version: str, seconds: float, *, failed: bool = False) -> None:
         with self._lock:
-            stats = self.arms[arm]
+            stats = self.arms[version]
             stats.requests += 1
             stats.failures += failed
             stats.latencies.append(seconds)
 
-    def compared(self, rows: int, gap: float) -> None:
-        """``rows`` of the candidate's, whose outputs were ``gap`` from the champion's on average."""
+    def requests(self, version: str) -> int:
+        """The requests ``version``'s arm answered since the step began."""
         with self._lock:
-            self.compared_rows += rows
-            self.gap_total += gap * rows
+            stats = self.arms.get(version)
+            return 0 if stats is None else stats.requests
+
+    def compared(self, version: str, rows: int, gap: float) -> None:
+        """``rows`` of candidate ``version``'s, whose outputs were ``gap`` from the champion's on average."""
+        with self._lock:
+            seen, total = self.gaps[version]
+            self.gaps[version] = (seen + rows, total + gap * rows)
+
+    def output_gap(self, version: str) -> float:
+        rows, total = self.gaps.get(version, (0, 0.0))
+        return total / rows if rows else 0.0
 
     @property
-    def output_gap(self) -> float:
-        return self.gap_total / self.compared_rows if self.compared_rows else 0.0
+    def compared_rows(self) -> int:
+        return sum(rows for rows, _ in self.gaps.values())
 
     def reset(self) -> None:
         """Forget what was seen: a new step (or a new rollout) is judged on its own traffic. The
         metric's look stays: it reads every labelled row since the rollout began."""
         with self._lock:
-            self.arms = {CHAMPION: ArmStats(), CANDIDATE: ArmStats()}
-            self.compared_rows, self.gap_total = 0, 0.0
+            self.arms.clear()
+            self.gaps.clear()
 
     def metric_due(self, every_seconds: float) -> bool:
         """Whether the decisive metric is due another look."""
         return time.monotonic() - self.metric_looked >= every_seconds
 
-    def looked(self, result: SequentialResult) -> None:
+    def looked(self, pairs: Pairs) -> None:
         with self._lock:
-            self.metric, self.metric_looked = result, time.monotonic()
+            self.metric, self.metric_looked = pairs, time.monotonic()
 
-    def breaches(self, settings: RolloutSettings, *, service_only: bool = False) -> list[str]:
-        """What the candidate's arm breaks, in words (empty: nothing, or too few requests yet);
-        ``service_only`` judges errors and latency alone (an A/B test's versions may answer
-        otherwise, and which is better is its verdict, not a breach)."""
+    def breaches(self, settings: RolloutSettings, rollout: Rollout, *, service_only: bool = False) -> list[str]:
+        """What each candidate's arm of ``rollout`` breaks, in words (empty: nothing, or too few
+        requests yet); ``service_only`` judges errors and latency alone (an A/B test's versions
+        may answer otherwise, and which is better is its verdict, not a breach)."""
+        found = []
         with self._lock:
-            candidate, champion = self.arms[CANDIDATE], self.arms[CHAMPION]
-            if candidate.requests < settings.guard_requests:
-                return []
-            found = []
-            if candidate.error_rate > settings.max_error_rate:
-                found.append(f"error rate {candidate.error_rate:.1%} of {candidate.requests} requests, above "
-                             f"{settings.max_error_rate:.1%}")  # fmt: skip
-            limit = settings.max_p99_ms
-            if champion.requests >= settings.guard_requests:  # twice the champion's, with room for a tick's noise
-                limit = min(limit, max(2 * champion.p99_ms, champion.p99_ms + LATENCY_SLACK_MS))
-            if candidate.p99_ms > limit:
-                found.append(f"p99 latency {candidate.p99_ms:.1f} ms, above {limit:.1f} ms (champion "
-                             f"{champion.p99_ms:.1f} ms)")  # fmt: skip
-            if service_only:
-                return found
-            if self.compared_rows and self.output_gap > settings.max_output_gap:
-                found.append(f"outputs {self.output_gap:.2f} from the champion's on the same {self.compared_rows} "
-                             f"rows, above {settings.max_output_gap}")  # fmt: skip
-            metric = self.metric
-            enough = metric is not None and min(metric.n_first, metric.n_second) >= settings.metric_rows
-            if metric is not None and enough and metric.decided(settings.metric_alpha) and metric.difference > 0:
-                found.append(f"its decisive metric is worse than the champion's with {1 - settings.metric_alpha:.0%} "
-                             f"confidence: mean loss {metric.mean_second:.3g} against {metric.mean_first:.3g} on "
-                             f"{metric.n_second} and {metric.n_first} labelled rows (always-valid p = "
-                             f"{metric.p_value:.2g})")  # fmt: skip
+            champion = self.arms[rollout.champion]
+            for version in rollout.candidates:
+                named = f"version {version}: " if len(rollout.candidates) > 1 else ""
+                found += [named + breach for breach in self._breaches(settings, rollout, version, champion,
+                                                                       service_only)]  # fmt: skip
+        return found
+
+    def _breaches(
+        self, settings: RolloutSettings, rollout: Rollout, version: str, champion: ArmStats, service_only: bool
+    ) -> list[str]:
+        candidate = self.arms[version]
+        if candidate.requests < settings.guard_requests:
+            return []
+        found = []
+        if candidate.error_rate > settings.max_error_rate:
+            found.append(f"error rate {candidate.error_rate:.1%} of {candidate.requests} requests, above "
+                         f"{settings.max_error_rate:.1%}")  # fmt: skip
+        limit = settings.max_p99_ms
+        if champion.requests >= settings.guard_requests:  # twice the champion's, with room for a tick's noise
+            limit = min(limit, max(2 * champion.p99_ms, champion.p99_ms + LATENCY_SLACK_MS))
+        if candidate.p99_ms > limit:
+            found.append(f"p99 latency {candidate.p99_ms:.1f} ms, above {limit:.1f} ms (champion "
+                         f"{champion.p99_ms:.1f} ms)")  # fmt: skip
+        if service_only:
             return found
+        rows, gap = self.gaps.get(version, (0, 0.0))[0], self.output_gap(version)
+        if rows and gap > settings.max_output_gap:
+            found.append(f"outputs {gap:.2f} from the champion's on the same {rows} rows, above "
+                         f"{settings.max_output_gap}")  # fmt: skip
+        metric = self.metric.get((rollout.champion, version))
+        enough = metric is not None and min(metric.n_first, metric.n_second) >= settings.metric_rows
+        if metric is not None and enough and metric.decided(settings.metric_alpha) and metric.difference > 0:
+            found.append(f"its decisive metric is worse than the champion's with {1 - settings.metric_alpha:.0%} "
+                         f"confidence: mean loss {metric.mean_second:.3g} against {metric.mean_first:.3g} on "
+                         f"{metric.n_second} and {metric.n_first} labelled rows (always-valid p = "
+                         f"{metric.p_value:.2g})")  # fmt: skip
+        return found
 
-    def summary(self) -> dict[str, float]:
-        """The numbers the guards judge, for the rollout's record."""
+    def summary(self, rollout: Rollout) -> dict[str, float]:
+        """The numbers the guards judge, for the rollout's record: each arm's (the champion's, the
+        candidate's, or with several candidates each by version) and each pair's metric."""
+        numbers: dict[str, float] = {}
         with self._lock:
-            candidate, champion = self.arms[CANDIDATE], self.arms[CHAMPION]
-            return {
-                "candidate_requests": candidate.requests, "candidate_error_rate": candidate.error_rate,
-                "candidate_p99_ms": candidate.p99_ms, "champion_requests": champion.requests,
-                "champion_p99_ms": champion.p99_ms, "output_gap": self.output_gap, "compared_rows": self.compared_rows,
-                **({} if self.metric is None else {
-                    "metric_rows_champion": self.metric.n_first, "metric_rows_candidate": self.metric.n_second,
-                    "metric_loss_champion": self.metric.mean_first, "metric_loss_candidate": self.metric.mean_second,
-                    "metric_p_value": self.metric.p_value,
-                }),
-            }  # fmt: skip
+            for version in rollout.versions:
+                arm, stats = _label(rollout, version), self.arms[version]
+                numbers |= {f"{arm}_requests": stats.requests, f"{arm}_p99_ms": stats.p99_ms}
+                if version != rollout.champion:
+                    rows, gap = self.gaps.get(version, (0, 0.0))[0], self.output_gap(version)
+                    numbers |= {f"{arm}_error_rate": stats.error_rate, f"{arm}_output_gap": gap,
+                                f"{arm}_compared_rows": rows}  # fmt: skip
+            for (first, second), result in self.metric.items():
+                pair = "" if len(self.metric) == 1 else f"_{_label(rollout, first)}_{_label(rollout, second)}"
+                numbers |= {
+                    f"metric_rows_{_label(rollout, first)}": result.n_first,
+                    f"metric_rows_{_label(rollout, second)}": result.n_second,
+                    f"metric_loss_{_label(rollout, first)}": result.mean_first,
+                    f"metric_loss_{_label(rollout, second)}": result.mean_second,
+                    f"metric_p_value{pair}": result.p_value,
+                }
+        return numbers
+
+
+def _label(rollout: Rollout, version: str) -> str:
+    """An arm's name in the record: champion, candidate, or (several candidates) the version's."""
+    if version == rollout.champion:
+        return "champion"
+    return "candidate" if len(rollout.candidates) == 1 else f"version_{version}"
 
 
 def output_gap(champion: pl.DataFrame, candidate: pl.DataFrame, heads: Targets) -> float:
@@ -163,4 +200,4 @@ def output_gap(champion: pl.DataFrame, candidate: pl.DataFrame, heads: Targets) 
     return max(gaps, default=0.0)
 
 
-__all__ = ["CANDIDATE", "CHAMPION", "ArmStats", "GuardWatch", "output_gap"]
+__all__ = ["ArmStats", "GuardWatch", "output_gap"]

@@ -1,9 +1,10 @@
-"""Which arm a request goes to: the candidate's share of traffic, sticky by entity.
+"""Which arm a request goes to: each candidate's share of traffic, sticky by entity.
 
 A request's key (its first row's entity id, or its request id when the contract names no
-entity) is hashed to one of 10,000 slots; the candidate takes the slots below its share. The
-hash is CRC-32, the same in every process (Python's own ``hash`` of a string is not), so every
-server and worker sends an entity the same way; and a growing share keeps the entities it had.
+entity) is hashed to one of 10,000 slots; the first candidate takes the slots below its share,
+the second the next as many, and so on, the champion the rest. The hash is CRC-32, the same in
+every process (Python's own ``hash`` of a string is not), so every server and worker sends an
+entity the same way; and a canary's growing share keeps the entities it had.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ from typing import Any
 SLOTS = 10_000
 
 
-def to_candidate(key: str, percent: float) -> bool:
-    """Whether the request keyed ``key`` goes to the candidate when it takes ``percent`` of traffic."""
-    return zlib.crc32(key.encode()) % SLOTS < round(percent * SLOTS / 100)
+def arm_of(key: str, percent: float, candidates: int = 1) -> int | None:
+    """The candidate (by position) the request keyed ``key`` goes to when each of ``candidates``
+    takes ``percent`` of traffic; None: the champion's."""
+    width = round(percent * SLOTS / 100)
+    slot = zlib.crc32(key.encode()) % SLOTS
+    return slot // width if width and slot < width * candidates else None
 
 
 def sticky_key(rows: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]], ids: list[str], request_id: str) -> str:
@@ -31,4 +35,4 @@ def sticky_key(rows: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]], 
     return request_id
 
 
-__all__ = ["SLOTS", "sticky_key", "to_candidate"]
+__all__ = ["SLOTS", "arm_of", "sticky_key"]

@@ -25,8 +25,8 @@ import numpy as np
 import polars as pl
 
 from driftloop.errors import RequestRefused
-from driftloop.rollout.guards import CANDIDATE, CHAMPION, GuardWatch, output_gap
-from driftloop.rollout.routing import to_candidate
+from driftloop.rollout.guards import GuardWatch, output_gap
+from driftloop.rollout.routing import arm_of
 from driftloop.serve.deployments import Deployment, Live
 from driftloop.serve.loaded import LoadedModel
 from driftloop.serve.payloads import Rows, combined, row_count, to_frame
@@ -68,9 +68,9 @@ class _Job:
     rows: int
     request_id: str
     future: asyncio.Future[Answer]
-    key: str  # what a canary routes it by (its entity, or its request id)
+    key: str  # what a rollout routes it by (its entity, or its request id)
     enqueued: float = field(default_factory=time.perf_counter)
-    arm: str | None = None  # the arm of a canary that answered it (None: no canary was live)
+    arm: str | None = None  # the version whose arm of a rollout answered it (None: no rollout was live)
 
 
 class MicroBatcher:
@@ -197,56 +197,54 @@ class MicroBatcher:
         live = self.current()
         if live.answering is None:
             return [RequestRefused("no model is loaded yet: the project has no champion", status=503)] * len(jobs)
-        canary = live.canary
-        if canary is None:
+        if not live.canaries:
             return self._score_group(jobs, live.answering, live.shadows)
-        return self._score_canary(jobs, live.answering, live.shadows, canary)
+        return self._score_arms(jobs, live.answering, live.shadows, live.canaries)
 
-    def _score_canary(
-        self, jobs: list[_Job], champion: Deployment, shadows: tuple[Deployment, ...], canary: Deployment
+    def _score_arms(
+        self, jobs: list[_Job], champion: Deployment, shadows: tuple[Deployment, ...], canaries: tuple[Deployment, ...]
     ) -> list[Answer | BaseException]:
-        """A batch with a canary live: each request to its arm, in one pass. The rows are checked
-        once and the champion scores them all (its answer for its own, and for the candidate's what
-        the candidate is compared with), the candidate its own; each arm is logged on its own."""
-        percent = getattr(canary.kind, "percent", 0.0)
-        for job in jobs:
-            job.arm = CANDIDATE if to_candidate(job.key, percent) else CHAMPION
+        """A batch with a rollout live: each request to its arm, in one pass. The rows are checked
+        once and the champion scores them all (its answer for its own, and for each candidate's
+        what the candidate is compared with), each candidate its own; each arm is logged on its own."""
+        arms, indices = _route(jobs, champion, canaries)
         try:
             typed = champion.model.check(to_frame(combined([job.payload for job in jobs])))
         except RequestRefused as refused:
             if len(jobs) == 1:
                 return [refused]
-            arms = {CHAMPION: (champion, shadows), CANDIDATE: (canary, ())}
-            return [self._score_alone(job, *arms[job.arm or CHAMPION]) for job in jobs]  # find who is at fault
-        chosen = pl.Series(np.repeat([job.arm == CANDIDATE for job in jobs], [job.rows for job in jobs]))
+            return [self._score_alone(job, arms[i], shadows if i == 0 else ())  # find who is at fault
+                    for job, i in zip(jobs, indices, strict=True)]  # fmt: skip
+        per_row = pl.Series(np.repeat(indices, [job.rows for job in jobs]))
         per_job = [[f"{job.request_id}|{i}" for i in range(job.rows)] for job in jobs]
         ids = pl.Series([i for job_ids in per_job for i in job_ids])
-        ours, theirs = champion.model.package, canary.model.package
-        featured = ours.features.apply(typed)  # once: two versions of one project compute the same features
+        ours = champion.model.package
+        featured = ours.features.apply(typed)  # once: versions of one project mostly compute the same features
         answered = ours.predict_featured(featured)
-        records: dict[str, list[dict[str, Any]]] = {CHAMPION: [], CANDIDATE: []}
-        others = ~chosen
-        if others.any():
-            mine, outputs = typed.filter(others), answered.filter(others)
-            shadowed = tuple((s, s.model.predict(mine)) for s in shadows)
-            self.on_scored(Scored(mine, outputs, champion, ids.filter(others).to_list(), shadowed))
-            records[CHAMPION] = outputs.to_dicts()
-        if chosen.any():
-            mine = typed.filter(chosen)
-            same = theirs.features.same_as(ours.features)
-            outputs = theirs.predict_featured(featured.filter(chosen)) if same else canary.model.predict(mine)
-            self.on_scored(Scored(mine, outputs, canary, ids.filter(chosen).to_list()))
-            records[CANDIDATE] = outputs.to_dicts()
-            if self.watch is not None:
-                self.watch.compared(outputs.height, output_gap(answered.filter(chosen), outputs, theirs.heads))
+        records: list[list[dict[str, Any]]] = []
+        for index, deployment in enumerate(arms):
+            rows = per_row == index
+            if not rows.any():
+                records.append([])
+                continue
+            mine, theirs = typed.filter(rows), deployment.model.package
+            if index == 0:
+                outputs = answered.filter(rows)
+                shadowed = tuple((s, s.model.predict(mine)) for s in shadows)
+            else:
+                same = theirs.features.same_as(ours.features)
+                outputs = theirs.predict_featured(featured.filter(rows)) if same else deployment.model.predict(mine)
+                shadowed = ()
+                if self.watch is not None:
+                    gap = output_gap(answered.filter(rows), outputs, theirs.heads)
+                    self.watch.compared(deployment.model.version, outputs.height, gap)
+            self.on_scored(Scored(mine, outputs, deployment, ids.filter(rows).to_list(), shadowed))
+            records.append(outputs.to_dicts())
         answers: list[Answer | BaseException] = []
-        taken = {CHAMPION: 0, CANDIDATE: 0}
-        for job, job_ids in zip(jobs, per_job, strict=True):
-            arm = job.arm or CHAMPION
-            model = (canary if arm == CANDIDATE else champion).model
-            part = slice(taken[arm], taken[arm] + job.rows)
-            taken[arm] += job.rows
-            answers.append(Answer(records[arm][part], job_ids, model))
+        taken = [0] * len(arms)
+        for job, job_ids, index in zip(jobs, per_job, indices, strict=True):
+            answers.append(Answer(records[index][taken[index] : taken[index] + job.rows], job_ids, arms[index].model))
+            taken[index] += job.rows
         return answers
 
     def _score_group(
@@ -288,3 +286,24 @@ class MicroBatcher:
         ids = [f"{job.request_id}|{i}" for job in jobs for i in range(job.rows)]
         shadowed = tuple((shadow, shadow.model.predict(typed)) for shadow in shadows)
         return Scored(typed, answering.model.predict(typed), answering, ids, shadowed)
+
+
+def _route(
+    jobs: list[_Job], champion: Deployment, canaries: tuple[Deployment, ...]
+) -> tuple[list[Deployment], list[int]]:
+    """The arms of a rollout's batch (the champion first, then each candidate) and each job's
+    place among them; each job's ``arm`` is set to the version that answers it. A candidate that
+    could not be loaded leaves its share to the champion."""
+    by_place = {getattr(c.kind, "arm", 0): c for c in canaries}
+    rollout = getattr(canaries[0].kind, "rollout", None)
+    count = len(rollout.candidates) if rollout is not None else len(canaries)
+    percent = getattr(canaries[0].kind, "percent", 0.0)
+    arms = [champion, *by_place.values()]
+    index_of = {place: index for index, place in enumerate(by_place, start=1)}
+    indices = []
+    for job in jobs:
+        place = arm_of(job.key, percent, count)
+        index = 0 if place is None else index_of.get(place, 0)
+        job.arm = arms[index].model.version
+        indices.append(index)
+    return arms, indices

@@ -1,5 +1,5 @@
-"""A central server's watch over a canary: every ``[rollout] guard_seconds`` it reads the rollout
-the lake says is running, and with what its own traffic showed of both arms (the batcher feeds
+"""A central server's watch over a rollout: every ``[rollout] guard_seconds`` it reads the rollout
+the lake says is running, and with what its own traffic showed of each arm (the batcher feeds
 :class:`~driftloop.rollout.guards.GuardWatch`):
 
 - a guard broken: this server drops the canary at once, then rolls it back (a row in
@@ -9,7 +9,7 @@ the lake says is running, and with what its own traffic showed of both arms (the
 - the step's evidence gathered (``step_requests`` answered by the candidate here, and
   ``step_minutes`` gone by): the next step, or past the last the promotion gates;
 - an A/B test: the guards of service alone (errors, latency), and the sequential test's verdict
-  ends it (which version is better, recorded as an event);
+  ends it (which version is better than every other, recorded as an event);
 - the rollout changed elsewhere (another server stepped it, someone aborted it): this server
   takes the new state, and judges the new step on its own traffic from then on.
 
@@ -26,8 +26,8 @@ from datetime import UTC, datetime, timedelta
 from driftloop.errors import DriftloopError
 from driftloop.project import Project
 from driftloop.rollout.evidence import arm_losses
-from driftloop.rollout.guards import CANDIDATE, GuardWatch
-from driftloop.rollout.sequential import msprt
+from driftloop.rollout.guards import GuardWatch
+from driftloop.rollout.sequential import best_arm, compare
 from driftloop.rollout.state import Rollout, RolloutKind, current
 from driftloop.serve.deployments import Deployments
 
@@ -53,31 +53,30 @@ def check_rollout(project: Project, deployments: Deployments, watch: GuardWatch)
 
     settings = project.settings.rollout
     rollout = current(project.lake, project.model_name)
-    held = deployments.live.canary
-    held_rollout: Rollout | None = getattr(held.kind, "rollout", None) if held is not None else None
+    held = deployments.live.canaries
+    held_rollout: Rollout | None = getattr(held[0].kind, "rollout", None) if held else None
     running = rollout is not None and rollout.running
-    if not running and held is None:
+    if not running and not held:
         return rollout
     if not running or held_rollout is None or rollout is None or _moved(held_rollout, rollout):
         deployments.refresh()  # take the new state; the new step is judged on its own traffic
         watch.reset()
         return rollout
     if watch.metric_due(settings.metric_seconds):
-        champion, candidate = arm_losses(project, rollout)
-        watch.looked(msprt(champion, candidate, settings.metric_effect**2))
+        watch.looked(compare(arm_losses(project, rollout), settings.metric_effect**2))
     if rollout.kind is RolloutKind.AB:
         return _check_ab(project, rollout, deployments, watch)
-    breaches = watch.breaches(settings)
+    breaches = watch.breaches(settings, rollout)
     if breaches:
         logger.error("canary of version %s broke its guards: %s", rollout.candidate, "; ".join(breaches))
-        deployments.drop_canary()
-        ended = roll_back(project, rollout, "; ".join(breaches), watch.summary())
+        deployments.drop_canaries()
+        ended = roll_back(project, rollout, "; ".join(breaches), watch.summary(rollout))
         deployments.refresh()
         watch.reset()
         return ended
-    earned = watch.arms[CANDIDATE].requests >= settings.step_requests
+    earned = watch.requests(rollout.candidate) >= settings.step_requests
     if earned and datetime.now(UTC) - rollout.at >= timedelta(minutes=settings.step_minutes):
-        moved = advance(project, rollout, watch.summary())
+        moved = advance(project, rollout, watch.summary(rollout))
         deployments.refresh()
         watch.reset()
         return moved
@@ -89,17 +88,17 @@ def _check_ab(project: Project, rollout: Rollout, deployments: Deployments, watc
     from driftloop.rollout.canary import decide, roll_back
 
     settings = project.settings.rollout
-    breaches = watch.breaches(settings, service_only=True)
+    breaches = watch.breaches(settings, rollout, service_only=True)
     if breaches:
-        deployments.drop_canary()
-        ended = roll_back(project, rollout, "; ".join(breaches), watch.summary())
+        logger.error("a/b test of %s broke its guards: %s", rollout.named, "; ".join(breaches))
+        deployments.drop_canaries()
+        ended = roll_back(project, rollout, "; ".join(breaches), watch.summary(rollout))
     else:
-        metric = watch.metric
-        enough = metric is not None and min(metric.n_first, metric.n_second) >= settings.metric_rows
-        if metric is None or not enough or not metric.decided(settings.metric_alpha):
+        best = best_arm(watch.metric, settings.metric_alpha, settings.metric_rows)
+        if best is None:
             return rollout
-        deployments.drop_canary()
-        ended = decide(project, rollout, metric, watch.summary())
+        deployments.drop_canaries()
+        ended = decide(project, rollout, best, watch.metric, watch.summary(rollout))
     deployments.refresh()
     watch.reset()
     return ended

@@ -66,12 +66,12 @@ def create_ui(
 
     @app.post("/admin/rollout/abort", summary="End the running rollout (bearer token)",
               responses=refusal_responses("401", "403", "409"))  # fmt: skip
-    async def abort(request: Request) -> dict[str, str]:
+    async def abort(request: Request) -> dict[str, str | list[str]]:
         from driftloop.rollout.canary import abort as abort_rollout
 
         authorise(request, admin_token, TOKEN_VARIABLE)
         ended = await asyncio.to_thread(abort_rollout, project, "aborted from the dashboard")
-        return {"status": str(ended.status), "candidate": ended.candidate}
+        return {"status": str(ended.status), "candidates": list(ended.candidates)}
 
     @app.post("/admin/rollback", summary="Make the previous champion the champion again (bearer token)",
               responses=refusal_responses("401", "403", "409"))  # fmt: skip
@@ -100,8 +100,9 @@ def overview(project: Project) -> str:
     if rollout is None:
         parts.append(paragraph("No rollout yet: `driftloop rollout canary VERSION`.", "muted"))
     else:
-        state = f"{rollout.kind} of version {rollout.candidate} beside champion {rollout.champion}: {rollout.status}"
-        share = f", {rollout.percent:g}% of traffic" if rollout.running else ""
+        state = f"{rollout.kind} of {rollout.named} beside champion {rollout.champion}: {rollout.status}"
+        each = " each" if len(rollout.candidates) > 1 else ""
+        share = f", {rollout.percent:g}% of traffic{each}" if rollout.running else ""
         parts.append(paragraph(state + share, "bad" if rollout.status == "rolled back" else ""))
         parts.append(table(["at (UTC)", "status", "share", "reason"], [
             (f"{c['at']:%Y-%m-%d %H:%M:%S}", c["status"], f"{c['steps'][c['step']]:g}%", c["reason"])

@@ -123,13 +123,13 @@ def quarantine(quality: pl.DataFrame) -> str:
 
 
 def traffic(requests: pl.DataFrame) -> str:
-    """Requests a minute, per source (the champion's online answers, a canary's, a shadow's)."""
+    """Requests a minute, per arm (the champion's online answers, each canary's, a shadow's, by version)."""
     figure = go.Figure()
-    for source in requests["source"].unique(maintain_order=True).to_list():
-        these = requests.filter(pl.col("source") == source)
+    for arm in requests["arm"].unique().sort().to_list():
+        these = requests.filter(pl.col("arm") == arm)
         figure.add_trace(go.Scatter(x=these["minute"].to_list(), y=these["requests"].to_list(), mode="lines+markers",
-                                    name=source))  # fmt: skip
-    figure.update_layout(title="Requests a minute, per source", xaxis_title="minute (UTC)", height=420)
+                                    name=arm))  # fmt: skip
+    figure.update_layout(title="Requests a minute, per arm", xaxis_title="minute (UTC)", height=420)
     return str(figure.to_json())
 
 

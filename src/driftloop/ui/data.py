@@ -76,16 +76,19 @@ def quality(project: Project) -> pl.DataFrame:
 
 
 def traffic(project: Project, since: datetime) -> pl.DataFrame:
-    """Requests and rows a minute since ``since``, per source (online, canary, shadow), from the
-    prediction log (a server writes it every ``flush_seconds``)."""
+    """Requests and rows a minute since ``since``, per arm: the source (online, canary, shadow) and
+    the version ("canary v4"), from the prediction log (a server writes it every ``flush_seconds``)."""
     if not project.lake.exists(Table.PREDICTIONS):
-        return pl.DataFrame(schema={"minute": pl.Datetime("us", "UTC"), "source": pl.String, "requests": pl.UInt32,
+        return pl.DataFrame(schema={"minute": pl.Datetime("us", "UTC"), "arm": pl.String, "requests": pl.UInt32,
                                     "rows": pl.UInt32})  # fmt: skip
     answered = project.lake.scan(Table.PREDICTIONS).filter(
         pl.col("model_name") == project.model_name, pl.col("scored_at") >= since, pl.col("source") != "batch"
     )
     return (
-        answered.group_by(pl.col("scored_at").dt.truncate("1m").alias("minute"), "source")
+        answered.group_by(
+            pl.col("scored_at").dt.truncate("1m").alias("minute"),
+            pl.format("{} v{}", "source", "model_version").alias("arm"),
+        )
         .agg(pl.col("request_id").n_unique().alias("requests"), pl.len().alias("rows"))
         .sort("minute")
         .collect()

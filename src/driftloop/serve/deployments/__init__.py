@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from driftloop.errors import DriftloopError
 from driftloop.rollout.state import current as rollout_state
 from driftloop.serve.deployments.base import Deployment, DeploymentKind, Role
-from driftloop.serve.deployments.canary import Canary
+from driftloop.serve.deployments.canary import canaries
 from driftloop.serve.deployments.champion import Champion
 from driftloop.serve.deployments.shadow import Shadow
 from driftloop.serve.loaded import LoadedModel
@@ -55,9 +55,9 @@ class Live:
         return tuple(d for d in self.deployments if d.role is Role.SHADOWS)
 
     @property
-    def canary(self) -> Deployment | None:
-        """A rollout's candidate, answering its share of the requests (None: no rollout runs)."""
-        return next((d for d in self.deployments if d.role is Role.CANARY), None)
+    def canaries(self) -> tuple[Deployment, ...]:
+        """A rollout's candidates, each answering its share of the requests (none: no rollout runs)."""
+        return tuple(d for d in self.deployments if d.role is Role.CANARY)
 
 
 class Following:
@@ -109,9 +109,7 @@ class Deployments(Following):
             current = {d.kind.name: d for d in self.live.deployments}
             kept: list[Deployment] = []
             changed = False
-            rollout = rollout_state(self.project.lake, registry.name)
-            kinds = [*self.kinds, Canary(rollout)] if rollout is not None and rollout.running else self.kinds
-            for kind in kinds:
+            for kind in [*self.kinds, *canaries(rollout_state(self.project.lake, registry.name))]:
                 wanted, serving = kind.wanted(aliases), current.get(kind.name)
                 if wanted is None:
                     if serving is not None and kind.role is Role.ANSWERS:
@@ -129,9 +127,9 @@ class Deployments(Following):
             self.live = Live(tuple(kept))  # the swap: one reference assignment
             return changed
 
-    def drop_canary(self) -> None:
+    def drop_canaries(self) -> None:
         """Answer every request with the champion again, at once (a guard broke; the rollout's new
-        state is written after, so no request meets the candidate once it is judged)."""
+        state is written after, so no request meets a candidate once it is judged)."""
         with self._lock:
             self.live = Live(tuple(d for d in self.live.deployments if d.role is not Role.CANARY))
 
