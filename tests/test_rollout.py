@@ -235,6 +235,10 @@ def test_a_better_canary_steps_up_and_is_crowned_and_a_straying_one_is_rolled_ba
         assert refused.exit_code == 1 and "ends by its verdict" in refused.output, refused.output
         versions = until(lambda: not running(project), client, body, seconds=120)
     assert {"2", "4", "5"} <= set(versions)
+    logged = project.lake.read("predictions").filter(pl.col("model_version").is_in(["4", "5"]))
+    for version in ("4", "5"):  # each arm logged exactly the rows it answered, as its arm
+        mine = logged.filter(pl.col("model_version") == version)
+        assert mine.height == versions.count(version) and set(mine["source"]) == {"canary"}
     ended = current(project.lake, project.model_name)
     assert ended is not None and ended.status is RolloutStatus.DECIDED and ended.candidates == ("4", "5"), ended
     assert ended.reason.startswith("version 2 is better than versions 4 and 5 with 95% confidence"), ended.reason
@@ -288,4 +292,8 @@ def test_a_canary_whose_features_differ_from_the_champions_is_scored_through_its
         assert answer.model.version == model.version
         alone = model.predict(model.check(pl.DataFrame([row]).with_columns(pl.col("ts").str.to_datetime())))
         assert answer.outputs[0]["y"] == pytest.approx(alone["y"][0], rel=1e-6)
-    assert watch.compared_rows == sum(arms) and {s.deployment.kind.name for s in logged} == {"champion", "canary 2"}
+    assert watch.compared_rows == len(body)  # the candidate scores every row, and is compared on each
+    answered = {
+        kind: sum(s.answered for s in logged if s.deployment.kind.name == kind) for kind in ("champion", "canary 2")
+    }
+    assert answered == {"champion": len(body) - sum(arms), "canary 2": sum(arms)}  # each logs the rows it answered

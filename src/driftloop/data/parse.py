@@ -185,6 +185,8 @@ def cast_typed(expr: pl.Expr, source: pl.DataType, column: Column, zone_name: st
     the caller parses text instead.
     """
     ctype = column.type
+    if source == pl.Null:  # every value missing (a JSON field sent as null): that type's nulls, no parsing
+        return expr.cast(ctype.polars)
     if ctype is ColumnType.DATETIME:
         return _typed_instants(expr, source, column, zone_name)
     if source == ctype.polars:

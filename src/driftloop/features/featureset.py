@@ -28,7 +28,14 @@ class FeatureSet:
     def same_as(self, other: FeatureSet) -> bool:
         """Whether ``other`` computes the same columns from the same contract (two versions of a
         model trained on one project's settings do): its features of a frame are this one's."""
-        return self.definitions == other.definitions and self.contract == other.contract
+        return self is other or self._fingerprint == other._fingerprint
+
+    @cached_property
+    def _fingerprint(self) -> str:
+        """The definitions and the contract as JSON: compared once a batch while a rollout runs,
+        where comparing the models field by field took 16 µs."""
+        definitions = [d.model_dump(mode="json") for d in self.definitions]
+        return json.dumps([definitions, self.contract.model_dump(mode="json")], sort_keys=True, default=str)
 
     @property
     def derived(self) -> list[str]:

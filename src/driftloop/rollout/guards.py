@@ -5,9 +5,9 @@ candidate's, by version) since the step began, and whether a candidate's arm bre
 - errors: the share of the candidate's requests that failed on the server's side;
 - latency: its p99, against an absolute limit and against twice the champion's (or the
   champion's and 10 ms, whichever is more);
-- outputs: how far its answers are from what the champion answers for the same rows (it scores
-  the candidate's rows too): for a number, the mean absolute difference over the champion's
-  training spread of the target; for a label, the share of rows it predicts otherwise;
+- outputs: how far its outputs are from the champion's for the same rows (every arm scores every
+  row of a batch, and answers its own): for a number, the mean absolute difference over the
+  champion's training spread of the target; for a label, the share of rows it predicts otherwise;
 - the decisive metric, as labels arrive: the arms' per-row losses
   (:mod:`driftloop.rollout.evidence`) by an always-valid sequential test
   (:mod:`driftloop.rollout.sequential`), every ``metric_seconds``.

@@ -138,7 +138,7 @@ def scoring_app(
 
     batcher = MicroBatcher(
         lambda: deployments.live,
-        lambda scored: log.add(scored, scored.outputs.height),  # rows are built by the log's writer
+        lambda scored: log.add(scored, scored.answered),  # rows are built by the log's writer
         max_rows=settings.max_batch_rows,
         max_wait_ms=settings.max_wait_ms,
         gap_ms=settings.max_gap_ms,
@@ -269,14 +269,22 @@ def _rows(
 ) -> pl.DataFrame:  # fmt: skip
     typed = pl.concat([scored.typed for scored, _ in members], how="vertical_relaxed")
     outputs = pl.concat([outputs for _, outputs in members], how="vertical_relaxed")
-    ids = [i for scored, _ in members for i in scored.prediction_ids]
+    ids = pl.Series(PREDICTION_ID, [i for scored, _ in members for i in scored.prediction_ids], dtype=pl.String)
     scored_at = pl.Series("_scored_at", [s.scored_at for s, o in members for _ in range(o.height)])
+    if any(scored.keep is not None for scored, _ in members):  # a rollout's arms: the rows each answered, at once
+        keep = pl.concat([pl.repeat(True, o.height, eager=True) if s.keep is None else s.keep for s, o in members])
+        typed, outputs, ids, scored_at = (
+            typed.filter(keep),
+            outputs.filter(keep),
+            ids.filter(keep),
+            scored_at.filter(keep),
+        )
     event_time = contract.clock.instants() if contract.clock else pl.lit(None, pl.Datetime("us"))
     # A request without an event time is logged at the time it was scored.
     event_time = pl.coalesce(event_time, pl.col("_scored_at").dt.replace_time_zone(None)).cast(pl.Datetime("us"))
     inputs = [c for c in typed.columns if c not in contract.targets and not c.startswith("_")]
     meta = typed.with_columns(scored_at.cast(pl.Datetime("us", "UTC"))).select(
-        pl.Series(PREDICTION_ID, ids, dtype=pl.String),
+        ids,
         contract.entity_id().alias("entity_id"),
         event_time.alias("event_time"),
         pl.col("_scored_at").alias("scored_at"),
@@ -285,7 +293,7 @@ def _rows(
         pl.lit(run_id).alias("run_id"),
         pl.lit(server_id).alias("job_id"),
         pl.lit(source).alias("source"),
-        pl.Series("request_id", [i.rpartition("|")[0] for i in ids], dtype=pl.String),
+        pl.Series("request_id", [i.rpartition("|")[0] for i in ids.to_list()], dtype=pl.String),
         pl.struct(inputs).struct.json_encode().alias("inputs"),
         event_time.cast(pl.Date).alias(EVENT_DATE),
     )

@@ -38,7 +38,9 @@ BATCHES_IN_FLIGHT = 2
 class Scored:
     """Scored rows: the typed inputs, the outputs, the deployment that answered with them, their
     prediction ids and when they were scored; ``shadows`` are the outputs each shadow deployment
-    gave for the same rows."""
+    gave for the same rows. With a rollout live each arm scores the whole batch and ``keep`` says
+    which rows it answered (None: all): the rows logged. The log's writer picks them, once for
+    many batches, so the answers never wait for it."""
 
     typed: pl.DataFrame
     outputs: pl.DataFrame
@@ -46,10 +48,16 @@ class Scored:
     prediction_ids: list[str]
     shadows: tuple[tuple[Deployment, pl.DataFrame], ...] = ()
     scored_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    keep: pl.Series | None = None
 
     @property
     def model(self) -> LoadedModel:
         return self.deployment.model
+
+    @property
+    def answered(self) -> int:
+        """How many rows it answered (the rows it logs)."""
+        return self.outputs.height if self.keep is None else int(self.keep.sum())
 
 
 @dataclass(frozen=True)
@@ -205,8 +213,9 @@ class MicroBatcher:
         self, jobs: list[_Job], champion: Deployment, shadows: tuple[Deployment, ...], canaries: tuple[Deployment, ...]
     ) -> list[Answer | BaseException]:
         """A batch with a rollout live: each request to its arm, in one pass. The rows are checked
-        once and the champion scores them all (its answer for its own, and for each candidate's
-        what the candidate is compared with), each candidate its own; each arm is logged on its own."""
+        once, and every arm scores the whole batch: a few rows cost a network nearly what all of
+        them do, far less than picking them out, and each candidate is compared with the champion
+        on every row. Each arm answers and logs its own rows (``keep``)."""
         arms, indices = _route(jobs, champion, canaries)
         try:
             typed = champion.model.check(to_frame(combined([job.payload for job in jobs])))
@@ -216,35 +225,36 @@ class MicroBatcher:
             return [self._score_alone(job, arms[i], shadows if i == 0 else ())  # find who is at fault
                     for job, i in zip(jobs, indices, strict=True)]  # fmt: skip
         per_row = pl.Series(np.repeat(indices, [job.rows for job in jobs]))
-        per_job = [[f"{job.request_id}|{i}" for i in range(job.rows)] for job in jobs]
-        ids = pl.Series([i for job_ids in per_job for i in job_ids])
+        ids = [f"{job.request_id}|{i}" for job in jobs for i in range(job.rows)]
         ours = champion.model.package
         featured = ours.features.apply(typed)  # once: versions of one project mostly compute the same features
         answered = ours.predict_featured(featured)
         records: list[list[dict[str, Any]]] = []
         for index, deployment in enumerate(arms):
-            rows = per_row == index
-            if not rows.any():
-                records.append([])
-                continue
-            mine, theirs = typed.filter(rows), deployment.model.package
+            keep = per_row == index
             if index == 0:
-                outputs = answered.filter(rows)
-                shadowed = tuple((s, s.model.predict(mine)) for s in shadows)
+                outputs = answered
+                shadowed = tuple((s, s.model.predict(typed)) for s in shadows) if keep.any() else ()
             else:
+                theirs = deployment.model.package
                 same = theirs.features.same_as(ours.features)
-                outputs = theirs.predict_featured(featured.filter(rows)) if same else deployment.model.predict(mine)
+                outputs = theirs.predict_featured(featured) if same else deployment.model.predict(typed)
                 shadowed = ()
                 if self.watch is not None:
-                    gap = output_gap(answered.filter(rows), outputs, theirs.heads)
-                    self.watch.compared(deployment.model.version, outputs.height, gap)
-            self.on_scored(Scored(mine, outputs, deployment, ids.filter(rows).to_list(), shadowed))
-            records.append(outputs.to_dicts())
+                    self.watch.compared(
+                        deployment.model.version, outputs.height, output_gap(answered, outputs, theirs.heads)
+                    )
+            if keep.any():
+                self.on_scored(Scored(typed, outputs, deployment, ids, shadowed, keep=keep))
+                records.append(outputs.to_dicts())
+            else:
+                records.append([])
         answers: list[Answer | BaseException] = []
-        taken = [0] * len(arms)
-        for job, job_ids, index in zip(jobs, per_job, indices, strict=True):
-            answers.append(Answer(records[index][taken[index] : taken[index] + job.rows], job_ids, arms[index].model))
-            taken[index] += job.rows
+        offset = 0
+        for job, index in zip(jobs, indices, strict=True):
+            answers.append(Answer(records[index][offset : offset + job.rows], ids[offset : offset + job.rows],
+                                  arms[index].model))  # fmt: skip
+            offset += job.rows
         return answers
 
     def _score_group(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 
 from driftloop import errors
 from driftloop.errors import DriftloopError, EngineError
@@ -24,8 +25,11 @@ _RAISED = re.compile(
 )
 
 
-def _failures() -> tuple[type[Exception], ...]:
-    """The exceptions a Spark call raises: PySpark's own, and the JVM's as Py4J carries them."""
+@cache
+def failure_types() -> tuple[type[Exception], ...]:
+    """The exceptions a Spark call raises: PySpark's own, and the JVM's as Py4J carries them
+    (looked up at the first Spark call: importing PySpark cost every process that imported the
+    engines ~70 ms and its memory, Spark or not)."""
     try:
         from py4j.protocol import Py4JError
         from pyspark.errors import PySparkException
@@ -34,15 +38,12 @@ def _failures() -> tuple[type[Exception], ...]:
     return (PySparkException, Py4JError)
 
 
-SPARK_FAILURES = _failures()
-
-
 @contextmanager
 def spark_failures(doing: str) -> Iterator[None]:
     """Run Spark work, raising a failure as the driftloop error behind it or as an EngineError."""
     try:
         yield
-    except SPARK_FAILURES as exc:
+    except failure_types() as exc:
         raise _translated(exc, doing) from exc
 
 

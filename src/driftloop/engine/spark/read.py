@@ -30,7 +30,7 @@ import pyspark.sql.functions as sf
 from pyspark.sql.types import StringType, StructField, StructType
 
 from driftloop.data.sources import csv_separator, file_kind
-from driftloop.engine.spark.failures import SPARK_FAILURES, failure_line
+from driftloop.engine.spark.failures import failure_line, failure_types
 from driftloop.errors import SourceError
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ def _ndjson(spark: SparkSession, path: Path) -> DataFrame:
     fails this inference, so the file is refused before any other work."""
     try:
         return spark.read.options(mode="FAILFAST", samplingRatio=1.0).json(str(path))
-    except SPARK_FAILURES as exc:
+    except failure_types() as exc:
         raise SourceError(
             f"{path}: cannot be read as ndjson: a line is not a JSON object ({failure_line(exc)}); "
             "fix the file and ingest it again"
