@@ -157,6 +157,12 @@ def test_the_compiled_row_check_agrees_with_the_full_check(small_contract: Contr
     assert checker.valid_rows(typed.drop("x")) is None  # a required column missing
     without_target = checker.valid_rows(typed.drop("y"))  # an optional column missing: typed nulls
     assert without_target is not None and without_target.get_column("y").null_count() == 6
+    sent_null = typed.with_columns(pl.lit(None).alias("y"))  # JSON nulls in every row: a column of type Null
+    assert sent_null.schema["y"] == pl.Null
+    fast_null = checker.valid_rows(sent_null)
+    assert fast_null is not None and fast_null.equals(without_target)
+    assert check_batch(sent_null, small_contract, check_keys=False).valid.drop(ROW).equals(without_target)
+    assert checker.valid_rows(typed.with_columns(pl.lit(None).alias("x"))) is None  # x is required: the full check
     as_json = typed.with_columns(pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S"))  # JSON has no time type
     parsed = checker.valid_rows(as_json)
     assert parsed is not None and parsed.equals(typed)
