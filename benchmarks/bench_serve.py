@@ -123,6 +123,10 @@ def canary_copy(root: Path, into: Path) -> Path:
 
     shutil.copytree(root, into)
     project = Project.load(into)
+    # A day per step: the canary stays at 10% however long the run (its guards still run).
+    rollout = project.settings.rollout.model_copy(update={"step_minutes": 24 * 60.0})
+    Project(project.root, project.settings.model_copy(update={"rollout": rollout})).save()
+    project = Project.load(into)
     with MlflowTracker(project) as tracker:
         version = tracker.record(train_project(project, callbacks=[tracker]))
     start_canary(project, version, 10.0)

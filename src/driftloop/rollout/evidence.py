@@ -18,6 +18,7 @@ import polars as pl
 
 from driftloop.engine.polars import PolarsEngine
 from driftloop.lake import PredictionSource, Table
+from driftloop.monitor.logged import key_columns
 from driftloop.monitor.performance import ACTUAL, actuals, labelled_pairs
 from driftloop.project import Project
 from driftloop.rollout.state import Rollout, history
@@ -31,20 +32,38 @@ def arm_losses(project: Project, rollout: Rollout) -> dict[str, np.ndarray]:
     if not lake.exists(Table.PREDICTIONS) or not lake.exists(Table.FEATURES):
         return {version: np.zeros(0) for version in rollout.versions}
     began = history(lake, rollout.model).filter(pl.col("rollout_id") == rollout.rollout_id)["at"].min()
-    answered = lake.scan(Table.PREDICTIONS).filter(
-        pl.col("model_name") == rollout.model, pl.col("scored_at") >= began
-    )  # fmt: skip
     sources = dict.fromkeys(rollout.candidates, PredictionSource.CANARY)
     sources[rollout.champion] = PredictionSource.ONLINE
-    labels = lake.read(Table.LABELS) if lake.exists(Table.LABELS) else None
-    truth = actuals(contract, lake.read(Table.FEATURES), labels)
+    answered = (
+        lake.scan(Table.PREDICTIONS)
+        .filter(pl.col("model_name") == rollout.model, pl.col("scored_at") >= began,
+                pl.col("model_version").is_in(list(sources)), pl.col("source").is_in(list(set(sources.values()))))
+        .collect()
+    )  # fmt: skip
+    truth = _truth(project, answered)
     engine = PolarsEngine()
     pairs = [
-        labelled_pairs(engine, answered.filter(pl.col("source") == sources[v], pl.col("model_version") == v).collect(),
-                       truth, contract)
+        labelled_pairs(engine, answered.filter(pl.col("source") == sources[v], pl.col("model_version") == v), truth,
+                       contract)
         for v in rollout.versions
     ]  # fmt: skip
     return dict(zip(rollout.versions, _normalised(pairs, project), strict=True))
+
+
+def _truth(project: Project, answered: pl.DataFrame) -> pl.DataFrame:
+    """The truth of the rows ``answered`` (the latest label, else the features row's target): only
+    their keys' rows, and only the key and target columns, are read; each look of a long rollout
+    would otherwise read the whole features table."""
+    lake, contract = project.lake, project.contract
+    key = contract.key
+    wanted = answered.select(key_columns(contract)).unique().lazy() if key else None
+    features = lake.scan(Table.FEATURES).select(*key, *contract.targets)
+    labels = lake.scan(Table.LABELS) if lake.exists(Table.LABELS) else None
+    if wanted is not None:
+        features = features.join(wanted, on=key, how="semi")
+        labels = None if labels is None else labels.join(wanted, on=key, how="semi")
+    truth: pl.DataFrame = actuals(contract, features.collect(), None if labels is None else labels.collect())
+    return truth
 
 
 def _normalised(arms: list[pl.DataFrame], project: Project) -> list[np.ndarray]:

@@ -213,9 +213,9 @@ class MicroBatcher:
         self, jobs: list[_Job], champion: Deployment, shadows: tuple[Deployment, ...], canaries: tuple[Deployment, ...]
     ) -> list[Answer | BaseException]:
         """A batch with a rollout live: each request to its arm, in one pass. The rows are checked
-        once, and every arm scores the whole batch: a few rows cost a network nearly what all of
-        them do, far less than picking them out, and each candidate is compared with the champion
-        on every row. Each arm answers and logs its own rows (``keep``)."""
+        once, and every arm with rows in the batch scores all of them: a few rows cost a network
+        nearly what all of them do, far less than picking them out, and each candidate is
+        compared with the champion on every row. Each arm answers and logs its own rows (``keep``)."""
         arms, indices = _route(jobs, champion, canaries)
         try:
             typed = champion.model.check(to_frame(combined([job.payload for job in jobs])))
@@ -232,23 +232,22 @@ class MicroBatcher:
         records: list[list[dict[str, Any]]] = []
         for index, deployment in enumerate(arms):
             keep = per_row == index
+            if not keep.any():  # nothing to answer (a lone request, most often): nothing to score
+                records.append([])
+                continue
             if index == 0:
                 outputs = answered
-                shadowed = tuple((s, s.model.predict(typed)) for s in shadows) if keep.any() else ()
+                shadowed = tuple((s, s.model.predict(typed)) for s in shadows)
             else:
                 theirs = deployment.model.package
                 same = theirs.features.same_as(ours.features)
                 outputs = theirs.predict_featured(featured) if same else deployment.model.predict(typed)
                 shadowed = ()
                 if self.watch is not None:
-                    self.watch.compared(
-                        deployment.model.version, outputs.height, output_gap(answered, outputs, theirs.heads)
-                    )
-            if keep.any():
-                self.on_scored(Scored(typed, outputs, deployment, ids, shadowed, keep=keep))
-                records.append(outputs.to_dicts())
-            else:
-                records.append([])
+                    gap = output_gap(answered, outputs, theirs.heads)
+                    self.watch.compared(deployment.model.version, outputs.height, gap)
+            self.on_scored(Scored(typed, outputs, deployment, ids, shadowed, keep=keep))
+            records.append(outputs.to_dicts())
         answers: list[Answer | BaseException] = []
         offset = 0
         for job, index in zip(jobs, indices, strict=True):
