@@ -76,6 +76,14 @@ def test_every_command_has_help() -> None:
         assert code == 0 and "Usage" in out
 
 
+def test_help_shows_settings_sections_as_written() -> None:
+    """Help names settings as "[rollout] steps": Rich renders help, and must not take them for markup."""
+    code, out, _ = run("rollout", "canary", "--help")
+    assert code == 0 and "[rollout]" in " ".join(out.split())
+    code, out, _ = run("--help")
+    assert code == 0 and "[loop] schedule_at" in " ".join(out.split())
+
+
 def test_the_installed_script_runs() -> None:
     done = subprocess.run(
         [Path(sys.executable).with_name("driftloop"), "--help"], capture_output=True, text=True, check=False

@@ -86,7 +86,21 @@ def command(name: str) -> Command | None:
         else:
             holder.add_typer(module.app, name=name)
     built = typer.main.get_command(holder)
-    return built.commands[name] if isinstance(built, TyperGroup) else built
+    return _plain_help(built.commands[name] if isinstance(built, TyperGroup) else built)
+
+
+def _plain_help(command: Command) -> Command:
+    """``command`` (and its subcommands and options) with help shown as written: Rich, which
+    renders it, took settings sections such as "[rollout] steps" for markup and dropped them."""
+    command.help = escape(command.help) if command.help else command.help
+    command.short_help = escape(command.short_help) if command.short_help else command.short_help
+    for param in command.params:
+        help_text = getattr(param, "help", None)
+        if help_text:
+            param.help = escape(help_text)  # type: ignore[attr-defined]
+    for sub in getattr(command, "commands", {}).values():
+        _plain_help(sub)
+    return command
 
 
 def declare_unavailable(holder: typer.Typer, name: str, needed: MissingDependency) -> None:
@@ -94,8 +108,8 @@ def declare_unavailable(holder: typer.Typer, name: str, needed: MissingDependenc
     any arguments with that message (exit code 1)."""
     holder.command(
         name,
-        help=escape(str(needed)),
-        short_help=escape(f"(needs driftloop[{needed.extra}])"),
+        help=str(needed),
+        short_help=f"(needs driftloop[{needed.extra}])",
         context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
     )(lambda: fail(needed))
 

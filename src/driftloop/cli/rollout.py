@@ -138,7 +138,7 @@ def _started(rollout: Rollout, as_json: bool) -> None:
         emit_json(_as_dict(rollout))
         return
     out.print(f"[green]{rollout.kind}[/] {rollout.reason}")
-    out.print("The servers take it within their next check ([rollout] guard_seconds); `driftloop rollout status`.")
+    out.print("The servers take it within their next check (\\[rollout] guard_seconds); `driftloop rollout status`.")
 
 
 def _as_dict(rollout: Rollout) -> dict[str, object]:
