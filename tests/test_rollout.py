@@ -128,6 +128,14 @@ def test_each_guard_judges_the_candidate_only_once_it_has_answered_enough() -> N
         watch.answered(candidate, 0.040)  # under 50 ms, but above twice the champion's 15 ms
     assert watch.breaches(settings, rollout) == ["p99 latency 40.0 ms, above 30.0 ms (champion 15.0 ms)"]
     watch.reset()
+    for _ in range(20):
+        watch.answered(champion, 0.060)
+        watch.answered(candidate, 0.062)  # above 50 ms, as is the champion: the server is slow, not the candidate
+    assert watch.breaches(settings, rollout) == []
+    for _ in range(20):
+        watch.answered(candidate, 0.200)  # more than twice the champion's: still the candidate's fault
+    assert watch.breaches(settings, rollout)[0].startswith("p99 latency 200.0 ms, above 120.0 ms")
+    watch.reset()
     for _ in range(10):
         watch.answered(candidate, 0.001)
     watch.compared(candidate, 30, 0.2)

@@ -5,8 +5,10 @@ without the token and done with it."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ from driftloop.project import Project
 from driftloop.registry import Registry
 from driftloop.rollout.state import RolloutStatus, current
 from driftloop.serve.app import app_of
-from driftloop.ui import data
+from driftloop.ui import charts, data
 from driftloop.ui.app import create_ui
 from tests.conftest import make_synthetic_project
 from tests.live import free_port, launch_chromium, running
@@ -156,6 +158,14 @@ def test_the_dashboard_is_served_under_the_prediction_server_too(watched: Projec
             time.sleep(0.5)
         assert '<table id="latency">' in shown and "/v1/predict" in shown  # read from its own /metrics
         assert '"name":"online v1"' in shown  # requests per arm: the champion's online answers
+        assert ">/ui/timeline<" in shown  # the dashboard's own routes are named with their mount
+
+
+def test_the_traffic_chart_shows_a_quiet_minute_as_none_sent() -> None:
+    at = [datetime(2026, 1, 1, 0, m, tzinfo=UTC) for m in (0, 3, 0)]
+    requests = pl.DataFrame({"minute": at, "arm": ["online v1", "online v1", "canary v2"], "requests": [5, 7, 1]})
+    traces = {t["name"]: t["y"] for t in json.loads(charts.traffic(requests))["data"]}
+    assert traces == {"canary v2": [1, 0, 0, 0], "online v1": [5, 0, 0, 7]}
 
 
 def test_latency_quantiles_are_read_from_a_cumulative_histogram_as_prometheus_does() -> None:

@@ -3,8 +3,8 @@ candidate's, by version) since the step began, and whether a candidate's arm bre
 ``[rollout]``'s limits.
 
 - errors: the share of the candidate's requests that failed on the server's side;
-- latency: its p99, against an absolute limit and against twice the champion's (or the
-  champion's and 10 ms, whichever is more);
+- latency: its p99, against twice the champion's (or the champion's and 10 ms, whichever is
+  more), and against an absolute limit while the champion keeps that limit;
 - outputs: how far its outputs are from the champion's for the same rows (every arm scores every
   row of a batch, and answers its own): for a number, the mean absolute difference over the
   champion's training spread of the target; for a label, the share of rows it predicts otherwise;
@@ -132,8 +132,11 @@ class GuardWatch:
             found.append(f"error rate {candidate.error_rate:.1%} of {candidate.requests} requests, above "
                          f"{settings.max_error_rate:.1%}")  # fmt: skip
         limit = settings.max_p99_ms
-        if champion.requests >= settings.guard_requests:  # twice the champion's, with room for a tick's noise
-            limit = min(limit, max(2 * champion.p99_ms, champion.p99_ms + LATENCY_SLACK_MS))
+        if champion.requests >= settings.guard_requests:
+            # Twice the champion's, with room for a tick's noise; the absolute limit only while the
+            # champion keeps it: on a server too loaded for anyone to, the candidate is not at fault.
+            relative = max(2 * champion.p99_ms, champion.p99_ms + LATENCY_SLACK_MS)
+            limit = min(limit, relative) if champion.p99_ms <= settings.max_p99_ms else relative
         if candidate.p99_ms > limit:
             found.append(f"p99 latency {candidate.p99_ms:.1f} ms, above {limit:.1f} ms (champion "
                          f"{champion.p99_ms:.1f} ms)")  # fmt: skip

@@ -90,4 +90,6 @@ class MeasuredRequests:
             await self.app(scope, receive, send_and_note)
         finally:
             route: Any = scope.get("route")  # set by the router on the same scope
-            self.metrics.count(getattr(route, "path", "unmatched"), status, time.perf_counter() - started)
+            # A mounted app's routes (the dashboard's, under /ui) are named with their mount.
+            endpoint = scope.get("root_path", "") + route.path if hasattr(route, "path") else "unmatched"
+            self.metrics.count(endpoint, status, time.perf_counter() - started)

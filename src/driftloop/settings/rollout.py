@@ -27,8 +27,8 @@ class RolloutSettings(BaseModel):
     max_p99_ms: float = Field(
         25.0,
         gt=0,
-        description="The candidate's p99 latency may not exceed this, nor twice the champion's (or the champion's "
-        "and 10 ms, whichever is more).",
+        description="The candidate's p99 latency may not exceed this while the champion's does not, nor twice the "
+        "champion's (or the champion's and 10 ms, whichever is more).",
     )
     max_output_gap: float = Field(
         0.5,

@@ -105,7 +105,8 @@ def overview(project: Project) -> str:
         share = f", {rollout.percent:g}% of traffic{each}" if rollout.running else ""
         parts.append(paragraph(state + share, "bad" if rollout.status == "rolled back" else ""))
         parts.append(table(["at (UTC)", "status", "share", "reason"], [
-            (f"{c['at']:%Y-%m-%d %H:%M:%S}", c["status"], f"{c['steps'][c['step']]:g}%", c["reason"])
+            (f"{c['at']:%Y-%m-%d %H:%M:%S}", c["status"],
+             f"{c['steps'][c['step']]:g}%" if c["status"] == "running" else "", c["reason"])
             for c in changes.iter_rows(named=True)], table_id="rollout"))  # fmt: skip
         guards = sorted(rollout.details.items())
         if guards:

@@ -125,8 +125,11 @@ def quarantine(quality: pl.DataFrame) -> str:
 def traffic(requests: pl.DataFrame) -> str:
     """Requests a minute, per arm (the champion's online answers, each canary's, a shadow's, by version)."""
     figure = go.Figure()
+    span = requests.select(pl.datetime_range(pl.col("minute").min(), pl.col("minute").max(), "1m").alias("minute"))
     for arm in requests["arm"].unique().sort().to_list():
-        these = requests.filter(pl.col("arm") == arm)
+        # Every minute of the range, none sent being 0: a line must not bridge a quiet minute.
+        sent = requests.filter(pl.col("arm") == arm).select("minute", "requests")
+        these = span.join(sent, on="minute", how="left").with_columns(pl.col("requests").fill_null(0))
         figure.add_trace(go.Scatter(x=these["minute"].to_list(), y=these["requests"].to_list(), mode="lines+markers",
                                     name=arm))  # fmt: skip
     figure.update_layout(title="Requests a minute, per arm", xaxis_title="minute (UTC)", height=420)
