@@ -22,7 +22,7 @@ from driftloop.cli import app
 from driftloop.features.definitions import ExpressionFeature
 from driftloop.project import Project
 from driftloop.registry import Registry
-from driftloop.rollout.guards import GuardWatch, output_gap
+from driftloop.rollout.guards import GuardWatch, output_gaps
 from driftloop.rollout.routing import arm_of, sticky_key
 from driftloop.rollout.state import Rollout, RolloutKind, RolloutStatus, current
 from driftloop.runtime.targets import Targets
@@ -107,7 +107,9 @@ def test_routing_is_sticky_by_entity_and_a_growing_share_keeps_its_entities() ->
 
 
 def test_each_guard_judges_the_candidate_only_once_it_has_answered_enough() -> None:
-    settings = RolloutSettings(guard_requests=10, max_error_rate=0.1, max_p99_ms=50, max_output_gap=0.5)
+    settings = RolloutSettings(
+        guard_requests=10, max_error_rate=0.1, max_p99_ms=50, max_output_gap=0.5, max_label_gap=0.25
+    )
     rollout = Rollout.start(RolloutKind.CANARY, "m", ["2"], "1", [10.0], "a test")
     champion, candidate = "1", "2"  # the arms, by version
     watch = GuardWatch()
@@ -138,12 +140,17 @@ def test_each_guard_judges_the_candidate_only_once_it_has_answered_enough() -> N
     watch.reset()
     for _ in range(10):
         watch.answered(candidate, 0.001)
-    watch.compared(candidate, 30, 0.2)
-    watch.compared(candidate, 10, 1.4)  # 40 rows at 0.5 on average: at the limit, not above
+    watch.compared(candidate, 30, {"y": 0.2, "kind": 0.1}, labels={"kind"})
+    watch.compared(candidate, 10, {"y": 1.4, "kind": 0.1}, labels={"kind"})  # 40 rows at 0.5 on average: the limit
     assert watch.breaches(settings, rollout) == []
-    watch.compared(candidate, 10, 1.0)
-    assert "outputs 0.60 from the champion's on the same 50 rows" in watch.breaches(settings, rollout)[0]
-    assert watch.summary(rollout)["candidate_output_gap"] == pytest.approx(0.6)
+    watch.compared(candidate, 10, {"y": 1.0, "kind": 0.7}, labels={"kind"})
+    # Each target against its own kind's limit: y (a number) is above its 0.5, kind (a label) at 22% is not.
+    assert watch.breaches(settings, rollout) == ["y 0.60 from the champion's on the same 50 rows, above 0.5"]
+    watch.compared(candidate, 10, {"y": 0.0, "kind": 0.6}, labels={"kind"})  # y back to 0.5; kind up to 28%
+    assert watch.breaches(settings, rollout) == [
+        "kind predicted otherwise than by the champion on 28% of the same 60 rows, above 25%"
+    ]
+    assert watch.summary(rollout)["candidate_output_gap_y"] == pytest.approx(0.5)
     # Two candidates of an A/B test: each arm is judged on its own, and named.
     ab = Rollout.start(RolloutKind.AB, "m", ["2", "3"], "1", [30.0], "a test")
     watch.reset()
@@ -157,9 +164,9 @@ def test_each_guard_judges_the_candidate_only_once_it_has_answered_enough() -> N
 def test_the_output_gap_is_in_the_target_spread_for_a_number_and_a_share_for_a_label() -> None:
     heads = Targets(["y", "kind"], mean={"y": 0.0}, std={"y": 2.0}, classes={"kind": ["a", "b"]})
     champion = pl.DataFrame({"y": [1.0, 2.0, 3.0, 4.0], "kind": ["a", "a", "b", "b"]})
-    assert output_gap(champion, champion, heads) == 0.0
-    assert output_gap(champion, champion.with_columns(pl.col("y") + 1.0), heads) == 0.5  # 1 over a spread of 2
-    assert output_gap(champion, champion.with_columns(kind=pl.lit("a")), heads) == 0.5  # half predicted otherwise
+    assert output_gaps(champion, champion, heads) == {"y": 0.0, "kind": 0.0}
+    moved = champion.with_columns(pl.col("y") + 1.0, kind=pl.lit("a"))
+    assert output_gaps(champion, moved, heads) == {"y": 0.5, "kind": 0.5}  # 1 over a spread of 2; half otherwise
 
 
 @pytest.fixture
@@ -179,7 +186,7 @@ def test_a_better_canary_steps_up_and_is_crowned_and_a_straying_one_is_rolled_ba
     Project(project.root, project.settings.model_copy(update={"loop": loop})).save()
     invoke(project, "train")
     invoke(project, "promote")
-    project = configured(Project.load(project.root), epochs=60, steps=[10, 50, 100], max_output_gap=10.0)
+    project = configured(Project.load(project.root), epochs=60, steps=[10, 50, 100])
     invoke(project, "train")  # version 2: trained well
     body = records(project)
 

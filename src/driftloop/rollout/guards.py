@@ -22,6 +22,7 @@ import math
 import threading
 import time
 from collections import defaultdict, deque
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -56,13 +57,33 @@ class ArmStats:
         return float(np.percentile(np.asarray(self.latencies), 99) * 1000) if self.latencies else 0.0
 
 
+@dataclass
+class OutputGaps:
+    """How far one candidate's outputs were from the champion's: the rows compared, and per target
+    the summed gap (``labels`` are the targets that are labels)."""
+
+    rows: int = 0
+    sums: dict[str, float] = field(default_factory=dict)
+    labels: set[str] = field(default_factory=set)
+
+    def add(self, rows: int, gaps: dict[str, float], labels: Collection[str]) -> None:
+        self.rows += rows
+        for target, gap in gaps.items():
+            self.sums[target] = self.sums.get(target, 0.0) + gap * rows
+        self.labels.update(labels)
+
+    def means(self) -> dict[str, float]:
+        """Each target's mean gap over the rows compared."""
+        return {target: total / self.rows for target, total in self.sums.items()} if self.rows else {}
+
+
 class GuardWatch:
     """What a server saw of a rollout's arms (by version); fed by the batcher, read by the guard loop."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.arms: defaultdict[str, ArmStats] = defaultdict(ArmStats)
-        self.gaps: defaultdict[str, tuple[int, float]] = defaultdict(lambda: (0, 0.0))  # rows, summed gap
+        self.gaps: defaultdict[str, OutputGaps] = defaultdict(OutputGaps)
         self.metric: Pairs = {}  # the arms' decisive metric, pair by pair, at its last look
         self.metric_looked = -math.inf  # when (time.monotonic) it was looked at
 
@@ -79,19 +100,15 @@ class GuardWatch:
             stats = self.arms.get(version)
             return 0 if stats is None else stats.requests
 
-    def compared(self, version: str, rows: int, gap: float) -> None:
-        """``rows`` of candidate ``version``'s, whose outputs were ``gap`` from the champion's on average."""
+    def compared(self, version: str, rows: int, gaps: dict[str, float], labels: Collection[str] = ()) -> None:
+        """``rows`` of candidate ``version``'s, whose outputs were ``gaps`` (per target, ``labels``
+        among them) from the champion's on average."""
         with self._lock:
-            seen, total = self.gaps[version]
-            self.gaps[version] = (seen + rows, total + gap * rows)
-
-    def output_gap(self, version: str) -> float:
-        rows, total = self.gaps.get(version, (0, 0.0))
-        return total / rows if rows else 0.0
+            self.gaps[version].add(rows, gaps, labels)
 
     @property
     def compared_rows(self) -> int:
-        return sum(rows for rows, _ in self.gaps.values())
+        return sum(gaps.rows for gaps in self.gaps.values())
 
     def reset(self) -> None:
         """Forget what was seen: a new step (or a new rollout) is judged on its own traffic. The
@@ -142,10 +159,14 @@ class GuardWatch:
                          f"{champion.p99_ms:.1f} ms)")  # fmt: skip
         if service_only:
             return found
-        rows, gap = self.gaps.get(version, (0, 0.0))[0], self.output_gap(version)
-        if rows and gap > settings.max_output_gap:
-            found.append(f"outputs {gap:.2f} from the champion's on the same {rows} rows, above "
-                         f"{settings.max_output_gap}")  # fmt: skip
+        gaps = self.gaps.get(version, OutputGaps())
+        for target, gap in gaps.means().items():
+            if target in gaps.labels and gap > settings.max_label_gap:
+                found.append(f"{target} predicted otherwise than by the champion on {gap:.0%} of the same "
+                             f"{gaps.rows} rows, above {settings.max_label_gap:.0%}")  # fmt: skip
+            elif target not in gaps.labels and gap > settings.max_output_gap:
+                found.append(f"{target} {gap:.2f} from the champion's on the same {gaps.rows} rows, above "
+                             f"{settings.max_output_gap}")  # fmt: skip
         metric = self.metric.get((rollout.champion, version))
         enough = metric is not None and min(metric.n_first, metric.n_second) >= settings.metric_rows
         if metric is not None and enough and metric.decided(settings.metric_alpha) and metric.difference > 0:
@@ -164,9 +185,9 @@ class GuardWatch:
                 arm, stats = _label(rollout, version), self.arms[version]
                 numbers |= {f"{arm}_requests": stats.requests, f"{arm}_p99_ms": stats.p99_ms}
                 if version != rollout.champion:
-                    rows, gap = self.gaps.get(version, (0, 0.0))[0], self.output_gap(version)
-                    numbers |= {f"{arm}_error_rate": stats.error_rate, f"{arm}_output_gap": gap,
-                                f"{arm}_compared_rows": rows}  # fmt: skip
+                    gaps = self.gaps.get(version, OutputGaps())
+                    numbers |= {f"{arm}_error_rate": stats.error_rate, f"{arm}_compared_rows": gaps.rows}
+                    numbers |= {f"{arm}_output_gap_{target}": gap for target, gap in gaps.means().items()}
             for (first, second), result in self.metric.items():
                 pair = "" if len(self.metric) == 1 else f"_{_label(rollout, first)}_{_label(rollout, second)}"
                 numbers |= {
@@ -186,21 +207,21 @@ def _label(rollout: Rollout, version: str) -> str:
     return "candidate" if len(rollout.candidates) == 1 else f"version_{version}"
 
 
-def output_gap(champion: pl.DataFrame, candidate: pl.DataFrame, heads: Targets) -> float:
-    """How far the candidate's outputs are from the champion's on the same rows: per target, the
-    mean absolute difference over the target's training spread (a label: the share of rows it
-    predicts another class), the largest over the targets."""
-    gaps = []
+def output_gaps(champion: pl.DataFrame, candidate: pl.DataFrame, heads: Targets) -> dict[str, float]:
+    """How far the candidate's outputs are from the champion's on the same rows, per target: the
+    mean absolute difference over the target's training spread, or for a label the share of rows
+    it predicts another class."""
+    gaps = {}
     for target in heads.names:
         if target in heads.classes:
             other = champion[target].cast(pl.String).to_numpy() != candidate[target].cast(pl.String).to_numpy()
-            gaps.append(float(np.mean(other)) if other.size else 0.0)
+            gaps[target] = float(np.mean(other)) if other.size else 0.0
         else:
             difference = np.abs(
                 candidate[target].cast(pl.Float64).to_numpy() - champion[target].cast(pl.Float64).to_numpy()
             )
-            gaps.append(float(np.nanmean(difference)) / heads.std.get(target, 1.0) if difference.size else 0.0)
-    return max(gaps, default=0.0)
+            gaps[target] = float(np.nanmean(difference)) / heads.std.get(target, 1.0) if difference.size else 0.0
+    return gaps
 
 
-__all__ = ["ArmStats", "GuardWatch", "output_gap"]
+__all__ = ["ArmStats", "GuardWatch", "OutputGaps", "output_gaps"]

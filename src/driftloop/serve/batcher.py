@@ -25,7 +25,7 @@ import numpy as np
 import polars as pl
 
 from driftloop.errors import RequestRefused
-from driftloop.rollout.guards import GuardWatch, output_gap
+from driftloop.rollout.guards import GuardWatch, output_gaps
 from driftloop.rollout.routing import arm_of
 from driftloop.serve.deployments import Deployment, Live
 from driftloop.serve.loaded import LoadedModel
@@ -244,8 +244,8 @@ class MicroBatcher:
                 outputs = theirs.predict_featured(featured) if same else deployment.model.predict(typed)
                 shadowed = ()
                 if self.watch is not None:
-                    gap = output_gap(answered, outputs, theirs.heads)
-                    self.watch.compared(deployment.model.version, outputs.height, gap)
+                    gaps = output_gaps(answered, outputs, theirs.heads)
+                    self.watch.compared(deployment.model.version, outputs.height, gaps, theirs.heads.classes)
             self.on_scored(Scored(typed, outputs, deployment, ids, shadowed, keep=keep))
             records.append(outputs.to_dicts())
         answers: list[Answer | BaseException] = []
