@@ -137,6 +137,11 @@ def test_each_guard_judges_the_candidate_only_once_it_has_answered_enough() -> N
     for _ in range(20):
         watch.answered(candidate, 0.200)  # more than twice the champion's: still the candidate's fault
     assert watch.breaches(settings, rollout)[0].startswith("p99 latency 200.0 ms, above 120.0 ms")
+    watch.reset(keep=champion)  # a new step: the champion's latency stays the reference (at 100% it gets none)
+    for _ in range(20):
+        watch.answered(candidate, 0.062)
+    assert watch.requests(champion) == 20 and watch.requests(candidate) == 20
+    assert watch.breaches(settings, rollout) == []  # 62 ms against the champion's 60, kept from the last step
     watch.reset()
     for _ in range(10):
         watch.answered(candidate, 0.001)

@@ -110,12 +110,17 @@ class GuardWatch:
     def compared_rows(self) -> int:
         return sum(gaps.rows for gaps in self.gaps.values())
 
-    def reset(self) -> None:
+    def reset(self, keep: str | None = None) -> None:
         """Forget what was seen: a new step (or a new rollout) is judged on its own traffic. The
-        metric's look stays: it reads every labelled row since the rollout began."""
+        arm of version ``keep`` stays (the champion's, at a new step: its latency is still the
+        reference when the step leaves it little traffic, or none at 100%). The metric's look
+        stays: it reads every labelled row since the rollout began."""
         with self._lock:
+            kept = self.arms.get(keep) if keep is not None else None
             self.arms.clear()
             self.gaps.clear()
+            if keep is not None and kept is not None:
+                self.arms[keep] = kept
 
     def metric_due(self, every_seconds: float) -> bool:
         """Whether the decisive metric is due another look."""

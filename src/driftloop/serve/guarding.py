@@ -60,7 +60,8 @@ def check_rollout(project: Project, deployments: Deployments, watch: GuardWatch)
         return rollout
     if not running or held_rollout is None or rollout is None or _moved(held_rollout, rollout):
         deployments.refresh()  # take the new state; the new step is judged on its own traffic
-        watch.reset()
+        same = held_rollout is not None and rollout is not None and held_rollout.rollout_id == rollout.rollout_id
+        watch.reset(keep=rollout.champion if same and rollout is not None else None)
         return rollout
     if watch.metric_due(settings.metric_seconds):
         watch.looked(compare(arm_losses(project, rollout), settings.metric_effect**2))
@@ -78,7 +79,7 @@ def check_rollout(project: Project, deployments: Deployments, watch: GuardWatch)
     if earned and datetime.now(UTC) - rollout.at >= timedelta(minutes=settings.step_minutes):
         moved = advance(project, rollout, watch.summary(rollout))
         deployments.refresh()
-        watch.reset()
+        watch.reset(keep=rollout.champion)  # the champion's latency stays the reference at the next step
         return moved
     return rollout
 
