@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
@@ -12,6 +14,7 @@ from urllib.parse import urlsplit
 import typer
 
 from driftloop.cli.common import err, handled
+from driftloop.edge import ADMIN_TOKEN_ENV
 from driftloop.errors import MissingDependency
 
 app = typer.Typer(help="Serve a signed bundle on a device, offline.", no_args_is_help=True)
@@ -27,12 +30,8 @@ KeyOption = Annotated[
         help="The public key bundles must be signed with (signing.pub.pem from `driftloop keys`).",
     ),
 ]
-ADMIN_TOKEN_ENV = "DRIFTLOOP_ADMIN_TOKEN"
 # The central server's admin token, which its /v1/devices/reports asks of a device.
 CENTRAL_TOKEN_ENV = "DRIFTLOOP_CENTRAL_TOKEN"
-# How often a device's server looks at its store's pointer: a local file, cheap to read, and the
-# agent waits on it after a swap.
-POLL_SECONDS = 2.0
 
 
 @app.command("serve")
@@ -48,25 +47,21 @@ def serve(
 ) -> None:
     """Verify BUNDLE against the key, open it into the device's store and serve it: /v1/predict, /invocations, Open
     Inference v2, /metrics, as `driftloop serve` answers; every prediction logged on the device (SQLite)."""
-    from driftloop.edge.server import create_edge_app
     from driftloop.edge.store import DeviceStore
     from driftloop.runtime.signing import public_key
-    from driftloop.settings.serve import ServeSettings
 
-    try:
-        import uvicorn
-    except ModuleNotFoundError as missing:
-        raise MissingDependency.of(missing, extra="edge", purpose="driftloop edge serve") from missing
-
+    if importlib.util.find_spec("uvicorn") is None:
+        raise MissingDependency("uvicorn", extra="edge", purpose="driftloop edge serve")
     store = DeviceStore(store_dir)
     version = store.install(bundle, public_key(key.read_bytes(), str(key)))
     store.serve(version)
-    token = os.environ.get(ADMIN_TOKEN_ENV) or None
     err.print(f"driftloop edge: version {version} from {bundle} on http://{host}:{port}; predictions logged to "
               f"{store.log_path}", highlight=False)  # fmt: skip
-    settings = ServeSettings(poll_seconds=POLL_SECONDS)
-    uvicorn.run(create_edge_app(store, settings=settings, admin_token=token), host=host, port=port,
-                log_level="warning", timeout_graceful_shutdown=30)  # fmt: skip
+    # The server replaces this process (same pid, signals and exit code): it only reads the store
+    # verified above, so it runs without the CLI and the signature library in its memory.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "driftloop.edge.server", str(store_dir), host, str(port)])
 
 
 @app.command("agent")

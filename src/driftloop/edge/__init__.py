@@ -8,3 +8,6 @@ it takes traffic; ``server`` is the same HTTP API as ``driftloop serve`` on top 
 ``agent`` follows the champion from a source, checks each new version, swaps it in and rolls it
 back if the server does not take it.
 """
+
+# The device's admin token (its server's POST /admin/reload, which the agent calls too).
+ADMIN_TOKEN_ENV = "DRIFTLOOP_ADMIN_TOKEN"

@@ -29,7 +29,7 @@ from tempfile import TemporaryDirectory
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from driftloop.edge.deployments import golden_check
+from driftloop.edge.golden import golden_check
 from driftloop.edge.reports import send_reports
 from driftloop.edge.store import DeviceStore
 from driftloop.errors import BundleError, DriftloopError

@@ -6,27 +6,36 @@ only where the versions come from (the device's store) and where answers are log
 SQLite file) differ; an image model's bundle is served by the image server's core the same way.
 A device also takes labels for its predictions (``POST /v1/labels``). Needs no registry, lake or
 PyTorch.
+
+``python -m driftloop.edge.server STORE HOST PORT`` serves what a store holds already: what
+``driftloop edge serve`` becomes once it has verified and installed its bundle, so the server
+process never loads the CLI nor the signature library (a device counts every megabyte).
 """
 
 from __future__ import annotations
 
+import os
+import sys
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 from starlette.types import ASGIApp
 
-from driftloop.edge.deployments import DeviceDeployments, DeviceImageModel
+from driftloop.edge import ADMIN_TOKEN_ENV
+from driftloop.edge.deployments import DeviceDeployments
 from driftloop.edge.labels import add_label_route
 from driftloop.edge.logbook import DeviceLog
 from driftloop.edge.store import DeviceStore
 from driftloop.errors import BundleError
-from driftloop.runtime.image_package import KIND as IMAGE_KIND
 from driftloop.runtime.kinds import AnyPackage, image_package, load_package, table_package, targets_of
-from driftloop.runtime.package import TABLE_KIND
+from driftloop.runtime.package import IMAGE_KIND, TABLE_KIND
 from driftloop.serve.app import Served, logged_rows, scoring_app
-from driftloop.serve.image_app import ServedImages, image_scoring_app
-from driftloop.serve.image_app import logged_rows as image_logged_rows
 from driftloop.settings.serve import ServeSettings
+
+# How often a device's server looks at its store's pointer: a local file, cheap to read, and the
+# agent waits on it after a swap.
+POLL_SECONDS = 2.0
 
 
 def create_edge_app(
@@ -60,6 +69,11 @@ def _table_server(
 def _image_server(
     store: DeviceStore, model: str, package: AnyPackage, settings: ServeSettings, admin_token: str | None
 ) -> ASGIApp:
+    # Here, not at the top: a table model's device never loads the image libraries.
+    from driftloop.edge.image_deployments import DeviceImageModel
+    from driftloop.serve.image_app import ServedImages, image_scoring_app
+    from driftloop.serve.image_app import logged_rows as image_logged_rows
+
     images = image_package(package, f"{model} on this device")
     server_id = f"edge-{uuid.uuid4().hex[:12]}"
     log = DeviceLog(store.log_path, render=lambda batches: image_logged_rows(batches, server_id))
@@ -75,4 +89,23 @@ SERVERS: dict[str, Callable[[DeviceStore, str, AnyPackage, ServeSettings, str | 
 }
 
 
-__all__ = ["create_edge_app"]
+def serve_store(store: DeviceStore, host: str, port: int) -> None:
+    """Serve the version ``store`` names (installed and verified already) until stopped."""
+    import uvicorn
+
+    settings = ServeSettings(poll_seconds=POLL_SECONDS)
+    app = create_edge_app(store, settings=settings, admin_token=os.environ.get(ADMIN_TOKEN_ENV) or None)
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
+
+
+def main(argv: list[str]) -> None:
+    """``python -m driftloop.edge.server STORE HOST PORT``."""
+    store, host, port = argv
+    serve_store(DeviceStore(Path(store)), host, int(port))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
+
+
+__all__ = ["POLL_SECONDS", "create_edge_app", "main", "serve_store"]

@@ -18,12 +18,12 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Any
-
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from typing import TYPE_CHECKING, Any
 
 from driftloop.errors import BundleError
-from driftloop.runtime.bundle import open_bundle
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 VERSIONS = "versions"
 SERVING = "serving"
@@ -49,6 +49,10 @@ class DeviceStore:
         """Verify ``bundle`` against ``trusted`` and open it as a version of this device (kept as
         it is when that version is here already); returns the version. Nothing is written for a
         bundle that fails its checks."""
+        # Here, not at the top: a device's server only reads versions installed already, and never
+        # loads the signature library (its memory is the device's).
+        from driftloop.runtime.bundle import open_bundle
+
         self._sweep()
         staging = self.folder / VERSIONS / f"{STAGING}{uuid.uuid4().hex}"
         try:

@@ -26,10 +26,9 @@ from driftloop.images import Decoded, ImageRules, Standardisation, decode, image
 from driftloop.runtime.backends import DEFAULT_BACKEND, ImageBackend, chosen_backend, resolve_image_backend
 from driftloop.runtime.exported import ExportedNetwork
 from driftloop.runtime.image_spec import ConvSpec
-from driftloop.runtime.package import ONNX, WEIGHTS, read_manifest, write_package
+from driftloop.runtime.package import IMAGE_KIND, ONNX, WEIGHTS, read_manifest, write_package
 from driftloop.runtime.targets import probability_column
 
-KIND = "image"
 FORMAT_VERSION = 1
 # Beside the weights: the embeddings of held-out images that embedding drift is measured against.
 REFERENCE_EMBEDDINGS = "reference.safetensors"
@@ -124,7 +123,7 @@ class ImagePackage:
     def interface(self) -> dict[str, Any]:
         """What the model takes and gives, as JSON: the image contract files follow, and its classes."""
         return {
-            "kind": KIND,
+            "kind": IMAGE_KIND,
             "rules": self.rules.model_dump(mode="json"),
             "target": self.target,
             "classes": self.classes,
@@ -134,7 +133,7 @@ class ImagePackage:
         """Write the package into ``folder`` (created); returns it."""
         manifest = {
             "format_version": FORMAT_VERSION,
-            "kind": KIND,
+            "kind": IMAGE_KIND,
             "network": self.spec.to_dict(),
             "standardisation": self.standardisation.model_dump(),
             "rules": self.rules.model_dump(),
@@ -155,7 +154,7 @@ class ImagePackage:
         """Read a package written by :meth:`save`, to score with ``backend``."""
         path = Path(folder)
         try:
-            manifest = read_manifest(path, KIND, FORMAT_VERSION)
+            manifest = read_manifest(path, IMAGE_KIND, FORMAT_VERSION)
             package = cls(
                 ConvSpec.from_dict(manifest["network"]),
                 load_file(str(path / WEIGHTS)),

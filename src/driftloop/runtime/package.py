@@ -35,6 +35,7 @@ from driftloop.runtime.targets import Targets
 
 FORMAT_VERSION = 1
 TABLE_KIND = "table"  # a package's kind when its manifest does not say (an image package says "image")
+IMAGE_KIND = "image"
 WEIGHTS = "weights.safetensors"
 MANIFEST = "package.json"
 # The manifest's record of the exported ONNX graph (absent in a package without one).
