@@ -22,7 +22,7 @@ from driftloop.monitor.logged import key_columns
 from driftloop.monitor.performance import ACTUAL, actuals, labelled_pairs
 from driftloop.project import Project
 from driftloop.rollout.state import Rollout, history
-from driftloop.runtime.targets import probability_column
+from driftloop.runtime.targets import prediction_columns, probability_column
 
 
 def arm_losses(project: Project, rollout: Rollout) -> dict[str, np.ndarray]:
@@ -34,10 +34,12 @@ def arm_losses(project: Project, rollout: Rollout) -> dict[str, np.ndarray]:
     began = history(lake, rollout.model).filter(pl.col("rollout_id") == rollout.rollout_id)["at"].min()
     sources = dict.fromkeys(rollout.candidates, PredictionSource.CANARY)
     sources[rollout.champion] = PredictionSource.ONLINE
+    outputs = [c for columns in prediction_columns(contract).values() for c in columns]
     answered = (
         lake.scan(Table.PREDICTIONS)
         .filter(pl.col("model_name") == rollout.model, pl.col("scored_at") >= began,
                 pl.col("model_version").is_in(list(sources)), pl.col("source").is_in(list(set(sources.values()))))
+        .select("entity_id", "event_time", "source", "model_version", *outputs)  # not the logged inputs: the bulk
         .collect()
     )  # fmt: skip
     truth = _truth(project, answered)
