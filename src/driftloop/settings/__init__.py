@@ -5,23 +5,34 @@
 from typing import TYPE_CHECKING
 
 from driftloop.lazy import lazy_names
-from driftloop.settings.bundle import BundleSettings
-from driftloop.settings.loop import LoopSettings
-from driftloop.settings.monitor import MonitorSettings
-from driftloop.settings.promote import PromoteSettings
-from driftloop.settings.rollout import RolloutSettings
-from driftloop.settings.serve import ServeSettings
-from driftloop.settings.train import TargetSettings, TrainSettings
 
 if TYPE_CHECKING:
+    from driftloop.settings.bundle import BundleSettings
+    from driftloop.settings.loop import LoopSettings
+    from driftloop.settings.monitor import MonitorSettings
     from driftloop.settings.project_file import PROJECT_FILE, ProjectSection, Settings, parse_settings
+    from driftloop.settings.promote import PromoteSettings
+    from driftloop.settings.rollout import RolloutSettings
+    from driftloop.settings.serve import ServeSettings
+    from driftloop.settings.train import TargetSettings, TrainSettings
 
-# The whole file's model on first use: it knows the engines, and a device reading only [serve]
-# has none of them.
+# Each section's model on first use: a device's server reads only [serve] (and the whole file's
+# model knows the engines, which a device has none of).
 __getattr__ = lazy_names(
     __name__,
-    dict.fromkeys(("PROJECT_FILE", "ProjectSection", "Settings", "parse_settings"), "driftloop.settings.project_file"),
-)
+    {
+        **dict.fromkeys(("PROJECT_FILE", "ProjectSection", "Settings", "parse_settings"),
+                        "driftloop.settings.project_file"),
+        "BundleSettings": "driftloop.settings.bundle",
+        "LoopSettings": "driftloop.settings.loop",
+        "MonitorSettings": "driftloop.settings.monitor",
+        "PromoteSettings": "driftloop.settings.promote",
+        "RolloutSettings": "driftloop.settings.rollout",
+        "ServeSettings": "driftloop.settings.serve",
+        "TargetSettings": "driftloop.settings.train",
+        "TrainSettings": "driftloop.settings.train",
+    },
+)  # fmt: skip
 
 __all__ = [
     "PROJECT_FILE",
