@@ -73,3 +73,23 @@ def test_errors_name_the_problem() -> None:
         Preprocessor.fit(TRAIN.with_columns(pl.lit(None, pl.Float64).alias("x")), ["x"], [], nullable=set())
     with pytest.raises(PreprocessError, match=r"lacks column\(s\) \['c'\]"):
         Preprocessor.fit(TRAIN, ["x"], ["c"], nullable=set()).transform(TRAIN.drop("c"))
+
+
+def test_versions_reading_the_same_columns_share_one_reading_and_transform_their_own_copy() -> None:
+    """A rollout's arms read a batch's numeric columns once: each version's matrix from the shared
+    reading is the one it computes alone, the reading is left as it was, and a version that reads
+    other columns reads its own."""
+    train = pl.DataFrame({"a": [1.0, 2.0, None, 4.0, 50.0], "b": [3, 1, 4, 1, 5], "c": ["x", "y", "x", None, "z"]})
+    one = Preprocessor.fit(train, ["a", "b"], ["c"], nullable={"a"})
+    two = Preprocessor.fit(train.with_columns(pl.col("a") * 3), ["a", "b"], ["c"], nullable=set())  # other scaling
+    other = Preprocessor.fit(train, ["b"], [], nullable=set())
+    frame = pl.DataFrame({"a": [2.0, None, 100.0], "b": [1, 2, 3], "c": ["x", "w", None]})
+    shared = one.read(frame)
+    assert shared is not None and shared.names == ("a", "b")
+    before = shared.values.copy()
+    for version in (one, two, other):
+        alone, together = version.transform(frame), version.transform(frame, shared)
+        assert np.array_equal(alone[0], together[0]) and np.array_equal(alone[1], together[1])
+    assert np.array_equal(shared.values, before, equal_nan=True)  # each transformed a copy
+    big = pl.concat([frame] * (NUMPY_ROWS // 3 + 1))
+    assert one.read(big) is None  # a large frame goes through Polars, read by each version

@@ -29,7 +29,7 @@ from driftloop.errors import ModelPackageError
 from driftloop.features import FeatureSet
 from driftloop.runtime.backends import DEFAULT_BACKEND, Backend, chosen_backend, resolve_backend
 from driftloop.runtime.exported import ExportedNetwork
-from driftloop.runtime.preprocess import Preprocessor
+from driftloop.runtime.preprocess import NumericInputs, Preprocessor
 from driftloop.runtime.spec import NetworkSpec
 from driftloop.runtime.targets import Targets
 
@@ -103,13 +103,19 @@ class ModelPackage:
         """The network's outputs for typed rows: scaled numbers and logits, heads side by side."""
         return self.network_outputs(self.features.apply(rows))
 
-    def predict_featured(self, featured: pl.DataFrame) -> pl.DataFrame:
-        """Predictions for typed rows whose features are computed already (``features.apply``)."""
-        return self.heads.decode(self.network_outputs(featured))
+    def predict_featured(self, featured: pl.DataFrame, inputs: NumericInputs | None = None) -> pl.DataFrame:
+        """Predictions for typed rows whose features are computed already (``features.apply``);
+        ``inputs``: their numeric columns as read already (:meth:`read_inputs`, perhaps by another
+        version: a rollout's arms read a batch once)."""
+        return self.heads.decode(self.network_outputs(featured, inputs))
 
-    def network_outputs(self, featured: pl.DataFrame) -> np.ndarray:
+    def read_inputs(self, featured: pl.DataFrame) -> NumericInputs | None:
+        """The numeric input columns of ``featured``, read once for every version that reads them."""
+        return self.preprocessor.read(featured)
+
+    def network_outputs(self, featured: pl.DataFrame, inputs: NumericInputs | None = None) -> np.ndarray:
         """The network's outputs for rows with their features: preprocessed, then scored."""
-        numbers, categories = self.preprocessor.transform(featured)
+        numbers, categories = self.preprocessor.transform(featured, inputs)
         return self.network(numbers, categories)
 
     def interface(self) -> dict[str, Any]:

@@ -38,6 +38,16 @@ class NumericState:
 
 
 @dataclass(frozen=True)
+class NumericInputs:
+    """A small frame's numeric input columns as read, before any version's transform: float64,
+    NaN where missing, one column per name. Versions that read the same columns share one
+    reading (a rollout's arms scoring one batch) and each transforms its own copy."""
+
+    names: tuple[str, ...]
+    values: np.ndarray
+
+
+@dataclass(frozen=True)
 class _NumericPlan:
     low: np.ndarray
     high: np.ndarray
@@ -105,8 +115,10 @@ class Preprocessor:
         """Categories per string column, the unknown bucket included."""
         return [len(v) + 1 for v in self.categorical.values()]
 
-    def transform(self, frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """The numeric matrix (float32) and the category index matrix (int64) for ``frame``.
+    def transform(self, frame: pl.DataFrame, inputs: NumericInputs | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The numeric matrix (float32) and the category index matrix (int64) for ``frame``;
+        ``inputs``: its numeric columns as :meth:`read` gave them (to another version, perhaps),
+        used when they are the columns this one reads.
 
         Each number goes through the same IEEE operations in float64 (clip, impute, subtract,
         divide), then one rounding to float32, so the engine does not change a bit: a small frame
@@ -119,22 +131,40 @@ class Preprocessor:
             numbers = np.zeros((frame.height, 0), np.float32)
         elif frame.height > NUMPY_ROWS:
             numbers = frame.select(self._numeric_expressions).to_numpy(writable=True)
+        elif inputs is not None and inputs.names == self._numeric_order:  # read already: this version's own copy
+            numbers = self._numeric_by_numpy(inputs.values.copy(order="F"))
         else:
-            numbers = self._numeric_by_numpy(frame)
+            numbers = self._numeric_by_numpy(self._read(frame))
         codes = self._codes
         categories = frame.select(codes).to_numpy(writable=True) if codes else np.zeros((frame.height, 0), np.int64)
         return numbers.astype(np.float32, copy=False), categories.astype(np.int64, copy=False)
 
-    def _numeric_by_numpy(self, frame: pl.DataFrame) -> np.ndarray:
-        plan = self._numeric_plan
-        numbers = np.empty((frame.height, len(self.numeric_names)), np.float32, order="F")
+    def read(self, frame: pl.DataFrame) -> NumericInputs | None:
+        """``frame``'s numeric input columns, for :meth:`transform` to share with other versions
+        that read the same; None for a frame large enough to go through Polars."""
+        if frame.height > NUMPY_ROWS or not self.numeric:
+            return None
+        _require(frame, list(self.numeric))
+        return NumericInputs(self._numeric_order, self._read(frame))
+
+    @cached_property
+    def _numeric_order(self) -> tuple[str, ...]:
+        return tuple(self.numeric)
+
+    def _read(self, frame: pl.DataFrame) -> np.ndarray:
+        """The numeric input columns as float64, NaN where missing, each column contiguous."""
         columns = [frame.get_column(name) for name in self.numeric]
         if all(c.dtype == pl.Float64 for c in columns):  # the usual case: one copy for all columns
-            values = pl.DataFrame(columns).to_numpy(order="fortran", writable=True)  # null is NaN here
-        else:
-            values = np.empty((frame.height, len(columns)), np.float64, order="F")  # columns contiguous
-            for i, column in enumerate(columns):
-                values[:, i] = _float_values(column)  # a missing value is NaN here
+            return pl.DataFrame(columns).to_numpy(order="fortran", writable=True)  # null is NaN here
+        values = np.empty((frame.height, len(columns)), np.float64, order="F")
+        for i, column in enumerate(columns):
+            values[:, i] = _float_values(column)  # a missing value is NaN here
+        return values
+
+    def _numeric_by_numpy(self, values: np.ndarray) -> np.ndarray:
+        """The numeric matrix from the read columns ``values`` (changed in place)."""
+        plan = self._numeric_plan
+        numbers = np.empty((values.shape[0], len(plan.value_at) + len(plan.indicator_at)), np.float32, order="F")
         missing = np.isnan(values)
         np.clip(values, plan.low, plan.high, out=values)
         np.copyto(values, np.broadcast_to(plan.fill, values.shape), where=missing)

@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
 import polars as pl
 
 from driftloop.errors import MissingDependency, RequestRefused
@@ -272,7 +273,7 @@ def _rows(
     ids = pl.Series(PREDICTION_ID, [i for scored, _ in members for i in scored.prediction_ids], dtype=pl.String)
     scored_at = pl.Series("_scored_at", [s.scored_at for s, o in members for _ in range(o.height)])
     if any(scored.keep is not None for scored, _ in members):  # a rollout's arms: the rows each answered, at once
-        keep = pl.concat([pl.repeat(True, o.height, eager=True) if s.keep is None else s.keep for s, o in members])
+        keep = pl.Series(np.concatenate([np.ones(o.height, bool) if s.keep is None else s.keep for s, o in members]))
         typed, outputs, ids, scored_at = (
             typed.filter(keep),
             outputs.filter(keep),

@@ -48,7 +48,7 @@ class Scored:
     prediction_ids: list[str]
     shadows: tuple[tuple[Deployment, pl.DataFrame], ...] = ()
     scored_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    keep: pl.Series | None = None
+    keep: np.ndarray | None = None
 
     @property
     def model(self) -> LoadedModel:
@@ -224,11 +224,12 @@ class MicroBatcher:
                 return [refused]
             return [self._score_alone(job, arms[i], shadows if i == 0 else ())  # find who is at fault
                     for job, i in zip(jobs, indices, strict=True)]  # fmt: skip
-        per_row = pl.Series(np.repeat(indices, [job.rows for job in jobs]))
+        per_row = np.repeat(indices, [job.rows for job in jobs])  # each row's arm
         ids = [f"{job.request_id}|{i}" for job in jobs for i in range(job.rows)]
         ours = champion.model.package
         featured = ours.features.apply(typed)  # once: versions of one project mostly compute the same features
-        answered = ours.predict_featured(featured)
+        inputs = ours.read_inputs(featured)  # once too: each version transforms its own copy
+        answered = ours.predict_featured(featured, inputs)
         records: list[list[dict[str, Any]]] = []
         for index, deployment in enumerate(arms):
             keep = per_row == index
@@ -241,7 +242,7 @@ class MicroBatcher:
             else:
                 theirs = deployment.model.package
                 same = theirs.features.same_as(ours.features)
-                outputs = theirs.predict_featured(featured) if same else deployment.model.predict(typed)
+                outputs = theirs.predict_featured(featured, inputs) if same else deployment.model.predict(typed)
                 shadowed = ()
                 if self.watch is not None:
                     gaps = output_gaps(answered, outputs, theirs.heads)
