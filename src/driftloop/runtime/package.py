@@ -109,6 +109,12 @@ class ModelPackage:
         version: a rollout's arms read a batch once)."""
         return self.heads.decode(self.network_outputs(featured, inputs))
 
+    def warm(self) -> None:
+        """Build the network's session and run it once on a row of zeros: the first request a
+        version answers (a swapped-in champion's, a canary's) must not pay for either."""
+        numbers = np.zeros((1, len(self.preprocessor.numeric_names)), np.float32)
+        self.network(numbers, np.zeros((1, len(self.preprocessor.categorical)), np.int64))
+
     def read_inputs(self, featured: pl.DataFrame) -> NumericInputs | None:
         """The numeric input columns of ``featured``, read once for every version that reads them."""
         return self.preprocessor.read(featured)

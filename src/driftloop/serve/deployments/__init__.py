@@ -119,6 +119,7 @@ class Deployments(Following):
                     kept.append(Deployment(kind, serving.model))  # the kind anew: a canary's share may have moved
                     continue
                 loaded = LoadedModel(registry.name, wanted, registry.version(wanted).run_id, registry.load(wanted))
+                loaded.package.warm()  # beside the one serving: no request waits for a session
                 kept.append(Deployment(kind, loaded))
                 if kind.role is Role.ANSWERS:
                     changed = True
