@@ -28,6 +28,8 @@ def test_deployments_follow_the_aliases_and_an_answering_one_never_goes_dark(tmp
     answering, [shadow] = deployments.live.answering, deployments.live.shadows
     assert answering is not None and answering.role is Role.ANSWERS and answering.model.version == champion
     assert shadow.model.version == challenger and shadow.source == "shadow"
+    for deployment in (answering, shadow):  # warmed beside the old set: no first request builds a session
+        assert "network" in vars(deployment.model.package)
     before = deployments.live
     assert not deployments.refresh() and deployments.live == before  # nothing moved: nothing reloaded
 
