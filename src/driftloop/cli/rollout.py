@@ -93,8 +93,7 @@ def status(project_dir: ProjectOption = Path(), as_json: JsonOption = False) -> 
     colour = {"running": "yellow", "promoted": "green", "decided": "green"}.get(rollout.status, "red")
     out.print(f"{rollout.kind} of {rollout.named} beside champion {rollout.champion}: "
               f"[{colour}]{rollout.status}[/]"
-              + (f", {rollout.percent:g}% of traffic{' each' if len(rollout.candidates) > 1 else ''}"
-                 if rollout.running else ""))  # fmt: skip
+              + (f", {rollout.traffic}" if rollout.running else ""))  # fmt: skip
     table = Table("at (UTC)", "status", "share", "reason", title=f"rollout {rollout.rollout_id}")
     for change in changes.iter_rows(named=True):
         share = f"{change['steps'][change['step']]:g}%" if change["status"] == "running" else ""

@@ -52,10 +52,10 @@ def start_ab(project: Project, versions: Sequence[str] = (), percent: float | No
     if share * len(candidates) >= 100:
         raise RegistryError(f"{len(candidates)} versions on {share:g}% each leave the champion no traffic: "
                             f"take less than {100 / len(candidates):g}% each")  # fmt: skip
-    each = " each" if len(candidates) > 1 else ""
     rollout = Rollout.start(RolloutKind.AB, registry.name, candidates, champion, [share], "")
-    reason = (f"a/b test: {rollout.named} on {share:g}% of traffic{each}, champion {champion} on "
-              f"{100 - share * len(candidates):g}%")  # fmt: skip
+    reason = (
+        f"a/b test: {rollout.named} on {rollout.traffic}, champion {champion} on {100 - share * len(candidates):g}%"
+    )
     return _begin(project, registry, replace(rollout, reason=reason), DecisionKind.AB_TEST)
 
 

@@ -87,6 +87,11 @@ class Rollout:
         return self.steps[self.step] if self.running else 0.0
 
     @property
+    def traffic(self) -> str:
+        """The candidates' share in words: "20% of traffic", "30% of traffic each"."""
+        return f"{self.percent:g}% of traffic" + (" each" if len(self.candidates) > 1 else "")
+
+    @property
     def running(self) -> bool:
         return self.status is RolloutStatus.RUNNING
 

@@ -101,8 +101,7 @@ def overview(project: Project) -> str:
         parts.append(paragraph("No rollout yet: `driftloop rollout canary VERSION`.", "muted"))
     else:
         state = f"{rollout.kind} of {rollout.named} beside champion {rollout.champion}: {rollout.status}"
-        each = " each" if len(rollout.candidates) > 1 else ""
-        share = f", {rollout.percent:g}% of traffic{each}" if rollout.running else ""
+        share = f", {rollout.traffic}" if rollout.running else ""
         parts.append(paragraph(state + share, "bad" if rollout.status == "rolled back" else ""))
         parts.append(table(["at (UTC)", "status", "share", "reason"], [
             (f"{c['at']:%Y-%m-%d %H:%M:%S}", c["status"],
