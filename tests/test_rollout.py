@@ -22,7 +22,7 @@ from driftloop.cli import app
 from driftloop.features.definitions import ExpressionFeature
 from driftloop.project import Project
 from driftloop.registry import Registry
-from driftloop.rollout.guards import GuardWatch, output_gaps
+from driftloop.rollout.guards import LATENCY_REQUESTS, GuardWatch, output_gaps
 from driftloop.rollout.routing import arm_of, sticky_key
 from driftloop.rollout.state import Rollout, RolloutKind, RolloutStatus, current
 from driftloop.runtime.targets import Targets
@@ -117,30 +117,41 @@ def test_each_guard_judges_the_candidate_only_once_it_has_answered_enough() -> N
         watch.answered(candidate, 1.0, failed=True)  # slow and failing, but only 9 requests: not judged yet
     assert watch.breaches(settings, rollout) == []
     watch.answered(candidate, 1.0, failed=True)
-    found = watch.breaches(settings, rollout)
-    assert len(found) == 2 and "error rate 100.0% of 10 requests" in found[0] and "p99 latency 1000.0 ms" in found[1]
+    # The error rate is judged; the latency not yet: a p99 of 10 requests is the slowest of them.
+    assert watch.breaches(settings, rollout) == ["error rate 100.0% of 10 requests, above 10.0%"]
     watch.reset()
-    for _ in range(20):
+    for n in range(LATENCY_REQUESTS):
+        watch.answered(champion, 0.002)
+        watch.answered(candidate, 0.5 if n == 0 else 0.002)  # one hiccup in a hundred is no p99
+    assert watch.breaches(settings, rollout) == []
+    watch.reset()
+    for _ in range(LATENCY_REQUESTS - 1):
+        watch.answered(candidate, 1.0)  # slow, with no champion to compare: the absolute limit, at 100
+    assert watch.breaches(settings, rollout) == []
+    watch.answered(candidate, 1.0)
+    assert watch.breaches(settings, rollout) == ["p99 latency 1000.0 ms, above 50.0 ms (champion 0.0 ms)"]
+    watch.reset()
+    for _ in range(LATENCY_REQUESTS):
         watch.answered(champion, 0.002)
         watch.answered(candidate, 0.011)  # more than twice the champion's 2 ms, but within 10 ms of it
     assert watch.breaches(settings, rollout) == []
     watch.reset()
-    for _ in range(20):
+    for _ in range(LATENCY_REQUESTS):
         watch.answered(champion, 0.015)
         watch.answered(candidate, 0.040)  # under 50 ms, but above twice the champion's 15 ms
     assert watch.breaches(settings, rollout) == ["p99 latency 40.0 ms, above 30.0 ms (champion 15.0 ms)"]
     watch.reset()
-    for _ in range(20):
+    for _ in range(LATENCY_REQUESTS):
         watch.answered(champion, 0.060)
         watch.answered(candidate, 0.062)  # above 50 ms, as is the champion: the server is slow, not the candidate
     assert watch.breaches(settings, rollout) == []
-    for _ in range(20):
+    for _ in range(LATENCY_REQUESTS):
         watch.answered(candidate, 0.200)  # more than twice the champion's: still the candidate's fault
     assert watch.breaches(settings, rollout)[0].startswith("p99 latency 200.0 ms, above 120.0 ms")
     watch.reset(keep=champion)  # a new step: the champion's latency stays the reference (at 100% it gets none)
-    for _ in range(20):
+    for _ in range(LATENCY_REQUESTS):
         watch.answered(candidate, 0.062)
-    assert watch.requests(champion) == 20 and watch.requests(candidate) == 20
+    assert watch.requests(champion) == watch.requests(candidate) == LATENCY_REQUESTS
     assert watch.breaches(settings, rollout) == []  # 62 ms against the champion's 60, kept from the last step
     watch.reset()
     for _ in range(10):

@@ -13,7 +13,8 @@ candidate's, by version) since the step began, and whether a candidate's arm bre
   (:mod:`driftloop.rollout.sequential`), every ``metric_seconds``.
 
 A guard judges only once the candidate answered ``guard_requests``: a slow first request is
-not a trend.
+not a trend. Latency waits for :data:`LATENCY_REQUESTS` too: a p99 of fewer requests is their
+slowest one, and one scheduler hiccup on a busy machine is no verdict on a model.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ from driftloop.settings.rollout import RolloutSettings
 
 # Latencies kept per arm for the p99: the newest this many.
 KEPT_LATENCIES = 5_000
+# Requests an arm answers before its p99 is judged (the candidate's) or is the reference (the
+# champion's): with fewer, the p99 is the slowest request.
+LATENCY_REQUESTS = 100
 # Milliseconds a candidate's p99 may exceed the champion's whatever the ratio: at a few ms, twice
 # is one scheduler tick.
 LATENCY_SLACK_MS = 10.0
@@ -154,12 +158,12 @@ class GuardWatch:
             found.append(f"error rate {candidate.error_rate:.1%} of {candidate.requests} requests, above "
                          f"{settings.max_error_rate:.1%}")  # fmt: skip
         limit = settings.max_p99_ms
-        if champion.requests >= settings.guard_requests:
+        if len(champion.latencies) >= LATENCY_REQUESTS:
             # Twice the champion's, with room for a tick's noise; the absolute limit only while the
             # champion keeps it: on a server too loaded for anyone to, the candidate is not at fault.
             relative = max(2 * champion.p99_ms, champion.p99_ms + LATENCY_SLACK_MS)
             limit = min(limit, relative) if champion.p99_ms <= settings.max_p99_ms else relative
-        if candidate.p99_ms > limit:
+        if len(candidate.latencies) >= LATENCY_REQUESTS and candidate.p99_ms > limit:
             found.append(f"p99 latency {candidate.p99_ms:.1f} ms, above {limit:.1f} ms (champion "
                          f"{champion.p99_ms:.1f} ms)")  # fmt: skip
         if service_only:
