@@ -161,17 +161,16 @@ def test_a_version_that_strays_from_its_golden_outputs_never_serves(
     assert deployments.serving() == ("p", "1")
 
 
-def test_the_device_needs_neither_pytorch_nor_mlflow_nor_delta(
+def test_the_device_needs_neither_pytorch_nor_mlflow_nor_delta_nor_fastapi(
     central: tuple[Project, Path, Path], tmp_path: Path
 ) -> None:
     project, bundle, key = central
     script = f"""
 import json
 import sys
-for blocked in ("torch", "mlflow", "deltalake", "sklearn", "scipy"):
+for blocked in ("torch", "mlflow", "deltalake", "sklearn", "scipy", "fastapi"):
     sys.modules[blocked] = None  # importing any of them now fails
 from pathlib import Path
-from starlette.testclient import TestClient
 from driftloop.edge.server import create_edge_app
 from driftloop.edge.store import DeviceStore
 from driftloop.runtime.bundle import bundle_tag, open_bundle, write_bundle
@@ -180,14 +179,19 @@ from driftloop.runtime.signing import generate_keys, private_key, public_key
 store = DeviceStore(Path({str(tmp_path / "device")!r}))
 key = Path({str(key)!r})
 store.serve(store.install(Path({str(bundle)!r}), public_key(key.read_bytes(), "key")))
-with TestClient(create_edge_app(store)) as client:
+served = create_edge_app(store)
+print("starlette" in sys.modules)  # not even the ASGI toolkit: a device's server is plain ASGI
+from starlette.testclient import TestClient  # the test's client, not the server's
+with TestClient(served) as client:
     answer = client.post("/v1/predict", json=json.loads({json.dumps(records(project, 3))!r}))
     print(answer.status_code, len(answer.json()["predictions"]))
+    paths = client.get("/openapi.json").json()["paths"]  # its spec, with no FastAPI to write it
+    print(sorted(set(paths) & {{"/v1/predict", "/v1/labels", "/admin/reload"}}))
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.split() == ["200", "3"]
+    assert done.stdout.splitlines() == ["False", "200 3", "['/admin/reload', '/v1/labels', '/v1/predict']"]
 
 
 @pytest.fixture(scope="module")
@@ -391,7 +395,7 @@ def test_a_device_with_only_driftloop_edge_installed_serves_and_follows_the_cham
     central: tuple[Project, Path, Path], second: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:
     """`pip install 'driftloop[edge]'` into a fresh environment, from the package registry: none of
-    the pipeline's libraries come with it, and its `driftloop edge serve` and `agent` serve the
+    the pipeline's libraries come with it, nor FastAPI, and its `driftloop edge serve` and `agent` serve the
     champion's bundle as the central server does, take the next one and serve on without a source."""
     project, v1, key = central
     venv = tmp_path / "venv"
@@ -401,7 +405,7 @@ def test_a_device_with_only_driftloop_edge_installed_serves_and_follows_the_cham
                    check=True, timeout=900)  # fmt: skip
     found = subprocess.run(
         [str(venv / "bin" / "python"), "-c", "import importlib.util as u, sys; "
-         "print(' '.join(m for m in sys.argv[1:] if u.find_spec(m) is not None))", *PIPELINE_LIBRARIES],
+         "print(' '.join(m for m in sys.argv[1:] if u.find_spec(m) is not None))", *PIPELINE_LIBRARIES, "fastapi"],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
     assert found.stdout.split() == []

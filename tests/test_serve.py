@@ -11,8 +11,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -37,7 +38,7 @@ from driftloop.serve.deployments.champion import Champion
 from driftloop.serve.logbook import PredictionLog
 from driftloop.serve.metrics import ServerMetrics
 from driftloop.serve.payloads import combined, from_records
-from driftloop.serve.routes import ScoringRoute, ScoringRoutes
+from driftloop.serve.routes import Call, Lifespan, Route, Routes, scoring_route
 from driftloop.settings.serve import ServeSettings
 from tests.test_predict import champion_project
 
@@ -381,24 +382,32 @@ def test_batches_the_log_cannot_turn_into_rows_yet_are_kept_for_the_next_flush(t
     assert attempts == [1, 2] and log.depth == 0 and Lake(tmp_path / "lake").read("predictions").height == 4
 
 
-def test_scoring_routes_answer_refuse_and_fail_loudly_and_pass_the_rest_on(caplog: pytest.LogCaptureFixture) -> None:
-    """The plain-ASGI scoring routes in process (no model): path parameters, the client's request
-    id, 405, 413, a handler's refusal and its crash, and every other path handed to the app behind."""
+def test_plain_routes_answer_refuse_and_fail_loudly_and_pass_the_rest_on(caplog: pytest.LogCaptureFixture) -> None:
+    """The plain-ASGI routes in process (no model): path parameters, the client's request id, a
+    GET of text, 405, 413, a handler's refusal and its crash, and every other path handed to the
+    app behind."""
 
-    async def echo(body: object, path: dict[str, str], client_id: str | None) -> dict[str, object]:
-        if body == "refuse":
+    async def echo(call: Call) -> dict[str, object]:
+        if call.body == "refuse":
             raise RequestRefused("refused", [{"column": "a", "value": datetime(2024, 1, 1)}], status=422)
-        if body == "crash":
+        if call.body == "crash":
             raise ZeroDivisionError("a bug")
-        return {"body": body, "path": path, "request_id": client_id}
+        return {"body": call.body, "path": call.params, "request_id": call.request_id}
+
+    async def text(call: Call) -> str:
+        return f"plain {call.header('accept')}"
 
     async def behind(scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 299, "headers": []})
         await send({"type": "http.response.body", "body": scope["path"].encode()})
 
     metrics = ServerMetrics()
-    routes = [ScoringRoute(p, echo, "echo", {}, {}) for p in ("/v1/predict", "/v2/models/{name}/infer")]
-    app = ScoringRoutes(behind, routes, metrics=metrics, max_body_bytes=2048)
+    routes = [
+        *(scoring_route(p, echo, "echo", {}, {}) for p in ("/v1/predict", "/v2/models/{name}/infer")),
+        Route(method="GET", path="/v2/models/{name}", handler=text, summary="text", answer_schema={},
+              media_type="text/plain"),
+    ]  # fmt: skip
+    app = Routes(routes, behind=behind, lifespan=None, metrics=metrics, max_body_bytes=2048)
 
     async def exchange() -> list[httpx.Response]:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
@@ -411,10 +420,12 @@ def test_scoring_routes_answer_refuse_and_fail_loudly_and_pass_the_rest_on(caplo
                 await client.get("/v1/predict"),
                 await client.post("/v2/models/a/b/infer", json={}),  # not the route: a name has no slash
                 await client.get("/docs"),
+                await client.get("/v2/models/m1", headers={"accept": "text/plain"}),
+                await client.delete("/v2/models/m1"),
             ]
 
     with caplog.at_level("ERROR", logger="driftloop.serve"):
-        ok, not_json, refused, crashed, huge, get, other, docs = asyncio.run(exchange())
+        ok, not_json, refused, crashed, huge, get, other, docs, plain, delete = asyncio.run(exchange())
     assert ok.json() == {"body": {"x": 1}, "path": {"name": "m1"}, "request_id": "r-7"}
     assert ok.headers["content-type"] == "application/json"
     assert not_json.status_code == 422 and "not valid JSON" in not_json.json()["detail"]
@@ -425,9 +436,63 @@ def test_scoring_routes_answer_refuse_and_fail_loudly_and_pass_the_rest_on(caplo
     assert get.status_code == 405 and get.headers["allow"] == "POST"
     assert (other.status_code, other.text) == (299, "/v2/models/a/b/infer")
     assert (docs.status_code, docs.text) == (299, "/docs")
+    assert (plain.text, plain.headers["content-type"]) == ("plain text/plain", "text/plain")
+    assert delete.status_code == 405 and delete.headers["allow"] == "GET"
     rendered = metrics.render().decode()
     assert 'driftloop_requests_total{endpoint="/v1/predict",status="500"} 1.0' in rendered
     assert 'driftloop_requests_total{endpoint="/v2/models/{name}/infer",status="200"} 1.0' in rendered
+    assert 'driftloop_requests_total{endpoint="/v2/models/{name}",status="405"} 1.0' in rendered
+
+
+def test_with_nothing_behind_the_routes_run_the_servers_life_and_answer_404_for_the_rest(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A device's server has no FastAPI: the routes run the ASGI lifespan themselves (a failure
+    to start is told to the server, not swallowed) and answer an unknown path with a 404."""
+    life: list[str] = []
+
+    @asynccontextmanager
+    async def lifespan() -> AsyncIterator[None]:
+        life.append("started")
+        yield
+        life.append("stopped")
+
+    @asynccontextmanager
+    async def broken() -> AsyncIterator[None]:
+        raise OSError("the store is not writable")
+        yield
+
+    async def run(app: Routes) -> list[dict[str, object]]:
+        inbox = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+        sent: list[dict[str, object]] = []
+
+        async def receive() -> dict[str, object]:
+            return inbox.pop(0)
+
+        async def send(message: dict[str, object]) -> None:
+            sent.append(message)
+
+        await app({"type": "lifespan"}, receive, send)  # type: ignore[arg-type]
+        return sent
+
+    def routes(life: Lifespan) -> Routes:
+        return Routes([], behind=None, lifespan=life, metrics=ServerMetrics(), max_body_bytes=10)
+
+    assert asyncio.run(run(routes(lifespan))) == [{"type": "lifespan.startup.complete"},
+                                                  {"type": "lifespan.shutdown.complete"}]  # fmt: skip
+    assert life == ["started", "stopped"]
+    with caplog.at_level("ERROR", logger="driftloop.serve"):
+        failed = asyncio.run(run(routes(broken)))
+    assert failed == [{"type": "lifespan.startup.failed", "message": "OSError: the store is not writable"}]
+    assert "the store is not writable" in caplog.text
+
+    async def unknown() -> httpx.Response:
+        transport = httpx.ASGITransport(app=routes(lifespan))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await client.get("/docs")
+
+    missing = asyncio.run(unknown())
+    assert (missing.status_code, missing.json()) == (404, {"detail": "Not Found"})
 
 
 class DoublingModel:

@@ -65,7 +65,7 @@ def with_ui(app: Any, project: Project, token: str | None, here: str | None = No
     the server's own address, whose metrics the dashboard reads."""
     from driftloop.ui.app import create_ui
 
-    inner = getattr(app, "app", app)  # the FastAPI app behind the plain-ASGI scoring routes
+    inner = app.behind  # the FastAPI app behind the server's plain-ASGI routes
     metrics = f"{here}/metrics" if here else None
     inner.mount("/ui", create_ui(project, admin_token=token, refresh_seconds=30.0, metrics_url=metrics))
     return app

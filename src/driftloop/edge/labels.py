@@ -12,32 +12,46 @@ import asyncio
 import math
 from typing import Any
 
-from fastapi import FastAPI
-from pydantic import BaseModel, Field
-
 from driftloop.edge.logbook import DeviceLog
 from driftloop.errors import RequestRefused
-from driftloop.serve.routes import refusal_responses
+from driftloop.serve.routes import Call, Route, json_body
 
 # Labels one request may carry.
 MAX_LABELS = 10_000
 
 
-class Labels(BaseModel):
-    """Predictions of this device, by id, with their targets' true values."""
+LABELS_BODY = {
+    "type": "object",
+    "properties": {"labels": {"type": "array", "items": {"type": "object"}, "minItems": 1, "maxItems": MAX_LABELS}},
+    "required": ["labels"],
+}
+RECEIVED = {
+    "type": "object",
+    "properties": {"received": {"type": "integer"}, "new": {"type": "integer"}},
+    "required": ["received", "new"],
+}
 
-    labels: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_LABELS)
 
+def label_route(log: DeviceLog, targets: dict[str, list[str] | None]) -> Route:
+    """``POST /v1/labels``, keeping labels in ``log``; ``targets`` are what the model predicts,
+    each with its classes (None for a number: :func:`~driftloop.runtime.kinds.targets_of`)."""
 
-def add_label_route(app: FastAPI, log: DeviceLog, targets: dict[str, list[str] | None]) -> None:
-    """Add ``POST /v1/labels`` to ``app``, keeping labels in ``log``; ``targets`` are what the
-    model predicts, each with its classes (None for a number: :func:`~driftloop.runtime.kinds.targets_of`)."""
-
-    @app.post("/v1/labels", summary="Labels for this device's predictions, kept on the device",
-              responses=refusal_responses("409", "422", "503"))  # fmt: skip
-    async def labels(body: Labels) -> dict[str, int]:
-        truth = checked(body.labels, targets)
+    async def labels(call: Call) -> dict[str, int]:
+        truth = checked(items_of(call.body), targets)
         return {"received": len(truth), "new": await asyncio.to_thread(log.add_labels, truth)}
+
+    return Route(method="POST", path="/v1/labels", handler=labels, summary="Labels for this device's predictions, "
+                 "kept on the device", answer_schema=RECEIVED, refusals=("409", "413", "422", "503"),
+                 body_schema=LABELS_BODY, parse=json_body)  # fmt: skip
+
+
+def items_of(body: Any) -> list[dict[str, Any]]:
+    """The labels of a body ``{"labels": [{...}, ...]}``; a 422 saying the shape when it is not."""
+    items = body.get("labels") if isinstance(body, dict) else None
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_LABELS or not all(isinstance(i, dict) for i in items):
+        raise RequestRefused(f'the body is {{"labels": [{{"prediction_id": "...", "<target>": value}}, ...]}} with '
+                             f"1 to {MAX_LABELS} labels")  # fmt: skip
+    return items
 
 
 def checked(items: list[dict[str, Any]], targets: dict[str, list[str] | None]) -> dict[str, dict[str, Any]]:
@@ -81,4 +95,4 @@ def _problem(
     return None
 
 
-__all__ = ["MAX_LABELS", "add_label_route", "checked"]
+__all__ = ["MAX_LABELS", "checked", "items_of", "label_route"]

@@ -1,7 +1,8 @@
 """``driftloop edge serve``: the HTTP API of ``driftloop serve`` on a device, from its store.
 
 The same routes and answers (``/v1/predict``, ``/invocations``, the Open Inference Protocol v2,
-health, metrics, ``POST /admin/reload``), built by :func:`driftloop.serve.app.scoring_app`;
+health, metrics, ``POST /admin/reload``), built by :func:`driftloop.serve.app.scoring_app` with
+nothing behind them (no FastAPI: ``GET /openapi.json`` is their spec);
 only where the versions come from (the device's store) and where answers are logged (its
 SQLite file) differ; an image model's bundle is served by the image server's core the same way.
 A device also takes labels for its predictions (``POST /v1/labels``). Needs no registry, lake or
@@ -19,12 +20,11 @@ import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-
-from starlette.types import ASGIApp
+from typing import TYPE_CHECKING
 
 from driftloop.edge import ADMIN_TOKEN_ENV
 from driftloop.edge.deployments import DeviceDeployments
-from driftloop.edge.labels import add_label_route
+from driftloop.edge.labels import label_route
 from driftloop.edge.logbook import DeviceLog
 from driftloop.edge.store import DeviceStore
 from driftloop.errors import BundleError
@@ -32,6 +32,9 @@ from driftloop.runtime.kinds import AnyPackage, image_package, load_package, tab
 from driftloop.runtime.package import IMAGE_KIND, TABLE_KIND
 from driftloop.serve.app import Served, logged_rows, scoring_app
 from driftloop.settings.serve import ServeSettings
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
 
 # How often a device's server looks at its store's pointer: a local file, cheap to read, and the
 # agent waits on it after a swap.
@@ -63,7 +66,7 @@ def _table_server(
     log = DeviceLog(store.log_path, render=lambda batches: logged_rows(contract, batches, server_id))
     served = Served(model, contract, f"driftloop edge: {model}", server_id)
     return scoring_app(served, settings, DeviceDeployments(store, model), log, admin_token=admin_token,
-                       extend=lambda app: add_label_route(app, log, targets_of(package)))  # fmt: skip
+                       extra=[label_route(log, targets_of(package))])  # fmt: skip
 
 
 def _image_server(
@@ -79,7 +82,7 @@ def _image_server(
     log = DeviceLog(store.log_path, render=lambda batches: image_logged_rows(batches, server_id))
     served = ServedImages(model, list(images.classes), images.rules.max_bytes, f"driftloop edge: {model}", server_id)
     return image_scoring_app(served, settings, DeviceImageModel(store, model), log, admin_token=admin_token,
-                             extend=lambda app: add_label_route(app, log, targets_of(package)))  # fmt: skip
+                             extra=[label_route(log, targets_of(package))])  # fmt: skip
 
 
 # A bundle's kind -> the server of it.

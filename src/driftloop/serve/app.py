@@ -3,8 +3,9 @@
 Endpoints: ``POST /v1/predict`` (driftloop's JSON), ``POST /invocations`` (MLflow's scoring
 formats), the Open Inference Protocol v2 (``/v2/models/{name}/infer``, ``/v2/models/{name}``,
 ``/v2/health/live|ready``), ``/health/live|ready``, ``/metrics`` (Prometheus) and
-``POST /admin/reload`` (bearer token). The three scoring routes are plain ASGI
-(:mod:`driftloop.serve.routes`), the rest is FastAPI, and the OpenAPI spec covers both.
+``POST /admin/reload`` (bearer token). These are plain ASGI (:mod:`driftloop.serve.routes`);
+a central server puts FastAPI behind them for its extras and its docs, and the OpenAPI spec
+covers both.
 Every answered prediction is logged to ``predictions`` (:mod:`driftloop.serve.logbook`); on
 shutdown the server finishes the queued requests and flushes the log before it exits.
 """
@@ -26,12 +27,18 @@ import polars as pl
 from driftloop.errors import MissingDependency, RequestRefused
 
 try:
-    from fastapi import FastAPI
-    from starlette.types import ASGIApp
-
-    from driftloop.serve.metrics import MeasuredRequests, ServerMetrics
-    from driftloop.serve.operations import Followed, add_operations, same_model, serving, with_scoring_spec
-    from driftloop.serve.routes import ScoringRoute, ScoringRoutes, refusal_responses
+    from driftloop.serve.metrics import ServerMetrics
+    from driftloop.serve.operations import (
+        V2_METADATA,
+        Api,
+        Behind,
+        Followed,
+        assembled,
+        operation_routes,
+        same_model,
+        serving,
+    )
+    from driftloop.serve.routes import Call, Route, scoring_route
 except ModuleNotFoundError as missing:  # the serving stack is an extra: say which
     raise MissingDependency.of(missing, extra="serve", purpose="the prediction server") from missing
 from driftloop.data.contract import Contract
@@ -55,12 +62,15 @@ from driftloop.serve.payloads import (
 from driftloop.settings.serve import ServeSettings
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from starlette.types import ASGIApp
+
     from driftloop.project import Project
 
+# How `driftloop serve --workers N` tells each worker its project.
 PROJECT_ENV = "DRIFTLOOP_PROJECT"
 
-
-# how `driftloop serve --workers N` tells each worker its project
+# Turns a request's body into rows: one per protocol.
 Parser = Callable[..., Rows]
 
 
@@ -68,8 +78,8 @@ def create_app(project: Project, *, admin_token: str | None = None) -> ASGIApp:
     """The server of ``project``: its deployments, followed in the registry, and every answer
     logged to its lake; ``admin_token`` enables ``POST /admin/reload``.
 
-    The scoring routes are plain ASGI (:mod:`driftloop.serve.routes`) in front of a FastAPI app
-    that answers the rest and writes the OpenAPI spec of all of them.
+    The server's routes are plain ASGI (:mod:`driftloop.serve.routes`) in front of a FastAPI app
+    that answers the rest (bundles, device reports) and writes the OpenAPI spec of all of them.
     """
     settings = project.settings.serve
     server_id = f"serve-{uuid.uuid4().hex[:12]}"
@@ -80,6 +90,7 @@ def create_app(project: Project, *, admin_token: str | None = None) -> ASGIApp:
     )  # fmt: skip
     from driftloop.serve.bundles import add_bundle_route
     from driftloop.serve.devices import add_device_route
+    from driftloop.serve.documented import documented
     from driftloop.serve.guarding import guard_rollouts
 
     deployments = Deployments(project, kinds(settings))
@@ -91,7 +102,7 @@ def create_app(project: Project, *, admin_token: str | None = None) -> ASGIApp:
 
     return scoring_app(
         Served(project.model_name, contract, f"driftloop: {project.settings.project.name}", server_id),
-        settings, deployments, log, admin_token=admin_token, extend=for_devices, watch=watch,
+        settings, deployments, log, admin_token=admin_token, behind=documented(for_devices), watch=watch,
         background=[lambda: guard_rollouts(project, deployments, watch)],
     )  # fmt: skip
 
@@ -121,14 +132,16 @@ def scoring_app(
     log: Logbook,
     *,
     admin_token: str | None,
-    extend: Callable[[FastAPI], None] | None = None,
+    behind: Behind | None = None,
+    extra: Sequence[Route] = (),
     watch: GuardWatch | None = None,
     background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
 ) -> ASGIApp:
     """A table model's server: ``deployments`` answer (the registry's, or a device's bundle),
-    ``log`` keeps every answer (the lake, or the device's store); ``extend`` adds the routes
-    only one kind of server has (a central one publishes bundles); ``watch`` sees each arm of a
-    canary, and ``background`` runs for the server's life (a central one's rollout guards)."""
+    ``log`` keeps every answer (the lake, or the device's store); ``behind`` stands behind its
+    routes (a central server's FastAPI, with its bundles and docs) and ``extra`` are routes only
+    one kind of server has (a device's labels); ``watch`` sees each arm of a canary, and
+    ``background`` runs for the server's life (a central one's rollout guards)."""
     metrics = ServerMetrics()
     numbers = itertools.count(1)  # request ids: unique per server, and servers have unique ids
     contract, server_id = served.contract, served.server_id
@@ -148,7 +161,7 @@ def scoring_app(
     )
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan() -> AsyncIterator[None]:
         async with serving(deployments, batcher, [log], settings.poll_seconds):
             tasks = [asyncio.create_task(job(), name="driftloop-background") for job in background]
             try:
@@ -158,52 +171,32 @@ def scoring_app(
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
 
-    app = FastAPI(
-        title=served.title,
-        description="Predictions of the champion; every one is logged for monitoring.",
-        lifespan=lifespan,
-    )
-    app.state.deployments, app.state.log, app.state.metrics = deployments, log, metrics
     schemas = request_schemas(contract)
     ids = contract.id_columns  # a canary sends an entity to the same arm every time
 
-    async def score(body: Any, parse: Parser, client_id: str | None) -> tuple[Answer, str]:
-        rows = parse(body, max_rows=settings.max_rows)
-        request_id = client_id or f"{server_id}-{next(numbers)}"
+    async def score(call: Call, parse: Parser) -> tuple[Answer, str]:
+        rows = parse(call.body, max_rows=settings.max_rows)
+        request_id = call.request_id or f"{server_id}-{next(numbers)}"
         return await batcher.score(rows, request_id, sticky_key(rows, ids, request_id)), request_id
 
-    async def predict(body: Any, _: dict[str, str], client_id: str | None) -> dict[str, Any]:
-        scored, request_id = await score(body, from_records, client_id)
+    async def predict(call: Call) -> dict[str, Any]:
+        scored, request_id = await score(call, from_records)
         rows = [{**row, PREDICTION_ID: i} for row, i in zip(scored.outputs, scored.prediction_ids, strict=True)]
         return {"model": scored.model.name, "model_version": scored.model.version, "request_id": request_id,
                 "predictions": rows}  # fmt: skip
 
-    async def invocations(body: Any, _: dict[str, str], client_id: str | None) -> dict[str, Any]:
-        scored, _request_id = await score(body, from_mlflow, client_id)
+    async def invocations(call: Call) -> dict[str, Any]:
+        scored, _request_id = await score(call, from_mlflow)
         return {"predictions": scored.outputs}
 
-    async def infer(body: Any, path: dict[str, str], client_id: str | None) -> dict[str, Any]:
-        same_model(path["name"], served.model_name)
-        scored, request_id = await score(body, from_v2, client_id)
+    async def infer(call: Call) -> dict[str, Any]:
+        same_model(call.params["name"], served.model_name)
+        scored, request_id = await score(call, from_v2)
         return {"model_name": scored.model.name, "model_version": scored.model.version, "id": request_id,
                 "outputs": v2_outputs(scored.outputs)}  # fmt: skip
 
-    answers = answer_schemas(contract)
-    routes = [
-        ScoringRoute("/v1/predict", predict,
-                     "Predict for one record or a list of records (raw columns of the contract)",
-                     schemas["v1"], answers["v1"]),
-        ScoringRoute("/invocations", invocations,
-                     "MLflow's scoring protocol: dataframe_split, dataframe_records, instances, inputs",
-                     schemas["mlflow"], answers["mlflow"]),
-        ScoringRoute("/v2/models/{name}/infer", infer, "Open Inference Protocol v2: one input tensor per column",
-                     schemas["v2"], answers["v2"]),
-    ]  # fmt: skip
-
-    @app.get("/v2/models/{name}", summary="Open Inference Protocol v2: model metadata",
-             responses=refusal_responses("404", "503"))  # fmt: skip
-    async def model_metadata(name: str) -> dict[str, Any]:
-        same_model(name, served.model_name)
+    async def model_metadata(call: Call) -> dict[str, Any]:
+        same_model(call.params["name"], served.model_name)
         model = _ready(deployments.live.answering)
         contract = model.package.contract
         inputs = [c for c in contract.stored_columns if c not in contract.targets]
@@ -220,12 +213,23 @@ def scoring_app(
             ],
         }
 
-    add_operations(app, deployments, metrics, log, admin_token=admin_token, token_variable=settings.admin_token_env)
-    if extend is not None:
-        extend(app)
-    with_scoring_spec(app, routes)
-    app.add_middleware(MeasuredRequests, metrics=metrics)
-    return ScoringRoutes(app, routes, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+    answers = answer_schemas(contract)
+    routes = [
+        scoring_route("/v1/predict", predict,
+                      "Predict for one record or a list of records (raw columns of the contract)",
+                      schemas["v1"], answers["v1"]),
+        scoring_route("/invocations", invocations,
+                      "MLflow's scoring protocol: dataframe_split, dataframe_records, instances, inputs",
+                      schemas["mlflow"], answers["mlflow"]),
+        scoring_route("/v2/models/{name}/infer", infer, "Open Inference Protocol v2: one input tensor per column",
+                      schemas["v2"], answers["v2"]),
+        Route(method="GET", path="/v2/models/{name}", handler=model_metadata, answer_schema=V2_METADATA,
+              refusals=("404", "503"), summary="Open Inference Protocol v2: model metadata"),
+        *operation_routes(deployments, metrics, log, admin_token=admin_token, token_variable=settings.admin_token_env),
+        *extra,
+    ]  # fmt: skip
+    api = Api(served.title, "Predictions of the champion; every one is logged for monitoring.", routes)
+    return assembled(api, behind=behind, lifespan=lifespan, metrics=metrics, max_body_bytes=settings.max_body_bytes)
 
 
 def app_of(project: Project, *, admin_token: str | None = None) -> ASGIApp:

@@ -41,7 +41,7 @@ def add_device_route(app: FastAPI, project: Project, admin_token: str | None, to
     @app.post("/v1/devices/reports", summary="A device's report: profiles and outcomes, never rows (bearer token)",
               responses=refusal_responses("401", "403", "413", "422"))  # fmt: skip
     async def device_reports(request: Request) -> dict[str, list[str]]:
-        authorise(request, admin_token, token_variable)
+        authorise(request.headers.get("authorization"), admin_token, token_variable)
         body = await request.body()
         if len(body) > MAX_REPORT_BYTES:
             raise RequestRefused(f"a round of device reports is at most {MAX_REPORT_BYTES} bytes", status=413)

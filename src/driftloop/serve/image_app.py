@@ -6,9 +6,9 @@ multipart upload of one or more files in ``image`` fields, or JSON ``{"image": b
 ``BYTES`` input of base64 files, ``/v2/models/{name}``, ``/v2/health/live|ready``),
 ``/health/live|ready``, ``/metrics`` (Prometheus) and ``POST /admin/reload`` (bearer token).
 
-The two scoring routes are plain ASGI in front of FastAPI, as the table server's are
-(:mod:`driftloop.serve.routes`): FastAPI's per-request machinery and its form parsing cost more
-than a small network's forward pass. Every answered image is logged to ``predictions`` (its
+The routes are plain ASGI, as the table server's are (:mod:`driftloop.serve.routes`): FastAPI's
+per-request machinery and its form parsing cost more than a small network's forward pass, and a
+device serves an image model with no FastAPI. Every answered image is logged to ``predictions`` (its
 content hash as the entity, its statistics as the inputs; not the image) through the bounded,
 spilling log the table server uses; with ``[serve] keep_images`` the image itself goes to the
 ``images`` table too (once per content, unlabelled), to be labelled later and trained on. A body
@@ -21,24 +21,28 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
-from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import polars as pl
 
 from driftloop.errors import MissingDependency, RequestRefused
 
 try:
-    from fastapi import FastAPI
-    from fastapi.responses import HTMLResponse
-    from starlette.types import ASGIApp
-
     from driftloop.serve.image_bodies import MAX_IMAGES, predict_files, v2_files
-    from driftloop.serve.metrics import MeasuredRequests, ServerMetrics
-    from driftloop.serve.operations import Followed, add_operations, same_model, serving, with_scoring_spec
-    from driftloop.serve.routes import ScoringRoute, ScoringRoutes, refusal_responses
+    from driftloop.serve.metrics import ServerMetrics
+    from driftloop.serve.operations import (
+        V2_METADATA,
+        Api,
+        Behind,
+        Followed,
+        assembled,
+        operation_routes,
+        same_model,
+        serving,
+    )
+    from driftloop.serve.routes import Call, Route, scoring_route
 except ModuleNotFoundError as missing:  # the serving stack is an extra: say which
     raise MissingDependency.of(missing, extra="serve", purpose="the prediction server") from missing
 from driftloop.images import Decoded
@@ -55,6 +59,9 @@ from driftloop.serve.image_scoring import ImageBatcher, ImageChampion, ScoredIma
 from driftloop.serve.logbook import SPILL_FOLDER, Logbook, PredictionLog
 from driftloop.serve.upload_page import upload_page
 from driftloop.settings.serve import ServeSettings
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
 
 # Room a body has beyond the files it carries: multipart boundaries and headers, JSON quoting.
 ENVELOPE_BYTES = 64 * 1024
@@ -153,8 +160,10 @@ def create_image_app(project: Project, *, admin_token: str | None = None) -> ASG
     ] if settings.keep_images else []  # fmt: skip
     served = ServedImages(project.model_name, list(project.contract.columns["label"].classes or []), images.max_bytes,
                           f"driftloop: {project.settings.project.name}", server_id)  # fmt: skip
+    from driftloop.serve.documented import documented
+
     return image_scoring_app(served, settings, ImageChampion(Registry(project)), log, kept=kept,
-                             admin_token=admin_token)  # fmt: skip
+                             admin_token=admin_token, behind=documented())  # fmt: skip
 
 
 def image_scoring_app(
@@ -165,11 +174,13 @@ def image_scoring_app(
     *,
     kept: Sequence[Logbook] = (),
     admin_token: str | None,
-    extend: Callable[[FastAPI], None] | None = None,
+    behind: Behind | None = None,
+    extra: Sequence[Route] = (),
 ) -> ASGIApp:
     """An image server answering with ``champion``: ``log`` keeps every answer (the lake, or the
     device's store), each of ``kept`` gets every answered request's files (:class:`Kept`);
-    ``extend`` adds the routes of where it runs."""
+    ``behind`` stands behind its routes (a central server's FastAPI and docs) and ``extra`` are
+    the routes of where it runs (a device's labels)."""
     metrics = ServerMetrics()
     server_id = served.server_id
     numbers = itertools.count(1)
@@ -186,14 +197,6 @@ def image_scoring_app(
     # A file may be as large as the image contract allows, base64 (4/3) included.
     max_body = max(settings.max_body_bytes, served.max_file_bytes * 4 // 3 + ENVELOPE_BYTES)
 
-    def lifespan(_: FastAPI) -> AbstractAsyncContextManager[None]:
-        return serving(champion, batcher, [log, *kept], settings.poll_seconds)
-
-    app = FastAPI(
-        title=served.title,
-        description="Verdicts of the champion on images; every one is logged for monitoring.",
-        lifespan=lifespan,
-    )
     page = upload_page(served.title.removeprefix("driftloop: "), served.classes)
 
     async def scored(files: list[bytes], client_id: str | None) -> tuple[ScoredImages, str]:
@@ -208,12 +211,11 @@ def image_scoring_app(
             keeper.add(Kept(server_id, result, decoded, files), len(files))
         return result, request_id
 
-    @app.get("/", response_class=HTMLResponse, summary="A page to upload a photo and see its verdict")
-    async def home() -> HTMLResponse:
-        return HTMLResponse(page)
+    async def home(_: Call) -> str:
+        return page
 
-    async def predict(files: list[bytes], _: dict[str, str], client_id: str | None) -> dict[str, Any]:
-        result, request_id = await scored(files, client_id)
+    async def predict(call: Call) -> dict[str, Any]:
+        result, request_id = await scored(call.body, call.request_id)
         predictions = result.predictions
         rows = zip(predictions.image_ids, predictions.predicted, predictions.probabilities, strict=True)
         answers = [
@@ -224,9 +226,10 @@ def image_scoring_app(
         return {"model": result.model.name, "model_version": result.model.version, "request_id": request_id,
                 "predictions": answers}  # fmt: skip
 
-    async def infer(files: list[bytes], path: dict[str, str], client_id: str | None) -> dict[str, Any]:
-        same_model(path["name"], served.model_name)
-        result, request_id = await scored(files, client_id)
+    async def infer(call: Call) -> dict[str, Any]:
+        same_model(call.params["name"], served.model_name)
+        files = call.body
+        result, request_id = await scored(files, call.request_id)
         predictions = result.predictions
         return {
             "model_name": result.model.name,
@@ -239,10 +242,8 @@ def image_scoring_app(
             ],
         }  # fmt: skip
 
-    @app.get("/v2/models/{name}", summary="Open Inference Protocol v2: model metadata",
-             responses=refusal_responses("404", "503"))  # fmt: skip
-    async def metadata(name: str) -> dict[str, Any]:
-        same_model(name, served.model_name)
+    async def metadata(call: Call) -> dict[str, Any]:
+        same_model(call.params["name"], served.model_name)
         model = _ready(champion.current)
         return {
             "name": model.name,
@@ -256,20 +257,22 @@ def image_scoring_app(
         }
 
     routes = [
-        ScoringRoute("/v1/predict", predict, "The verdict on one or more images: a multipart upload, or base64 JSON",
-                     PREDICT_JSON, ANSWER, predict_files, {"multipart/form-data": {"schema": PREDICT_FORM},
-                                                           "application/json": {"schema": PREDICT_JSON}}),
-        ScoringRoute("/v2/models/{name}/infer", infer, "Open Inference Protocol v2: a BYTES input of base64 files",
-                     V2_BODY, V2_ANSWER, v2_files),
+        Route(method="GET", path="/", handler=home, summary="A page to upload a photo and see its verdict",
+              answer_schema={"type": "string"}, media_type="text/html; charset=utf-8"),
+        scoring_route("/v1/predict", predict, "The verdict on one or more images: a multipart upload, or base64 JSON",
+                      PREDICT_JSON, ANSWER, predict_files, {"multipart/form-data": {"schema": PREDICT_FORM},
+                                                            "application/json": {"schema": PREDICT_JSON}}),
+        scoring_route("/v2/models/{name}/infer", infer, "Open Inference Protocol v2: a BYTES input of base64 files",
+                      V2_BODY, V2_ANSWER, v2_files),
+        Route(method="GET", path="/v2/models/{name}", handler=metadata, answer_schema=V2_METADATA,
+              refusals=("404", "503"), summary="Open Inference Protocol v2: model metadata"),
+        *operation_routes(champion, metrics, log, admin_token=admin_token, token_variable=settings.admin_token_env),
+        *extra,
     ]  # fmt: skip
-
-    add_operations(app, champion, metrics, log, admin_token=admin_token, token_variable=settings.admin_token_env)
-    if extend is not None:
-        extend(app)
-    with_scoring_spec(app, routes)
-    app.add_middleware(MeasuredRequests, metrics=metrics)
-    app.state.champion, app.state.log = champion, log
-    return ScoringRoutes(app, routes, metrics=metrics, max_body_bytes=max_body)
+    api = Api(served.title, "Verdicts of the champion on images; every one is logged for monitoring.", routes)
+    logs = [log, *kept]
+    return assembled(api, behind=behind, lifespan=lambda: serving(champion, batcher, logs, settings.poll_seconds),
+                     metrics=metrics, max_body_bytes=max_body)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
@@ -60,36 +58,3 @@ class ServerMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
-
-
-class MeasuredRequests:
-    """ASGI middleware counting requests by endpoint and status and timing them.
-
-    Plain ASGI: Starlette's ``BaseHTTPMiddleware`` runs every request through an extra task and
-    a response stream, a cost paid on every prediction.
-    """
-
-    def __init__(self, app: ASGIApp, metrics: ServerMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500  # what the server answers if the app fails before it starts a response
-
-        async def send_and_note(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_note)
-        finally:
-            route: Any = scope.get("route")  # set by the router on the same scope
-            # A mounted app's routes (the dashboard's, under /ui) are named with their mount.
-            endpoint = scope.get("root_path", "") + route.path if hasattr(route, "path") else "unmatched"
-            self.metrics.count(endpoint, status, time.perf_counter() - started)

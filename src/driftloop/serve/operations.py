@@ -1,25 +1,47 @@
 """What every prediction server has beside its scoring routes, whatever it serves: its life
 (:func:`serving`: load, follow the registry, drain and flush at the end), liveness, readiness,
-Prometheus metrics, the admin reload with its bearer token, refusals as JSON, and the OpenAPI
-spec that shows the plain-ASGI scoring routes too."""
+Prometheus metrics and the admin reload with its bearer token (:func:`operation_routes`), and
+how a server's routes are put together with what stands behind them (:func:`assembled`): a
+central server's FastAPI, or on a device nothing but the routes and their OpenAPI spec."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
 import hmac
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
-from typing import Any, Protocol
-
-from fastapi import FastAPI, Request, Response
-from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse, PlainTextResponse
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 from driftloop.errors import RequestRefused
 from driftloop.serve.logbook import Logbook
 from driftloop.serve.metrics import ServerMetrics
-from driftloop.serve.routes import ScoringRoute, openapi_paths, refusal_responses
+from driftloop.serve.routes import Call, Lifespan, Route, Routes, openapi_paths
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
+
+STATUS = {"type": "object", "properties": {"status": {"type": "string"}}, "required": ["status"]}
+READY = {
+    "type": "object",
+    "properties": {"status": {"type": "string"}, "model": {"type": "string"}, "model_version": {"type": "string"}},
+    "required": ["status", "model", "model_version"],
+}
+RELOADED = {
+    "type": "object",
+    "properties": {"reloaded": {"type": "boolean"}, "model_version": {"type": "string"}},
+    "required": ["reloaded", "model_version"],
+}
+PROMETHEUS = "text/plain; version=0.0.4"
+# The Open Inference Protocol v2's model metadata.
+V2_METADATA = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "versions": {"type": "array", "items": {"type": "string"}},
+                   "platform": {"type": "string"}, "inputs": {"type": "array", "items": {"type": "object"}},
+                   "outputs": {"type": "array", "items": {"type": "object"}}},
+    "required": ["name", "versions", "platform", "inputs", "outputs"],
+}  # fmt: skip
 
 
 class Batching(Protocol):
@@ -76,27 +98,20 @@ async def serving(
             await asyncio.to_thread(log.close)
 
 
-def add_operations(
-    app: FastAPI, followed: Followed, metrics: ServerMetrics, log: Logbook, *, admin_token: str | None,
-    token_variable: str,
-) -> None:  # fmt: skip
-    """Add the routes every server has to ``app``; ``admin_token`` enables ``POST /admin/reload``
+def operation_routes(
+    followed: Followed, metrics: ServerMetrics, log: Logbook, *, admin_token: str | None, token_variable: str
+) -> list[Route]:
+    """The routes every server has; ``admin_token`` enables ``POST /admin/reload``
     (``token_variable`` names where it is set, for the refusal when it is not)."""
 
-    @app.get("/health/live", summary="The process is up")
-    @app.get("/v2/health/live", summary="Open Inference Protocol v2: the process is up")
-    async def live() -> dict[str, str]:
+    async def live(_: Call) -> dict[str, str]:
         return {"status": "live"}
 
-    @app.get("/health/ready", summary="A model is loaded and requests are answered", responses=refusal_responses("503"))
-    @app.get("/v2/health/ready", summary="Open Inference Protocol v2: ready to answer",
-             responses=refusal_responses("503"))  # fmt: skip
-    async def ready() -> dict[str, str]:
+    async def ready(_: Call) -> dict[str, str]:
         name, version = ready_model(followed)
         return {"status": "ready", "model": name, "model_version": version}
 
-    @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
-    async def prometheus() -> Response:
+    async def prometheus(_: Call) -> bytes:
         serving = followed.serving()
         if serving is not None:
             metrics.model_version.labels(serving[0]).set(float(serving[1]))
@@ -104,31 +119,63 @@ def add_operations(
         metrics.log_queue.set(log.depth)
         metrics.log_written.set(log.written)
         metrics.log_spilled.set(log.spilled)
-        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+        return metrics.render()
 
-    @app.post("/admin/reload", summary="Load the champion now (bearer token)",
-              responses=refusal_responses("401", "403", "503"))  # fmt: skip
-    async def reload(request: Request) -> dict[str, Any]:
-        authorise(request, admin_token, token_variable)
+    async def reload(call: Call) -> dict[str, Any]:
+        authorise(call.header("authorization"), admin_token, token_variable)
         changed = await asyncio.to_thread(followed.refresh)
         return {"reloaded": changed, "model_version": ready_model(followed)[1]}
 
-    @app.exception_handler(RequestRefused)
-    async def refused(_: Request, exc: RequestRefused) -> JSONResponse:
-        return JSONResponse(exc.payload(), status_code=exc.status)
+    return [
+        Route(method="GET", path="/health/live", handler=live, summary="The process is up", answer_schema=STATUS),
+        Route(method="GET", path="/v2/health/live", handler=live, answer_schema=STATUS,
+              summary="Open Inference Protocol v2: the process is up"),
+        Route(method="GET", path="/health/ready", handler=ready, answer_schema=READY, refusals=("503",),
+              summary="A model is loaded and requests are answered"),
+        Route(method="GET", path="/v2/health/ready", handler=ready, answer_schema=READY, refusals=("503",),
+              summary="Open Inference Protocol v2: ready to answer"),
+        Route(method="GET", path="/metrics", handler=prometheus, summary="Prometheus metrics",
+              answer_schema={"type": "string"}, media_type=PROMETHEUS),
+        Route(method="POST", path="/admin/reload", handler=reload, answer_schema=RELOADED,
+              refusals=("401", "403", "503"), summary="Load the champion now (bearer token)"),
+    ]  # fmt: skip
 
 
-def with_scoring_spec(app: FastAPI, routes: list[ScoringRoute]) -> None:
-    """Make ``app``'s OpenAPI spec show the plain-ASGI scoring ``routes`` beside its own."""
+@dataclass(frozen=True)
+class Api:
+    """A server's own routes with its title and description: what its OpenAPI spec shows."""
 
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            spec = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-            spec["paths"] = {**openapi_paths(routes), **spec["paths"]}
-            app.openapi_schema = spec
-        return app.openapi_schema
+    title: str
+    description: str
+    routes: list[Route]
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    def spec(self) -> dict[str, Any]:
+        """The OpenAPI document of the routes."""
+        info = {"title": self.title, "description": self.description, "version": "0.1.0"}
+        return {"openapi": "3.1.0", "info": info, "paths": openapi_paths(self.routes)}
+
+
+# Builds what stands behind a server's routes, given them (for its spec) and the server's metrics.
+Behind = Callable[[Api, ServerMetrics], "ASGIApp"]
+
+
+def assembled(
+    api: Api, *, behind: Behind | None, lifespan: Lifespan, metrics: ServerMetrics, max_body_bytes: int
+) -> Routes:
+    """The server: ``api``'s routes in front of ``behind``'s app; with nothing behind (a
+    device's server), the routes alone, and ``GET /openapi.json`` their spec."""
+    if behind is not None:
+        return Routes(api.routes, behind=behind(api, metrics), lifespan=lifespan, metrics=metrics,
+                      max_body_bytes=max_body_bytes)  # fmt: skip
+    spec = api.spec()
+
+    async def openapi(_: Call) -> dict[str, Any]:
+        return spec
+
+    described = Route(method="GET", path="/openapi.json", handler=openapi, summary="This server's OpenAPI spec",
+                      answer_schema={"type": "object"})  # fmt: skip
+    return Routes([*api.routes, described], behind=None, lifespan=lifespan, metrics=metrics,
+                  max_body_bytes=max_body_bytes)  # fmt: skip
 
 
 def same_model(name: str, served: str) -> None:
@@ -152,11 +199,12 @@ async def follow_registry(followed: Followed, seconds: float) -> None:
         await asyncio.to_thread(followed.try_refresh)
 
 
-def authorise(request: Request, token: str | None, variable: str) -> None:
-    """Let an admin request through with the right bearer token; a 401 or 403 otherwise."""
+def authorise(given: str | None, token: str | None, variable: str) -> None:
+    """Let an admin request through with the right bearer token (``given``: its Authorization
+    header); a 401 or 403 otherwise."""
     if not token:
         raise RequestRefused(f"admin actions are disabled: set {variable} before starting the server", status=403)
-    given = request.headers.get("authorization", "")
+    given = given or ""
     if not given.lower().startswith("bearer "):
         raise RequestRefused("admin actions need 'Authorization: Bearer <token>'", status=401)
     if not hmac.compare_digest(given[7:].strip().encode(), token.encode()):

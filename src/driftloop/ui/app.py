@@ -69,7 +69,7 @@ def create_ui(
     async def abort(request: Request) -> dict[str, str | list[str]]:
         from driftloop.rollout.canary import abort as abort_rollout
 
-        authorise(request, admin_token, TOKEN_VARIABLE)
+        authorise(request.headers.get("authorization"), admin_token, TOKEN_VARIABLE)
         ended = await asyncio.to_thread(abort_rollout, project, "aborted from the dashboard")
         return {"status": str(ended.status), "candidates": list(ended.candidates)}
 
@@ -78,7 +78,7 @@ def create_ui(
     async def rollback(request: Request) -> dict[str, str | None]:
         from driftloop.registry import Registry
 
-        authorise(request, admin_token, TOKEN_VARIABLE)
+        authorise(request.headers.get("authorization"), admin_token, TOKEN_VARIABLE)
         decision = await asyncio.to_thread(Registry(project).rollback)
         return {"champion": decision.champion_after, "reason": decision.reason}
 
