@@ -28,16 +28,7 @@ from driftloop.errors import MissingDependency, RequestRefused
 
 try:
     from driftloop.serve.metrics import ServerMetrics
-    from driftloop.serve.operations import (
-        V2_METADATA,
-        Api,
-        Behind,
-        Followed,
-        assembled,
-        operation_routes,
-        same_model,
-        serving,
-    )
+    from driftloop.serve.operations import V2_METADATA, Api, Behind, Followed, assembled, same_model, serving
     from driftloop.serve.routes import Call, Route, scoring_route
 except ModuleNotFoundError as missing:  # the serving stack is an extra: say which
     raise MissingDependency.of(missing, extra="serve", purpose="the prediction server") from missing
@@ -225,11 +216,12 @@ def scoring_app(
                       schemas["v2"], answers["v2"]),
         Route(method="GET", path="/v2/models/{name}", handler=model_metadata, answer_schema=V2_METADATA,
               refusals=("404", "503"), summary="Open Inference Protocol v2: model metadata"),
-        *operation_routes(deployments, metrics, log, admin_token=admin_token, token_variable=settings.admin_token_env),
         *extra,
     ]  # fmt: skip
     api = Api(served.title, "Predictions of the champion; every one is logged for monitoring.", routes)
-    return assembled(api, behind=behind, lifespan=lifespan, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+    return assembled(api, deployments, log, metrics=metrics, admin_token=admin_token,
+                     token_variable=settings.admin_token_env, behind=behind, lifespan=lifespan,
+                     max_body_bytes=settings.max_body_bytes)  # fmt: skip
 
 
 def app_of(project: Project, *, admin_token: str | None = None) -> ASGIApp:

@@ -32,16 +32,7 @@ from driftloop.errors import MissingDependency, RequestRefused
 try:
     from driftloop.serve.image_bodies import MAX_IMAGES, predict_files, v2_files
     from driftloop.serve.metrics import ServerMetrics
-    from driftloop.serve.operations import (
-        V2_METADATA,
-        Api,
-        Behind,
-        Followed,
-        assembled,
-        operation_routes,
-        same_model,
-        serving,
-    )
+    from driftloop.serve.operations import V2_METADATA, Api, Behind, Followed, assembled, same_model, serving
     from driftloop.serve.routes import Call, Route, scoring_route
 except ModuleNotFoundError as missing:  # the serving stack is an extra: say which
     raise MissingDependency.of(missing, extra="serve", purpose="the prediction server") from missing
@@ -266,13 +257,13 @@ def image_scoring_app(
                       V2_BODY, V2_ANSWER, v2_files),
         Route(method="GET", path="/v2/models/{name}", handler=metadata, answer_schema=V2_METADATA,
               refusals=("404", "503"), summary="Open Inference Protocol v2: model metadata"),
-        *operation_routes(champion, metrics, log, admin_token=admin_token, token_variable=settings.admin_token_env),
         *extra,
     ]  # fmt: skip
     api = Api(served.title, "Verdicts of the champion on images; every one is logged for monitoring.", routes)
-    logs = [log, *kept]
-    return assembled(api, behind=behind, lifespan=lambda: serving(champion, batcher, logs, settings.poll_seconds),
-                     metrics=metrics, max_body_bytes=max_body)  # fmt: skip
+    return assembled(api, champion, log, metrics=metrics, admin_token=admin_token,
+                     token_variable=settings.admin_token_env, behind=behind,
+                     lifespan=lambda: serving(champion, batcher, [log, *kept], settings.poll_seconds),
+                     max_body_bytes=max_body)  # fmt: skip
 
 
 @dataclass(frozen=True)

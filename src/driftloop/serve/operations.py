@@ -1,7 +1,7 @@
 """What every prediction server has beside its scoring routes, whatever it serves: its life
 (:func:`serving`: load, follow the registry, drain and flush at the end), liveness, readiness,
 Prometheus metrics and the admin reload with its bearer token (:func:`operation_routes`), and
-how a server's routes are put together with what stands behind them (:func:`assembled`): a
+how a server's routes are put together with these and what stands behind them (:func:`assembled`): a
 central server's FastAPI, or on a device nothing but the routes and their OpenAPI spec."""
 
 from __future__ import annotations
@@ -160,10 +160,14 @@ Behind = Callable[[Api, ServerMetrics], "ASGIApp"]
 
 
 def assembled(
-    api: Api, *, behind: Behind | None, lifespan: Lifespan, metrics: ServerMetrics, max_body_bytes: int
-) -> Routes:
-    """The server: ``api``'s routes in front of ``behind``'s app; with nothing behind (a
-    device's server), the routes alone, and ``GET /openapi.json`` their spec."""
+    api: Api, followed: Followed, log: Logbook, *, metrics: ServerMetrics, admin_token: str | None,
+    token_variable: str, behind: Behind | None, lifespan: Lifespan, max_body_bytes: int,
+) -> Routes:  # fmt: skip
+    """The server: ``api``'s routes and those every server has (:func:`operation_routes`) in front
+    of ``behind``'s app; with nothing behind (a device's server), the routes alone, and
+    ``GET /openapi.json`` their spec."""
+    operations = operation_routes(followed, metrics, log, admin_token=admin_token, token_variable=token_variable)
+    api = Api(api.title, api.description, [*api.routes, *operations])
     if behind is not None:
         return Routes(api.routes, behind=behind(api, metrics), lifespan=lifespan, metrics=metrics,
                       max_body_bytes=max_body_bytes)  # fmt: skip
