@@ -422,10 +422,11 @@ def test_plain_routes_answer_refuse_and_fail_loudly_and_pass_the_rest_on(caplog:
                 await client.get("/docs"),
                 await client.get("/v2/models/m1", headers={"accept": "text/plain"}),
                 await client.delete("/v2/models/m1"),
+                await client.head("/v2/models/m1", headers={"accept": "text/plain"}),
             ]
 
     with caplog.at_level("ERROR", logger="driftloop.serve"):
-        ok, not_json, refused, crashed, huge, get, other, docs, plain, delete = asyncio.run(exchange())
+        ok, not_json, refused, crashed, huge, get, other, docs, plain, delete, head = asyncio.run(exchange())
     assert ok.json() == {"body": {"x": 1}, "path": {"name": "m1"}, "request_id": "r-7"}
     assert ok.headers["content-type"] == "application/json"
     assert not_json.status_code == 422 and "not valid JSON" in not_json.json()["detail"]
@@ -438,6 +439,7 @@ def test_plain_routes_answer_refuse_and_fail_loudly_and_pass_the_rest_on(caplog:
     assert (docs.status_code, docs.text) == (299, "/docs")
     assert (plain.text, plain.headers["content-type"]) == ("plain text/plain", "text/plain")
     assert delete.status_code == 405 and delete.headers["allow"] == "GET"
+    assert (head.status_code, head.content, head.headers["content-length"]) == (200, b"", str(len(plain.content)))
     rendered = metrics.render().decode()
     assert 'driftloop_requests_total{endpoint="/v1/predict",status="500"} 1.0' in rendered
     assert 'driftloop_requests_total{endpoint="/v2/models/{name}/infer",status="200"} 1.0' in rendered

@@ -135,7 +135,8 @@ class Routes:
             await self._pass_on(scope, receive, send)
             return
         started = time.perf_counter()
-        route = methods.get(scope["method"])
+        method = scope["method"]
+        route = methods.get("GET" if method == "HEAD" else method)  # a HEAD is a GET's answer without the body
         if route is None:
             allowed = ", ".join(methods)
             await _send(send, 405, orjson.dumps({"detail": f"{scope['path']} answers {allowed} only"}), JSON,
@@ -149,7 +150,7 @@ class Routes:
             body, media_type = payload.encode() if isinstance(payload, str) else payload, route.media_type
         else:
             body, media_type = orjson.dumps(payload), JSON  # a NaN output is written as null: JSON has no NaN
-        await _send(send, status, body, media_type)
+        await _send(send, status, body, media_type, bare=method == "HEAD")
         self.metrics.count(route.path, status, time.perf_counter() - started)
 
     def _match(self, scope: Scope) -> tuple[Methods | None, dict[str, str]]:
@@ -270,11 +271,13 @@ def refusal_responses(*codes: str) -> dict[int | str, dict[str, Any]]:
 
 
 async def _send(
-    send: Send, status: int, body: bytes, media_type: str, headers: list[tuple[bytes, bytes]] | None = None
-) -> None:
+    send: Send, status: int, body: bytes, media_type: str, headers: list[tuple[bytes, bytes]] | None = None,
+    *, bare: bool = False,
+) -> None:  # fmt: skip
+    """Send an answer; ``bare``: its headers only (a HEAD's), the length still the body's."""
     start = [(b"content-type", media_type.encode()), (b"content-length", str(len(body)).encode()), *(headers or [])]
     await send({"type": "http.response.start", "status": status, "headers": start})
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": b"" if bare else body})
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
