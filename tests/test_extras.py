@@ -25,13 +25,24 @@ def without(libraries: str, code: str, *args: str) -> subprocess.CompletedProces
 
 
 def test_the_server_without_the_serve_extra_names_it(synthetic_project: Project) -> None:
-    done = without("fastapi", "import driftloop.serve.app")
+    root = str(synthetic_project.root)
+    done = without("prometheus_client", "import driftloop.serve.app")
     assert done.returncode != 0 and "MissingDependency" in done.stderr
-    assert "the prediction server needs fastapi, which is not installed: pip install 'driftloop[serve]'" in done.stderr
+    assert "the prediction server needs prometheus_client, which is not installed: pip install 'driftloop[serve]'" in (
+        done.stderr
+    )
+    # A device's server needs no FastAPI; a central one does, and says so.
+    central = "from driftloop.project import Project; from driftloop.serve.app import create_app; "
+    done = without("fastapi", central + "create_app(Project.load(sys.argv[3]))", root)
+    assert done.returncode != 0 and "MissingDependency" in done.stderr
+    assert "the central prediction server needs fastapi, which is not installed: pip install 'driftloop[serve]'" in (
+        done.stderr
+    )
     command = "from driftloop.cli import main; sys.argv = ['driftloop', 'serve', '--project', sys.argv[3]]; main()"
-    cli = without("uvicorn", command, str(synthetic_project.root))
-    assert cli.returncode == 1 and "Traceback" not in cli.stderr
-    assert "pip install 'driftloop[serve]'" in " ".join(cli.stderr.split())
+    for library in ("uvicorn", "fastapi"):
+        cli = without(library, command, root)
+        assert cli.returncode == 1 and "Traceback" not in cli.stderr
+        assert f"needs {library}" in cli.stderr and "pip install 'driftloop[serve]'" in " ".join(cli.stderr.split())
 
 
 PIPELINE = "torch,mlflow,deltalake,pyarrow,pandas,scipy,sklearn,onnx"

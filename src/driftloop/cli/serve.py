@@ -27,6 +27,7 @@ def serve(
     from driftloop.serve.app import PROJECT_ENV, app_of  # says which extra to install when it is missing
 
     try:
+        import fastapi  # noqa: F401  (checked here: a central server puts it behind its routes)
         import uvicorn
     except ModuleNotFoundError as missing:
         raise MissingDependency.of(missing, extra="serve", purpose="driftloop serve") from missing

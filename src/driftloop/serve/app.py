@@ -79,15 +79,16 @@ def create_app(project: Project, *, admin_token: str | None = None) -> ASGIApp:
         project.lake, project.root / SPILL_FOLDER, capacity=settings.log_buffer_rows,
         flush_seconds=settings.flush_seconds, render=lambda batches: logged_rows(contract, batches, server_id),
     )  # fmt: skip
-    from driftloop.serve.bundles import add_bundle_route
-    from driftloop.serve.devices import add_device_route
-    from driftloop.serve.documented import documented
+    from driftloop.serve.documented import documented  # without FastAPI, it names the extra
     from driftloop.serve.guarding import guard_rollouts
 
     deployments = Deployments(project, kinds(settings))
     watch = GuardWatch()
 
     def for_devices(app: FastAPI) -> None:  # the champion as a bundle, and where devices report
+        from driftloop.serve.bundles import add_bundle_route
+        from driftloop.serve.devices import add_device_route
+
         add_bundle_route(app, project, deployments)
         add_device_route(app, project, admin_token, settings.admin_token_env)
 

@@ -11,12 +11,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from driftloop.errors import MissingDependency, RequestRefused
 
-from driftloop.errors import RequestRefused
+try:
+    from fastapi import FastAPI, Request
+    from fastapi.openapi.utils import get_openapi
+    from fastapi.responses import JSONResponse
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+except ModuleNotFoundError as missing:  # a central server's extra: say which (a device's server never gets here)
+    raise MissingDependency.of(missing, extra="serve", purpose="the central prediction server") from missing
 from driftloop.serve.metrics import ServerMetrics
 from driftloop.serve.operations import Api, Behind
 from driftloop.serve.routes import openapi_paths
