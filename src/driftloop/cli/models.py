@@ -180,8 +180,7 @@ def models(
         by_version.setdefault(number, []).append(alias)
     rows: list[dict[str, Any]] = []
     for v in registry.versions():
-        run = registry.store.run_metrics(v.run_id) if v.run_id else {}
-        metrics = {k: round(m, 4) for k, m in run.items() if k.startswith("test_")}
+        metrics = {k: round(m, 4) for k, m in registry.test_metrics(v).items()}
         rows.append(
             {
                 "version": v.version,

@@ -58,6 +58,12 @@ class Registry:
         """Alias -> version, e.g. ``{"champion": "3"}``."""
         return self.store.aliases()
 
+    def test_metrics(self, info: VersionInfo) -> dict[str, float]:
+        """What a version's training run measured on its held-out test rows (``test_*``); none for
+        a version registered without a run."""
+        logged = self.store.run_metrics(info.run_id) if info.run_id else {}
+        return {name: value for name, value in logged.items() if name.startswith("test_")}
+
     def champion(self) -> str | None:
         """The version the ``champion`` alias names (None before the first promotion)."""
         return self.aliases().get(Alias.CHAMPION)

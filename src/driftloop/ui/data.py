@@ -30,8 +30,7 @@ def versions(project: Project) -> list[dict[str, Any]]:
         aliases.setdefault(version, []).append(alias)
     return [
         {"version": info.version, "stage": str(info.stage), "aliases": sorted(aliases.get(info.version, [])),
-         "created": info.created, "metrics": {k: v for k, v in registry.store.run_metrics(info.run_id).items()
-                                               if k.startswith("test_")}}
+         "created": info.created, "metrics": registry.test_metrics(info)}
         for info in registry.versions()
     ]  # fmt: skip
 
