@@ -27,6 +27,7 @@ from safetensors.numpy import load_file, save_file
 from typer.testing import CliRunner
 
 from driftloop.cli import app
+from driftloop.cli.loop import FLEET_HOURS
 from driftloop.edge.agent import Agent, Round, fetch
 from driftloop.edge.deployments import DeviceDeployments
 from driftloop.edge.logbook import logged
@@ -516,9 +517,11 @@ def test_devices_report_profiles_and_outcomes_never_rows_and_monitor_merges_them
     # The same rows with `a` squeezed to about 0.5: its distance from training is many times the other device's.
     statistic = {name: view["input_drift"]["statistics"]["a"]["statistic"] for name, view in views.items()}
     assert "a" in south_view["input_drift"]["drifted"] and statistic[("south", "1")] > 3 * statistic[("north", "1")]
-    table = runner.invoke(app, ["monitor", "--devices", "--date", f"{day:%Y-%m-%d}", "--project", str(project.root)],
-                          env={"COLUMNS": "200"})  # fmt: skip
+    # With no window, the fleet now: what the devices reported in the last day.
+    table = runner.invoke(app, ["monitor", "--devices", "--project", str(project.root)], env={"COLUMNS": "200"})
     assert table.exit_code == 0 and "north" in table.output and "(fleet)" in table.output
+    starts = {f"{d - timedelta(hours=FLEET_HOURS):%Y-%m-%d %H:}" for d in (day, datetime.now(UTC))}  # to the hour
+    assert any(start in " ".join(table.output.split()) for start in starts), table.output
 
 
 def test_a_device_serves_an_image_bundle_as_the_central_image_server_does(tmp_path: Path) -> None:

@@ -112,5 +112,5 @@ def test_command_line_windows() -> None:
         window("2024-01-03", "2024-01-03", None, "UTC")
     with pytest.raises(ConfigError, match="is not an ISO date"):
         window("03/01/2024", None, None, "UTC")
-    with pytest.raises(ConfigError, match="say which rows"):
+    with pytest.raises(ConfigError, match="say which window"):
         window(None, "2024-01-03", None, "UTC")

@@ -34,6 +34,9 @@ if TYPE_CHECKING:
     from driftloop.loop import TickReport
     from driftloop.monitor.drift import DriftReport
 
+# The fleet view's window when none is given: the reports of the last day, up to now.
+FLEET_HOURS = 24
+
 
 @handled
 def predict(
@@ -86,7 +89,12 @@ def monitor(
         Stream, typer.Option(help="Stream to monitor: batch (features, batch predictions) or online (served requests).")
     ] = Stream.BATCH,
     devices: Annotated[
-        bool, typer.Option("--devices", help="The fleet view: what devices reported in the window, drift per device.")
+        bool,
+        typer.Option(
+            "--devices",
+            help="The fleet view: what devices reported in the window (default: the last "
+            f"{FLEET_HOURS} hours), drift per device.",
+        ),
     ] = False,
     project_dir: ProjectOption = Path(),
     as_json: JsonOption = False,
@@ -96,6 +104,10 @@ def monitor(
     from driftloop.monitor.window import monitor_window
 
     project = Project.load(project_dir)
+    if devices and day is None and since is None and until is None:  # the fleet now: what came in lately
+        end = datetime.now(UTC).replace(tzinfo=None)
+        show_fleet(project, end - timedelta(hours=FLEET_HOURS), end, as_json)
+        return
     start, end = window(day, since, until, project.contract.timezone)
     if devices:
         show_fleet(project, start, end, as_json)
@@ -300,7 +312,7 @@ def window(day: str | None, since: str | None, until: str | None, zone_name: str
             raise ConfigError("give either --date or --since/--until, not both")
         return day_span(_parse_day(day), zone_name)
     if since is None or until is None:
-        raise ConfigError("say which rows to score: --date YYYY-MM-DD, or both --since and --until")
+        raise ConfigError("say which window: --date YYYY-MM-DD, or both --since and --until")
     return _parse(since, "--since", zone_name), _parse(until, "--until", zone_name)
 
 
