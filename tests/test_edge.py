@@ -11,6 +11,7 @@ import hashlib
 import http.server
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -522,6 +523,12 @@ def test_devices_report_profiles_and_outcomes_never_rows_and_monitor_merges_them
     assert table.exit_code == 0 and "north" in table.output and "(fleet)" in table.output
     starts = {f"{d - timedelta(hours=FLEET_HOURS):%Y-%m-%d %H:}" for d in (day, datetime.now(UTC))}  # to the hour
     assert any(start in " ".join(table.output.split()) for start in starts), table.output
+    narrow = runner.invoke(app, ["monitor", "--devices", "--project", str(project.root)], env={"COLUMNS": "80"})
+    lines = narrow.output.splitlines()  # a narrow terminal: each device and version in lines, not a squeezed table
+    assert narrow.exit_code == 0 and "north version 1: 48 rows" in narrow.output, narrow.output
+    south = next(n for n, line in enumerate(lines) if line.startswith("south version 1:"))
+    drift = next(line for line in lines[south:] if line.startswith("  input drift:"))
+    assert re.search(r"drift \d+%: .*\ba\b", drift), drift  # the squeezed input, named
 
 
 def test_a_device_serves_an_image_bundle_as_the_central_image_server_does(tmp_path: Path) -> None:

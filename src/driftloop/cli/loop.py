@@ -33,6 +33,7 @@ from driftloop.project import Project
 if TYPE_CHECKING:
     from driftloop.loop import TickReport
     from driftloop.monitor.drift import DriftReport
+    from driftloop.monitor.fleet import DeviceView
 
 # The fleet view's window when none is given: the reports of the last day, up to now.
 FLEET_HOURS = 24
@@ -279,20 +280,48 @@ def show_fleet(project: Project, start: datetime, end: datetime, as_json: bool) 
         emit_json({"since": start, "until": end, "devices": [v.to_dict() for v in views]})
         return
     title = f"devices of {project.model_name}, {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
+    if out.width >= FLEET_TABLE_WIDTH:
+        out.print(fleet_table(title, views))
+        return
+    out.print(f"[bold]{title}[/]")  # a narrow terminal: a few lines per device and version, not a squeezed table
+    for view in views:
+        seen = f"last seen {view.last_seen.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+        serving = f", serving {_serving(view)}" if view.device != FLEET else ""
+        out.print(f"[bold]{view.device}[/] version {view.version}: {view.rows:,} rows in {view.reports} report(s), "
+                  f"{view.labelled:,} labelled; {seen}{serving}", highlight=False)  # fmt: skip
+        out.print(f"  input drift: {drift_cell(view.inputs)}\n  prediction drift: {drift_cell(view.predictions)}")
+        if view.metrics:
+            out.print(f"  metrics: {_metrics(view)}", highlight=False)
+
+
+# Columns a terminal needs for the fleet view as a table; a narrower one gets it as lines.
+FLEET_TABLE_WIDTH = 150
+
+
+def fleet_table(title: str, views: list[DeviceView]) -> Table:
+    """The fleet view as a table, a row per device and version."""
+    from driftloop.monitor.fleet import FLEET
+
     table = Table("device", "version", "reports", "rows", "last seen (UTC)", "serving", "input drift",
                   "prediction drift", "labelled", "metrics", title=title)  # fmt: skip
     for view in views:
-        serving = (
-            ""
-            if view.device == FLEET
-            else f"{view.status.get('serving')}" + ("" if view.status.get("ready") in (None, True) else " (not ready)")
-        )
-        metrics = "; ".join(f"{t}: " + ", ".join(f"{k} {v:.4g}" for k, v in m.items()) for t, m in view.metrics.items())
+        fleet = view.device == FLEET
         table.add_row(view.device, view.version, str(view.reports), str(view.rows),
-                      f"{view.last_seen.astimezone(UTC):%Y-%m-%d %H:%M}", serving, drift_cell(view.inputs),
-                      drift_cell(view.predictions), str(view.labelled), metrics,
-                      style="bold" if view.device == FLEET else None)  # fmt: skip
-    out.print(table)
+                      f"{view.last_seen.astimezone(UTC):%Y-%m-%d %H:%M}", "" if fleet else _serving(view),
+                      drift_cell(view.inputs), drift_cell(view.predictions), str(view.labelled), _metrics(view),
+                      style="bold" if fleet else None)  # fmt: skip
+    return table
+
+
+def _serving(view: DeviceView) -> str:
+    """The version a device said it serves in its newest report, and whether it was ready."""
+    serving = view.status.get("serving")
+    return ("-" if serving is None else str(serving)) + ("" if view.status.get("ready") in (None, True) else
+                                                         " (not ready)")  # fmt: skip
+
+
+def _metrics(view: DeviceView) -> str:
+    return "; ".join(f"{t}: " + ", ".join(f"{k} {v:.4g}" for k, v in m.items()) for t, m in view.metrics.items())
 
 
 def drift_cell(drift: DriftReport | None) -> str:
