@@ -92,6 +92,8 @@ def test_every_page_shows_what_the_lake_and_the_registry_hold(watched: Project, 
             page.get_by_role("link", name="Timeline", exact=True).click()
             assert page.locator("#events tbody tr").count() == events.height
             assert traces(page, "timeline-chart") == events["kind"].n_unique()
+            placed = page.evaluate("document.getElementById('timeline-chart').data.flatMap(trace => trace.x)")
+            assert sorted(placed) == list(range(1, events.height + 1))  # every decision a point of its own, in order
             assert "canary" in page.inner_text("#events")
             page.screenshot(path=str(tmp_path / "timeline.png"), full_page=True)
 

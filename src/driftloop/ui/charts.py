@@ -23,14 +23,49 @@ METRICS = ("mae", "rmse", "smape", "r2", "accuracy", "balanced_accuracy", "macro
 
 
 def timeline(events: pl.DataFrame) -> str:
-    """Every decision as a point: when, which version, what kind (hover: the reason)."""
+    """Every decision as a point, in the order they were taken: which version, what kind (hover:
+    when, and the reason). In order, not on a time axis: a replay's decisions are days apart in
+    its data's past and a promotion today years after them, and several decisions of one
+    instant (retrained, gated, crowned) would be one point; each date labels its decisions."""
+    ordered = events.sort("at", maintain_order=True).with_row_index("order", offset=1)
     figure = go.Figure()
-    for kind in events["kind"].unique(maintain_order=True).to_list():
-        these = events.filter(pl.col("kind") == kind)
-        figure.add_trace(go.Scatter(x=these["at"].to_list(), y=these["version"].to_list(), mode="markers",
-                                    name=kind, text=these["reason"].to_list(), marker={"size": 11}))  # fmt: skip
-    figure.update_layout(title="Decisions", xaxis_title="when (UTC)", yaxis_title="version", height=420)
+    for kind in ordered["kind"].unique(maintain_order=True).to_list():
+        these = ordered.filter(pl.col("kind") == kind)
+        hover = [f"{at:%Y-%m-%d %H:%M} UTC, version {version}<br>{_wrapped(reason)}"
+                 for at, version, reason in these.select("at", "version", "reason").iter_rows()]  # fmt: skip
+        figure.add_trace(go.Scatter(x=these["order"].to_list(), y=these["version"].to_list(), mode="markers",
+                                    name=kind, text=hover, hovertemplate="%{text}<extra>" + kind + "</extra>",
+                                    marker={"size": 11}))  # fmt: skip
+    firsts = ordered.group_by(pl.col("at").dt.date().alias("day"), maintain_order=True).first()
+    step = max(1, firsts.height // TIMELINE_TICKS)  # a label per day, thinned to stay legible
+    figure.update_layout(
+        title="Decisions, in order",
+        xaxis={"title": "decision (labelled with its day, UTC)", "tickvals": firsts["order"].to_list()[::step],
+               "ticktext": [f"{day:%Y-%m-%d}" for day in firsts["day"].to_list()[::step]]},
+        yaxis={"title": "version", "type": "category", "categoryorder": "array",
+               "categoryarray": sorted(ordered["version"].unique().to_list(), key=_version_order)},
+        height=420,
+    )  # fmt: skip
     return str(figure.to_json())
+
+
+# Day labels the timeline's axis shows, at most.
+TIMELINE_TICKS = 12
+
+
+def _version_order(version: str) -> tuple[int, str]:
+    return (int(version), "") if version.isdigit() else (1 << 62, version)
+
+
+def _wrapped(text: str, width: int = 80) -> str:
+    """``text`` in lines of about ``width`` characters, for a hover box."""
+    lines, line = [], ""
+    for word in str(text).split():
+        if line and len(line) + len(word) > width:
+            lines.append(line)
+            line = ""
+        line = f"{line} {word}" if line else word
+    return "<br>".join([*lines, line])
 
 
 def metric_over_time(monitoring: pl.DataFrame) -> str:
