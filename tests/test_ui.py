@@ -99,6 +99,12 @@ def test_every_page_shows_what_the_lake_and_the_registry_hold(watched: Project, 
 
             page.get_by_role("link", name="Metrics", exact=True).click()
             assert traces(page, "metric-chart") >= 1
+            # A panel per target and metric the lake holds (their scales differ), titled with both.
+            measured = monitoring.filter(pl.col("section").str.ends_with("performance"),
+                                         pl.col("statistic").is_in(charts.METRICS))  # fmt: skip
+            titles = page.evaluate("document.getElementById('metric-chart').layout.annotations.map(a => a.text)")
+            panels = measured.select("column", "statistic").unique().rows()
+            assert sorted(titles) == sorted(f"{target}: {metric}" for target, metric in panels)
             page.screenshot(path=str(tmp_path / "metrics.png"), full_page=True)
 
             page.get_by_role("link", name="Drift", exact=True).click()

@@ -12,6 +12,7 @@ from driftloop.profiles import CategoryProfile, ColumnProfile, NumericProfile
 
 try:
     import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
 except ModuleNotFoundError as missing:  # the reports extra draws the charts
     raise MissingDependency.of(missing, extra="reports", purpose="the dashboard") from missing
 
@@ -69,16 +70,42 @@ def _wrapped(text: str, width: int = 80) -> str:
 
 
 def metric_over_time(monitoring: pl.DataFrame) -> str:
-    """Each stream's metrics per target over its monitored windows (batch, online, shadow)."""
-    figure = go.Figure()
+    """Each target's metrics over its monitored windows: a panel per target and metric (their
+    scales differ, an error in the target's units beside a share or a percentage, and one axis
+    flattened all but the largest), a line per stream (batch, online, shadow), one colour each."""
     performance = monitoring.filter(pl.col("section").str.ends_with(PERFORMANCE), pl.col("statistic").is_in(METRICS))
-    for (section, column, statistic), rows in performance.sort("window_end").group_by(
+    panels = sorted(performance.select("column", "statistic").unique().iter_rows(),
+                    key=lambda panel: (panel[0], METRICS.index(panel[1])))  # fmt: skip
+    if not panels:
+        return str(go.Figure().update_layout(title="No metric yet: no monitored window had labels").to_json())
+    columns = min(2, len(panels))
+    rows = -(-len(panels) // columns)
+    figure = make_subplots(rows=rows, cols=columns, subplot_titles=[f"{target}: {metric}" for target, metric in panels],
+                           vertical_spacing=min(0.12, 0.5 / rows))  # fmt: skip
+    streams = sorted(performance["section"].unique().to_list(), key=lambda section: section != PERFORMANCE)
+    colours = dict(zip(streams, itertools.cycle(COLOURS), strict=False))
+    for (section, target, metric), points in performance.sort("window_end").group_by(
         ["section", "column", "statistic"], maintain_order=True
     ):
-        figure.add_trace(go.Scatter(x=rows["window_end"].to_list(), y=rows["value"].to_list(), mode="lines+markers",
-                                    name=f"{section}: {column} {statistic}"))  # fmt: skip
-    figure.update_layout(title="Metric over time, per stream", xaxis_title="window end", height=480)
+        place = panels.index((target, metric))
+        stream = "batch" if section == PERFORMANCE else section.removesuffix(f" {PERFORMANCE}")
+        figure.add_trace(
+            go.Scatter(x=points["window_end"].to_list(), y=points["value"].to_list(), mode="lines+markers", name=stream,
+                       legendgroup=stream, showlegend=not _drawn(figure, stream),
+                       line={"color": colours[section]}),
+            row=place // columns + 1, col=place % columns + 1,
+        )  # fmt: skip
+    figure.update_layout(title="Metrics over time, per stream (window end)", height=140 + 230 * rows)
     return str(figure.to_json())
+
+
+# The streams' colours: Plotly's own, one per stream in every panel.
+COLOURS = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692", "#b6e880")
+
+
+def _drawn(figure: go.Figure, stream: str) -> bool:
+    """Whether ``figure`` has a trace of ``stream`` in its legend already."""
+    return any(trace.legendgroup == stream and trace.showlegend is not False for trace in figure.data)
 
 
 def drift_latest(monitoring: pl.DataFrame) -> tuple[str, str | None]:
