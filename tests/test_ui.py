@@ -113,6 +113,13 @@ def test_every_page_shows_what_the_lake_and_the_registry_hold(watched: Project, 
             assert traces(page, "drift-latest") == 2  # the statistics, and their thresholds
             drawn = page.evaluate("document.getElementById('drift-latest').data[0].x")
             assert sorted(drawn) == sorted(columns)
+            heat = page.evaluate("(({z, customdata, y}) => ({z, customdata, y}))"
+                                 "(document.getElementById('drift-over-time').data[0])")  # fmt: skip
+            tested = newest.filter(pl.col("threshold") > 0)
+            ratios = [v for values in heat["customdata"] for v in values if v is not None]
+            assert sorted(heat["y"]) == sorted(tested["column"].unique().to_list())  # every input, named
+            assert max(ratios) == pytest.approx((tested["value"] / tested["threshold"]).max())  # the hover: the truth
+            assert max(v for values in heat["z"] for v in values if v is not None) <= charts.RATIO_CAP  # colour: capped
             window = data.newest_window(watched)
             assert window is not None and page.locator("[id^=input-]").count() == len(window.reference.columns)
             assert traces(page, "input-0") == 2  # training and the window, on the same bins

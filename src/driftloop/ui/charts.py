@@ -118,7 +118,7 @@ def drift_latest(monitoring: pl.DataFrame) -> tuple[str, str | None]:
     latest = tested.filter(pl.col("window_end") == tested["window_end"].max()).sort("value", descending=True)
     colours = ["#d62728" if flagged else "#1f77b4" for flagged in latest["flagged"].to_list()]
     figure = go.Figure(go.Bar(x=latest["column"].to_list(), y=latest["value"].to_list(), marker_color=colours,
-                              name="statistic", text=latest["statistic"].to_list()))  # fmt: skip
+                              name="statistic", hovertext=latest["statistic"].to_list()))  # fmt: skip
     figure.add_trace(go.Scatter(x=latest["column"].to_list(), y=latest["threshold"].to_list(), mode="markers",
                                 name="threshold", marker={"symbol": "line-ew-open", "size": 18}))  # fmt: skip
     figure.update_layout(title=f"Drift per input, window ending {newest}", height=460)
@@ -161,16 +161,29 @@ def _shares(counts: list[int]) -> list[float]:
 
 
 def drift_over_time(monitoring: pl.DataFrame) -> str:
-    """Each input's drift statistic over the windows, over its threshold (1.0: at the threshold)."""
+    """Each input's drift statistic over the windows, over its threshold (1: at the threshold),
+    the colour capped at :data:`RATIO_CAP` times it: a threshold near zero makes ratios in the
+    billions, which took the whole scale and left every other cell white. The hover has the
+    numbers."""
     tested = monitoring.filter(pl.col("section") == "input", pl.col("threshold") > 0).sort("window_end")
     ratio = tested.with_columns((pl.col("value") / pl.col("threshold")).alias("ratio"))
     wide = ratio.pivot(on="window_end", index="column", values="ratio", aggregate_function="max")
     windows = [c for c in wide.columns if c != "column"]
-    heat = go.Heatmap(z=wide.select(windows).to_numpy().tolist(), x=windows, y=wide["column"].to_list(),
-                      colorscale="RdBu_r", zmid=1.0, colorbar={"title": "statistic / threshold"})  # fmt: skip
+    ratios = wide.select(windows).to_numpy()
+    hover = "%{y}, window ending %{x}<br>statistic / threshold %{customdata:.3g}<extra></extra>"
+    heat = go.Heatmap(z=ratios.clip(max=RATIO_CAP).tolist(), x=windows, y=wide["column"].to_list(),
+                      customdata=ratios.tolist(), zmin=0.0, zmid=1.0, zmax=RATIO_CAP, colorscale="RdBu_r",
+                      hovertemplate=hover,
+                      colorbar={"title": "statistic / threshold", "tickvals": [0, 1, 2, RATIO_CAP],
+                                "ticktext": ["0", "1 (threshold)", "2", f"{RATIO_CAP:g} or more"]})  # fmt: skip
     figure = go.Figure(heat)
-    figure.update_layout(title="Drift per input over the windows", height=520)
+    figure.update_layout(title="Drift per input over the windows", height=180 + 18 * wide.height,
+                         yaxis={"dtick": 1})  # every input named  # fmt: skip
     return str(figure.to_json())
+
+
+# Statistic over threshold at which the drift heatmap's colour stops deepening.
+RATIO_CAP = 3.0
 
 
 def quarantine(quality: pl.DataFrame) -> str:
