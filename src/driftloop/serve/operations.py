@@ -1,8 +1,9 @@
 """What every prediction server has beside its scoring routes, whatever it serves: its life
 (:func:`serving`: load, follow the registry, drain and flush at the end), liveness, readiness,
 Prometheus metrics and the admin reload with its bearer token (:func:`operation_routes`), and
-how a server's routes are put together with these and what stands behind them (:func:`assembled`): a
-central server's FastAPI, or on a device nothing but the routes and their OpenAPI spec."""
+how a server's routes are put together with these and what stands behind them
+(:func:`assembled`): a central server's FastAPI, or on a device nothing but the routes and
+their OpenAPI spec."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from driftloop.about import VERSION
 from driftloop.errors import RequestRefused
 from driftloop.serve.logbook import Logbook
 from driftloop.serve.metrics import ServerMetrics
@@ -151,7 +153,7 @@ class Api:
 
     def spec(self) -> dict[str, Any]:
         """The OpenAPI document of the routes."""
-        info = {"title": self.title, "description": self.description, "version": "0.1.0"}
+        info = {"title": self.title, "description": self.description, "version": VERSION}
         return {"openapi": "3.1.0", "info": info, "paths": openapi_paths(self.routes)}
 
 
