@@ -107,9 +107,9 @@ def monitor(
     project = Project.load(project_dir)
     if devices and day is None and since is None and until is None:  # the fleet now: what came in lately
         end = datetime.now(UTC).replace(tzinfo=None)
-        show_fleet(project, end - timedelta(hours=FLEET_HOURS), end, as_json)
-        return
-    start, end = window(day, since, until, project.contract.timezone)
+        start = end - timedelta(hours=FLEET_HOURS)
+    else:
+        start, end = window(day, since, until, project.contract.timezone)
     if devices:
         show_fleet(project, start, end, as_json)
         return

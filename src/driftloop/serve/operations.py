@@ -170,17 +170,16 @@ def assembled(
     ``GET /openapi.json`` their spec."""
     operations = operation_routes(followed, metrics, log, admin_token=admin_token, token_variable=token_variable)
     api = Api(api.title, api.description, [*api.routes, *operations])
-    if behind is not None:
-        return Routes(api.routes, behind=behind(api, metrics), lifespan=lifespan, metrics=metrics,
-                      max_body_bytes=max_body_bytes)  # fmt: skip
-    spec = api.spec()
+    routes = api.routes
+    if behind is None:  # nothing to write the spec: the routes serve their own
+        spec = api.spec()
 
-    async def openapi(_: Call) -> dict[str, Any]:
-        return spec
+        async def openapi(_: Call) -> dict[str, Any]:
+            return spec
 
-    described = Route(method="GET", path="/openapi.json", handler=openapi, summary="This server's OpenAPI spec",
-                      answer_schema={"type": "object"})  # fmt: skip
-    return Routes([*api.routes, described], behind=None, lifespan=lifespan, metrics=metrics,
+        routes = [*routes, Route(method="GET", path="/openapi.json", handler=openapi,
+                                 summary="This server's OpenAPI spec", answer_schema={"type": "object"})]  # fmt: skip
+    return Routes(routes, behind=None if behind is None else behind(api, metrics), lifespan=lifespan, metrics=metrics,
                   max_body_bytes=max_body_bytes)  # fmt: skip
 
 
